@@ -1,0 +1,129 @@
+// An ivshmem server compatible with QEMU's `-device ivshmem-doorbell,chardev=...,vectors=N`,
+// following docs/specs/ivshmem-spec.rst (Debian ships no ivshmem-server).
+//
+// The server owns a POSIX shared memory object and a UNIX stream socket. Each client that
+// connects gets a 16-bit peer ID, the shared memory fd and one eventfd per vector for every peer
+// (its own ones to wait on, the others' to ring). The server never reads anything from clients:
+// any input or hang-up ends the client, and the others are told.
+//
+// Ownership: the server holds an exclusive flock on "<socket>.lock" (and writes its pid there)
+// for its whole life. A second server on the same socket is refused; a socket or shm object left
+// by a server that died is cleaned on start and replaced by a fresh zero-filled region.
+#pragma once
+
+#include "ivmc/core/platform.hpp"
+#include "ivmc/kvm/unique_fd.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ivmc::kvm {
+
+struct IvshmemServerOptions {
+  std::string socket_path = "/tmp/ivshmem_socket";
+  // POSIX shm name ("ivshmem" or "/ivshmem"); the object lives at /dev/shm/<name>.
+  std::string shm_name = "ivshmem";
+  // A power of two: QEMU exposes the region as PCI BAR2, and BAR sizes must be powers of two.
+  std::size_t size = std::size_t{4} << 20;
+  unsigned vectors = 16; // eventfds per peer; QEMU's `vectors=` must be the same
+  unsigned max_peers = 64;
+  bool verbose = false;
+  // Where log lines go (one line per call, no trailing newline); stderr when empty.
+  std::function<void(std::string_view)> log;
+};
+
+// Parses "4096", "64K", "4M", "1G" (binary multiples, case-insensitive, optional "iB"/"B").
+// Throws std::invalid_argument naming the text on anything else.
+std::size_t parse_byte_size(std::string_view text);
+
+class IvshmemServer {
+public:
+  explicit IvshmemServer(IvshmemServerOptions options);
+  ~IvshmemServer(); // an orderly shutdown: closes clients, removes socket, shm and lock file
+
+  IvshmemServer(const IvshmemServer&) = delete;
+  IvshmemServer& operator=(const IvshmemServer&) = delete;
+
+  // Takes the lock, cleans what a dead server left, creates the shm object and listens.
+  // Throws IvshmemError (e.g. "... is owned by a running ivshmem server (pid 123)").
+  void start();
+
+  // Serves until `stop_fd` becomes readable (e.g. a signalfd for SIGINT/SIGTERM).
+  void run(int stop_fd);
+  // Serves until `stop` is set; notices it within 50 ms.
+  void run_until(const std::atomic<bool>& stop);
+  // One poll() round: waits up to timeout_ms (-1: forever) for any socket, handles what is ready.
+  void poll_once(int timeout_ms);
+
+  std::size_t peer_count() const { return clients_.size(); }
+  const IvshmemServerOptions& options() const { return options_; }
+  const std::string& shm_name() const { return shm_name_; } // normalised, with leading '/'
+
+private:
+  // A shared fd: queued messages keep a departed peer's eventfds open until they are sent.
+  using SharedFd = std::shared_ptr<const UniqueFd>;
+
+  struct OutgoingMessage {
+    std::int64_t value;
+    SharedFd fd; // may be null: a message without fd
+  };
+
+  struct Client {
+    std::uint16_t id = 0;
+    UniqueFd socket;
+    std::vector<SharedFd> vectors; // this peer's eventfds, one per vector
+    std::deque<OutgoingMessage> outbox;
+    std::string broken; // why the client must be dropped; empty while it is healthy
+  };
+
+  void log(std::string_view line) const;
+  void validate_options() const;
+  void ensure_fd_budget() const;
+  void acquire_lock();
+  void clean_stale_state();
+  void create_shared_memory();
+  void create_listening_socket();
+  void shutdown();
+
+  void serve(int stop_fd, const std::atomic<bool>* stop);
+  bool poll_round(int timeout_ms, int stop_fd); // true when stop_fd became readable
+  void accept_clients();
+  bool allocate_id(std::uint16_t& id);
+  void admit(UniqueFd socket);
+  void enqueue(Client& client, std::int64_t value, SharedFd fd);
+  // Sends what the socket takes now; false if the client is broken and must be dropped.
+  bool flush(Client& client);
+  void flush_all(); // flushes every outbox and drops the clients that broke
+  void drop(std::uint16_t id, std::string_view why);
+
+  IvshmemServerOptions options_;
+  std::string shm_name_;
+  std::string lock_path_;
+  std::string clean_stale_state_pid_; // the pid a dead server left in the lock file, if any
+  std::size_t max_outbox_ = 0;
+  pid_t owner_pid_ = 0; // cleanup runs only in the process that started the server
+
+  UniqueFd lock_fd_;
+  SharedFd shm_fd_;
+  UniqueFd listen_fd_;
+  bool owns_socket_ = false;
+  bool owns_shm_ = false;
+
+  std::map<std::uint16_t, Client> clients_; // by peer ID; ordered so notices go out in ID order
+  std::uint16_t next_id_ = 0;
+  std::int64_t accept_paused_until_ns_ = 0; // back-off after accept() ran out of fds
+};
+
+// The whole `ivmc-ivshmem-server` program once options are parsed: start, print the ready line
+// on stdout, serve until SIGINT/SIGTERM, clean up. Returns the process exit code.
+int ivshmem_server_main(const IvshmemServerOptions& options);
+
+} // namespace ivmc::kvm

@@ -1,0 +1,221 @@
+// One endpoint of a bidirectional shared-memory channel: two byte rings (wire.hpp) in an area
+// of shared memory, a doorbell to wake the peer, and a clock.
+//
+// Threading: one thread may send and one other thread may receive on an endpoint at the same
+// time (each ring is single-producer single-consumer). heartbeat(), flush(), mark_peer_dead()
+// and stats() may be called from any thread.
+//
+// Every value read from the shared area is copied once, validated, then used; a violation puts
+// the endpoint into the protocol_violation state and error_detail() says what and where. A peer
+// that stops (heartbeat lost, or the platform says so) makes every call return peer_dead after
+// the records it had completely written are delivered: nothing it sent is lost.
+#pragma once
+
+#include "ivmc/core/errc.hpp"
+#include "ivmc/core/platform.hpp"
+#include "ivmc/core/wire.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+
+namespace ivmc {
+
+inline constexpr Nanos kForever = std::numeric_limits<Nanos>::max();
+
+// How the two sides tell each other about new data and freed space. Chosen by the creator for
+// the whole channel (stored in the area), so both sides agree on who sleeps and who rings.
+enum class NotifyPolicy : std::uint32_t {
+  polling = 0,         // nobody sleeps, nobody rings: lowest latency, burns a core per side
+  on_demand = 1,       // receiver sets a request flag before sleeping; sender rings only then
+  per_packet = 2,      // PNI: sender rings after every message
+  atw = 3,             // ATW(N, t): one ring per N messages or when t has passed, first of both
+  spin_then_block = 4, // receiver polls for a spin budget, then sleeps as in on_demand
+};
+std::string_view to_string(NotifyPolicy p);
+// Parses "polling", "on_demand", "per_packet"/"pni", "atw", "spin_then_block"; false if unknown.
+bool parse_notify_policy(std::string_view text, NotifyPolicy& out);
+
+struct NotifyConfig {
+  NotifyPolicy policy = NotifyPolicy::on_demand;
+  std::uint32_t atw_batch = 16;      // ATW N: messages per notification
+  Nanos atw_window = 100'000;        // ATW t: longest a message waits for its notification
+  Nanos spin_budget = 50'000;        // spin_then_block: how long to poll before sleeping
+};
+
+struct LivenessConfig {
+  Nanos heartbeat_period = 100'000'000; // how often an endpoint proves it is alive
+  Nanos peer_timeout = 2'000'000'000;   // a peer whose heartbeat stood still this long is dead
+  Nanos wait_slice = 50'000'000;        // longest single sleep, so liveness is re-checked
+};
+
+struct ChannelConfig {
+  std::uint32_t ring_bytes = 256 * 1024; // per direction; a power of two
+  std::uint32_t max_message = 0;         // 0: the largest that fits (ring_bytes - 16)
+  NotifyConfig notify;                   // the creator's policy is the channel's policy
+  LivenessConfig liveness;
+  std::uint64_t platform_address = 0;    // this endpoint's doorbell address (opaque)
+};
+
+struct ChannelStats {
+  std::uint64_t messages_sent = 0, bytes_sent = 0;
+  std::uint64_t messages_received = 0, bytes_received = 0;
+  std::uint64_t data_notifications = 0;  // doorbell rings telling the peer about data
+  std::uint64_t space_notifications = 0; // doorbell rings telling the peer about space
+  std::uint64_t sleeps = 0;              // times this endpoint went to sleep on its doorbell
+  std::uint64_t wakeups = 0;             // sleeps ended by a ring
+  std::uint64_t wait_timeouts = 0;       // sleeps ended by the wait slice or the deadline
+  std::uint64_t ring_full = 0;           // sends that found no space and had to wait
+  std::uint64_t too_large = 0;           // sends refused with message_too_large
+  std::uint64_t discarded_on_close = 0;  // incoming bytes left unread when close() ended
+};
+
+// Result of creating or attaching an endpoint.
+class Channel;
+struct Opened {
+  std::unique_ptr<Channel> channel; // null on error
+  Errc error = Errc::ok;
+  std::string detail; // what went wrong and where, when error != ok
+};
+
+class Channel {
+public:
+  // Bytes of shared memory a channel with these ring sizes needs.
+  static std::size_t area_bytes(std::uint32_t ring0_bytes, std::uint32_t ring1_bytes);
+
+  // Initialise `area` as side 0 (zeroing it) and go live. The peer may attach at any time;
+  // messages sent before it does wait in the ring.
+  static Opened create(SharedRegion area, const ChannelConfig& config, Doorbell& doorbell,
+                       Clock& clock);
+  // Attach to an area a creator initialised, as side 1. Returns would_block while the area is
+  // not initialised yet (so a caller can retry until its own deadline), bad_layout if its
+  // geometry does not fit `area`, already_attached if side 1 is taken.
+  static Opened attach(SharedRegion area, const ChannelConfig& config, Doorbell& doorbell,
+                       Clock& clock);
+
+  ~Channel(); // detaches (without waiting) if close() was not called
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // Send one message. timeout 0: do not wait; kForever: wait as long as the peer lives.
+  Errc send(std::span<const std::byte> message, Nanos timeout = kForever);
+  // Receive one message into `buffer`; `length` is set to its size (or, on buffer_too_small,
+  // to the size needed; the message stays queued).
+  Errc recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout = kForever);
+
+  // Creator: wait until side 1 is live.
+  Errc wait_for_peer(Nanos timeout);
+  // No more sends; the peer receives everything already sent, then peer_closed.
+  Errc shutdown_send();
+  // Orderly teardown: shutdown_send(), then wait until the peer consumed everything this side
+  // sent (or died, or timeout). Incoming messages not received by then are counted as discarded.
+  Errc close(Nanos timeout);
+
+  // Liveness and timers, for the platform's ticker (any thread).
+  void heartbeat();
+  // ATW: ring the peer if a batch is pending and its window t has expired at `now`.
+  void flush();
+  // The platform learnt by its own means (socket hang-up, unmap notification) that the peer
+  // is gone.
+  void mark_peer_dead(std::string_view why);
+
+  ChannelStats stats() const;
+  int side() const { return side_; }
+  NotifyPolicy policy() const { return policy_; }
+  std::uint32_t max_message() const { return max_message_; }
+  std::uint64_t peer_platform_address() const;
+  bool peer_live() const;
+  // Bytes this side sent that the peer has not consumed yet (as published by the peer).
+  std::uint64_t unconsumed_outgoing() const;
+  // Why the endpoint failed: names the ring, position and field. Empty when healthy.
+  std::string error_detail() const;
+  Errc failure() const { return failure_.load(std::memory_order_acquire); }
+
+private:
+  struct Geometry {
+    std::uint32_t ring_bytes[2];
+    std::uint64_t ring_offset[2];
+    std::uint32_t max_message;
+    std::uint64_t generation;
+  };
+  Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPolicy policy,
+          const ChannelConfig& config, Doorbell& doorbell, Clock& clock);
+
+  // The ring this side produces into, with the sending thread's counters: one cache-line
+  // aligned block, so the sending and the receiving thread never write the same line.
+  struct alignas(wire::kCacheLine) TxSide {
+    std::byte* data;
+    std::uint64_t mask;
+    std::uint64_t size;
+    std::uint64_t position = 0;        // next record goes here (authoritative: only we write)
+    std::uint64_t cached_consumed = 0; // last validated consumed index of the peer
+    // Written by the sending thread only; read by stats() (relaxed: counts order nothing).
+    std::atomic<std::uint64_t> messages{0}, bytes{0}, ring_full{0}, too_large{0};
+  };
+  // The ring this side consumes from, with the receiving thread's counters.
+  struct alignas(wire::kCacheLine) RxSide {
+    std::byte* data;
+    std::uint64_t mask;
+    std::uint64_t size;
+    std::uint64_t position = 0;  // next record to read
+    std::uint64_t published = 0; // last consumed index we published
+    std::uint64_t publish_every; // publish at least every this many bytes
+    // Written by the receiving thread only; read by stats() (relaxed: counts order nothing).
+    std::atomic<std::uint64_t> messages{0}, bytes{0};
+  };
+
+  Errc fail(Errc code, std::string detail);
+  Errc try_send(std::span<const std::byte> message);
+  Errc try_recv(std::span<std::byte> buffer, std::size_t& length);
+  Errc tx_room(std::uint64_t need);
+  void publish_consumed();
+  void notify_data_sent();
+  Errc peer_state_check(Nanos now, Wake reason, Errc otherwise);
+  Errc end_of_stream();
+  template <class Ready>
+  Errc wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first);
+  Nanos deadline_after(Nanos timeout);
+
+  wire::ControlArea* control_;
+  Geometry geometry_;
+  int side_;
+  NotifyPolicy policy_;
+  NotifyConfig notify_;
+  LivenessConfig liveness_;
+  std::uint32_t max_message_;
+  Doorbell& doorbell_;
+  Clock& clock_;
+  TxSide tx_;
+  RxSide rx_;
+
+  // ATW batching state, shared by the sending thread and flush() callers.
+  std::atomic<std::uint32_t> unnotified_{0}; // relaxed: a count; races only add a spare ring
+  std::atomic<Nanos> first_unnotified_{0};   // relaxed: a timestamp read with its count
+
+  // Liveness bookkeeping, shared by the sending and receiving threads.
+  std::atomic<std::uint64_t> seen_peer_heartbeat_{0}; // relaxed: a hint, re-read every check
+  std::atomic<Nanos> peer_heartbeat_changed_at_{0};   // relaxed: same
+  std::atomic<Nanos> last_own_heartbeat_{0};          // relaxed: only paces heartbeat()
+  std::atomic<bool> peer_was_live_{false};          // relaxed: a one-way latch
+  std::atomic<bool> peer_progressed_{false};        // relaxed: the ring moved since last check
+  std::atomic<bool> send_shut_{false};              // relaxed: read by the sending thread
+  std::atomic<bool> rx_eof_{false};                 // relaxed: read by the receiving thread
+  std::uint64_t discarded_on_close_ = 0;            // written by close() only
+
+  std::atomic<Errc> failure_{Errc::ok}; // release/acquire: the detail is written before it
+  mutable std::mutex detail_mutex_;     // guards detail_ (error path only)
+  std::string detail_;
+
+  // Counters written by either thread (waits, notifications): relaxed fetch_add, counts only.
+  struct Counters {
+    std::atomic<std::uint64_t> data_notifications{0}, space_notifications{0}, sleeps{0},
+        wakeups{0}, wait_timeouts{0};
+  } counters_;
+};
+
+} // namespace ivmc

@@ -1,0 +1,726 @@
+// The channel's send/receive paths, lifecycle and liveness. See wire.hpp for the layout and the
+// record protocol, channel.hpp for the contract.
+#include "ivmc/core/channel.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace ivmc {
+namespace {
+
+using wire::ControlArea;
+using wire::EndpointState;
+
+constexpr std::uint64_t kControlPage = 4096; // rings start on their own pages (Xen grants pages)
+
+// Single-writer counter increment: a plain load and store, no locked instruction. Relaxed:
+// readers only need an eventually current value; nothing is ordered by a counter.
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+template <class T>
+std::atomic_ref<T> shared(T& field) {
+  return std::atomic_ref<T>(field);
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+bool is_pow2_in_range(std::uint64_t v) {
+  return std::has_single_bit(v) && v >= wire::kMinRingBytes && v <= wire::kMaxRingBytes;
+}
+
+Nanos saturating_add(Nanos a, Nanos b) {
+  return (b > 0 && a > kForever - b) ? kForever : a + b;
+}
+
+} // namespace
+
+std::string_view to_string(NotifyPolicy p) {
+  switch (p) {
+  case NotifyPolicy::polling: return "polling";
+  case NotifyPolicy::on_demand: return "on_demand";
+  case NotifyPolicy::per_packet: return "per_packet";
+  case NotifyPolicy::atw: return "atw";
+  case NotifyPolicy::spin_then_block: return "spin_then_block";
+  }
+  return "unknown";
+}
+
+bool parse_notify_policy(std::string_view text, NotifyPolicy& out) {
+  for (auto p : {NotifyPolicy::polling, NotifyPolicy::on_demand, NotifyPolicy::per_packet,
+                 NotifyPolicy::atw, NotifyPolicy::spin_then_block}) {
+    if (text == to_string(p)) {
+      out = p;
+      return true;
+    }
+  }
+  if (text == "pni") {
+    out = NotifyPolicy::per_packet;
+    return true;
+  }
+  return false;
+}
+
+std::size_t Channel::area_bytes(std::uint32_t ring0_bytes, std::uint32_t ring1_bytes) {
+  return kControlPage + std::size_t{ring0_bytes} + ring1_bytes;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation and attachment
+
+Opened Channel::create(SharedRegion area, const ChannelConfig& config, Doorbell& doorbell,
+                       Clock& clock) {
+  static_assert(sizeof(ControlArea) <= kControlPage);
+  const std::uint32_t ring = config.ring_bytes;
+  if (!is_pow2_in_range(ring)) {
+    return {nullptr, Errc::bad_layout,
+            "create: ring_bytes " + std::to_string(ring) + " is not a power of two in [" +
+                std::to_string(wire::kMinRingBytes) + ", " + std::to_string(wire::kMaxRingBytes) +
+                "]"};
+  }
+  const std::uint32_t largest = ring - wire::kHeaderBytes - wire::kTerminatorBytes;
+  const std::uint32_t max_message = config.max_message == 0 ? largest : config.max_message;
+  if (max_message > largest) {
+    return {nullptr, Errc::bad_layout,
+            "create: max_message " + std::to_string(max_message) + " exceeds " +
+                std::to_string(largest) + ", the largest a ring of " + std::to_string(ring) +
+                " bytes holds"};
+  }
+  const std::size_t need = area_bytes(ring, ring);
+  if (area.base == nullptr || area.size < need) {
+    return {nullptr, Errc::bad_layout,
+            "create: area of " + std::to_string(area.size) + " bytes, channel needs " +
+                std::to_string(need)};
+  }
+  if (reinterpret_cast<std::uintptr_t>(area.base) % wire::kCacheLine != 0) {
+    return {nullptr, Errc::bad_layout, "create: area base is not 64-byte aligned"};
+  }
+  auto* control = reinterpret_cast<ControlArea*>(area.base);
+  // Whatever generation an earlier channel here had (possibly garbage), ours differs from it.
+  const std::uint64_t old_generation =
+      shared(control->identity.generation).load(std::memory_order_relaxed); // any value will do
+  // Retract the magic first so that a concurrent attacher cannot pair with a half-zeroed area.
+  shared(control->identity.magic).store(0, std::memory_order_release); // before the zeroing
+  std::memset(area.base + sizeof(std::uint32_t), 0, need - sizeof(std::uint32_t));
+
+  Geometry g{};
+  g.ring_bytes[0] = g.ring_bytes[1] = ring;
+  g.ring_offset[0] = kControlPage;
+  g.ring_offset[1] = kControlPage + ring;
+  g.max_message = max_message;
+  g.generation = old_generation + 1;
+
+  auto& id = control->identity;
+  id.version = wire::kVersion;
+  id.control_bytes = sizeof(ControlArea);
+  id.ring_bytes[0] = g.ring_bytes[0];
+  id.ring_bytes[1] = g.ring_bytes[1];
+  id.max_message = g.max_message;
+  id.notify_policy = static_cast<std::uint32_t>(config.notify.policy);
+  id.ring_offset[0] = g.ring_offset[0];
+  id.ring_offset[1] = g.ring_offset[1];
+  id.total_bytes = need;
+  id.generation = g.generation;
+  auto& self = control->endpoint[0];
+  self.platform_address = config.platform_address;
+  self.state = static_cast<std::uint32_t>(EndpointState::live);
+  // Publish: an attacher that acquires the magic sees the identity and our live state.
+  shared(id.magic).store(wire::kMagic, std::memory_order_release);
+
+  std::unique_ptr<Channel> ch(
+      new Channel(area, g, 0, config.notify.policy, config, doorbell, clock));
+  return {std::move(ch), Errc::ok, {}};
+}
+
+Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell& doorbell,
+                       Clock& clock) {
+  auto bad = [](std::string what) {
+    return Opened{nullptr, Errc::bad_layout, "attach: " + std::move(what)};
+  };
+  if (area.base == nullptr || area.size < sizeof(ControlArea)) {
+    return bad("area of " + std::to_string(area.size) + " bytes is smaller than the " +
+               std::to_string(sizeof(ControlArea)) + "-byte control area");
+  }
+  if (reinterpret_cast<std::uintptr_t>(area.base) % wire::kCacheLine != 0) {
+    return bad("area base is not 64-byte aligned");
+  }
+  auto* control = reinterpret_cast<ControlArea*>(area.base);
+  auto& id = control->identity;
+  const std::uint32_t magic =
+      shared(id.magic).load(std::memory_order_acquire); // pairs with create(): identity visible
+  if (magic != wire::kMagic) {
+    return {nullptr, Errc::would_block,
+            "attach: no channel initialised here yet (magic " + hex(magic) + ")"};
+  }
+  // Copy every field once (the creator is untrusted), then validate only the copy.
+  wire::Identity c;
+  std::memcpy(&c, &id, sizeof c);
+  if (c.version != wire::kVersion) {
+    return bad("version " + std::to_string(c.version) + ", this build speaks " +
+               std::to_string(wire::kVersion));
+  }
+  if (c.control_bytes != sizeof(ControlArea)) {
+    return bad("identity.control_bytes " + std::to_string(c.control_bytes) + ", expected " +
+               std::to_string(sizeof(ControlArea)));
+  }
+  if (c.total_bytes > area.size) {
+    return bad("identity.total_bytes " + std::to_string(c.total_bytes) +
+               " exceeds the shared area of " + std::to_string(area.size) + " bytes");
+  }
+  Geometry g{};
+  for (int d = 0; d < 2; ++d) {
+    const std::string ring = "ring " + std::to_string(d);
+    if (!is_pow2_in_range(c.ring_bytes[d])) {
+      return bad("identity.ring_bytes[" + std::to_string(d) + "] = " +
+                 std::to_string(c.ring_bytes[d]) + " is not a power of two in range");
+    }
+    if (c.ring_offset[d] < sizeof(ControlArea) || c.ring_offset[d] % wire::kCacheLine != 0 ||
+        c.ring_offset[d] > c.total_bytes || c.ring_bytes[d] > c.total_bytes - c.ring_offset[d]) {
+      return bad("identity.ring_offset[" + std::to_string(d) + "] = " +
+                 std::to_string(c.ring_offset[d]) + " (" + std::to_string(c.ring_bytes[d]) +
+                 " bytes) lies outside the area or overlaps the control area");
+    }
+    g.ring_bytes[d] = c.ring_bytes[d];
+    g.ring_offset[d] = c.ring_offset[d];
+  }
+  const bool overlap = g.ring_offset[0] < g.ring_offset[1] + g.ring_bytes[1] &&
+                       g.ring_offset[1] < g.ring_offset[0] + g.ring_bytes[0];
+  if (overlap) return bad("rings 0 and 1 overlap");
+  const std::uint32_t smallest = std::min(g.ring_bytes[0], g.ring_bytes[1]);
+  if (c.max_message == 0 ||
+      c.max_message > smallest - wire::kHeaderBytes - wire::kTerminatorBytes) {
+    return bad("identity.max_message " + std::to_string(c.max_message) +
+               " does not fit a ring of " + std::to_string(smallest) + " bytes");
+  }
+  if (c.notify_policy > static_cast<std::uint32_t>(NotifyPolicy::spin_then_block)) {
+    return bad("identity.notify_policy " + std::to_string(c.notify_policy) + " is unknown");
+  }
+  g.max_message = c.max_message;
+  g.generation = c.generation;
+
+  auto& self = control->endpoint[1];
+  shared(self.platform_address)
+      .store(config.platform_address, std::memory_order_relaxed); // published by the CAS below
+  auto expected = static_cast<std::uint32_t>(EndpointState::absent);
+  // acq_rel: our platform address is visible to whoever sees us live.
+  if (!shared(self.state).compare_exchange_strong(
+          expected, static_cast<std::uint32_t>(EndpointState::live), std::memory_order_acq_rel)) {
+    return {nullptr, Errc::already_attached,
+            "attach: side 1 is not free (state " + std::to_string(expected) + ")"};
+  }
+  const auto policy = static_cast<NotifyPolicy>(c.notify_policy);
+  std::unique_ptr<Channel> ch(new Channel(area, g, 1, policy, config, doorbell, clock));
+  if (policy != NotifyPolicy::polling) doorbell.ring(Wake::data); // wake wait_for_peer()
+  return {std::move(ch), Errc::ok, {}};
+}
+
+Channel::Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPolicy policy,
+                 const ChannelConfig& config, Doorbell& doorbell, Clock& clock)
+    : control_(reinterpret_cast<ControlArea*>(area.base)), geometry_(geometry), side_(side),
+      policy_(policy), notify_(config.notify), liveness_(config.liveness),
+      max_message_(geometry.max_message), doorbell_(doorbell), clock_(clock) {
+  const int tx = side_, rx = 1 - side_;
+  tx_.data = area.base + geometry.ring_offset[tx];
+  tx_.size = geometry.ring_bytes[tx];
+  tx_.mask = tx_.size - 1;
+  rx_.data = area.base + geometry.ring_offset[rx];
+  rx_.size = geometry.ring_bytes[rx];
+  rx_.mask = rx_.size - 1;
+  // Publishing our consumed index is a store the producer must fetch: batch it, but often
+  // enough that a producer waiting for a large record sees progress.
+  rx_.publish_every = rx_.size / 4;
+  const Nanos now = clock_.now();
+  peer_heartbeat_changed_at_.store(now, std::memory_order_relaxed); // local bookkeeping only
+  last_own_heartbeat_.store(now, std::memory_order_relaxed);        // local bookkeeping only
+}
+
+Channel::~Channel() {
+  auto& self = control_->endpoint[side_];
+  const auto detached = static_cast<std::uint32_t>(EndpointState::detached);
+  // Release: our last records are visible before the peer sees us gone.
+  if (shared(self.state).exchange(detached, std::memory_order_acq_rel) != detached &&
+      policy_ != NotifyPolicy::polling) {
+    doorbell_.ring(Wake::data); // wake a peer sleeping on data so it sees the end of stream
+    doorbell_.ring(Wake::space);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+Errc Channel::fail(Errc code, std::string detail) {
+  {
+    std::lock_guard lock(detail_mutex_);
+    if (failure_.load(std::memory_order_relaxed) != Errc::ok) { // the first failure wins
+      return failure_.load(std::memory_order_relaxed);
+    }
+    detail_ = std::move(detail);
+    failure_.store(code, std::memory_order_release); // detail_ is complete before the code
+  }
+  return code;
+}
+
+std::string Channel::error_detail() const {
+  std::lock_guard lock(detail_mutex_);
+  return detail_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The send path
+
+Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
+  if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f; // detail
+  if (message.size() > max_message_) {
+    bump(tx_.too_large);
+    return Errc::message_too_large;
+  }
+  const Errc first = try_send(message);
+  if (first != Errc::would_block) return first;
+  bump(tx_.ring_full);
+  if (timeout == 0) return Errc::would_block;
+  return wait_for(Wake::space, deadline_after(timeout), [&] { return try_send(message); }, false);
+}
+
+Errc Channel::try_send(std::span<const std::byte> message) {
+  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
+  const std::uint64_t length = message.size();
+  const std::uint64_t record = wire::record_bytes(length);
+  if (const Errc room = tx_room(record + wire::kTerminatorBytes); room != Errc::ok) return room;
+
+  const std::uint64_t pos = tx_.position;
+  // Payload, wrapping at the end of the ring.
+  const std::uint64_t start = (pos + wire::kHeaderBytes) & tx_.mask;
+  const std::uint64_t first = std::min(length, tx_.size - start);
+  std::memcpy(tx_.data + start, message.data(), first);
+  std::memcpy(tx_.data, message.data() + first, length - first);
+  // Zero the padding so the ring never carries stale bytes; it lies in one aligned word.
+  if (const std::uint64_t pad = record - wire::kHeaderBytes - length; pad != 0) {
+    std::memset(tx_.data + ((pos + wire::kHeaderBytes + length) & tx_.mask), 0, pad);
+  }
+  auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + ((pos + record) & tx_.mask));
+  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
+  shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the release below
+  // Release: payload, padding and terminator are visible before the header that announces them.
+  shared(*header).store(wire::make_header(pos, static_cast<std::uint32_t>(length)),
+                        std::memory_order_release);
+  tx_.position = pos + record;
+  // Release: the slow-path readers of `produced` (end of stream, stats) see complete records.
+  shared(control_->direction[side_].produced.value)
+      .store(tx_.position, std::memory_order_release);
+  bump(tx_.messages);
+  bump(tx_.bytes, length);
+  if (policy_ != NotifyPolicy::polling) notify_data_sent();
+  return Errc::ok;
+}
+
+// ok if `need` bytes are free after tx_.position, would_block if not, or a violation.
+Errc Channel::tx_room(std::uint64_t need) {
+  if (tx_.position + need - tx_.cached_consumed <= tx_.size) return Errc::ok;
+  // Acquire: the consumer finished reading the records before it published this index.
+  const std::uint64_t consumed =
+      shared(control_->direction[side_].consumed.value).load(std::memory_order_acquire);
+  if (consumed < tx_.cached_consumed || consumed > tx_.position) {
+    return fail(Errc::protocol_violation,
+                "ring " + std::to_string(side_) + ": peer's consumed index " +
+                    std::to_string(consumed) + " is outside [" +
+                    std::to_string(tx_.cached_consumed) + ", " + std::to_string(tx_.position) +
+                    "] (it may only grow, up to what was produced)");
+  }
+  if (consumed != tx_.cached_consumed) {
+    peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
+  }
+  tx_.cached_consumed = consumed;
+  return tx_.position + need - consumed <= tx_.size ? Errc::ok : Errc::would_block;
+}
+
+void Channel::notify_data_sent() {
+  switch (policy_) {
+  case NotifyPolicy::polling: return;
+  case NotifyPolicy::per_packet:
+    doorbell_.ring(Wake::data);
+    counters_.data_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
+    return;
+  case NotifyPolicy::on_demand:
+  case NotifyPolicy::spin_then_block: {
+    // Full fence: our header store is visible before we read the flag; the consumer sets the
+    // flag and fences before re-checking the ring, so one of us sees the other (no lost wake-up).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    auto flag = shared(control_->direction[side_].data_wanted.value);
+    // Relaxed: the fence above orders the load; exchange makes one ring per request.
+    if (flag.load(std::memory_order_relaxed) != 0 &&
+        flag.exchange(0, std::memory_order_relaxed) != 0) {
+      doorbell_.ring(Wake::data);
+      counters_.data_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
+    }
+    return;
+  }
+  case NotifyPolicy::atw: {
+    // Relaxed: a count shared with flush(); a race costs at most one spare ring.
+    const std::uint32_t pending = unnotified_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const Nanos now = clock_.now();
+    if (pending == 1) first_unnotified_.store(now, std::memory_order_relaxed); // paired w/ count
+    const bool window_over =
+        now - first_unnotified_.load(std::memory_order_relaxed) >= notify_.atw_window;
+    if ((pending >= notify_.atw_batch || window_over) &&
+        unnotified_.exchange(0, std::memory_order_relaxed) != 0) { // one ring per batch
+      doorbell_.ring(Wake::data);
+      counters_.data_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
+    }
+    return;
+  }
+  }
+}
+
+void Channel::flush() {
+  if (policy_ != NotifyPolicy::atw) return;
+  if (unnotified_.load(std::memory_order_relaxed) == 0) return; // relaxed: a hint
+  const Nanos now = clock_.now();
+  if (now - first_unnotified_.load(std::memory_order_relaxed) < notify_.atw_window) return;
+  if (unnotified_.exchange(0, std::memory_order_relaxed) != 0) { // one ring per batch
+    doorbell_.ring(Wake::data);
+    counters_.data_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receive path
+
+Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) {
+  const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
+  // A dead or closed peer's complete records are still delivered; other failures stop here.
+  if (f != Errc::ok && f != Errc::peer_dead && f != Errc::peer_closed) return f;
+  const Errc first = try_recv(buffer, length);
+  if (first != Errc::would_block) return first;
+  if (f != Errc::ok) return f;
+  if (rx_eof_.load(std::memory_order_relaxed)) return Errc::peer_closed; // receiver's own flag
+  if (timeout == 0) {
+    const Errc e = peer_state_check(clock_.now(), Wake::data, Errc::would_block);
+    return e == Errc::ok ? try_recv(buffer, length) : e; // ok: a last record arrived meanwhile
+  }
+  return wait_for(Wake::data, deadline_after(timeout),
+                  [&] { return try_recv(buffer, length); },
+                  policy_ == NotifyPolicy::spin_then_block);
+}
+
+Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
+  const std::uint64_t pos = rx_.position;
+  auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (pos & rx_.mask));
+  // Acquire: pairs with the producer's release of this header; the payload is visible.
+  const std::uint64_t header = shared(*word).load(std::memory_order_acquire);
+  if (header == 0) {
+    // Nothing yet: give the producer back all the space we used before we wait.
+    if (rx_.published != pos) publish_consumed();
+    return Errc::would_block;
+  }
+  const std::uint32_t len = wire::header_length(header);
+  if (wire::header_tag_of(header) != wire::header_tag(pos) || len > max_message_) {
+    return fail(Errc::protocol_violation,
+                "ring " + std::to_string(1 - side_) + ": header " + hex(header) +
+                    " at position " + std::to_string(pos) + " (offset " +
+                    std::to_string(pos & rx_.mask) + "): " +
+                    (len > max_message_ ? "length " + std::to_string(len) +
+                                              " exceeds max_message " +
+                                              std::to_string(max_message_)
+                                        : "tag " + hex(wire::header_tag_of(header)) +
+                                              ", expected " + hex(wire::header_tag(pos))));
+  }
+  length = len;
+  if (len > buffer.size()) return Errc::buffer_too_small;
+  const std::uint64_t start = (pos + wire::kHeaderBytes) & rx_.mask;
+  const std::uint64_t first = std::min<std::uint64_t>(len, rx_.size - start);
+  std::memcpy(buffer.data(), rx_.data + start, first);
+  std::memcpy(buffer.data() + first, rx_.data, len - first);
+  rx_.position = pos + wire::record_bytes(len);
+  bump(rx_.messages);
+  bump(rx_.bytes, len);
+  peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
+  if (rx_.position - rx_.published >= rx_.publish_every) publish_consumed();
+  return Errc::ok;
+}
+
+void Channel::publish_consumed() {
+  rx_.published = rx_.position;
+  const int dir = 1 - side_;
+  // Release: our copies out of the ring are complete before the producer may overwrite them.
+  shared(control_->direction[dir].consumed.value)
+      .store(rx_.position, std::memory_order_release);
+  if (policy_ == NotifyPolicy::polling) return;
+  // Full fence: the index is visible before we read the producer's flag (it sets the flag and
+  // fences before re-reading the index), so a producer waiting for space is never missed.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto flag = shared(control_->direction[dir].space_wanted.value);
+  if (flag.load(std::memory_order_relaxed) != 0 && // relaxed: ordered by the fence above
+      flag.exchange(0, std::memory_order_relaxed) != 0) { // one ring per request
+    doorbell_.ring(Wake::space);
+    counters_.space_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting, liveness and teardown
+
+Nanos Channel::deadline_after(Nanos timeout) {
+  return timeout == kForever ? kForever : saturating_add(clock_.now(), timeout);
+}
+
+template <class Ready>
+Errc Channel::wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first) {
+  const bool sleeps = policy_ != NotifyPolicy::polling;
+  // The request flag is needed where the peer rings only on request: on_demand and
+  // spin_then_block for data, every sleeping policy for space.
+  const bool use_flag = reason == Wake::space || policy_ == NotifyPolicy::on_demand ||
+                        policy_ == NotifyPolicy::spin_then_block;
+  auto flag = shared(reason == Wake::data ? control_->direction[1 - side_].data_wanted.value
+                                          : control_->direction[side_].space_wanted.value);
+  const Nanos start = clock_.now();
+  const Nanos spin_until =
+      !sleeps ? kForever : (spin_first ? saturating_add(start, notify_.spin_budget) : start);
+  std::uint32_t polls = 0;
+  for (;;) {
+    if (const Errc r = ready(); r != Errc::would_block) return r;
+    const bool spinning = !sleeps || polls != 0;
+    if (spinning && (++polls & 255u) != 0) { // look at the clock every 256 polls only
+      cpu_relax();
+      continue;
+    }
+    const Nanos now = clock_.now();
+    if (const Errc e = peer_state_check(now, reason, Errc::ok); e != Errc::ok) {
+      if (e == Errc::peer_closed || e == Errc::peer_dead) {
+        if (const Errc r = ready(); r != Errc::would_block) return r; // deliver what is left
+      }
+      return e;
+    }
+    if (now >= deadline) return Errc::timed_out;
+    if (now < spin_until) {
+      polls = 1;
+      cpu_relax();
+      continue;
+    }
+    polls = 0;
+    if (use_flag) {
+      // seq_cst exchange is a full fence: the flag is visible before the re-check below.
+      flag.exchange(1, std::memory_order_seq_cst);
+    }
+    if (const Errc r = ready(); r != Errc::would_block) {
+      if (use_flag) flag.store(0, std::memory_order_relaxed); // no ring needed after all
+      return r;
+    }
+    counters_.sleeps.fetch_add(1, std::memory_order_relaxed); // a count
+    const Nanos slice = std::min(deadline - now, liveness_.wait_slice);
+    switch (doorbell_.wait(reason, slice)) {
+    case WaitResult::rung: counters_.wakeups.fetch_add(1, std::memory_order_relaxed); break;
+    case WaitResult::timed_out:
+      counters_.wait_timeouts.fetch_add(1, std::memory_order_relaxed); // a count
+      break;
+    case WaitResult::failed:
+      return fail(Errc::doorbell_failed, "side " + std::to_string(side_) +
+                                             ": the platform doorbell failed while waiting for " +
+                                             (reason == Wake::data ? "data" : "space"));
+    }
+  }
+}
+
+// Looks at the peer's endpoint line: end of stream, departure, heartbeat. Returns `otherwise`
+// when nothing ends the wait. Also keeps our own heartbeat going while we wait.
+Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
+  if (now - last_own_heartbeat_.load(std::memory_order_relaxed) >= liveness_.heartbeat_period) {
+    heartbeat(); // relaxed pacing: an extra beat is harmless
+  }
+  const auto& peer = control_->endpoint[1 - side_];
+  // Acquire: records the peer published before changing state are visible to us.
+  const std::uint32_t state =
+      shared(const_cast<std::uint32_t&>(peer.state)).load(std::memory_order_acquire);
+  if (state > static_cast<std::uint32_t>(EndpointState::detached)) {
+    return fail(Errc::protocol_violation, "side " + std::to_string(1 - side_) +
+                                              " endpoint state " + std::to_string(state) +
+                                              " is not a valid state");
+  }
+  const std::uint64_t generation = shared(control_->identity.generation)
+                                       .load(std::memory_order_relaxed); // compared only
+  if (generation != geometry_.generation) {
+    return fail(Errc::peer_dead, "the channel area was re-created (generation " +
+                                     std::to_string(geometry_.generation) + " -> " +
+                                     std::to_string(generation) + ")");
+  }
+  const auto st = static_cast<EndpointState>(state);
+  if (st == EndpointState::absent) {
+    if (peer_was_live_.load(std::memory_order_relaxed)) { // relaxed: a one-way latch
+      return fail(Errc::peer_dead, "side " + std::to_string(1 - side_) +
+                                       " endpoint was reset to absent after being live");
+    }
+    peer_heartbeat_changed_at_.store(now, std::memory_order_relaxed); // timeout runs from attach
+    return otherwise;
+  }
+  peer_was_live_.store(true, std::memory_order_relaxed); // relaxed: a one-way latch
+  if (st == EndpointState::closed || st == EndpointState::detached) {
+    if (reason == Wake::data) return end_of_stream();
+    if (st == EndpointState::detached) {
+      return fail(Errc::peer_closed,
+                  "side " + std::to_string(1 - side_) + " detached: it reads no more");
+    }
+  }
+  const std::uint64_t beat =
+      shared(const_cast<std::uint64_t&>(peer.heartbeat)).load(std::memory_order_relaxed);
+  // A peer is alive while it beats or moves the ring; dead when it did neither for a timeout.
+  const bool progressed = peer_progressed_.exchange(false, std::memory_order_relaxed); // a hint
+  if (progressed || beat != seen_peer_heartbeat_.load(std::memory_order_relaxed)) {
+    seen_peer_heartbeat_.store(beat, std::memory_order_relaxed); // relaxed: local hint
+    peer_heartbeat_changed_at_.store(now, std::memory_order_relaxed);
+  } else if (now - peer_heartbeat_changed_at_.load(std::memory_order_relaxed) >
+             liveness_.peer_timeout) {
+    return fail(Errc::peer_dead,
+                "side " + std::to_string(1 - side_) + " heartbeat stood at " +
+                    std::to_string(beat) + " for more than " +
+                    std::to_string(liveness_.peer_timeout / 1'000'000) + " ms");
+  }
+  return otherwise;
+}
+
+// The peer shut its sending side (state acquired). Deliver the rest, then say so.
+Errc Channel::end_of_stream() {
+  auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (rx_.position & rx_.mask));
+  // Acquire: a record the peer published before closing is seen here, if still unread.
+  if (shared(*word).load(std::memory_order_acquire) != 0) return Errc::ok; // caller reads it
+  const std::uint64_t produced = shared(control_->direction[1 - side_].produced.value)
+                                     .load(std::memory_order_acquire); // after the state
+  if (produced != rx_.position) {
+    return fail(Errc::protocol_violation,
+                "ring " + std::to_string(1 - side_) + ": peer closed with produced index " +
+                    std::to_string(produced) + " but its records end at " +
+                    std::to_string(rx_.position));
+  }
+  if (rx_.published != rx_.position) publish_consumed();
+  // Not a failure of the endpoint: the peer may still read what we send (a half-close).
+  rx_eof_.store(true, std::memory_order_relaxed); // read by the receiving thread only
+  return Errc::peer_closed;
+}
+
+void Channel::heartbeat() {
+  // Relaxed: the value only has to change; it orders nothing.
+  shared(control_->endpoint[side_].heartbeat).fetch_add(1, std::memory_order_relaxed);
+  last_own_heartbeat_.store(clock_.now(), std::memory_order_relaxed); // pacing only
+}
+
+void Channel::mark_peer_dead(std::string_view why) {
+  fail(Errc::peer_dead, "side " + std::to_string(1 - side_) + " is gone: " + std::string(why));
+}
+
+Errc Channel::wait_for_peer(Nanos timeout) {
+  const Nanos deadline = deadline_after(timeout);
+  auto& state = control_->endpoint[1 - side_].state;
+  for (std::uint32_t polls = 0;; ++polls) {
+    // Acquire: the peer's platform address is visible once it is live.
+    if (shared(state).load(std::memory_order_acquire) !=
+        static_cast<std::uint32_t>(EndpointState::absent)) {
+      return Errc::ok;
+    }
+    if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f;
+    const Nanos now = clock_.now();
+    if (now >= deadline) return Errc::timed_out;
+    if (policy_ == NotifyPolicy::polling) {
+      cpu_relax();
+    } else { // attach() rings us; the slice bounds the wait if that ring went nowhere
+      doorbell_.wait(Wake::data, std::min(deadline - now, liveness_.wait_slice));
+    }
+  }
+}
+
+std::uint64_t Channel::peer_platform_address() const {
+  // Relaxed: stable once the peer is live, which the caller established with acquire.
+  return shared(const_cast<std::uint64_t&>(control_->endpoint[1 - side_].platform_address))
+      .load(std::memory_order_relaxed);
+}
+
+bool Channel::peer_live() const {
+  const std::uint32_t state = shared(const_cast<std::uint32_t&>(control_->endpoint[1 - side_].state))
+                                  .load(std::memory_order_acquire); // a snapshot
+  return state == static_cast<std::uint32_t>(EndpointState::live) &&
+         failure_.load(std::memory_order_relaxed) == Errc::ok; // relaxed: a snapshot
+}
+
+std::uint64_t Channel::unconsumed_outgoing() const {
+  const std::uint64_t consumed =
+      shared(const_cast<std::uint64_t&>(control_->direction[side_].consumed.value))
+          .load(std::memory_order_acquire); // a snapshot of the peer's progress
+  const std::uint64_t produced =
+      shared(const_cast<std::uint64_t&>(control_->direction[side_].produced.value))
+          .load(std::memory_order_relaxed); // our own index
+  return consumed <= produced ? produced - consumed : 0;
+}
+
+Errc Channel::shutdown_send() {
+  if (send_shut_.exchange(true, std::memory_order_relaxed)) return Errc::ok; // idempotent
+  // Release: every record we published is visible before the peer sees us closed.
+  shared(control_->endpoint[side_].state)
+      .store(static_cast<std::uint32_t>(EndpointState::closed), std::memory_order_release);
+  if (policy_ != NotifyPolicy::polling) doorbell_.ring(Wake::data);
+  return Errc::ok;
+}
+
+Errc Channel::close(Nanos timeout) {
+  if (failure_.load(std::memory_order_acquire) == Errc::closed) return Errc::closed;
+  shutdown_send();
+  Errc result = Errc::ok;
+  if (unconsumed_outgoing() != 0) {
+    result = wait_for(
+        Wake::space, deadline_after(timeout),
+        [&] {
+          // Drained when the peer published a consumed index equal to what we produced.
+          const std::uint64_t left = unconsumed_outgoing();
+          return left == 0 ? Errc::ok : Errc::would_block;
+        },
+        false);
+  }
+  const std::uint64_t left = unconsumed_outgoing();
+  const std::uint64_t produced = shared(control_->direction[1 - side_].produced.value)
+                                     .load(std::memory_order_acquire); // snapshot, for the count
+  discarded_on_close_ = produced >= rx_.position ? produced - rx_.position : 0;
+  shared(control_->endpoint[side_].state)
+      .store(static_cast<std::uint32_t>(EndpointState::detached),
+             std::memory_order_release); // after our last use of the rings
+  if (policy_ != NotifyPolicy::polling) doorbell_.ring(Wake::space);
+  std::string why = "closed by its owner";
+  if (left != 0) why += "; " + std::to_string(left) + " bytes sent were never consumed by the peer";
+  {
+    std::lock_guard lock(detail_mutex_);
+    detail_ = std::move(why);
+    failure_.store(Errc::closed, std::memory_order_release); // detail_ complete before the code
+  }
+  return result == Errc::peer_closed ? Errc::ok : result;
+}
+
+ChannelStats Channel::stats() const {
+  auto r = [](const std::atomic<std::uint64_t>& c) {
+    return c.load(std::memory_order_relaxed); // a snapshot; counters order nothing
+  };
+  ChannelStats s;
+  s.messages_sent = r(tx_.messages);
+  s.bytes_sent = r(tx_.bytes);
+  s.messages_received = r(rx_.messages);
+  s.bytes_received = r(rx_.bytes);
+  s.data_notifications = r(counters_.data_notifications);
+  s.space_notifications = r(counters_.space_notifications);
+  s.sleeps = r(counters_.sleeps);
+  s.wakeups = r(counters_.wakeups);
+  s.wait_timeouts = r(counters_.wait_timeouts);
+  s.ring_full = r(tx_.ring_full);
+  s.too_large = r(tx_.too_large);
+  s.discarded_on_close = discarded_on_close_;
+  return s;
+}
+
+} // namespace ivmc

@@ -1,0 +1,471 @@
+// The channel's behaviour in one process: framing, wrap-around, flow control, every
+// notification policy, lifecycle, liveness, and what a hostile peer can and cannot do.
+#include "ivmc/core/channel.hpp"
+
+#include "../support/local_platform.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+using namespace ivmc;
+using namespace ivmc::test;
+
+namespace {
+
+constexpr Nanos ms = 1'000'000;
+
+std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
+  std::vector<std::byte> v(n);
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    b = static_cast<std::byte>(x);
+  }
+  return v;
+}
+
+std::span<const std::byte> bytes_of(const std::vector<std::byte>& v) { return {v.data(), v.size()}; }
+
+struct Pair {
+  explicit Pair(ChannelConfig cfg = {}, Clock* clock = nullptr)
+      : area(Channel::area_bytes(cfg.ring_bytes, cfg.ring_bytes)),
+        clock_(clock ? clock : &steady) {
+    auto c = Channel::create(area.region(), cfg, bells.a, *clock_);
+    REQUIRE(c.error == Errc::ok);
+    a = std::move(c.channel);
+    auto d = Channel::attach(area.region(), cfg, bells.b, *clock_);
+    REQUIRE(d.error == Errc::ok);
+    b = std::move(d.channel);
+  }
+  SteadyClock steady;
+  AlignedArea area;
+  Clock* clock_;
+  LocalDoorbellPair bells;
+  std::unique_ptr<Channel> a, b;
+};
+
+ChannelConfig config(NotifyPolicy p, std::uint32_t ring = 4096) {
+  ChannelConfig c;
+  c.ring_bytes = ring;
+  c.notify.policy = p;
+  c.notify.atw_batch = 8;
+  c.notify.atw_window = 2 * ms;
+  c.notify.spin_budget = 20'000;
+  c.liveness.wait_slice = 20 * ms;
+  return c;
+}
+
+// Streams `count` messages of varying size from `tx` to `rx` on two threads; checks every byte.
+void stream(Channel& tx, Channel& rx, int count, std::size_t max_size) {
+  std::thread sender([&] {
+    for (int i = 0; i < count; ++i) {
+      const auto msg = pattern(static_cast<std::size_t>(i * 37) % (max_size + 1), i);
+      REQUIRE(tx.send(bytes_of(msg), 5'000 * ms) == Errc::ok);
+    }
+  });
+  std::vector<std::byte> buf(max_size);
+  for (int i = 0; i < count; ++i) {
+    std::size_t n = 0;
+    const Errc e = rx.recv(buf, n, 5'000 * ms);
+    REQUIRE(e == Errc::ok);
+    const auto want = pattern(static_cast<std::size_t>(i * 37) % (max_size + 1), i);
+    REQUIRE(n == want.size());
+    REQUIRE(std::memcmp(buf.data(), want.data(), n) == 0);
+  }
+  sender.join();
+}
+
+} // namespace
+
+TEST_CASE("create writes the documented wire layout", "[channel][wire]") {
+  Pair p(config(NotifyPolicy::on_demand, 1024));
+  const auto* raw = p.area.bytes;
+  std::uint32_t magic, ring0, max_message, policy;
+  std::uint64_t offset1;
+  std::memcpy(&magic, raw + 0, 4);
+  std::memcpy(&ring0, raw + 8, 4);
+  std::memcpy(&max_message, raw + 16, 4);
+  std::memcpy(&policy, raw + 20, 4);
+  std::memcpy(&offset1, raw + 32, 8);
+  CHECK(magic == wire::kMagic);
+  CHECK(std::memcmp(raw, "IVMC", 4) == 0);
+  CHECK(ring0 == 1024);
+  CHECK(max_message == 1024 - 16);
+  CHECK(policy == static_cast<std::uint32_t>(NotifyPolicy::on_demand));
+  CHECK(offset1 == 4096 + 1024);
+  // Both endpoints live: endpoint lines at 64 and 128.
+  std::uint32_t s0, s1;
+  std::memcpy(&s0, raw + 64, 4);
+  std::memcpy(&s1, raw + 128, 4);
+  CHECK(s0 == 1);
+  CHECK(s1 == 1);
+}
+
+TEST_CASE("messages keep their boundaries across many wrap-arounds", "[channel]") {
+  Pair p(config(NotifyPolicy::polling, 256));
+  std::vector<std::byte> buf(256);
+  for (int i = 0; i < 2000; ++i) {
+    const auto msg = pattern(static_cast<std::size_t>(i) % 97, i);
+    REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    std::size_t n = 0;
+    REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+    REQUIRE(n == msg.size());
+    REQUIRE(std::memcmp(buf.data(), msg.data(), n) == 0);
+  }
+  std::size_t n = 0;
+  CHECK(p.b->recv(buf, n, 0) == Errc::would_block);
+  CHECK(p.b->stats().messages_received == 2000);
+}
+
+TEST_CASE("zero-length messages are messages", "[channel]") {
+  Pair p(config(NotifyPolicy::polling, 256));
+  REQUIRE(p.a->send({}, 0) == Errc::ok);
+  std::vector<std::byte> buf(8);
+  std::size_t n = 99;
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  CHECK(n == 0);
+  CHECK(p.b->recv(buf, n, 0) == Errc::would_block);
+}
+
+TEST_CASE("a message larger than the ring is refused so the caller can fall back", "[channel]") {
+  Pair p(config(NotifyPolicy::on_demand, 1024));
+  CHECK(p.a->max_message() == 1008);
+  const auto big = pattern(1009, 1);
+  CHECK(p.a->send(bytes_of(big), 0) == Errc::message_too_large);
+  CHECK(p.a->stats().too_large == 1);
+  const auto fits = pattern(1008, 2);
+  CHECK(p.a->send(bytes_of(fits), 0) == Errc::ok);
+}
+
+TEST_CASE("a short receive buffer leaves the message queued", "[channel]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  const auto msg = pattern(100, 3);
+  REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+  std::vector<std::byte> small(10), big(100);
+  std::size_t n = 0;
+  CHECK(p.b->recv(small, n, 0) == Errc::buffer_too_small);
+  CHECK(n == 100);
+  CHECK(p.b->recv(big, n, 0) == Errc::ok);
+  CHECK(std::memcmp(big.data(), msg.data(), 100) == 0);
+}
+
+TEST_CASE("a full ring blocks the sender until the receiver frees space", "[channel]") {
+  Pair p(config(NotifyPolicy::on_demand, 1024));
+  const auto msg = pattern(200, 4); // 208-byte records: four fit in 1024 - 8
+  int sent = 0;
+  while (p.a->send(bytes_of(msg), 0) == Errc::ok) ++sent;
+  CHECK(sent == 4);
+  CHECK(p.a->send(bytes_of(msg), 0) == Errc::would_block);
+  CHECK(p.a->stats().ring_full >= 1);
+  std::vector<std::byte> buf(256);
+  std::size_t n = 0;
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  // The consumer publishes lazily; an empty-looking ring or a quarter of it forces it out.
+  for (int i = 0; i < 3; ++i) REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  CHECK(p.b->recv(buf, n, 0) == Errc::would_block); // publishes everything consumed
+  CHECK(p.a->send(bytes_of(msg), 0) == Errc::ok);
+}
+
+TEST_CASE("every notification policy streams intact data between two threads", "[channel]") {
+  const auto policy = GENERATE(NotifyPolicy::polling, NotifyPolicy::on_demand,
+                               NotifyPolicy::per_packet, NotifyPolicy::atw,
+                               NotifyPolicy::spin_then_block);
+  INFO("policy " << to_string(policy));
+  Pair p(config(policy, 2048));
+  std::atomic<bool> stop{false};
+  std::thread ticker([&] { // stands in for the platform's ticker: ATW windows must close
+    while (!stop.load()) {
+      p.a->flush();
+      p.b->flush();
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  });
+  stream(*p.a, *p.b, 3000, 700);
+  stream(*p.b, *p.a, 3000, 700);
+  stop = true;
+  ticker.join();
+  const auto sa = p.a->stats();
+  if (policy == NotifyPolicy::polling) {
+    CHECK(sa.data_notifications == 0);
+    CHECK(sa.sleeps == 0);
+  }
+  if (policy == NotifyPolicy::per_packet) CHECK(sa.data_notifications == sa.messages_sent);
+  if (policy == NotifyPolicy::on_demand) CHECK(sa.data_notifications <= sa.messages_sent);
+}
+
+TEST_CASE("per-packet rings once per message; ATW(N) once per N", "[channel][notify]") {
+  SECTION("per-packet") {
+    Pair p(config(NotifyPolicy::per_packet, 8192));
+    const auto msg = pattern(32, 1);
+    for (int i = 0; i < 40; ++i) REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    CHECK(p.a->stats().data_notifications == 40);
+    CHECK(p.bells.b.rings_received(Wake::data) == 40);
+  }
+  SECTION("ATW with a window that does not expire") {
+    auto cfg = config(NotifyPolicy::atw, 8192);
+    cfg.notify.atw_batch = 8;
+    cfg.notify.atw_window = 1'000'000 * ms;
+    Pair p(cfg);
+    const auto msg = pattern(32, 1);
+    for (int i = 0; i < 40; ++i) REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    CHECK(p.a->stats().data_notifications == 5);
+    p.a->flush(); // the window is still open: nothing to do
+    CHECK(p.a->stats().data_notifications == 5);
+  }
+  SECTION("ATW window expiry rings a partial batch from flush()") {
+    auto cfg = config(NotifyPolicy::atw, 8192);
+    ManualClock clock;
+    Pair p(cfg, &clock);
+    const auto msg = pattern(32, 1);
+    for (int i = 0; i < 3; ++i) REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    CHECK(p.a->stats().data_notifications == 0);
+    p.a->flush();
+    CHECK(p.a->stats().data_notifications == 0);
+    clock.advance(cfg.notify.atw_window);
+    p.a->flush();
+    CHECK(p.a->stats().data_notifications == 1);
+    CHECK(p.bells.b.rings_received(Wake::data) == 1);
+  }
+  SECTION("on-demand rings only a receiver that asked") {
+    Pair p(config(NotifyPolicy::on_demand, 8192));
+    const auto msg = pattern(32, 1);
+    for (int i = 0; i < 10; ++i) REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    CHECK(p.a->stats().data_notifications == 0);
+  }
+}
+
+TEST_CASE("on-demand wakes a sleeping receiver without losing the wake-up", "[channel][notify]") {
+  Pair p(config(NotifyPolicy::on_demand, 4096));
+  std::vector<std::byte> buf(64);
+  for (int round = 0; round < 200; ++round) {
+    std::thread sender([&] {
+      std::this_thread::sleep_for(std::chrono::microseconds(round % 7 * 50));
+      const auto msg = pattern(16, round);
+      REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    });
+    std::size_t n = 0;
+    REQUIRE(p.b->recv(buf, n, 2'000 * ms) == Errc::ok);
+    sender.join();
+  }
+  // A lost wake-up would have shown as a 20 ms wait-slice timeout per round.
+  CHECK(p.b->stats().wait_timeouts < 10);
+}
+
+TEST_CASE("shutdown_send delivers everything, then end of stream; the other way stays open",
+          "[channel][lifecycle]") {
+  Pair p(config(NotifyPolicy::on_demand, 4096));
+  for (int i = 0; i < 5; ++i) REQUIRE(p.a->send(bytes_of(pattern(10, i)), 0) == Errc::ok);
+  REQUIRE(p.a->shutdown_send() == Errc::ok);
+  CHECK(p.a->send(bytes_of(pattern(10, 9)), 0) == Errc::closed);
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  for (int i = 0; i < 5; ++i) REQUIRE(p.b->recv(buf, n, 100 * ms) == Errc::ok);
+  CHECK(p.b->recv(buf, n, 100 * ms) == Errc::peer_closed);
+  CHECK(p.b->recv(buf, n, 0) == Errc::peer_closed);
+  // Half-close: b still answers, a still reads.
+  REQUIRE(p.b->send(bytes_of(pattern(10, 7)), 0) == Errc::ok);
+  REQUIRE(p.a->recv(buf, n, 100 * ms) == Errc::ok);
+}
+
+TEST_CASE("close waits until the peer consumed everything", "[channel][lifecycle]") {
+  Pair p(config(NotifyPolicy::on_demand, 8192));
+  for (int i = 0; i < 20; ++i) REQUIRE(p.a->send(bytes_of(pattern(100, i)), 0) == Errc::ok);
+  std::thread reader([&] {
+    std::vector<std::byte> buf(128);
+    std::size_t n = 0;
+    for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      REQUIRE(p.b->recv(buf, n, 1'000 * ms) == Errc::ok);
+    }
+    CHECK(p.b->recv(buf, n, 1'000 * ms) == Errc::peer_closed);
+  });
+  CHECK(p.a->close(5'000 * ms) == Errc::ok);
+  CHECK(p.a->unconsumed_outgoing() == 0);
+  reader.join();
+  CHECK(p.a->send(bytes_of(pattern(1, 1)), 0) == Errc::closed);
+}
+
+TEST_CASE("close times out on a peer that never reads, saying how much is left",
+          "[channel][lifecycle]") {
+  Pair p(config(NotifyPolicy::on_demand, 8192));
+  REQUIRE(p.a->send(bytes_of(pattern(100, 1)), 0) == Errc::ok);
+  CHECK(p.a->close(30 * ms) == Errc::timed_out);
+  CHECK(p.a->error_detail().find("112 bytes sent were never consumed") != std::string::npos);
+}
+
+TEST_CASE("a peer whose heartbeat stops is declared dead after its data is delivered",
+          "[channel][liveness]") {
+  auto cfg = config(NotifyPolicy::on_demand, 4096);
+  cfg.liveness.peer_timeout = 50 * ms;
+  cfg.liveness.heartbeat_period = 5 * ms;
+  cfg.liveness.wait_slice = 5 * ms;
+  Pair p(cfg);
+  REQUIRE(p.a->send(bytes_of(pattern(10, 1)), 0) == Errc::ok);
+  REQUIRE(p.a->send(bytes_of(pattern(10, 2)), 0) == Errc::ok);
+  // `a` goes silent: nothing calls into it any more. `b` keeps its own heartbeat while waiting.
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  REQUIRE(p.b->recv(buf, n, 1'000 * ms) == Errc::ok);
+  REQUIRE(p.b->recv(buf, n, 1'000 * ms) == Errc::ok);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(p.b->recv(buf, n, 5'000 * ms) == Errc::peer_dead);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(p.b->error_detail().find("heartbeat stood at") != std::string::npos);
+  CHECK(p.b->send(bytes_of(pattern(10, 3)), 0) == Errc::peer_dead);
+}
+
+TEST_CASE("a live peer calling heartbeat() is never declared dead", "[channel][liveness]") {
+  auto cfg = config(NotifyPolicy::on_demand, 4096);
+  cfg.liveness.peer_timeout = 30 * ms;
+  cfg.liveness.wait_slice = 5 * ms;
+  Pair p(cfg);
+  std::atomic<bool> stop{false};
+  std::thread beat([&] {
+    while (!stop) {
+      p.a->heartbeat();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  CHECK(p.b->recv(buf, n, 200 * ms) == Errc::timed_out);
+  stop = true;
+  beat.join();
+}
+
+TEST_CASE("mark_peer_dead fails sends at once but still delivers what arrived",
+          "[channel][liveness]") {
+  Pair p(config(NotifyPolicy::on_demand, 4096));
+  REQUIRE(p.a->send(bytes_of(pattern(10, 1)), 0) == Errc::ok);
+  p.b->mark_peer_dead("ivshmem server reported peer 3 disconnected");
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  CHECK(p.b->recv(buf, n, 0) == Errc::ok);
+  CHECK(p.b->recv(buf, n, 0) == Errc::peer_dead);
+  CHECK(p.b->send(bytes_of(pattern(10, 1)), 0) == Errc::peer_dead);
+  CHECK(p.b->error_detail().find("peer 3 disconnected") != std::string::npos);
+}
+
+TEST_CASE("re-creating the area ends the old endpoints and admits a new peer",
+          "[channel][lifecycle]") {
+  auto cfg = config(NotifyPolicy::on_demand, 4096);
+  Pair p(cfg);
+  p.b.reset(); // the old attacher is gone
+  auto again = Channel::create(p.area.region(), cfg, p.bells.a, p.steady);
+  REQUIRE(again.error == Errc::ok);
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  CHECK(p.a->recv(buf, n, 0) == Errc::peer_dead);
+  CHECK(p.a->error_detail().find("re-created") != std::string::npos);
+  auto fresh = Channel::attach(p.area.region(), cfg, p.bells.b, p.steady);
+  REQUIRE(fresh.error == Errc::ok);
+  REQUIRE(again.channel->send(bytes_of(pattern(5, 5)), 0) == Errc::ok);
+  CHECK(fresh.channel->recv(buf, n, 0) == Errc::ok);
+}
+
+TEST_CASE("attach refuses an uninitialised, taken or malformed area, naming the field",
+          "[channel][hostile]") {
+  auto cfg = config(NotifyPolicy::on_demand, 1024);
+  AlignedArea area(Channel::area_bytes(1024, 1024));
+  std::memset(area.bytes, 0, area.size);
+  NullDoorbell bell;
+  SteadyClock clock;
+  auto r = Channel::attach(area.region(), cfg, bell, clock);
+  CHECK(r.error == Errc::would_block);
+
+  auto c = Channel::create(area.region(), cfg, bell, clock);
+  REQUIRE(c.error == Errc::ok);
+  auto first = Channel::attach(area.region(), cfg, bell, clock);
+  REQUIRE(first.error == Errc::ok);
+  auto second = Channel::attach(area.region(), cfg, bell, clock);
+  CHECK(second.error == Errc::already_attached);
+  first.channel.reset();
+
+  struct Corruption {
+    std::size_t offset;
+    std::uint64_t value;
+    int width;
+    const char* names;
+  };
+  const Corruption cases[] = {
+      {4, 2, 2, "version"},
+      {6, 100, 2, "control_bytes"},
+      {8, 1000, 4, "ring_bytes[0]"},
+      {12, 1u << 31, 4, "ring_bytes[1]"},
+      {16, 5000, 4, "max_message"},
+      {16, 0, 4, "max_message"},
+      {20, 9, 4, "notify_policy"},
+      {24, 10, 8, "ring_offset[0]"},
+      {32, 1ull << 40, 8, "ring_offset[1]"},
+      {32, 4096, 8, "overlap"},
+      {40, 1ull << 40, 8, "total_bytes"},
+  };
+  for (const auto& k : cases) {
+    INFO("field " << k.names);
+    auto fresh = Channel::create(area.region(), cfg, bell, clock);
+    REQUIRE(fresh.error == Errc::ok);
+    std::memcpy(area.bytes + k.offset, &k.value, k.width);
+    auto bad = Channel::attach(area.region(), cfg, bell, clock);
+    CHECK(bad.error == Errc::bad_layout);
+    CHECK(bad.detail.find(k.names) != std::string::npos);
+  }
+  SharedRegion too_small{area.bytes, 2000};
+  auto fresh = Channel::create(area.region(), cfg, bell, clock);
+  auto bad = Channel::attach(too_small, cfg, bell, clock);
+  CHECK(bad.error == Errc::bad_layout);
+  CHECK(bad.detail.find("total_bytes") != std::string::npos);
+}
+
+TEST_CASE("a forged header is a protocol violation naming ring and position",
+          "[channel][hostile]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  auto* ring0 = p.area.bytes + 4096;
+  std::vector<std::byte> buf(2048);
+  std::size_t n = 0;
+  SECTION("wrong tag") {
+    const std::uint64_t forged = wire::make_header(512, 4); // a header for another position
+    std::memcpy(ring0, &forged, 8);
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("ring 0") != std::string::npos);
+    CHECK(p.b->error_detail().find("position 0") != std::string::npos);
+  }
+  SECTION("length beyond max_message") {
+    const std::uint64_t forged = wire::make_header(0, 5000);
+    std::memcpy(ring0, &forged, 8);
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("exceeds max_message") != std::string::npos);
+  }
+  // After a violation the endpoint stays failed; nothing else is read.
+  CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+}
+
+TEST_CASE("a consumed index that moves backwards or past produced is a violation",
+          "[channel][hostile]") {
+  Pair p(config(NotifyPolicy::polling, 256));
+  const auto msg = pattern(100, 1);
+  REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+  REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+  // The ring is full; the sender must read the consumed index, which the "peer" forged.
+  const std::uint64_t forged = 999'999;
+  std::memcpy(p.area.bytes + 192 + 64, &forged, 8); // direction[0].consumed
+  CHECK(p.a->send(bytes_of(msg), 0) == Errc::protocol_violation);
+  CHECK(p.a->error_detail().find("consumed index 999999") != std::string::npos);
+}
+
+TEST_CASE("end of stream with a produced index that disagrees is a violation",
+          "[channel][hostile]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  REQUIRE(p.a->send(bytes_of(pattern(8, 1)), 0) == Errc::ok);
+  REQUIRE(p.a->shutdown_send() == Errc::ok);
+  const std::uint64_t forged = 4096;
+  std::memcpy(p.area.bytes + 192, &forged, 8); // direction[0].produced
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+  CHECK(p.b->error_detail().find("produced index 4096") != std::string::npos);
+}
