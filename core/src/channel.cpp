@@ -51,11 +51,16 @@ Nanos saturating_add(Nanos a, Nanos b) {
 
 std::string_view to_string(NotifyPolicy p) {
   switch (p) {
-  case NotifyPolicy::polling: return "polling";
-  case NotifyPolicy::on_demand: return "on_demand";
-  case NotifyPolicy::per_packet: return "per_packet";
-  case NotifyPolicy::atw: return "atw";
-  case NotifyPolicy::spin_then_block: return "spin_then_block";
+  case NotifyPolicy::polling:
+    return "polling";
+  case NotifyPolicy::on_demand:
+    return "on_demand";
+  case NotifyPolicy::per_packet:
+    return "per_packet";
+  case NotifyPolicy::atw:
+    return "atw";
+  case NotifyPolicy::spin_then_block:
+    return "spin_then_block";
   }
   return "unknown";
 }
@@ -185,8 +190,8 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
   for (int d = 0; d < 2; ++d) {
     const std::string ring = "ring " + std::to_string(d);
     if (!is_pow2_in_range(c.ring_bytes[d])) {
-      return bad("identity.ring_bytes[" + std::to_string(d) + "] = " +
-                 std::to_string(c.ring_bytes[d]) + " is not a power of two in range");
+      return bad("identity.ring_bytes[" + std::to_string(d) +
+                 "] = " + std::to_string(c.ring_bytes[d]) + " is not a power of two in range");
     }
     if (c.ring_offset[d] < sizeof(ControlArea) || c.ring_offset[d] % wire::kCacheLine != 0 ||
         c.ring_offset[d] > c.total_bytes || c.ring_bytes[d] > c.total_bytes - c.ring_offset[d]) {
@@ -217,8 +222,9 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
       .store(config.platform_address, std::memory_order_relaxed); // published by the CAS below
   auto expected = static_cast<std::uint32_t>(EndpointState::absent);
   // acq_rel: our platform address is visible to whoever sees us live.
-  if (!shared(self.state).compare_exchange_strong(
-          expected, static_cast<std::uint32_t>(EndpointState::live), std::memory_order_acq_rel)) {
+  if (!shared(self.state)
+           .compare_exchange_strong(expected, static_cast<std::uint32_t>(EndpointState::live),
+                                    std::memory_order_acq_rel)) {
     return {nullptr, Errc::already_attached,
             "attach: side 1 is not free (state " + std::to_string(expected) + ")"};
   }
@@ -292,7 +298,8 @@ Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
   if (first != Errc::would_block) return first;
   bump(tx_.ring_full);
   if (timeout == 0) return Errc::would_block;
-  return wait_for(Wake::space, deadline_after(timeout), [&] { return try_send(message); }, false);
+  return wait_for(
+      Wake::space, deadline_after(timeout), [&] { return try_send(message); }, false);
 }
 
 Errc Channel::try_send(std::span<const std::byte> message) {
@@ -303,10 +310,12 @@ Errc Channel::try_send(std::span<const std::byte> message) {
 
   const std::uint64_t pos = tx_.position;
   // Payload, wrapping at the end of the ring.
-  const std::uint64_t start = (pos + wire::kHeaderBytes) & tx_.mask;
-  const std::uint64_t first = std::min(length, tx_.size - start);
-  std::memcpy(tx_.data + start, message.data(), first);
-  std::memcpy(tx_.data, message.data() + first, length - first);
+  if (length != 0) { // an empty span may carry a null pointer, which memcpy must not see
+    const std::uint64_t start = (pos + wire::kHeaderBytes) & tx_.mask;
+    const std::uint64_t first = std::min(length, tx_.size - start);
+    std::memcpy(tx_.data + start, message.data(), first);
+    std::memcpy(tx_.data, message.data() + first, length - first);
+  }
   // Zero the padding so the ring never carries stale bytes; it lies in one aligned word.
   if (const std::uint64_t pad = record - wire::kHeaderBytes - length; pad != 0) {
     std::memset(tx_.data + ((pos + wire::kHeaderBytes + length) & tx_.mask), 0, pad);
@@ -319,8 +328,7 @@ Errc Channel::try_send(std::span<const std::byte> message) {
                         std::memory_order_release);
   tx_.position = pos + record;
   // Release: the slow-path readers of `produced` (end of stream, stats) see complete records.
-  shared(control_->direction[side_].produced.value)
-      .store(tx_.position, std::memory_order_release);
+  shared(control_->direction[side_].produced.value).store(tx_.position, std::memory_order_release);
   bump(tx_.messages);
   bump(tx_.bytes, length);
   if (policy_ != NotifyPolicy::polling) notify_data_sent();
@@ -349,7 +357,8 @@ Errc Channel::tx_room(std::uint64_t need) {
 
 void Channel::notify_data_sent() {
   switch (policy_) {
-  case NotifyPolicy::polling: return;
+  case NotifyPolicy::polling:
+    return;
   case NotifyPolicy::per_packet:
     doorbell_.ring(Wake::data);
     counters_.data_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
@@ -411,9 +420,9 @@ Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeo
     const Errc e = peer_state_check(clock_.now(), Wake::data, Errc::would_block);
     return e == Errc::ok ? try_recv(buffer, length) : e; // ok: a last record arrived meanwhile
   }
-  return wait_for(Wake::data, deadline_after(timeout),
-                  [&] { return try_recv(buffer, length); },
-                  policy_ == NotifyPolicy::spin_then_block);
+  return wait_for(
+      Wake::data, deadline_after(timeout), [&] { return try_recv(buffer, length); },
+      policy_ == NotifyPolicy::spin_then_block);
 }
 
 Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
@@ -429,21 +438,21 @@ Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
   const std::uint32_t len = wire::header_length(header);
   if (wire::header_tag_of(header) != wire::header_tag(pos) || len > max_message_) {
     return fail(Errc::protocol_violation,
-                "ring " + std::to_string(1 - side_) + ": header " + hex(header) +
-                    " at position " + std::to_string(pos) + " (offset " +
-                    std::to_string(pos & rx_.mask) + "): " +
+                "ring " + std::to_string(1 - side_) + ": header " + hex(header) + " at position " +
+                    std::to_string(pos) + " (offset " + std::to_string(pos & rx_.mask) + "): " +
                     (len > max_message_ ? "length " + std::to_string(len) +
-                                              " exceeds max_message " +
-                                              std::to_string(max_message_)
+                                              " exceeds max_message " + std::to_string(max_message_)
                                         : "tag " + hex(wire::header_tag_of(header)) +
                                               ", expected " + hex(wire::header_tag(pos))));
   }
   length = len;
   if (len > buffer.size()) return Errc::buffer_too_small;
-  const std::uint64_t start = (pos + wire::kHeaderBytes) & rx_.mask;
-  const std::uint64_t first = std::min<std::uint64_t>(len, rx_.size - start);
-  std::memcpy(buffer.data(), rx_.data + start, first);
-  std::memcpy(buffer.data() + first, rx_.data, len - first);
+  if (len != 0) { // an empty buffer may carry a null pointer, which memcpy must not see
+    const std::uint64_t start = (pos + wire::kHeaderBytes) & rx_.mask;
+    const std::uint64_t first = std::min<std::uint64_t>(len, rx_.size - start);
+    std::memcpy(buffer.data(), rx_.data + start, first);
+    std::memcpy(buffer.data() + first, rx_.data, len - first);
+  }
   rx_.position = pos + wire::record_bytes(len);
   bump(rx_.messages);
   bump(rx_.bytes, len);
@@ -456,14 +465,13 @@ void Channel::publish_consumed() {
   rx_.published = rx_.position;
   const int dir = 1 - side_;
   // Release: our copies out of the ring are complete before the producer may overwrite them.
-  shared(control_->direction[dir].consumed.value)
-      .store(rx_.position, std::memory_order_release);
+  shared(control_->direction[dir].consumed.value).store(rx_.position, std::memory_order_release);
   if (policy_ == NotifyPolicy::polling) return;
   // Full fence: the index is visible before we read the producer's flag (it sets the flag and
   // fences before re-reading the index), so a producer waiting for space is never missed.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto flag = shared(control_->direction[dir].space_wanted.value);
-  if (flag.load(std::memory_order_relaxed) != 0 && // relaxed: ordered by the fence above
+  if (flag.load(std::memory_order_relaxed) != 0 &&        // relaxed: ordered by the fence above
       flag.exchange(0, std::memory_order_relaxed) != 0) { // one ring per request
     doorbell_.ring(Wake::space);
     counters_.space_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
@@ -522,7 +530,9 @@ Errc Channel::wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first
     counters_.sleeps.fetch_add(1, std::memory_order_relaxed); // a count
     const Nanos slice = std::min(deadline - now, liveness_.wait_slice);
     switch (doorbell_.wait(reason, slice)) {
-    case WaitResult::rung: counters_.wakeups.fetch_add(1, std::memory_order_relaxed); break;
+    case WaitResult::rung:
+      counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+      break;
     case WaitResult::timed_out:
       counters_.wait_timeouts.fetch_add(1, std::memory_order_relaxed); // a count
       break;
@@ -545,12 +555,11 @@ Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
   const std::uint32_t state =
       shared(const_cast<std::uint32_t&>(peer.state)).load(std::memory_order_acquire);
   if (state > static_cast<std::uint32_t>(EndpointState::detached)) {
-    return fail(Errc::protocol_violation, "side " + std::to_string(1 - side_) +
-                                              " endpoint state " + std::to_string(state) +
-                                              " is not a valid state");
+    return fail(Errc::protocol_violation, "side " + std::to_string(1 - side_) + " endpoint state " +
+                                              std::to_string(state) + " is not a valid state");
   }
-  const std::uint64_t generation = shared(control_->identity.generation)
-                                       .load(std::memory_order_relaxed); // compared only
+  const std::uint64_t generation =
+      shared(control_->identity.generation).load(std::memory_order_relaxed); // compared only
   if (generation != geometry_.generation) {
     return fail(Errc::peer_dead, "the channel area was re-created (generation " +
                                      std::to_string(geometry_.generation) + " -> " +
@@ -582,10 +591,9 @@ Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
     peer_heartbeat_changed_at_.store(now, std::memory_order_relaxed);
   } else if (now - peer_heartbeat_changed_at_.load(std::memory_order_relaxed) >
              liveness_.peer_timeout) {
-    return fail(Errc::peer_dead,
-                "side " + std::to_string(1 - side_) + " heartbeat stood at " +
-                    std::to_string(beat) + " for more than " +
-                    std::to_string(liveness_.peer_timeout / 1'000'000) + " ms");
+    return fail(Errc::peer_dead, "side " + std::to_string(1 - side_) + " heartbeat stood at " +
+                                     std::to_string(beat) + " for more than " +
+                                     std::to_string(liveness_.peer_timeout / 1'000'000) + " ms");
   }
   return otherwise;
 }
@@ -646,8 +654,9 @@ std::uint64_t Channel::peer_platform_address() const {
 }
 
 bool Channel::peer_live() const {
-  const std::uint32_t state = shared(const_cast<std::uint32_t&>(control_->endpoint[1 - side_].state))
-                                  .load(std::memory_order_acquire); // a snapshot
+  const std::uint32_t state =
+      shared(const_cast<std::uint32_t&>(control_->endpoint[1 - side_].state))
+          .load(std::memory_order_acquire); // a snapshot
   return state == static_cast<std::uint32_t>(EndpointState::live) &&
          failure_.load(std::memory_order_relaxed) == Errc::ok; // relaxed: a snapshot
 }

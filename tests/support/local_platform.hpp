@@ -29,7 +29,7 @@ class ManualClock final : public Clock {
 public:
   explicit ManualClock(Nanos step = 0) : step_(step) {}
   Nanos now() override { return t_.fetch_add(step_, std::memory_order_relaxed); } // a counter
-  void advance(Nanos d) { t_.fetch_add(d, std::memory_order_relaxed); }          // a counter
+  void advance(Nanos d) { t_.fetch_add(d, std::memory_order_relaxed); }           // a counter
 private:
   std::atomic<Nanos> t_{1'000'000'000};
   Nanos step_;

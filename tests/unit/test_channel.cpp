@@ -28,12 +28,13 @@ std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
-std::span<const std::byte> bytes_of(const std::vector<std::byte>& v) { return {v.data(), v.size()}; }
+std::span<const std::byte> bytes_of(const std::vector<std::byte>& v) {
+  return {v.data(), v.size()};
+}
 
 struct Pair {
   explicit Pair(ChannelConfig cfg = {}, Clock* clock = nullptr)
-      : area(Channel::area_bytes(cfg.ring_bytes, cfg.ring_bytes)),
-        clock_(clock ? clock : &steady) {
+      : area(Channel::area_bytes(cfg.ring_bytes, cfg.ring_bytes)), clock_(clock ? clock : &steady) {
     auto c = Channel::create(area.region(), cfg, bells.a, *clock_);
     REQUIRE(c.error == Errc::ok);
     a = std::move(c.channel);
@@ -171,9 +172,9 @@ TEST_CASE("a full ring blocks the sender until the receiver frees space", "[chan
 }
 
 TEST_CASE("every notification policy streams intact data between two threads", "[channel]") {
-  const auto policy = GENERATE(NotifyPolicy::polling, NotifyPolicy::on_demand,
-                               NotifyPolicy::per_packet, NotifyPolicy::atw,
-                               NotifyPolicy::spin_then_block);
+  const auto policy =
+      GENERATE(NotifyPolicy::polling, NotifyPolicy::on_demand, NotifyPolicy::per_packet,
+               NotifyPolicy::atw, NotifyPolicy::spin_then_block);
   INFO("policy " << to_string(policy));
   Pair p(config(policy, 2048));
   std::atomic<bool> stop{false};

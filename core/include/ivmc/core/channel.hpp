@@ -43,9 +43,9 @@ bool parse_notify_policy(std::string_view text, NotifyPolicy& out);
 
 struct NotifyConfig {
   NotifyPolicy policy = NotifyPolicy::on_demand;
-  std::uint32_t atw_batch = 16;      // ATW N: messages per notification
-  Nanos atw_window = 100'000;        // ATW t: longest a message waits for its notification
-  Nanos spin_budget = 50'000;        // spin_then_block: how long to poll before sleeping
+  std::uint32_t atw_batch = 16; // ATW N: messages per notification
+  Nanos atw_window = 100'000;   // ATW t: longest a message waits for its notification
+  Nanos spin_budget = 50'000;   // spin_then_block: how long to poll before sleeping
 };
 
 struct LivenessConfig {
@@ -59,7 +59,7 @@ struct ChannelConfig {
   std::uint32_t max_message = 0;         // 0: the largest that fits (ring_bytes - 16)
   NotifyConfig notify;                   // the creator's policy is the channel's policy
   LivenessConfig liveness;
-  std::uint64_t platform_address = 0;    // this endpoint's doorbell address (opaque)
+  std::uint64_t platform_address = 0; // this endpoint's doorbell address (opaque)
 };
 
 struct ChannelStats {
@@ -128,6 +128,7 @@ public:
   int side() const { return side_; }
   NotifyPolicy policy() const { return policy_; }
   std::uint32_t max_message() const { return max_message_; }
+  Nanos atw_window() const { return notify_.atw_window; }
   std::uint64_t peer_platform_address() const;
   bool peer_live() const;
   // Bytes this side sent that the peer has not consumed yet (as published by the peer).
@@ -201,11 +202,11 @@ private:
   std::atomic<std::uint64_t> seen_peer_heartbeat_{0}; // relaxed: a hint, re-read every check
   std::atomic<Nanos> peer_heartbeat_changed_at_{0};   // relaxed: same
   std::atomic<Nanos> last_own_heartbeat_{0};          // relaxed: only paces heartbeat()
-  std::atomic<bool> peer_was_live_{false};          // relaxed: a one-way latch
-  std::atomic<bool> peer_progressed_{false};        // relaxed: the ring moved since last check
-  std::atomic<bool> send_shut_{false};              // relaxed: read by the sending thread
-  std::atomic<bool> rx_eof_{false};                 // relaxed: read by the receiving thread
-  std::uint64_t discarded_on_close_ = 0;            // written by close() only
+  std::atomic<bool> peer_was_live_{false};            // relaxed: a one-way latch
+  std::atomic<bool> peer_progressed_{false};          // relaxed: the ring moved since last check
+  std::atomic<bool> send_shut_{false};                // relaxed: read by the sending thread
+  std::atomic<bool> rx_eof_{false};                   // relaxed: read by the receiving thread
+  std::uint64_t discarded_on_close_ = 0;              // written by close() only
 
   std::atomic<Errc> failure_{Errc::ok}; // release/acquire: the detail is written before it
   mutable std::mutex detail_mutex_;     // guards detail_ (error path only)
@@ -213,8 +214,8 @@ private:
 
   // Counters written by either thread (waits, notifications): relaxed fetch_add, counts only.
   struct Counters {
-    std::atomic<std::uint64_t> data_notifications{0}, space_notifications{0}, sleeps{0},
-        wakeups{0}, wait_timeouts{0};
+    std::atomic<std::uint64_t> data_notifications{0}, space_notifications{0}, sleeps{0}, wakeups{0},
+        wait_timeouts{0};
   } counters_;
 };
 

@@ -11,7 +11,7 @@
 
 namespace ivmc {
 
-using Nanos = std::int64_t;  // a duration or a point on a Clock, in nanoseconds
+using Nanos = std::int64_t; // a duration or a point on a Clock, in nanoseconds
 
 // Monotonic time. Real platforms read CLOCK_MONOTONIC; the simulation reads SimGrid's clock.
 class Clock {

@@ -43,24 +43,24 @@ inline constexpr std::uint32_t kMaxRingBytes = 1u << 30;
 
 // An endpoint's life, stored in EndpointLine::state by the endpoint itself.
 enum class EndpointState : std::uint32_t {
-  absent = 0,  // nobody attached to this side yet (or the area was reset)
-  live = 1,    // attached; may send and receive
-  closed = 2,  // shut its sending side: no more records follow its last one; still reads
+  absent = 0,   // nobody attached to this side yet (or the area was reset)
+  live = 1,     // attached; may send and receive
+  closed = 2,   // shut its sending side: no more records follow its last one; still reads
   detached = 3, // gone for good: will neither send nor read again
 };
 
 // Line 0. Written once by the creator, then `magic` is stored last with release so that an
 // attacher that acquires the magic sees every other field. Never changes afterwards.
 struct alignas(kCacheLine) Identity {
-  std::uint32_t magic;            // kMagic once the area is initialised, 0 before
-  std::uint16_t version;          // kVersion
-  std::uint16_t control_bytes;    // sizeof(ControlArea), a cross-check of the layout
-  std::uint32_t ring_bytes[2];    // size of ring d's data, a power of two
-  std::uint32_t max_message;      // largest payload either side may send
-  std::uint32_t notify_policy;    // NotifyPolicy (channel.hpp): who sleeps, who rings
-  std::uint64_t ring_offset[2];   // start of ring d's data from the start of the area
-  std::uint64_t total_bytes;      // control + both rings: the extent of the area
-  std::uint64_t generation;       // bumped at every (re)creation: tells a new area from an old
+  std::uint32_t magic;          // kMagic once the area is initialised, 0 before
+  std::uint16_t version;        // kVersion
+  std::uint16_t control_bytes;  // sizeof(ControlArea), a cross-check of the layout
+  std::uint32_t ring_bytes[2];  // size of ring d's data, a power of two
+  std::uint32_t max_message;    // largest payload either side may send
+  std::uint32_t notify_policy;  // NotifyPolicy (channel.hpp): who sleeps, who rings
+  std::uint64_t ring_offset[2]; // start of ring d's data from the start of the area
+  std::uint64_t total_bytes;    // control + both rings: the extent of the area
+  std::uint64_t generation;     // bumped at every (re)creation: tells a new area from an old
 };
 
 // Lines 1-2, one per side, written only by that side: its liveness.
@@ -87,14 +87,14 @@ struct alignas(kCacheLine) FlagLine {
 
 // Per direction d: side d produces, side 1 - d consumes.
 struct Direction {
-  IndexLine produced;  // producer: position after its last published record
-  IndexLine consumed;  // consumer: position up to which space may be reused (published lazily)
+  IndexLine produced;    // producer: position after its last published record
+  IndexLine consumed;    // consumer: position up to which space may be reused (published lazily)
   FlagLine data_wanted;  // consumer: set before it sleeps waiting for data
   FlagLine space_wanted; // producer: set before it sleeps waiting for space
 };
 
 struct ControlArea {
-  Identity identity;       // line 0
+  Identity identity;        // line 0
   EndpointLine endpoint[2]; // lines 1-2
   Direction direction[2];   // lines 3-10
 };

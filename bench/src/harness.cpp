@@ -1,0 +1,87 @@
+#include "harness.hpp"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+namespace ivmc::bench {
+
+TscTimer::TscTimer() {
+  const double t0 = now_s();
+  const std::uint64_t c0 = read();
+  while (now_s() - t0 < 0.02) {
+  }
+  const double t1 = now_s();
+  const std::uint64_t c1 = read();
+  ns_per_tick_ = (t1 - t0) * 1e9 / static_cast<double>(c1 - c0);
+}
+
+bool pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+int online_cpus() {
+  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+void child_fail(const std::string& what) {
+  std::fprintf(stderr, "ivmc bench (peer process): %s\n", what.c_str());
+  std::fflush(stderr);
+  _exit(3);
+}
+
+void run_pair(const std::string& what, int parent_cpu, int child_cpu,
+              const std::function<void()>& parent, const std::function<int()>& child,
+              double grace_s) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(what + ": fork failed: " + std::strerror(errno));
+  if (pid == 0) {
+    if (child_cpu >= 0) pin_to_cpu(child_cpu);
+    int rc = 3;
+    try {
+      rc = child();
+    } catch (const std::exception& e) {
+      child_fail(what + ": " + e.what());
+    }
+    std::fflush(nullptr);
+    _exit(rc); // no destructors: they belong to the parent's objects this process inherited
+  }
+  if (parent_cpu >= 0) pin_to_cpu(parent_cpu);
+  std::string parent_error;
+  try {
+    parent();
+  } catch (const std::exception& e) {
+    parent_error = e.what();
+  }
+  // Reap the child; a child that outlives the parent's part by `grace_s` is stuck.
+  int status = 0;
+  const double deadline = now_s() + (parent_error.empty() ? grace_s : 1.0);
+  for (;;) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (now_s() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      throw std::runtime_error(what + ": the peer process hung and was killed" +
+                               (parent_error.empty() ? "" : " (" + parent_error + ")"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!parent_error.empty()) throw std::runtime_error(what + ": " + parent_error);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error(what + ": the peer process failed (status " + std::to_string(status) +
+                             ")");
+  }
+}
+
+} // namespace ivmc::bench

@@ -1,0 +1,128 @@
+// libFuzzer target: the peer is the fuzzer. It writes whatever it likes into the shared area,
+// before attach and between our calls, and our endpoint must never crash, read or write out of
+// bounds, hang, or hand the caller more than it asked for.
+//
+// Input: one byte choosing our side, then a stream of operations, each either a write into the
+// area (offset, bytes) or a call on our endpoint (send, recv, close...).
+#include "ivmc/core/channel.hpp"
+
+#include "../support/local_platform.hpp"
+
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+using namespace ivmc;
+
+namespace {
+
+constexpr std::uint32_t kRing = 512;
+
+[[noreturn]] void invariant_broken(const char* what) {
+  std::fprintf(stderr, "fuzz_channel: invariant broken: %s\n", what);
+  std::abort();
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  FuzzedDataProvider in(data, size);
+  const std::size_t area_size = Channel::area_bytes(kRing, kRing);
+  test::AlignedArea area(area_size);
+  std::memset(area.bytes, 0, area_size);
+  test::NullDoorbell bell;
+  test::ManualClock clock(1'000'000); // every reading advances 1 ms: waits always end
+
+  ChannelConfig cfg;
+  cfg.ring_bytes = kRing;
+  cfg.notify.policy = static_cast<NotifyPolicy>(in.ConsumeIntegralInRange<int>(0, 4));
+  cfg.liveness.peer_timeout = 20'000'000;
+  cfg.liveness.wait_slice = 1'000'000;
+
+  const bool we_create = in.ConsumeBool();
+  std::unique_ptr<Channel> ch, creator;
+  if (we_create) {
+    Opened o = Channel::create(area.region(), cfg, bell, clock);
+    if (o.error != Errc::ok) invariant_broken("create failed on a valid config");
+    ch = std::move(o.channel);
+  } else {
+    // The hostile creator lays out the area: start from a valid one, then let it scribble.
+    creator = Channel::create(area.region(), cfg, bell, clock).channel; // then never used
+    const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, 128);
+    const auto bytes = in.ConsumeBytes<std::uint8_t>(n);
+    const std::size_t at = in.ConsumeIntegralInRange<std::size_t>(0, 4096);
+    if (!bytes.empty() && at + bytes.size() <= area_size)
+      std::memcpy(area.bytes + at, bytes.data(), bytes.size());
+    std::memset(area.bytes + 128, 0, 4); // side 1 must be free for us to attach at all
+    Opened o = Channel::attach(area.region(), cfg, bell, clock);
+    if (o.error == Errc::ok && !o.channel) invariant_broken("attach ok without a channel");
+    if (o.error != Errc::ok) {
+      if (o.detail.empty()) invariant_broken("attach failed without saying why");
+      return 0;
+    }
+    ch = std::move(o.channel);
+  }
+  const std::uint32_t max_message = ch->max_message();
+  if (max_message > kRing - 16) invariant_broken("max_message larger than the ring allows");
+
+  std::vector<std::byte> buffer(kRing);
+  bool violated = false;
+  while (in.remaining_bytes() > 0) {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+    case 0:
+    case 1: { // the peer writes into the shared area (anywhere: control, indices, rings)
+      const std::size_t at = in.ConsumeIntegralInRange<std::size_t>(0, area_size - 1);
+      const auto bytes = in.ConsumeBytes<std::uint8_t>(
+          in.ConsumeIntegralInRange<std::size_t>(1, std::min<std::size_t>(64, area_size - at)));
+      if (!bytes.empty()) std::memcpy(area.bytes + at, bytes.data(), bytes.size());
+      break;
+    }
+    case 2:
+    case 3: { // we receive
+      const std::size_t cap = in.ConsumeIntegralInRange<std::size_t>(0, buffer.size());
+      std::size_t length = 0;
+      const Nanos timeout = in.ConsumeBool() ? 0 : 5'000'000;
+      const Errc e = ch->recv(std::span(buffer.data(), cap), length, timeout);
+      if (e == Errc::ok && (length > cap || length > max_message)) {
+        invariant_broken("recv returned more than the buffer or max_message");
+      }
+      if (e == Errc::buffer_too_small && length <= cap) {
+        invariant_broken("buffer_too_small with a length that fits");
+      }
+      if (violated && e != Errc::protocol_violation) {
+        invariant_broken("endpoint recovered from a protocol violation by itself");
+      }
+      if (e == Errc::protocol_violation) {
+        if (ch->error_detail().empty()) invariant_broken("violation without detail");
+        violated = true;
+      }
+      break;
+    }
+    case 4:
+    case 5: { // we send
+      const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, kRing);
+      std::vector<std::byte> msg(n, std::byte{0xab});
+      const Errc e = ch->send(msg, in.ConsumeBool() ? 0 : 5'000'000);
+      if (e == Errc::ok && n > max_message) invariant_broken("sent more than max_message");
+      break;
+    }
+    case 6:
+      ch->heartbeat();
+      ch->flush();
+      (void)ch->stats();
+      (void)ch->unconsumed_outgoing();
+      break;
+    case 7:
+      if (in.ConsumeBool()) {
+        ch->shutdown_send();
+      } else {
+        ch->close(3'000'000);
+        return 0;
+      }
+      break;
+    }
+  }
+  return 0;
+}
