@@ -457,7 +457,14 @@ Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
   bump(rx_.messages);
   bump(rx_.bytes, len);
   peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
-  if (rx_.position - rx_.published >= rx_.publish_every) publish_consumed();
+  // Publish at least every publish_every bytes, and at once when we have caught up with the
+  // producer: a receiver that stops calling recv() must not leave the sender without space
+  // (or a close() waiting for a drain that already happened).
+  auto* next = reinterpret_cast<std::uint64_t*>(rx_.data + (rx_.position & rx_.mask));
+  if (rx_.position - rx_.published >= rx_.publish_every ||
+      shared(*next).load(std::memory_order_relaxed) == 0) { // relaxed: a hint only
+    publish_consumed();
+  }
   return Errc::ok;
 }
 

@@ -1,0 +1,96 @@
+// Real-process test plumbing: an ivshmem server on a private socket, served by a thread of the
+// test process, and forked peer processes that are always reaped (killed if they hang).
+#pragma once
+
+#include "ivmc/kvm/ivshmem_server.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace ivmc::test {
+
+class ServerThread {
+public:
+  explicit ServerThread(std::size_t region_bytes, const std::string& tag) {
+    kvm::IvshmemServerOptions o;
+    const std::string name = "ivmc-test-" + tag + "-" + std::to_string(getpid());
+    o.socket_path = "/tmp/" + name + ".sock";
+    o.shm_name = name;
+    o.size = region_bytes;
+    o.log = [](std::string_view) {};
+    server_ = std::make_unique<kvm::IvshmemServer>(o);
+    server_->start();
+    thread_ = std::thread([this] { server_->run_until(stop_); });
+  }
+  ~ServerThread() {
+    stop_ = true; // seq_cst store: seen by the server loop within its poll timeout
+    thread_.join();
+  }
+  std::string socket_path() const { return server_->options().socket_path; }
+
+private:
+  std::unique_ptr<kvm::IvshmemServer> server_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Forks; the child runs `body` and exits with its return value (2 if it threw).
+inline pid_t spawn(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int rc = 2;
+    try {
+      rc = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child %d: %s\n", getpid(), e.what());
+    }
+    std::fflush(nullptr);
+    _exit(rc); // skip destructors of objects inherited from the parent
+  }
+  return pid;
+}
+
+// Waits for `pid`; kills it after `timeout_s`. Returns its exit status, or -signal, or -999 if
+// it had to be killed for hanging.
+inline int reap(pid_t pid, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -999;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return -WTERMSIG(status);
+}
+
+// Message contents derived from a sequence number: each message checks itself.
+inline void fill_message(std::byte* p, std::size_t n, std::uint64_t seq) {
+  std::uint64_t x = seq * 0x9E3779B97F4A7C15ull + 1;
+  for (std::size_t i = 0; i < n; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::memcpy(p + i, &x, std::min<std::size_t>(8, n - i));
+  }
+}
+inline std::size_t message_size(std::uint64_t seq, std::size_t max) {
+  return static_cast<std::size_t>((seq * 2654435761u) % (max + 1));
+}
+
+} // namespace ivmc::test
