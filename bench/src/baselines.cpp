@@ -63,17 +63,6 @@ bool read_all(int fd, void* data, std::size_t n) {
   return true;
 }
 
-// Memory shared by the two processes of a pair (MAP_SHARED survives fork).
-struct SharedPage {
-  void* p;
-  SharedPage() {
-    p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    sys_check(p != MAP_FAILED, "mmap shared page");
-    std::memset(p, 0, 4096);
-  }
-  ~SharedPage() { munmap(p, 4096); }
-};
-
 inline void cpu_relax() {
 #if defined(__x86_64__)
   __builtin_ia32_pause(); // the ring's polling loop pauses the same way: a like-for-like probe
@@ -105,65 +94,71 @@ double memcpy_gbps(std::size_t size, double seconds) {
   return static_cast<double>(copies) * static_cast<double>(size) / (t - t0) / 1e9;
 }
 
-double cacheline_rtt_ns(const PairCpus& cpus, int iterations) {
-  SharedPage page;
-  // Two lines, each written by one process: the minimum traffic for one round trip.
-  auto* ping = new (static_cast<char*>(page.p)) std::atomic<std::uint64_t>(0);
-  auto* pong = new (static_cast<char*>(page.p) + 128) std::atomic<std::uint64_t>(0);
-  const int warmup = iterations / 10;
-  std::vector<double> samples;
-  run_pair(
-      "cache-line probe", cpus.parent, cpus.child,
-      [&] {
-        TscTimer timer;
-        samples.reserve(static_cast<std::size_t>(iterations));
-        for (int i = 1; i <= warmup + iterations; ++i) {
-          const std::uint64_t t0 = TscTimer::read();
-          ping->store(static_cast<std::uint64_t>(i), std::memory_order_release); // hand over
-          while (pong->load(std::memory_order_acquire) != static_cast<std::uint64_t>(i)) {
-            cpu_relax(); // acquire: waits for the peer's answer
-          }
-          if (i > warmup) samples.push_back(timer.to_ns(TscTimer::read() - t0));
-        }
-      },
-      [&] {
-        for (int i = 1; i <= warmup + iterations; ++i) {
-          while (ping->load(std::memory_order_acquire) != static_cast<std::uint64_t>(i)) {
-            cpu_relax(); // acquire: waits for the parent's ping
-          }
-          pong->store(static_cast<std::uint64_t>(i), std::memory_order_release); // answer
-        }
-        return 0;
-      });
-  return median(samples);
+LineProbe::LineProbe() {
+  page_ = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  sys_check(page_ != MAP_FAILED, "mmap shared page");
+  // Two lines, each written by one process: the least traffic a round trip can cause.
+  new (static_cast<char*>(page_)) std::atomic<std::uint64_t>(0);
+  new (static_cast<char*>(page_) + 128) std::atomic<std::uint64_t>(0);
+}
+LineProbe::~LineProbe() {
+  munmap(page_, 4096);
 }
 
-double eventfd_rtt_ns(const PairCpus& cpus, int iterations) {
-  Fd to_child(eventfd(0, EFD_CLOEXEC)), to_parent(eventfd(0, EFD_CLOEXEC));
-  sys_check(to_child.fd >= 0 && to_parent.fd >= 0, "eventfd");
+std::vector<double> LineProbe::parent_round(int iterations) {
+  auto* ping = reinterpret_cast<std::atomic<std::uint64_t>*>(page_);
+  auto* pong = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(page_) + 128);
+  TscTimer timer;
   std::vector<double> samples;
-  const int warmup = iterations / 10;
-  run_pair(
-      "eventfd ping-pong", cpus.parent, cpus.child,
-      [&] {
-        TscTimer timer;
-        std::uint64_t v = 1;
-        for (int i = 0; i < warmup + iterations; ++i) {
-          const std::uint64_t t0 = TscTimer::read();
-          sys_check(::write(to_child.fd, &v, 8) == 8, "eventfd write");
-          sys_check(::read(to_parent.fd, &v, 8) == 8, "eventfd read");
-          if (i >= warmup) samples.push_back(timer.to_ns(TscTimer::read() - t0));
-        }
-      },
-      [&] {
-        std::uint64_t v = 1;
-        for (int i = 0; i < warmup + iterations; ++i) {
-          if (::read(to_child.fd, &v, 8) != 8) child_fail("eventfd read");
-          if (::write(to_parent.fd, &v, 8) != 8) child_fail("eventfd write");
-        }
-        return 0;
-      });
-  return median(samples);
+  samples.reserve(static_cast<std::size_t>(iterations));
+  for (int i = 0; i < iterations; ++i) {
+    const std::uint64_t seq = ++seq_;
+    const std::uint64_t t0 = TscTimer::read();
+    ping->store(seq, std::memory_order_release);                      // hand the turn over
+    while (pong->load(std::memory_order_acquire) != seq) cpu_relax(); // wait for the answer
+    samples.push_back(timer.to_ns(TscTimer::read() - t0));
+  }
+  return samples;
+}
+
+void LineProbe::child_round(int iterations) {
+  auto* ping = reinterpret_cast<std::atomic<std::uint64_t>*>(page_);
+  auto* pong = reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(page_) + 128);
+  for (int i = 0; i < iterations; ++i) {
+    const std::uint64_t seq = ++seq_;
+    while (ping->load(std::memory_order_acquire) != seq) cpu_relax(); // wait for the ping
+    pong->store(seq, std::memory_order_release);                      // answer it
+  }
+}
+
+EventfdProbe::EventfdProbe()
+    : to_child_(eventfd(0, EFD_CLOEXEC)), to_parent_(eventfd(0, EFD_CLOEXEC)) {
+  sys_check(to_child_ >= 0 && to_parent_ >= 0, "eventfd");
+}
+EventfdProbe::~EventfdProbe() {
+  ::close(to_child_);
+  ::close(to_parent_);
+}
+
+std::vector<double> EventfdProbe::parent_round(int iterations) {
+  TscTimer timer;
+  std::vector<double> samples;
+  std::uint64_t v = 1;
+  for (int i = 0; i < iterations; ++i) {
+    const std::uint64_t t0 = TscTimer::read();
+    sys_check(::write(to_child_, &v, 8) == 8, "eventfd write");
+    sys_check(::read(to_parent_, &v, 8) == 8, "eventfd read");
+    samples.push_back(timer.to_ns(TscTimer::read() - t0));
+  }
+  return samples;
+}
+
+void EventfdProbe::child_round(int iterations) {
+  std::uint64_t v = 1;
+  for (int i = 0; i < iterations; ++i) {
+    if (::read(to_child_, &v, 8) != 8) child_fail("eventfd read");
+    if (::write(to_parent_, &v, 8) != 8) child_fail("eventfd write");
+  }
 }
 
 namespace {

@@ -65,6 +65,42 @@ private:
   std::thread thread_;
 };
 
+struct PairedRtt {
+  std::vector<double> ring_ns, baseline_ns; // per round, taken together
+};
+
+// The cache-line round trip between the two CPUs right now: the placement of the moment.
+double probe_placement(const PairCpus& cpus) {
+  LineProbe line;
+  double rtt = 0;
+  run_pair(
+      "placement probe", cpus.parent, cpus.child,
+      [&] {
+        line.parent_round(200);
+        rtt = median(line.parent_round(1000));
+      },
+      [&] {
+        line.child_round(1200);
+        return 0;
+      });
+  return rtt;
+}
+
+// Runs at near placement: probe within 1.5x of the fastest probe seen in the whole run.
+std::vector<std::size_t> near_runs(const std::vector<double>& probes, double fastest) {
+  std::vector<std::size_t> keep;
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    if (probes[i] <= 1.5 * fastest) keep.push_back(i);
+  }
+  return keep;
+}
+
+std::vector<double> pick(const std::vector<double>& v, const std::vector<std::size_t>& idx) {
+  std::vector<double> out;
+  for (std::size_t i : idx) out.push_back(v[i]);
+  return out;
+}
+
 struct RingExperiment {
   const BenchOptions& options;
   const PairCpus& cpus;
@@ -132,33 +168,50 @@ struct RingExperiment {
     return result;
   }
 
-  double rtt_ns(const std::string& mode) {
-    std::vector<double> samples;
-    const int iterations = options.rtt_iterations, warmup = iterations / 10;
+  // 64 B round trips on the ring, interleaved round by round with the baseline they are
+  // judged against (cache-line probe when polling, raw eventfd when blocking), in the same two
+  // processes, so the placement of the moment applies to both.
+  PairedRtt rtt(const std::string& mode) {
+    LineProbe line;
+    EventfdProbe efd;
+    const bool poll = mode == "poll";
+    const int rounds = std::max(3, options.repeats * 3);
+    const int n = poll ? options.rtt_iterations : std::max(200, options.rtt_iterations / 20);
+    PairedRtt out;
     run(
         "ring ping-pong", mode,
         [&](kvm::HostEndpoint& ep) {
           TscTimer timer;
           std::vector<std::byte> msg(64, std::byte{1}), buf(64);
-          for (int i = 0; i < warmup + iterations; ++i) {
-            const std::uint64_t t0 = TscTimer::read();
-            expect_ok(ep.channel().send(msg, kOpTimeout), "ring send", ep);
-            std::size_t n = 0;
-            expect_ok(ep.channel().recv(buf, n, kOpTimeout), "ring recv", ep);
-            if (i >= warmup) samples.push_back(timer.to_ns(TscTimer::read() - t0));
+          for (int r = 0; r < rounds + 1; ++r) { // round 0 warms up
+            const double base = median(poll ? line.parent_round(n) : efd.parent_round(n));
+            std::vector<double> samples;
+            for (int i = 0; i < n; ++i) {
+              const std::uint64_t t0 = TscTimer::read();
+              expect_ok(ep.channel().send(msg, kOpTimeout), "ring send", ep);
+              std::size_t got = 0;
+              expect_ok(ep.channel().recv(buf, got, kOpTimeout), "ring recv", ep);
+              samples.push_back(timer.to_ns(TscTimer::read() - t0));
+            }
+            if (r == 0) continue;
+            out.ring_ns.push_back(median(samples));
+            out.baseline_ns.push_back(base);
           }
         },
         [&](kvm::HostEndpoint& ep) {
           std::vector<std::byte> buf(64);
-          for (int i = 0; i < warmup + iterations; ++i) {
-            std::size_t n = 0;
-            if (ep.channel().recv(buf, n, kOpTimeout) != Errc::ok ||
-                ep.channel().send(std::span(buf.data(), n), kOpTimeout) != Errc::ok) {
-              child_fail("ring ping-pong: " + ep.channel().error_detail());
+          for (int r = 0; r < rounds + 1; ++r) {
+            poll ? line.child_round(n) : efd.child_round(n);
+            for (int i = 0; i < n; ++i) {
+              std::size_t got = 0;
+              if (ep.channel().recv(buf, got, kOpTimeout) != Errc::ok ||
+                  ep.channel().send(std::span(buf.data(), got), kOpTimeout) != Errc::ok) {
+                child_fail("ring ping-pong: " + ep.channel().error_detail());
+              }
             }
           }
         });
-    return median(samples);
+    return out;
   }
 };
 
@@ -167,16 +220,6 @@ double median_of(int repeats, F measure) {
   std::vector<double> v;
   for (int i = 0; i < repeats; ++i) v.push_back(measure());
   return median(v);
-}
-
-Throughput median_throughput(int repeats, const std::function<Throughput()>& measure) {
-  std::vector<double> g, m;
-  for (int i = 0; i < repeats; ++i) {
-    const Throughput t = measure();
-    g.push_back(t.gbps);
-    m.push_back(t.msgs_per_s);
-  }
-  return {median(g), median(m)};
 }
 
 } // namespace
@@ -194,12 +237,6 @@ BenchReport run_bench(const BenchOptions& o) {
     if (o.progress) fmt::print(stderr, "ivmc bench: {}\n", line);
   };
 
-  report.cacheline_rtt_ns =
-      median_of(o.repeats, [&] { return cacheline_rtt_ns(cpus, o.rtt_iterations * 5); });
-  note(fmt::format("cache-line round trip {:.0f} ns", report.cacheline_rtt_ns));
-  report.eventfd_rtt_ns =
-      median_of(o.repeats, [&] { return eventfd_rtt_ns(cpus, o.rtt_iterations / 4); });
-  note(fmt::format("eventfd round trip {:.0f} ns", report.eventfd_rtt_ns));
   std::vector<std::size_t> copy_sizes = o.sizes;
   copy_sizes.push_back(1u << 20);
   for (std::size_t s : copy_sizes) {
@@ -211,27 +248,93 @@ BenchReport run_bench(const BenchOptions& o) {
   auto platform = kvm::HostPlatform::connect(server.socket_path(), kSetupTimeout);
   RingExperiment ring{o, cpus, *platform, server.socket_path()};
 
-  for (const std::string mode : {"poll", "block"}) {
-    for (std::size_t s : o.sizes) {
-      const Throughput t = median_throughput(o.repeats, [&] { return ring.throughput(mode, s); });
-      TransportResult r{"ring", mode, s, t.gbps, t.msgs_per_s, std::nullopt};
-      if (s == 64) r.rtt_p50_ns = median_of(o.repeats, [&] { return ring.rtt_ns(mode); });
-      report.results.push_back(r);
-      note(fmt::format("ring {} {} B: {:.2f} GB/s", mode, s, t.gbps));
-    }
-  }
-  for (const auto& [name, kind] :
-       {std::pair{"tcp", SocketKind::tcp_loopback}, std::pair{"unix", SocketKind::unix_stream}}) {
-    for (std::size_t s : o.sizes) {
-      const Throughput t = median_throughput(
-          o.repeats, [&] { return socket_throughput(kind, cpus, s, o.seconds_per_point); });
-      TransportResult r{name, "block", s, t.gbps, t.msgs_per_s, std::nullopt};
-      if (s == 64) {
-        r.rtt_p50_ns =
-            median_of(o.repeats, [&] { return socket_rtt_ns(kind, cpus, o.rtt_iterations / 4); });
+  const PairedRtt poll = ring.rtt("poll");
+  note(fmt::format("polled 64 B round trip {:.0f} ns, cache line {:.0f} ns", median(poll.ring_ns),
+                   median(poll.baseline_ns)));
+  const PairedRtt block = ring.rtt("block");
+  note(fmt::format("blocking 64 B round trip {:.0f} ns, eventfd {:.0f} ns", median(block.ring_ns),
+                   median(block.baseline_ns)));
+
+  // Throughput: the transports take turns within each repeat, and every run is preceded by a
+  // placement probe, so runs can be compared at like placement.
+  struct Path {
+    std::string transport, mode;
+    std::function<Throughput(std::size_t)> measure;
+  };
+  const std::vector<Path> paths = {
+      {"ring", "poll", [&](std::size_t s) { return ring.throughput("poll", s); }},
+      {"ring", "block", [&](std::size_t s) { return ring.throughput("block", s); }},
+      {"tcp", "block",
+       [&](std::size_t s) {
+         return socket_throughput(SocketKind::tcp_loopback, cpus, s, o.seconds_per_point);
+       }},
+      {"unix", "block",
+       [&](std::size_t s) {
+         return socket_throughput(SocketKind::unix_stream, cpus, s, o.seconds_per_point);
+       }},
+  };
+  struct Runs {
+    std::vector<double> gbps, msgs, probe;
+  };
+  std::map<std::pair<std::size_t, std::size_t>, Runs> runs; // (size, path) -> runs
+  double fastest = *std::min_element(poll.baseline_ns.begin(), poll.baseline_ns.end());
+  for (std::size_t s : o.sizes) {
+    for (int rep = 0; rep < o.repeats; ++rep) {
+      for (std::size_t p = 0; p < paths.size(); ++p) {
+        const double probe = cpus.parent < 0 ? 0 : probe_placement(cpus);
+        fastest = std::min(fastest, probe);
+        const Throughput t = paths[p].measure(s);
+        auto& r = runs[{s, p}];
+        r.gbps.push_back(t.gbps);
+        r.msgs.push_back(t.msgs_per_s);
+        r.probe.push_back(probe);
       }
-      report.results.push_back(r);
-      note(fmt::format("{} {} B: {:.2f} GB/s", name, s, t.gbps));
+    }
+    note(fmt::format("{} B done", s));
+  }
+  report.near_rtt_ns = fastest;
+
+  auto rtt_ratio = [&](const PairedRtt& x) {
+    auto idx = near_runs(x.baseline_ns, fastest);
+    if (idx.empty()) {
+      for (std::size_t i = 0; i < x.ring_ns.size(); ++i) idx.push_back(i);
+    }
+    std::vector<double> ratios;
+    for (std::size_t i : idx) ratios.push_back(x.ring_ns[i] / x.baseline_ns[i]);
+    return std::tuple{median(pick(x.ring_ns, idx)), median(pick(x.baseline_ns, idx)),
+                      median(ratios)};
+  };
+  const auto [poll_ring, poll_line, poll_ratio] = rtt_ratio(poll);
+  report.cacheline_rtt_ns = poll_line;
+  report.poll_rtt_ratio = poll_ratio;
+  const auto [block_ring, block_efd, block_ratio] = rtt_ratio(block);
+  report.eventfd_rtt_ns = block_efd;
+  report.block_rtt_ratio = block_ratio;
+
+  for (std::size_t s : o.sizes) {
+    for (std::size_t p = 0; p < paths.size(); ++p) {
+      const Runs& r = runs[{s, p}];
+      auto idx = near_runs(r.probe, fastest);
+      const bool near = !idx.empty();
+      if (!near) {
+        for (std::size_t i = 0; i < r.probe.size(); ++i) idx.push_back(i);
+      }
+      TransportResult t{paths[p].transport,        paths[p].mode, s, median(pick(r.gbps, idx)),
+                        median(pick(r.msgs, idx)), std::nullopt};
+      t.placement_rtt_ns = median(pick(r.probe, idx));
+      t.near = near;
+      t.runs_used = static_cast<int>(idx.size());
+      if (s == 64 && paths[p].transport == "ring") {
+        t.rtt_p50_ns = paths[p].mode == "poll" ? poll_ring : block_ring;
+      }
+      if (s == 64 && paths[p].transport != "ring") {
+        const auto kind =
+            paths[p].transport == "tcp" ? SocketKind::tcp_loopback : SocketKind::unix_stream;
+        t.rtt_p50_ns = median_of(o.repeats, [&] {
+          return socket_rtt_ns(kind, cpus, std::max(200, o.rtt_iterations / 20));
+        });
+      }
+      report.results.push_back(t);
     }
   }
   report.wall_seconds = now_s() - start;
@@ -261,7 +364,10 @@ std::string to_json(const BenchReport& r) {
   out += fmt::format("\"placement\": \"{}\", ", r.placement);
   out += fmt::format("\"ring_bytes\": {}, ", r.ring_bytes);
   out += fmt::format("\"cacheline_rtt_ns\": {}, ", number(r.cacheline_rtt_ns));
+  out += fmt::format("\"near_rtt_ns\": {}, ", number(r.near_rtt_ns));
   out += fmt::format("\"eventfd_rtt_ns\": {}, ", number(r.eventfd_rtt_ns));
+  out += fmt::format("\"poll_rtt_ratio\": {}, ", number(r.poll_rtt_ratio));
+  out += fmt::format("\"block_rtt_ratio\": {}, ", number(r.block_rtt_ratio));
   out += "\"memcpy_gbps\": {";
   bool first = true;
   for (const auto& [size, gbps] : r.memcpy_gbps) {
@@ -272,10 +378,12 @@ std::string to_json(const BenchReport& r) {
   first = true;
   for (const auto& x : r.results) {
     out += fmt::format("{}{{\"transport\": \"{}\", \"mode\": \"{}\", \"size\": {}, \"gbps\": {}, "
-                       "\"msgs_per_s\": {}, \"rtt_p50_ns\": {}}}",
+                       "\"msgs_per_s\": {}, \"rtt_p50_ns\": {}, \"placement_rtt_ns\": {}, "
+                       "\"near\": {}, \"runs_used\": {}}}",
                        first ? "" : ", ", x.transport, x.mode, x.size, number(x.gbps),
                        number(x.msgs_per_s),
-                       x.rtt_p50_ns ? number(*x.rtt_p50_ns) : std::string("null"));
+                       x.rtt_p50_ns ? number(*x.rtt_p50_ns) : std::string("null"),
+                       number(x.placement_rtt_ns), x.near ? "true" : "false", x.runs_used);
     first = false;
   }
   out += fmt::format("], \"wall_seconds\": {}}}", number(r.wall_seconds));
@@ -286,43 +394,55 @@ std::string to_table(const BenchReport& r) {
   std::string out;
   out +=
       fmt::format("ivmc bench: {}; ring {} KiB per direction\n", r.placement, r.ring_bytes / 1024);
-  out += fmt::format("cache-line round trip p50 {:.0f} ns; raw eventfd round trip p50 {:.0f} ns\n",
-                     r.cacheline_rtt_ns, r.eventfd_rtt_ns);
+  out += fmt::format("cache-line round trip p50 {:.0f} ns (fastest probe {:.0f} ns); raw eventfd "
+                     "round trip p50 {:.0f} ns\n",
+                     r.cacheline_rtt_ns, r.near_rtt_ns, r.eventfd_rtt_ns);
   out += "memcpy (one thread):";
   for (const auto& [size, gbps] : r.memcpy_gbps)
     out += fmt::format("  {} B {:.1f} GB/s", size, gbps);
   out += "\n\n";
-  out += fmt::format("{:<6} {:<6} {:>8} {:>10} {:>14} {:>14}\n", "path", "mode", "size", "GB/s",
-                     "msg/s", "64 B RTT p50");
+  out += fmt::format("{:<6} {:<6} {:>8} {:>10} {:>14} {:>14} {:>18}\n", "path", "mode", "size",
+                     "GB/s", "msg/s", "64 B RTT p50", "placement (runs)");
   for (const auto& x : r.results) {
-    out += fmt::format("{:<6} {:<6} {:>8} {:>10.3f} {:>14.0f} {:>14}\n", x.transport, x.mode,
-                       x.size, x.gbps, x.msgs_per_s,
-                       x.rtt_p50_ns ? fmt::format("{:.0f} ns", *x.rtt_p50_ns) : "");
+    out += fmt::format(
+        "{:<6} {:<6} {:>8} {:>10.3f} {:>14.0f} {:>14} {:>11.0f} ns {}{}\n", x.transport, x.mode,
+        x.size, x.gbps, x.msgs_per_s, x.rtt_p50_ns ? fmt::format("{:.0f} ns", *x.rtt_p50_ns) : "",
+        x.placement_rtt_ns, x.near ? "near" : "FAR", fmt::format("({})", x.runs_used));
   }
   // The targets, as ratios from this same run.
-  out += "\nratios from this run (target in brackets):\n";
+  out += fmt::format("\nratios from this run at near placement (cache line <= {:.0f} ns; "
+                     "target in brackets):\n",
+                     1.5 * r.near_rtt_ns);
   auto line = [&](const std::string& what, double v, const std::string& target) {
     out += fmt::format("  {:<52} {:>8.2f}x  [{}]\n", what, v, target);
   };
-  const auto* poll64 = find(r, "ring", "poll", 64);
-  const auto* block64 = find(r, "ring", "block", 64);
-  const auto* poll64k = find(r, "ring", "poll", 65536);
-  const auto* tcp64 = find(r, "tcp", "block", 64);
-  const auto* tcp64k = find(r, "tcp", "block", 65536);
-  if (poll64 && poll64->rtt_p50_ns) {
-    line("64 B polled RTT / cache-line RTT", *poll64->rtt_p50_ns / r.cacheline_rtt_ns, "<= 2.0");
+  // A ratio between two rows is reported only when both were measured at near placement.
+  auto near_row = [&](std::string_view t, std::string_view m, std::size_t size) {
+    const auto* x = find(r, t, m, size);
+    return x && x->near ? x : nullptr;
+  };
+  auto ratio_line = [&](const std::string& what, const TransportResult* a, const TransportResult* b,
+                        double av, double bv, const std::string& target) {
+    if (a && b) {
+      line(what, av / bv, target);
+    } else {
+      out += fmt::format("  {:<52} {:>9}  [{}]\n", what, "n/a", target + "; no near run");
+    }
+  };
+  line("64 B polled RTT / cache-line RTT (paired rounds)", r.poll_rtt_ratio, "<= 2.0");
+  const auto* poll64 = near_row("ring", "poll", 64);
+  const auto* poll64k = near_row("ring", "poll", 65536);
+  const auto* tcp64 = near_row("tcp", "block", 64);
+  const auto* tcp64k = near_row("tcp", "block", 65536);
+  if (r.memcpy_gbps.count(1u << 20)) {
+    ratio_line("64 KiB polled throughput / memcpy of 1 MiB", poll64k, poll64k,
+               poll64k ? poll64k->gbps : 0, r.memcpy_gbps.at(1u << 20), ">= 0.5");
   }
-  if (poll64k && r.memcpy_gbps.count(1u << 20)) {
-    line("64 KiB polled throughput / memcpy of 1 MiB", poll64k->gbps / r.memcpy_gbps.at(1u << 20),
-         ">= 0.5");
-  }
-  if (poll64 && tcp64)
-    line("64 B msg/s / TCP loopback", poll64->msgs_per_s / tcp64->msgs_per_s, ">= 100");
-  if (poll64k && tcp64k)
-    line("64 KiB throughput / TCP loopback", poll64k->gbps / tcp64k->gbps, ">= 8");
-  if (block64 && block64->rtt_p50_ns) {
-    line("blocking 64 B RTT / raw eventfd RTT", *block64->rtt_p50_ns / r.eventfd_rtt_ns, "<= 1.15");
-  }
+  ratio_line("64 B msg/s / TCP loopback", poll64, tcp64, poll64 ? poll64->msgs_per_s : 0,
+             tcp64 ? tcp64->msgs_per_s : 1, ">= 100");
+  ratio_line("64 KiB throughput / TCP loopback", poll64k, tcp64k, poll64k ? poll64k->gbps : 0,
+             tcp64k ? tcp64k->gbps : 1, ">= 8");
+  line("blocking 64 B RTT / raw eventfd RTT (paired rounds)", r.block_rtt_ratio, "<= 1.15");
   return out;
 }
 

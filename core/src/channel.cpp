@@ -97,7 +97,7 @@ Opened Channel::create(SharedRegion area, const ChannelConfig& config, Doorbell&
                 std::to_string(wire::kMinRingBytes) + ", " + std::to_string(wire::kMaxRingBytes) +
                 "]"};
   }
-  const std::uint32_t largest = ring - wire::kHeaderBytes - wire::kTerminatorBytes;
+  const std::uint32_t largest = wire::max_payload_for(ring);
   const std::uint32_t max_message = config.max_message == 0 ? largest : config.max_message;
   if (max_message > largest) {
     return {nullptr, Errc::bad_layout,
@@ -206,8 +206,7 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
                        g.ring_offset[1] < g.ring_offset[0] + g.ring_bytes[0];
   if (overlap) return bad("rings 0 and 1 overlap");
   const std::uint32_t smallest = std::min(g.ring_bytes[0], g.ring_bytes[1]);
-  if (c.max_message == 0 ||
-      c.max_message > smallest - wire::kHeaderBytes - wire::kTerminatorBytes) {
+  if (c.max_message == 0 || c.max_message > wire::max_payload_for(smallest)) {
     return bad("identity.max_message " + std::to_string(c.max_message) +
                " does not fit a ring of " + std::to_string(smallest) + " bytes");
   }
@@ -299,34 +298,28 @@ Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
   bump(tx_.ring_full);
   if (timeout == 0) return Errc::would_block;
   return wait_for(
-      Wake::space, deadline_after(timeout), [&] { return try_send(message); }, false);
+      Wake::space, timeout, [&] { return try_send(message); }, false);
 }
 
 Errc Channel::try_send(std::span<const std::byte> message) {
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
-  const std::uint64_t length = message.size();
-  const std::uint64_t record = wire::record_bytes(length);
-  if (const Errc room = tx_room(record + wire::kTerminatorBytes); room != Errc::ok) return room;
-
+  const auto length = static_cast<std::uint32_t>(message.size());      // <= max_message_
   const std::uint64_t pos = tx_.position;
-  // Payload, wrapping at the end of the ring.
+  const std::uint64_t end = wire::record_end(pos, length);
+  if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
+
   if (length != 0) { // an empty span may carry a null pointer, which memcpy must not see
-    const std::uint64_t start = (pos + wire::kHeaderBytes) & tx_.mask;
-    const std::uint64_t first = std::min(length, tx_.size - start);
-    std::memcpy(tx_.data + start, message.data(), first);
+    const std::uint64_t start = wire::payload_position(pos, length) & tx_.mask;
+    const std::uint64_t first = std::min<std::uint64_t>(length, tx_.size - start);
+    std::memcpy(tx_.data + start, message.data(), first); // the payload, wrapping at the end
     std::memcpy(tx_.data, message.data() + first, length - first);
   }
-  // Zero the padding so the ring never carries stale bytes; it lies in one aligned word.
-  if (const std::uint64_t pad = record - wire::kHeaderBytes - length; pad != 0) {
-    std::memset(tx_.data + ((pos + wire::kHeaderBytes + length) & tx_.mask), 0, pad);
-  }
-  auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + ((pos + record) & tx_.mask));
+  auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
   auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
   shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the release below
-  // Release: payload, padding and terminator are visible before the header that announces them.
-  shared(*header).store(wire::make_header(pos, static_cast<std::uint32_t>(length)),
-                        std::memory_order_release);
-  tx_.position = pos + record;
+  // Release: payload and terminator are visible before the header that announces them.
+  shared(*header).store(wire::make_header(pos, length), std::memory_order_release);
+  tx_.position = end;
   // Release: the slow-path readers of `produced` (end of stream, stats) see complete records.
   shared(control_->direction[side_].produced.value).store(tx_.position, std::memory_order_release);
   bump(tx_.messages);
@@ -421,7 +414,7 @@ Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeo
     return e == Errc::ok ? try_recv(buffer, length) : e; // ok: a last record arrived meanwhile
   }
   return wait_for(
-      Wake::data, deadline_after(timeout), [&] { return try_recv(buffer, length); },
+      Wake::data, timeout, [&] { return try_recv(buffer, length); },
       policy_ == NotifyPolicy::spin_then_block);
 }
 
@@ -448,12 +441,12 @@ Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
   length = len;
   if (len > buffer.size()) return Errc::buffer_too_small;
   if (len != 0) { // an empty buffer may carry a null pointer, which memcpy must not see
-    const std::uint64_t start = (pos + wire::kHeaderBytes) & rx_.mask;
+    const std::uint64_t start = wire::payload_position(pos, len) & rx_.mask;
     const std::uint64_t first = std::min<std::uint64_t>(len, rx_.size - start);
     std::memcpy(buffer.data(), rx_.data + start, first);
     std::memcpy(buffer.data() + first, rx_.data, len - first);
   }
-  rx_.position = pos + wire::record_bytes(len);
+  rx_.position = wire::record_end(pos, len);
   bump(rx_.messages);
   bump(rx_.bytes, len);
   peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
@@ -493,7 +486,7 @@ Nanos Channel::deadline_after(Nanos timeout) {
 }
 
 template <class Ready>
-Errc Channel::wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first) {
+Errc Channel::wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first) {
   const bool sleeps = policy_ != NotifyPolicy::polling;
   // The request flag is needed where the peer rings only on request: on_demand and
   // spin_then_block for data, every sleeping policy for space.
@@ -501,18 +494,23 @@ Errc Channel::wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first
                         policy_ == NotifyPolicy::spin_then_block;
   auto flag = shared(reason == Wake::data ? control_->direction[1 - side_].data_wanted.value
                                           : control_->direction[side_].space_wanted.value);
-  const Nanos start = clock_.now();
-  const Nanos spin_until =
-      !sleeps ? kForever : (spin_first ? saturating_add(start, notify_.spin_budget) : start);
+  // The clock is read lazily: a poller that finds its message within 256 polls never pays
+  // for it (a clock read costs about as much as a cache-line transfer here).
+  Nanos deadline = -1, spin_until = -1;
+  bool spinning = !sleeps || spin_first;
   std::uint32_t polls = 0;
   for (;;) {
     if (const Errc r = ready(); r != Errc::would_block) return r;
-    const bool spinning = !sleeps || polls != 0;
     if (spinning && (++polls & 255u) != 0) { // look at the clock every 256 polls only
       cpu_relax();
       continue;
     }
     const Nanos now = clock_.now();
+    if (deadline < 0) {
+      deadline = timeout == kForever ? kForever : saturating_add(now, timeout);
+      spin_until =
+          !sleeps ? kForever : (spin_first ? saturating_add(now, notify_.spin_budget) : now);
+    }
     if (const Errc e = peer_state_check(now, reason, Errc::ok); e != Errc::ok) {
       if (e == Errc::peer_closed || e == Errc::peer_dead) {
         if (const Errc r = ready(); r != Errc::would_block) return r; // deliver what is left
@@ -520,12 +518,12 @@ Errc Channel::wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first
       return e;
     }
     if (now >= deadline) return Errc::timed_out;
-    if (now < spin_until) {
+    spinning = now < spin_until;
+    if (spinning) {
       polls = 1;
       cpu_relax();
       continue;
     }
-    polls = 0;
     if (use_flag) {
       // seq_cst exchange is a full fence: the flag is visible before the re-check below.
       flag.exchange(1, std::memory_order_seq_cst);
@@ -693,7 +691,7 @@ Errc Channel::close(Nanos timeout) {
   Errc result = Errc::ok;
   if (unconsumed_outgoing() != 0) {
     result = wait_for(
-        Wake::space, deadline_after(timeout),
+        Wake::space, timeout,
         [&] {
           // Drained when the peer published a consumed index equal to what we produced.
           const std::uint64_t left = unconsumed_outgoing();

@@ -95,7 +95,7 @@ TEST_CASE("create writes the documented wire layout", "[channel][wire]") {
   CHECK(magic == wire::kMagic);
   CHECK(std::memcmp(raw, "IVMC", 4) == 0);
   CHECK(ring0 == 1024);
-  CHECK(max_message == 1024 - 16);
+  CHECK(max_message == 1024 - 80); // ring - header - widest alignment gap - terminator
   CHECK(policy == static_cast<std::uint32_t>(NotifyPolicy::on_demand));
   CHECK(offset1 == 4096 + 1024);
   // Both endpoints live: endpoint lines at 64 and 128.
@@ -134,11 +134,11 @@ TEST_CASE("zero-length messages are messages", "[channel]") {
 
 TEST_CASE("a message larger than the ring is refused so the caller can fall back", "[channel]") {
   Pair p(config(NotifyPolicy::on_demand, 1024));
-  CHECK(p.a->max_message() == 1008);
-  const auto big = pattern(1009, 1);
+  CHECK(p.a->max_message() == 944);
+  const auto big = pattern(945, 1);
   CHECK(p.a->send(bytes_of(big), 0) == Errc::message_too_large);
   CHECK(p.a->stats().too_large == 1);
-  const auto fits = pattern(1008, 2);
+  const auto fits = pattern(944, 2);
   CHECK(p.a->send(bytes_of(fits), 0) == Errc::ok);
 }
 
@@ -469,4 +469,24 @@ TEST_CASE("end of stream with a produced index that disagrees is a violation",
   REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
   CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
   CHECK(p.b->error_detail().find("produced index 4096") != std::string::npos);
+}
+
+TEST_CASE("large payloads start on a cache line, small ones right after their header",
+          "[channel][wire]") {
+  Pair p(config(NotifyPolicy::polling, 4096));
+  auto* ring0 = p.area.bytes + 4096;
+  const auto small = pattern(255, 1), large = pattern(256, 2);
+  REQUIRE(p.a->send(bytes_of(small), 0) == Errc::ok); // header at 0, payload at 8, ends at 264
+  REQUIRE(p.a->send(bytes_of(large), 0) == Errc::ok); // header at 264, payload at 320
+  CHECK(std::memcmp(ring0 + 8, small.data(), small.size()) == 0);
+  CHECK(std::memcmp(ring0 + 320, large.data(), large.size()) == 0);
+  std::uint64_t second_header;
+  std::memcpy(&second_header, ring0 + 264, 8);
+  CHECK(second_header == wire::make_header(264, 256));
+  std::vector<std::byte> buf(512);
+  std::size_t n = 0;
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  CHECK(n == 256);
+  CHECK(std::memcmp(buf.data(), large.data(), 256) == 0);
 }

@@ -13,9 +13,9 @@ namespace ivmc::bench {
 
 struct BenchOptions {
   std::vector<std::size_t> sizes{64, 1024, 16384, 65536};
-  double seconds_per_point = 0.25; // each throughput point runs this long
-  int repeats = 3;                 // each figure is the median of this many runs
-  std::uint32_t ring_bytes = 1u << 20;
+  double seconds_per_point = 0.25;     // each throughput point runs this long
+  int repeats = 5;                     // runs per figure (medians; see TransportResult::near)
+  std::uint32_t ring_bytes = 2u << 20; // fastest here: 64 KiB records need several in flight
   int rtt_iterations = 20000;
   int cpu_parent = 0;    // the measuring process
   int cpu_child = 1;     // the peer process
@@ -29,12 +29,23 @@ struct TransportResult {
   double gbps = 0;
   double msgs_per_s = 0;
   std::optional<double> rtt_p50_ns; // measured at 64 B only
+  // The vCPU placement changes under the benchmark (the cache-line round trip moves 3-6x
+  // between seconds), so every run of a point is preceded by a cache-line probe. A point's
+  // figures are the medians over its runs at near placement (probe within 1.5x of the run's
+  // fastest probe), or over all runs when none was near.
+  double placement_rtt_ns = 0; // median probe of the runs used
+  bool near = false;
+  int runs_used = 0;
 };
 
 struct BenchReport {
   std::string placement;       // which CPUs the two processes ran on
+  double near_rtt_ns = 0;      // the fastest cache-line probe of the run: "near" is within 1.5x
   double cacheline_rtt_ns = 0; // p50 round trip of one cache line between the processes
   double eventfd_rtt_ns = 0;   // p50 round trip of a raw eventfd ping-pong (blocking baseline)
+  // Ring RTT over its baseline, the median of per-round ratios taken in the same processes.
+  double poll_rtt_ratio = 0;                 // polled 64 B ring RTT / cache-line RTT
+  double block_rtt_ratio = 0;                // blocking 64 B ring RTT / raw eventfd RTT
   std::map<std::size_t, double> memcpy_gbps; // single thread, by copy size
   std::vector<TransportResult> results;
   std::uint32_t ring_bytes = 0;

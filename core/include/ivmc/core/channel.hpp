@@ -56,7 +56,7 @@ struct LivenessConfig {
 
 struct ChannelConfig {
   std::uint32_t ring_bytes = 256 * 1024; // per direction; a power of two
-  std::uint32_t max_message = 0;         // 0: the largest that fits (ring_bytes - 16)
+  std::uint32_t max_message = 0;         // 0: the largest that fits (ring_bytes - 80)
   NotifyConfig notify;                   // the creator's policy is the channel's policy
   LivenessConfig liveness;
   std::uint64_t platform_address = 0; // this endpoint's doorbell address (opaque)
@@ -179,7 +179,7 @@ private:
   Errc peer_state_check(Nanos now, Wake reason, Errc otherwise);
   Errc end_of_stream();
   template <class Ready>
-  Errc wait_for(Wake reason, Nanos deadline, Ready ready, bool spin_first);
+  Errc wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first);
   Nanos deadline_after(Nanos timeout);
 
   wire::ControlArea* control_;

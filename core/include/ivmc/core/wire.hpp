@@ -15,7 +15,13 @@
 // ring of ring_bytes[d] (a power of two) holding records:
 //
 //   +0  u64 header      bits 0..31 payload length, bits 32..63 tag(position) (never 0)
-//   +8  payload         length bytes, then zero padding to the next multiple of 8
+//   +8  payload         length bytes; the record ends at the next multiple of 8
+//
+// except that a payload of kAlignedPayloadMin bytes or more starts at the first 64-byte
+// boundary after its header (payload_offset()): copies between a misaligned ring and an aligned
+// user buffer run at a fraction of the speed (measured 3-4 GB/s against 24 GB/s on the
+// project's machines), while a small record stays packed so that it spans as few lines as
+// possible.
 //
 // Positions are free-running 64-bit byte counts; offset in the ring = position & (size - 1).
 // A record may wrap around the end of the ring; a header never does (it is 8-aligned).
@@ -125,9 +131,25 @@ constexpr std::uint32_t header_length(std::uint64_t header) {
 constexpr std::uint32_t header_tag_of(std::uint64_t header) {
   return static_cast<std::uint32_t>(header >> 32);
 }
-// Bytes a record of `length` payload bytes occupies in the ring.
-constexpr std::uint64_t record_bytes(std::uint64_t length) {
-  return kHeaderBytes + ((length + kRecordAlign - 1) & ~std::uint64_t{kRecordAlign - 1});
+inline constexpr std::uint32_t kAlignedPayloadMin = 256;
+// The largest amount of alignment gap plus header a record can carry.
+inline constexpr std::uint32_t kMaxRecordOverhead = kCacheLine + kRecordAlign;
+
+constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
+  return (v + a - 1) & ~(a - 1);
+}
+// Position of the first payload byte of the record whose header is at `position`.
+constexpr std::uint64_t payload_position(std::uint64_t position, std::uint32_t length) {
+  return length >= kAlignedPayloadMin ? align_up(position + kHeaderBytes, kCacheLine)
+                                      : position + kHeaderBytes;
+}
+// Position just past the record (where the next header goes).
+constexpr std::uint64_t record_end(std::uint64_t position, std::uint32_t length) {
+  return align_up(payload_position(position, length) + length, kRecordAlign);
+}
+// The largest payload a ring of `ring_bytes` can carry: any record plus a terminator fits.
+constexpr std::uint32_t max_payload_for(std::uint32_t ring_bytes) {
+  return ring_bytes - kMaxRecordOverhead - kTerminatorBytes;
 }
 
 } // namespace ivmc::wire
