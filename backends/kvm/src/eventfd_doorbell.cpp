@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <limits>
@@ -45,8 +46,8 @@ EventfdDoorbell::EventfdDoorbell(const IvshmemPeer& peer, std::uint16_t remote_i
                                    kContext, ring_remote.data, ring_remote.space, wait_own.data,
                                    wait_own.space));
   if (!peer.has_peer(remote_id))
-    throw IvshmemError(fmt::format("{}: peer {} is not connected to {}", kContext, remote_id,
-                                   peer.socket_path()));
+    throw IvshmemError(
+        fmt::format("{}: peer {} is not connected to {}", kContext, remote_id, peer.socket_path()));
   auto remote = [&](unsigned v) {
     return duplicate(peer.peer_vector_fd(remote_id, v),
                      fmt::format("vector {} of peer {}", v, remote_id));
@@ -72,11 +73,13 @@ WaitResult EventfdDoorbell::wait(Wake reason, Nanos timeout) {
   // acquire: pairs with declare_lost()'s release store.
   if (lost_.load(std::memory_order_acquire)) return WaitResult::failed;
   const int fd = wait_fds_[index(reason)].get();
-  const Nanos deadline = timeout <= 0 ? 0
-                         : timeout > std::numeric_limits<Nanos>::max() - MonotonicClock::read()
+  // Only EINTR needs the deadline; it saturates for "practically forever" timeouts.
+  const Nanos now = MonotonicClock::read();
+  const Nanos left_at_start = std::max<Nanos>(timeout, 0);
+  const Nanos deadline = left_at_start > std::numeric_limits<Nanos>::max() - now
                              ? std::numeric_limits<Nanos>::max()
-                             : MonotonicClock::read() + timeout;
-  Nanos left = timeout <= 0 ? 0 : timeout;
+                             : now + left_at_start;
+  Nanos left = left_at_start;
   for (;;) {
     pollfd pfd{fd, POLLIN, 0};
     timespec ts{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
@@ -87,10 +90,14 @@ WaitResult EventfdDoorbell::wait(Wake reason, Nanos timeout) {
         return WaitResult::failed;
       }
       left = deadline - MonotonicClock::read();
-      if (left <= 0) return WaitResult::timed_out;
-      continue;
+      if (left > 0) continue;
+      ready = 0;
     }
-    if (ready == 0) return WaitResult::timed_out;
+    if (ready == 0) {
+      // acquire: pairs with declare_lost()'s release store. Its wake-up may have gone to another
+      // doorbell sharing this own vector, so a timeout re-checks.
+      return lost_.load(std::memory_order_acquire) ? WaitResult::failed : WaitResult::timed_out;
+    }
     if (pfd.revents & (POLLERR | POLLNVAL)) {
       last_errno_.store(EBADF, std::memory_order_relaxed); // relaxed: diagnostic only
       return WaitResult::failed;

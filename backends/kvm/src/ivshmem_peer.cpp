@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -53,7 +52,9 @@ Nanos deadline_after(Nanos timeout) {
                                                            : now + std::max<Nanos>(timeout, 0);
 }
 
-double millis(Nanos ns) { return static_cast<double>(ns) / 1e6; }
+double millis(Nanos ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 } // namespace
 
@@ -91,6 +92,9 @@ IvshmemPeer IvshmemPeer::connect(const std::string& socket_path, Nanos timeout, 
   const Nanos deadline = deadline_after(timeout);
   peer.open_socket(deadline);
   peer.handshake(deadline);
+  // The server sends the handshake in one burst: whatever follows it at once (e.g. eventfds
+  // beyond our vector count) is checked now, so a mismatch fails connect() rather than later.
+  if (peer.process_server_messages() == ServerLink::failed) throw IvshmemError(peer.server_error_);
   return peer;
 }
 
@@ -119,12 +123,17 @@ void IvshmemPeer::open_socket(Nanos deadline) {
 
 std::string IvshmemPeer::expectation() const {
   switch (stage_) {
-  case Stage::version: return "the protocol version (message 1)";
-  case Stage::own_id: return "this client's peer ID (message 2)";
-  case Stage::shared_memory: return "the shared memory fd (message 3, value -1)";
+  case Stage::version:
+    return "the protocol version (message 1)";
+  case Stage::own_id:
+    return "this client's peer ID (message 2)";
+  case Stage::shared_memory:
+    return "the shared memory fd (message 3, value -1)";
   case Stage::vectors:
-    return fmt::format("eventfds; own ID {} has {} of {}", id_, own_vectors_.size(), vectors_);
-  case Stage::done: return "nothing (the handshake is complete)";
+    return fmt::format("eventfds; own ID {} has {} of {} (does the server use --vectors {}?)", id_,
+                       own_vectors_.size(), vectors_, vectors_);
+  case Stage::done:
+    return "nothing (the handshake is complete)";
   }
   return "?";
 }
@@ -191,8 +200,8 @@ std::optional<IvshmemPeer::Message> IvshmemPeer::read_message() {
     if (n == 0) {
       eof_ = true;
       if (partial_size_ != 0)
-        fail(fmt::format("closed the connection in the middle of message {} ({} of 8 bytes)",
-                         index, partial_size_));
+        fail(fmt::format("closed the connection in the middle of message {} ({} of 8 bytes)", index,
+                         partial_size_));
       return std::nullopt;
     }
     partial_size_ += static_cast<std::size_t>(n);
@@ -301,7 +310,8 @@ void IvshmemPeer::handle_handshake_message(Message message) {
     return;
   }
 
-  case Stage::done: break;
+  case Stage::done:
+    break;
   }
 }
 
@@ -314,7 +324,10 @@ void IvshmemPeer::handle_notice(Message message) {
   const auto peer = static_cast<std::uint16_t>(value);
   if (peer == id_)
     fail(fmt::format("message {}: a {} for this client's own ID {}", index,
-                     message.fd ? "connect notice (an extra own eventfd)" : "disconnect notice",
+                     message.fd ? fmt::format("connect notice (an eventfd beyond the {} vectors of "
+                                              "this client: does the server use more?)",
+                                              vectors_)
+                                : std::string("disconnect notice"),
                      peer));
   if (message.fd) {
     auto& fds = peers_[peer];
@@ -352,7 +365,9 @@ ServerLink IvshmemPeer::process_server_messages() {
   return link_;
 }
 
-std::vector<PeerEvent> IvshmemPeer::take_events() { return std::exchange(events_, {}); }
+std::vector<PeerEvent> IvshmemPeer::take_events() {
+  return std::exchange(events_, {});
+}
 
 int IvshmemPeer::own_vector_fd(unsigned vector) const {
   return vector < own_vectors_.size() ? own_vectors_[vector].get() : -1;

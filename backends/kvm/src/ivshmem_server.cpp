@@ -26,8 +26,8 @@
 #include <bit>
 #include <cctype>
 #include <cerrno>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -93,10 +93,12 @@ std::size_t parse_byte_size(std::string_view text) {
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0 || digits > 19) fail();
   std::uint64_t value = 0;
-  for (std::size_t i = 0; i < digits; ++i) value = value * 10 + static_cast<unsigned>(text[i] - '0');
+  for (std::size_t i = 0; i < digits; ++i)
+    value = value * 10 + static_cast<unsigned>(text[i] - '0');
 
   std::string suffix;
-  for (char c : text.substr(digits)) suffix += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : text.substr(digits))
+    suffix += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   unsigned shift = 0;
   if (suffix.empty() || suffix == "B") {
     shift = 0;
@@ -115,7 +117,9 @@ IvshmemServer::IvshmemServer(IvshmemServerOptions options)
     : options_(std::move(options)), shm_name_(normalise_shm_name(options_.shm_name)),
       lock_path_(options_.socket_path + ".lock") {}
 
-IvshmemServer::~IvshmemServer() { shutdown(); }
+IvshmemServer::~IvshmemServer() {
+  shutdown();
+}
 
 void IvshmemServer::log(std::string_view line) const {
   if (options_.log) {
@@ -127,12 +131,14 @@ void IvshmemServer::log(std::string_view line) const {
 }
 
 void IvshmemServer::validate_options() const {
-  auto invalid = [](std::string what) { throw IvshmemError(fmt::format("{}: {}", kContext, what)); };
+  auto invalid = [](std::string what) {
+    throw IvshmemError(fmt::format("{}: {}", kContext, what));
+  };
   const auto& o = options_;
   if (o.socket_path.empty()) invalid("the socket path is empty");
   if (o.socket_path.size() >= sizeof(sockaddr_un::sun_path))
-    invalid(fmt::format("socket path '{}' is {} bytes; UNIX sockets allow at most {}", o.socket_path,
-                        o.socket_path.size(), sizeof(sockaddr_un::sun_path) - 1));
+    invalid(fmt::format("socket path '{}' is {} bytes; UNIX sockets allow at most {}",
+                        o.socket_path, o.socket_path.size(), sizeof(sockaddr_un::sun_path) - 1));
   std::string_view bare = std::string_view(shm_name_).substr(1);
   if (bare.empty() || bare.find('/') != std::string_view::npos || bare.size() > NAME_MAX ||
       bare == "." || bare == "..")
@@ -147,23 +153,25 @@ void IvshmemServer::validate_options() const {
   if (o.vectors < 1 || o.vectors > ivshmem::kMaxVectors)
     invalid(fmt::format("{} vectors: must be between 1 and {}", o.vectors, ivshmem::kMaxVectors));
   if (o.max_peers < 1 || o.max_peers > ivshmem::kMaxPeerId + 1)
-    invalid(fmt::format("max peers {}: must be between 1 and {} (peer IDs are 16-bit)",
-                        o.max_peers, ivshmem::kMaxPeerId + 1));
+    invalid(fmt::format("max peers {}: must be between 1 and {} (peer IDs are 16-bit)", o.max_peers,
+                        ivshmem::kMaxPeerId + 1));
 }
 
 // Every peer costs the server one socket and `vectors` eventfds; make sure they all fit.
 void IvshmemServer::ensure_fd_budget() const {
   const rlim_t needed = static_cast<rlim_t>(options_.max_peers) * (options_.vectors + 1) + 32;
   rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) throw_syscall(kContext, "getrlimit", "RLIMIT_NOFILE");
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
+    throw_syscall(kContext, "getrlimit", "RLIMIT_NOFILE");
   if (limit.rlim_cur >= needed) return;
   if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed)
-    throw IvshmemError(fmt::format(
-        "{}: {} peers x ({} vectors + 1 socket) need {} file descriptors but the hard "
-        "RLIMIT_NOFILE is {}; lower --max-peers or --vectors",
-        kContext, options_.max_peers, options_.vectors, needed, limit.rlim_max));
+    throw IvshmemError(
+        fmt::format("{}: {} peers x ({} vectors + 1 socket) need {} file descriptors but the hard "
+                    "RLIMIT_NOFILE is {}; lower --max-peers or --vectors",
+                    kContext, options_.max_peers, options_.vectors, needed, limit.rlim_max));
   limit.rlim_cur = needed;
-  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) throw_syscall(kContext, "setrlimit", "RLIMIT_NOFILE");
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    throw_syscall(kContext, "setrlimit", "RLIMIT_NOFILE");
 }
 
 void IvshmemServer::acquire_lock() {
@@ -219,10 +227,12 @@ void IvshmemServer::clean_stale_state() {
                                      kContext, options_.socket_path));
     // A listener there that does not hold our lock is alive (another server implementation):
     // never steal its socket.
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!probe) throw_syscall(kContext, "socket", "AF_UNIX");
     sockaddr_un address = unix_address(options_.socket_path);
-    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0)
+    // Non-blocking: a live listener with a full backlog answers EAGAIN instead of stalling us.
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 ||
+        errno == EAGAIN)
       throw IvshmemError(fmt::format("{}: socket {} is in use by a live process that does not "
                                      "hold {} (another ivshmem server?); refusing to replace it",
                                      kContext, options_.socket_path, lock_path_));
@@ -235,6 +245,14 @@ void IvshmemServer::clean_stale_state() {
 
   UniqueFd stale_shm(::shm_open(shm_name_.c_str(), O_RDONLY | O_CLOEXEC, 0));
   if (stale_shm) {
+    // A live server holds a lock on its object (see create_shared_memory()); one on another
+    // socket may use the same shm name, and its object is not ours to remove.
+    if (::flock(stale_shm.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) throw_syscall(kContext, "flock", shm_name_);
+      throw IvshmemError(fmt::format("{}: shm {} is in use by a running ivshmem server (on "
+                                     "another socket?); choose another shm name",
+                                     kContext, shm_name_));
+    }
     struct stat shm_stat {};
     if (::fstat(stale_shm.get(), &shm_stat) != 0) throw_syscall(kContext, "fstat", shm_name_);
     if (::shm_unlink(shm_name_.c_str()) != 0 && errno != ENOENT)
@@ -253,11 +271,19 @@ void IvshmemServer::clean_stale_state() {
 
 void IvshmemServer::create_shared_memory() {
   // O_EXCL: the region must be fresh (zero-filled by ftruncate), never one somebody else holds.
-  UniqueFd fd(::shm_open(shm_name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd) throw_syscall(kContext, "shm_open", shm_name_);
+  UniqueFd lock_fd(::shm_open(shm_name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!lock_fd) throw_syscall(kContext, "shm_open", shm_name_);
   owns_shm_ = true;
-  if (::ftruncate(fd.get(), static_cast<off_t>(options_.size)) != 0)
+  // The object itself is locked for the server's life, so another server sharing the shm name
+  // (on another socket) never mistakes it for stale. flock belongs to the open file description,
+  // which SCM_RIGHTS shares: clients get a second description (below), or any client still
+  // holding the fd would keep a dead server's object "locked" forever.
+  if (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) throw_syscall(kContext, "flock", shm_name_);
+  if (::ftruncate(lock_fd.get(), static_cast<off_t>(options_.size)) != 0)
     throw_syscall(kContext, "ftruncate", fmt::format("{}, {} bytes", shm_name_, options_.size));
+  UniqueFd fd(::shm_open(shm_name_.c_str(), O_RDWR | O_CLOEXEC, 0));
+  if (!fd) throw_syscall(kContext, "shm_open", shm_name_);
+  shm_lock_fd_ = std::move(lock_fd);
   shm_fd_ = std::make_shared<const UniqueFd>(std::move(fd));
 }
 
@@ -268,7 +294,8 @@ void IvshmemServer::create_listening_socket() {
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
     throw_syscall(kContext, "bind", options_.socket_path);
   owns_socket_ = true;
-  if (::listen(fd.get(), kListenBacklog) != 0) throw_syscall(kContext, "listen", options_.socket_path);
+  if (::listen(fd.get(), kListenBacklog) != 0)
+    throw_syscall(kContext, "listen", options_.socket_path);
   listen_fd_ = std::move(fd);
 }
 
@@ -292,7 +319,7 @@ void IvshmemServer::start() {
 
 void IvshmemServer::shutdown() {
   if (owner_pid_ != ::getpid()) return; // not started here (or a forked copy): nothing is ours
-  clients_.clear(); // closing the sockets tells every client the server is gone
+  clients_.clear();                     // closing the sockets tells every client the server is gone
   if (owns_socket_ && ::unlink(options_.socket_path.c_str()) != 0 && errno != ENOENT)
     log(syscall_message("unlink", options_.socket_path, errno));
   listen_fd_.reset();
@@ -300,6 +327,7 @@ void IvshmemServer::shutdown() {
   if (owns_shm_ && ::shm_unlink(shm_name_.c_str()) != 0 && errno != ENOENT)
     log(syscall_message("shm_unlink", shm_name_, errno));
   shm_fd_.reset();
+  shm_lock_fd_.reset();
   owns_shm_ = false;
   // Unlink before unlocking: a server starting now then sees a different inode and retries.
   if (lock_fd_ && ::unlink(lock_path_.c_str()) != 0 && errno != ENOENT)
@@ -308,9 +336,13 @@ void IvshmemServer::shutdown() {
   owner_pid_ = 0;
 }
 
-void IvshmemServer::run(int stop_fd) { serve(stop_fd, nullptr); }
+void IvshmemServer::run(int stop_fd) {
+  serve(stop_fd, nullptr);
+}
 
-void IvshmemServer::run_until(const std::atomic<bool>& stop) { serve(-1, &stop); }
+void IvshmemServer::run_until(const std::atomic<bool>& stop) {
+  serve(-1, &stop);
+}
 
 void IvshmemServer::serve(int stop_fd, const std::atomic<bool>* stop) {
   if (!listen_fd_) throw IvshmemError(fmt::format("{}: run before start()", kContext));
@@ -320,7 +352,9 @@ void IvshmemServer::serve(int stop_fd, const std::atomic<bool>* stop) {
   }
 }
 
-void IvshmemServer::poll_once(int timeout_ms) { poll_round(timeout_ms, -1); }
+void IvshmemServer::poll_once(int timeout_ms) {
+  poll_round(timeout_ms, -1);
+}
 
 bool IvshmemServer::poll_round(int timeout_ms, int stop_fd) {
   std::vector<pollfd> fds;
@@ -355,17 +389,7 @@ bool IvshmemServer::poll_round(int timeout_ms, int stop_fd) {
     auto it = clients_.find(ids[i]);
     if (it == clients_.end()) continue;
     Client& client = it->second;
-    if (revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
-      // Clients never send anything: data is a protocol violation, EOF a disconnect.
-      char byte = 0;
-      ssize_t n = ::recv(client.socket.get(), &byte, 1, MSG_DONTWAIT);
-      if (n == 0 || (revents & (POLLHUP | POLLERR | POLLNVAL)))
-        client.broken = "disconnected";
-      else if (n > 0)
-        client.broken = "sent data, but ivshmem clients must not write to the server";
-      else if (errno != EAGAIN && errno != EINTR)
-        client.broken = syscall_message("recv", fmt::format("peer {}", client.id), errno);
-    }
+    check_input(client, revents);
     if (client.broken.empty() && (revents & POLLOUT)) flush(client);
   }
   if (accepting && (fds[first_client - 1].revents & POLLIN)) accept_clients();
@@ -373,19 +397,51 @@ bool IvshmemServer::poll_round(int timeout_ms, int stop_fd) {
   return false;
 }
 
+void IvshmemServer::check_input(Client& client, short revents) {
+  if (!(revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) return;
+  // Clients never send anything: data is a protocol violation, EOF a disconnect.
+  char byte = 0;
+  ssize_t n = ::recv(client.socket.get(), &byte, 1, MSG_DONTWAIT);
+  if (n == 0 || (revents & (POLLHUP | POLLERR | POLLNVAL)))
+    client.broken = "disconnected";
+  else if (n > 0)
+    client.broken = "sent data, but ivshmem clients must not write to the server";
+  else if (errno != EAGAIN && errno != EINTR)
+    client.broken = syscall_message("recv", fmt::format("peer {}", client.id), errno);
+}
+
+void IvshmemServer::drop_departed_clients() {
+  std::vector<pollfd> fds;
+  std::vector<std::uint16_t> ids;
+  for (const auto& [id, client] : clients_) {
+    fds.push_back({client.socket.get(), POLLIN, 0});
+    ids.push_back(id);
+  }
+  if (::poll(fds.data(), fds.size(), 0) <= 0) return;
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    if (fds[i].revents != 0) check_input(clients_.at(ids[i]), fds[i].revents);
+  }
+  flush_all();
+}
+
 void IvshmemServer::accept_clients() {
   // Bounded so a flood of connections cannot starve the clients already connected.
   for (int i = 0; i < kListenBacklog; ++i) {
     UniqueFd socket(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (socket) {
+      // Whoever left before this client connected must be neither announced to it nor counted
+      // against max_peers: the round's poll() may predate their hang-up.
+      drop_departed_clients();
       admit(std::move(socket));
       continue;
     }
     switch (errno) {
-    case EAGAIN: return;
+    case EAGAIN:
+      return;
     case EINTR:
     case ECONNABORTED:
-    case EPROTO: continue;
+    case EPROTO:
+      continue;
     default:
       // Out of fds or memory: the pending connection stays queued; retry a little later
       // instead of spinning on a listening socket that stays readable.
@@ -453,7 +509,8 @@ void IvshmemServer::admit(UniqueFd socket) {
 void IvshmemServer::enqueue(Client& client, std::int64_t value, SharedFd fd) {
   if (!client.broken.empty()) return;
   if (client.outbox.size() >= max_outbox_) {
-    client.broken = fmt::format("not reading its socket ({} messages queued)", client.outbox.size());
+    client.broken =
+        fmt::format("not reading its socket ({} messages queued)", client.outbox.size());
     return;
   }
   client.outbox.push_back({value, std::move(fd)});

@@ -59,7 +59,9 @@ public:
   const std::string& socket_path() const { return socket_path_; }
 
   // The whole shared memory object, mapped read-write and MAP_SHARED.
-  ivmc::SharedRegion region() const { return {static_cast<std::byte*>(mapping_.base), mapping_.size}; }
+  ivmc::SharedRegion region() const {
+    return {static_cast<std::byte*>(mapping_.base), mapping_.size};
+  }
 
   // The eventfd other peers ring to interrupt this peer on `vector` (-1 if out of range).
   int own_vector_fd(unsigned vector) const;
@@ -77,7 +79,8 @@ public:
   ServerLink server_link() const { return link_; }
   const std::string& server_error() const { return server_error_; }
 
-  // Joins and leaves seen since the last call, in the order the server sent them.
+  // Joins and leaves seen since the last call, in the order the server sent them. The peers
+  // already connected when this one joined come first, as `joined` events of the handshake.
   std::vector<PeerEvent> take_events();
 
   // Follow the server (poll + process) until the condition holds or `timeout` ns pass; true if
@@ -129,7 +132,7 @@ private:
   std::string server_error_;
 
   Stage stage_ = Stage::version;
-  std::uint64_t messages_received_ = 0; // for error messages: "message 5"
+  std::uint64_t messages_received_ = 0;    // for error messages: "message 5"
   std::array<unsigned char, 8> partial_{}; // a message split across reads (stream socket)
   std::size_t partial_size_ = 0;
   UniqueFd partial_fd_;

@@ -4,7 +4,6 @@
 // little-endian integer, optionally with one file descriptor passed via SCM_RIGHTS.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
 
 namespace ivmc::kvm::ivshmem {
@@ -17,9 +16,6 @@ inline constexpr std::int64_t kSharedMemoryMessage = -1;
 
 // Peer IDs are 16-bit: the guest's Doorbell register holds the target ID in bits 16..31.
 inline constexpr std::int64_t kMaxPeerId = 65535;
-
-// Each message's payload size on the wire.
-inline constexpr std::size_t kMessageSize = sizeof(std::int64_t);
 
 // QEMU's Doorbell register decodes only the low 8 bits of the vector number, and the QEMU
 // contrib server caps vectors at 64; staying within 64 keeps every vector ringable from a guest.

@@ -6,9 +6,14 @@
 // (its own ones to wait on, the others' to ring). The server never reads anything from clients:
 // any input or hang-up ends the client, and the others are told.
 //
+// With QEMU: `ivmc-ivshmem-server --socket /tmp/ivshmem.sock --shm ivmc --size 16M --vectors 2`
+// and `-chardev socket,path=/tmp/ivshmem.sock,id=ivs -device
+// ivshmem-doorbell,chardev=ivs,vectors=2`.
+//
 // Ownership: the server holds an exclusive flock on "<socket>.lock" (and writes its pid there)
-// for its whole life. A second server on the same socket is refused; a socket or shm object left
-// by a server that died is cleaned on start and replaced by a fresh zero-filled region.
+// and one on its shm object for its whole life. A second server on the same socket, or on the
+// same shm name, is refused; a socket or shm object left by a server that died is cleaned on
+// start and replaced by a fresh zero-filled region.
 #pragma once
 
 #include "ivmc/core/platform.hpp"
@@ -94,7 +99,9 @@ private:
   void shutdown();
 
   void serve(int stop_fd, const std::atomic<bool>* stop);
-  bool poll_round(int timeout_ms, int stop_fd); // true when stop_fd became readable
+  bool poll_round(int timeout_ms, int stop_fd);    // true when stop_fd became readable
+  void check_input(Client& client, short revents); // marks it broken on EOF, error or data
+  void drop_departed_clients();                    // a poll() that does not wait
   void accept_clients();
   bool allocate_id(std::uint16_t& id);
   void admit(UniqueFd socket);
@@ -112,7 +119,8 @@ private:
   pid_t owner_pid_ = 0; // cleanup runs only in the process that started the server
 
   UniqueFd lock_fd_;
-  SharedFd shm_fd_;
+  SharedFd shm_fd_;      // the description clients receive
+  UniqueFd shm_lock_fd_; // another description of the object, flock()ed while we live
   UniqueFd listen_fd_;
   bool owns_socket_ = false;
   bool owns_shm_ = false;
