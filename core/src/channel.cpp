@@ -43,6 +43,24 @@ bool is_pow2_in_range(std::uint64_t v) {
   return std::has_single_bit(v) && v >= wire::kMinRingBytes && v <= wire::kMaxRingBytes;
 }
 
+// Copies n bytes into the ring at position p, wrapping at its end. An empty copy touches
+// nothing (an empty span may carry a null pointer, which memcpy must not see).
+void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p, const std::byte* src,
+             std::uint64_t n) {
+  if (n == 0) return;
+  const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
+  std::memcpy(ring + off, src, first);
+  std::memcpy(ring, src + first, n - first);
+}
+
+void copy_out(const std::byte* ring, std::uint64_t size, std::uint64_t p, std::byte* dst,
+              std::uint64_t n) {
+  if (n == 0) return;
+  const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
+  std::memcpy(dst, ring + off, first);
+  std::memcpy(dst + first, ring, n - first);
+}
+
 Nanos saturating_add(Nanos a, Nanos b) {
   return (b > 0 && a > kForever - b) ? kForever : a + b;
 }
@@ -288,32 +306,33 @@ std::string Channel::error_detail() const {
 // The send path
 
 Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
+  return send(message, {}, timeout);
+}
+
+Errc Channel::send(std::span<const std::byte> head, std::span<const std::byte> body,
+                   Nanos timeout) {
   if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f; // detail
-  if (message.size() > max_message_) {
+  if (head.size() + body.size() > max_message_) {
     bump(tx_.too_large);
     return Errc::message_too_large;
   }
-  const Errc first = try_send(message);
+  const Errc first = try_send(head, body);
   if (first != Errc::would_block) return first;
   bump(tx_.ring_full);
   if (timeout == 0) return Errc::would_block;
   return wait_for(
-      Wake::space, timeout, [&] { return try_send(message); }, false);
+      Wake::space, timeout, [&] { return try_send(head, body); }, false);
 }
 
-Errc Channel::try_send(std::span<const std::byte> message) {
-  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
-  const auto length = static_cast<std::uint32_t>(message.size());      // <= max_message_
+Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
+  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
+  const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
   const std::uint64_t pos = tx_.position;
   const std::uint64_t end = wire::record_end(pos, length);
   if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
-
-  if (length != 0) { // an empty span may carry a null pointer, which memcpy must not see
-    const std::uint64_t start = wire::payload_position(pos, length) & tx_.mask;
-    const std::uint64_t first = std::min<std::uint64_t>(length, tx_.size - start);
-    std::memcpy(tx_.data + start, message.data(), first); // the payload, wrapping at the end
-    std::memcpy(tx_.data, message.data() + first, length - first);
-  }
+  const std::uint64_t payload = wire::payload_position(pos, length);
+  copy_in(tx_.data, tx_.size, payload, head.data(), head.size());
+  copy_in(tx_.data, tx_.size, payload + head.size(), body.data(), body.size());
   auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
   auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
   shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the release below
@@ -402,23 +421,28 @@ void Channel::flush() {
 // The receive path
 
 Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) {
+  return recv({}, buffer, length, timeout);
+}
+
+Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
+                   Nanos timeout) {
   const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
   // A dead or closed peer's complete records are still delivered; other failures stop here.
   if (f != Errc::ok && f != Errc::peer_dead && f != Errc::peer_closed) return f;
-  const Errc first = try_recv(buffer, length);
+  const Errc first = try_recv(head, body, length);
   if (first != Errc::would_block) return first;
   if (f != Errc::ok) return f;
   if (rx_eof_.load(std::memory_order_relaxed)) return Errc::peer_closed; // receiver's own flag
   if (timeout == 0) {
     const Errc e = peer_state_check(clock_.now(), Wake::data, Errc::would_block);
-    return e == Errc::ok ? try_recv(buffer, length) : e; // ok: a last record arrived meanwhile
+    return e == Errc::ok ? try_recv(head, body, length) : e; // ok: a last record arrived meanwhile
   }
   return wait_for(
-      Wake::data, timeout, [&] { return try_recv(buffer, length); },
+      Wake::data, timeout, [&] { return try_recv(head, body, length); },
       policy_ == NotifyPolicy::spin_then_block);
 }
 
-Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
+Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
   const std::uint64_t pos = rx_.position;
   auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (pos & rx_.mask));
   // Acquire: pairs with the producer's release of this header; the payload is visible.
@@ -439,13 +463,11 @@ Errc Channel::try_recv(std::span<std::byte> buffer, std::size_t& length) {
                                               ", expected " + hex(wire::header_tag(pos))));
   }
   length = len;
-  if (len > buffer.size()) return Errc::buffer_too_small;
-  if (len != 0) { // an empty buffer may carry a null pointer, which memcpy must not see
-    const std::uint64_t start = wire::payload_position(pos, len) & rx_.mask;
-    const std::uint64_t first = std::min<std::uint64_t>(len, rx_.size - start);
-    std::memcpy(buffer.data(), rx_.data + start, first);
-    std::memcpy(buffer.data() + first, rx_.data, len - first);
-  }
+  if (len > head.size() + body.size()) return Errc::buffer_too_small;
+  const std::uint64_t payload = wire::payload_position(pos, len);
+  const std::uint64_t in_head = std::min<std::uint64_t>(len, head.size());
+  copy_out(rx_.data, rx_.size, payload, head.data(), in_head);
+  copy_out(rx_.data, rx_.size, payload + in_head, body.data(), len - in_head);
   rx_.position = wire::record_end(pos, len);
   bump(rx_.messages);
   bump(rx_.bytes, len);

@@ -107,6 +107,12 @@ public:
   // Receive one message into `buffer`; `length` is set to its size (or, on buffer_too_small,
   // to the size needed; the message stays queued).
   Errc recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout = kForever);
+  // Gather and scatter: `head` then `body` travel as one message; on receipt the first
+  // head.size() bytes land in `head` and the rest in `body` (a framing layer's header and its
+  // caller's payload, without a copy in between).
+  Errc send(std::span<const std::byte> head, std::span<const std::byte> body, Nanos timeout);
+  Errc recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
+            Nanos timeout);
 
   // Creator: wait until side 1 is live.
   Errc wait_for_peer(Nanos timeout);
@@ -171,8 +177,8 @@ private:
   };
 
   Errc fail(Errc code, std::string detail);
-  Errc try_send(std::span<const std::byte> message);
-  Errc try_recv(std::span<std::byte> buffer, std::size_t& length);
+  Errc try_send(std::span<const std::byte> head, std::span<const std::byte> body);
+  Errc try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length);
   Errc tx_room(std::uint64_t need);
   void publish_consumed();
   void notify_data_sent();

@@ -1,0 +1,298 @@
+// The link: one ordered stream over the shared-memory channel and the remote path, switched by
+// the co-residency view, with race policies. Deterministic: one thread plays both ends.
+#include "ivmc/core/channel.hpp"
+#include "ivmc/core/link.hpp"
+
+#include "../support/local_platform.hpp"
+#include "../support/queue_path.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+using namespace ivmc;
+using namespace ivmc::test;
+
+namespace {
+
+// One generation of the local path: a channel pair; re-created after it breaks.
+struct LocalPair {
+  explicit LocalPair(Clock& clock) : area(Channel::area_bytes(1 << 14, 1 << 14)) {
+    ChannelConfig cfg;
+    cfg.ring_bytes = 1 << 14;
+    cfg.notify.policy = NotifyPolicy::polling;
+    tx = Channel::create(area.region(), cfg, bells.a, clock).channel;
+    rx = Channel::attach(area.region(), cfg, bells.b, clock).channel;
+    tx_path = std::make_unique<ChannelPath>(*tx);
+    rx_path = std::make_unique<ChannelPath>(*rx);
+    breakable = std::make_unique<BreakablePath>(*tx_path);
+  }
+  // The peer left: the sender's sends on the stale channel fail, and the receiver's platform
+  // learns that the peer is gone (it still drains what was written).
+  void break_now() {
+    breakable->break_now();
+    rx->mark_peer_dead("test: the peer migrated away");
+    broken = true;
+  }
+  AlignedArea area;
+  LocalDoorbellPair bells;
+  std::unique_ptr<Channel> tx, rx;
+  std::unique_ptr<ChannelPath> tx_path, rx_path;
+  std::unique_ptr<BreakablePath> breakable;
+  bool broken = false;
+};
+
+struct World {
+  SteadyClock clock;
+  QueuePath remote;
+  std::vector<std::unique_ptr<LocalPair>> generations;
+  bool view = false;  // both ends' belief (one host's scanner updates both at once)
+  bool truth = false; // what a probe sees
+  std::uint64_t version = 0;
+  bool can_establish = true;
+
+  LocalPair& current() {
+    if (generations.empty() || generations.back()->broken) {
+      generations.push_back(std::make_unique<LocalPair>(clock));
+    }
+    return *generations.back();
+  }
+  LinkEnvironment sender_env() {
+    LinkEnvironment e;
+    e.remote = &remote;
+    e.open_local = [this](Nanos) -> LocalPath {
+      if (!can_establish) return {};
+      LocalPair& pair = current();
+      return {pair.breakable.get(), generations.size() - 1};
+    };
+    e.release_local = [] {};
+    e.believes_co_resident = [this] { return view; };
+    e.view_version = [this] { return version; };
+    e.probe_co_resident = [this] { return truth; };
+    return e;
+  }
+  LinkEnvironment receiver_env() {
+    LinkEnvironment e = sender_env();
+    e.find_local = [this](std::uint64_t epoch, Nanos) -> FramePath* {
+      return epoch < generations.size() ? generations[epoch]->rx_path.get() : nullptr;
+    };
+    return e;
+  }
+  void set_view(bool v) {
+    if (v != view) ++version;
+    view = v;
+  }
+};
+
+std::vector<std::byte> message(std::uint64_t seq, std::size_t max = 300) {
+  std::vector<std::byte> m((seq * 7919) % max + 8);
+  std::memcpy(m.data(), &seq, 8);
+  for (std::size_t i = 8; i < m.size(); ++i) m[i] = static_cast<std::byte>(seq + i);
+  return m;
+}
+
+void expect_message(const std::vector<std::byte>& got, std::size_t n, std::uint64_t seq) {
+  const auto want = message(seq);
+  REQUIRE(n == want.size());
+  REQUIRE(std::memcmp(got.data(), want.data(), n) == 0);
+}
+
+constexpr Nanos kMs = 1'000'000;
+
+} // namespace
+
+TEST_CASE("a link follows the view between paths with every message in order", "[link]") {
+  World w;
+  LinkSender tx(w.sender_env(), {}, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  std::vector<std::byte> buf(4096);
+  for (std::uint64_t seq = 0; seq < 2000; ++seq) {
+    if (seq % 100 == 50) w.set_view(!w.view); // migrate in, migrate out, ...
+    REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+    CHECK(tx.path() == (w.view ? PathKind::local : PathKind::remote));
+    std::size_t n = 0;
+    REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+    expect_message(buf, n, seq);
+  }
+  REQUIRE(tx.finish() == Errc::ok);
+  std::size_t n = 0;
+  CHECK(rx.recv(buf, n, 100 * kMs) == Errc::peer_closed);
+  const auto& s = tx.stats();
+  CHECK(s.switches_to_local == 10);
+  CHECK(s.switches_to_remote == 10);
+  CHECK(s.sent_local + s.sent_remote == 2000);
+  CHECK(s.switch_samples == 20);
+  CHECK(rx.stats().lost_messages == 0);
+  CHECK(rx.stats().duplicates == 0);
+  CHECK(rx.stats().receiver_switches == 20);
+}
+
+TEST_CASE("messages queued on a path are delivered before the stream moves on", "[link]") {
+  World w;
+  LinkSender tx(w.sender_env(), {}, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  // The sender runs ahead across several switches; the receiver catches up afterwards.
+  for (std::uint64_t seq = 0; seq < 400; ++seq) {
+    if (seq % 40 == 20) w.set_view(!w.view);
+    REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+  }
+  std::vector<std::byte> buf(4096);
+  for (std::uint64_t seq = 0; seq < 400; ++seq) {
+    std::size_t n = 0;
+    REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+    expect_message(buf, n, seq);
+  }
+}
+
+TEST_CASE("a message too large for the ring goes remote without reordering", "[link]") {
+  World w;
+  w.set_view(true);
+  LinkSender tx(w.sender_env(), {}, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  std::vector<std::byte> big(20000, std::byte{7});
+  REQUIRE(tx.send(message(0), 100 * kMs) == Errc::ok);
+  REQUIRE(tx.send(big, 100 * kMs) == Errc::ok); // 16 KiB rings cannot hold it
+  REQUIRE(tx.send(message(2), 100 * kMs) == Errc::ok);
+  CHECK(tx.stats().too_large_remote == 1);
+  std::vector<std::byte> buf(32768);
+  std::size_t n = 0;
+  REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+  expect_message(buf, n, 0);
+  REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+  CHECK(n == big.size());
+  REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+  expect_message(buf, n, 2);
+  CHECK(tx.path() == PathKind::local);
+}
+
+TEST_CASE("establishment that is not possible yet is deferred and counted", "[link]") {
+  World w;
+  w.can_establish = false;
+  w.set_view(true);
+  LinkSender tx(w.sender_env(), {}, w.clock);
+  REQUIRE(tx.send(message(0), 100 * kMs) == Errc::ok);
+  CHECK(tx.path() == PathKind::remote);
+  CHECK(tx.stats().deferred == 1);
+  w.can_establish = true;
+  REQUIRE(tx.send(message(1), 100 * kMs) == Errc::ok);
+  CHECK(tx.path() == PathKind::local);
+}
+
+TEST_CASE("migration out under each race policy: stale channel, pending data, loss",
+          "[link][race]") {
+  const auto policy = GENERATE(RacePolicy::prevention, RacePolicy::resolution, RacePolicy::none);
+  INFO("policy " << to_string(policy));
+  World w;
+  w.set_view(true);
+  w.truth = true;
+  LinkConfig cfg;
+  cfg.race = policy;
+  cfg.stale_timeout = 2 * kMs;
+  LinkSender tx(w.sender_env(), cfg, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  for (std::uint64_t seq = 0; seq < 10; ++seq)
+    REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+  // The peer migrates away. The truth changes now; the views only at the next scan.
+  w.truth = false;
+  w.current().break_now();
+  for (std::uint64_t seq = 10; seq < 20; ++seq)
+    REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+  w.set_view(false); // the scan: views catch up
+  for (std::uint64_t seq = 20; seq < 30; ++seq)
+    REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+  REQUIRE(tx.finish() == Errc::ok);
+
+  std::vector<std::byte> buf(4096);
+  std::vector<std::uint64_t> got;
+  for (;;) {
+    std::size_t n = 0;
+    const Errc e = rx.recv(buf, n, 200 * kMs);
+    if (e == Errc::peer_closed) break;
+    REQUIRE(e == Errc::ok);
+    std::uint64_t seq;
+    std::memcpy(&seq, buf.data(), 8);
+    expect_message(buf, n, seq);
+    got.push_back(seq);
+  }
+  // Pending data: the first ten were in the ring when the peer left; they still arrive.
+  REQUIRE(got.size() >= 10);
+  for (std::uint64_t i = 0; i < 10; ++i) CHECK(got[i] == i);
+  CHECK(std::is_sorted(got.begin(), got.end()));
+  if (policy == RacePolicy::none) {
+    CHECK(tx.stats().lost_messages == 10); // every send into the stale channel
+    CHECK(rx.stats().lost_messages == 10); // and the receiver sees exactly that gap
+    CHECK(got.size() == 20);
+  } else {
+    CHECK(got.size() == 30);
+    CHECK(rx.stats().lost_messages == 0);
+    CHECK(tx.stats().lost_messages == 0);
+  }
+  if (policy == RacePolicy::resolution) CHECK(tx.stats().fallbacks == 1);
+  if (policy == RacePolicy::prevention) {
+    CHECK(tx.stats().fallbacks == 0); // the probe saw the truth before the send
+    CHECK(tx.stats().probes == 30);
+  }
+}
+
+TEST_CASE("10,000 random membership events: exactly once, in order, under resolution",
+          "[link][race][property]") {
+  const auto seed = GENERATE(1u, 2u, 3u);
+  std::mt19937 rng(seed);
+  World w;
+  LinkConfig cfg;
+  cfg.race = RacePolicy::resolution;
+  cfg.stale_timeout = 1 * kMs;
+  LinkSender tx(w.sender_env(), cfg, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  std::vector<std::byte> buf(4096);
+  std::uint64_t sent = 0, received = 0, checksum_sent = 0, checksum_received = 0;
+  auto drain_some = [&](int k) {
+    for (int i = 0; i < k && received < sent; ++i) {
+      std::size_t n = 0;
+      REQUIRE(rx.recv(buf, n, 500 * kMs) == Errc::ok);
+      std::uint64_t seq;
+      std::memcpy(&seq, buf.data(), 8);
+      REQUIRE(seq == received); // in order, no gap, no duplicate
+      expect_message(buf, n, seq);
+      for (std::size_t j = 0; j < n; ++j) checksum_received += static_cast<std::uint8_t>(buf[j]);
+      ++received;
+    }
+  };
+  for (int event = 0; event < 10000; ++event) {
+    switch (rng() % 6) {
+    case 0: // migration in / creation: truth first, view at the next update
+      w.truth = true;
+      if (rng() % 2) w.set_view(true);
+      break;
+    case 1: // migration out / shutdown: the channel goes stale at once
+      if (w.truth && !w.generations.empty()) w.current().break_now();
+      w.truth = false;
+      if (rng() % 2) w.set_view(false);
+      break;
+    case 2: // a periodic update: views catch up with the truth
+      w.set_view(w.truth);
+      break;
+    default: { // traffic
+      const int k = 1 + static_cast<int>(rng() % 8);
+      for (int i = 0; i < k; ++i) {
+        const auto m = message(sent);
+        for (auto b : m) checksum_sent += static_cast<std::uint8_t>(b);
+        REQUIRE(tx.send(m, 500 * kMs) == Errc::ok);
+        ++sent;
+      }
+      drain_some(static_cast<int>(rng() % 10));
+    }
+    }
+  }
+  drain_some(static_cast<int>(sent - received));
+  CHECK(received == sent);
+  CHECK(checksum_received == checksum_sent);
+  CHECK(rx.stats().lost_messages == 0);
+  CHECK(rx.stats().duplicates == 0);
+  CHECK(tx.stats().lost_messages == 0);
+  INFO("fallbacks " << tx.stats().fallbacks << ", switches " << tx.stats().switches_to_local);
+  CHECK(tx.stats().switches_to_local > 100);
+}
