@@ -272,6 +272,11 @@ Channel::Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPo
 }
 
 Channel::~Channel() {
+  // An area re-created by the peer is not ours any more: leave its endpoint lines alone.
+  if (shared(control_->identity.generation).load(std::memory_order_acquire) !=
+      geometry_.generation) { // acquire: pairs with nothing; a plain re-read of the owner
+    return;
+  }
   auto& self = control_->endpoint[side_];
   const auto detached = static_cast<std::uint32_t>(EndpointState::detached);
   // Release: our last records are visible before the peer sees us gone.
@@ -686,6 +691,13 @@ bool Channel::peer_live() const {
           .load(std::memory_order_acquire); // a snapshot
   return state == static_cast<std::uint32_t>(EndpointState::live) &&
          failure_.load(std::memory_order_relaxed) == Errc::ok; // relaxed: a snapshot
+}
+
+bool Channel::peer_detached() const {
+  const std::uint32_t state =
+      shared(const_cast<std::uint32_t&>(control_->endpoint[1 - side_].state))
+          .load(std::memory_order_acquire); // a snapshot
+  return state == static_cast<std::uint32_t>(EndpointState::detached);
 }
 
 std::uint64_t Channel::unconsumed_outgoing() const {

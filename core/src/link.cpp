@@ -228,6 +228,7 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
         std::memcpy(&local_epoch_, buffer.data(), 8);
       }
       path_ = on_local ? PathKind::remote : PathKind::local;
+      if (on_local && env_.release_local) env_.release_local();
       local_ = nullptr;
       ++stats_.receiver_switches;
       return false;
@@ -263,6 +264,7 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
       return e;
     }
     if (e != Errc::ok) return e;
+    if (path_ == PathKind::local && local_ != nullptr && env_.release_local) env_.release_local();
     path_ = PathKind::remote; // the sender is there now
     local_ = nullptr;
     ++stats_.receiver_switches;
@@ -296,6 +298,7 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
     }
     if (on_local && path_broken(e)) {
       // The local path broke; it has delivered everything it held. Continue remote.
+      if (env_.release_local) env_.release_local();
       path_ = PathKind::remote;
       local_ = nullptr;
       ++stats_.receiver_switches;

@@ -65,7 +65,13 @@ std::optional<std::uint16_t> HostEndpoint::peer_id() const {
 }
 
 bool HostEndpoint::bind_to_peer() {
+  std::lock_guard lock(platform_.mutex_);
+  return bind_locked();
+}
+
+bool HostEndpoint::bind_locked() {
   if (doorbell_.bound() != nullptr) return true;
+  if (channel_->wait_for_peer(0) != Errc::ok) return false; // nobody attached yet
   IvshmemAddress remote;
   const std::uint64_t raw = channel_->peer_platform_address();
   if (!IvshmemAddress::decode(raw, platform_.peer_.vectors(), remote)) {
@@ -74,8 +80,10 @@ bool HostEndpoint::bind_to_peer() {
         "a server with {} vectors",
         1 - channel_->side(), raw, platform_.peer_.vectors()));
   }
-  if (!platform_.knows_peer(remote.peer_id)) return false;
-  doorbell_.bind(platform_.doorbell_to(remote, vectors_));
+  platform_.peer_.process_server_messages();
+  if (!platform_.peer_.has_peer(remote.peer_id)) return false;
+  doorbell_.bind(
+      std::make_unique<EventfdDoorbell>(platform_.peer_, remote.peer_id, remote.vectors, vectors_));
   peer_id_.store(remote.peer_id, std::memory_order_relaxed); // read by the ticker, a hint
   return true;
 }
@@ -83,7 +91,7 @@ bool HostEndpoint::bind_to_peer() {
 Errc HostEndpoint::wait_for_peer(Nanos timeout) {
   const Nanos deadline = timeout == kForever ? kForever : platform_.clock_.now() + timeout;
   for (;;) {
-    if (channel_->wait_for_peer(0) == Errc::ok && bind_to_peer()) return Errc::ok;
+    if (bind_to_peer()) return Errc::ok;
     if (const Errc f = channel_->failure(); f != Errc::ok) return f;
     if (platform_.clock_.now() >= deadline) return Errc::timed_out;
     nap(kRetry);
@@ -170,18 +178,6 @@ std::unique_ptr<HostEndpoint> HostPlatform::attach_channel(const EndpointOptions
   return ep;
 }
 
-bool HostPlatform::knows_peer(std::uint16_t id) {
-  std::lock_guard lock(mutex_);
-  peer_.process_server_messages();
-  return peer_.has_peer(id);
-}
-
-std::unique_ptr<EventfdDoorbell> HostPlatform::doorbell_to(const IvshmemAddress& remote,
-                                                           WakeVectors own) {
-  std::lock_guard lock(mutex_);
-  return std::make_unique<EventfdDoorbell>(peer_, remote.peer_id, remote.vectors, own);
-}
-
 void HostPlatform::unregister(HostEndpoint* endpoint) {
   std::lock_guard lock(mutex_);
   endpoints_.erase(std::remove(endpoints_.begin(), endpoints_.end(), endpoint), endpoints_.end());
@@ -203,6 +199,15 @@ void HostPlatform::tick_loop() {
     }
     Nanos period = 25'000'000; // well inside the default heartbeat period
     for (HostEndpoint* ep : endpoints_) {
+      // A creator that never called wait_for_peer() still gets its doorbell once the peer is
+      // there; until then its rings go nowhere and the peer's wait slices cover for them.
+      if (ep->doorbell_.bound() == nullptr) {
+        try {
+          if (!ep->bind_locked()) period = std::min<Nanos>(period, 1'000'000);
+        } catch (const std::exception& e) {
+          ep->channel_->mark_peer_dead(e.what());
+        }
+      }
       ep->channel_->heartbeat();
       ep->channel_->flush();
       if (ep->channel_->policy() == NotifyPolicy::atw) {

@@ -137,6 +137,8 @@ public:
   Nanos atw_window() const { return notify_.atw_window; }
   std::uint64_t peer_platform_address() const;
   bool peer_live() const;
+  // The peer left for good (it closed, or its endpoint was destroyed): the area may be reused.
+  bool peer_detached() const;
   // Bytes this side sent that the peer has not consumed yet (as published by the peer).
   std::uint64_t unconsumed_outgoing() const;
   // Why the endpoint failed: names the ring, position and field. Empty when healthy.

@@ -91,7 +91,9 @@ struct LinkEnvironment {
   // Receiver: the instance `epoch` the sender announced; nullptr while it is not established
   // on this side yet.
   std::function<FramePath*(std::uint64_t epoch, Nanos timeout)> find_local;
-  // The sender is done with the local path (switched away or it broke).
+  // This end is done with the current local instance (switched away, or it broke). The
+  // sender's release is the teardown: the instance is not released until its pending data was
+  // consumed (survey 5.2). Optional for a receiver.
   std::function<void()> release_local;
   // This VM's current belief: is the peer co-resident? And the view's version number.
   std::function<bool()> believes_co_resident;

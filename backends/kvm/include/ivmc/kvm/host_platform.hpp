@@ -67,6 +67,7 @@ private:
   friend class HostPlatform;
   HostEndpoint(HostPlatform& platform) : platform_(platform) {}
   bool bind_to_peer(); // false while the peer's address or its eventfds are not known yet
+  bool bind_locked();  // the same, with the platform's mutex held
   HostPlatform& platform_;
   LateBoundDoorbell doorbell_;
   std::unique_ptr<Channel> channel_;
@@ -97,9 +98,6 @@ private:
   friend class HostEndpoint;
   explicit HostPlatform(IvshmemPeer peer);
   void tick_loop();
-  // Processes server notices; true once `id` is a complete peer (its eventfds are known).
-  bool knows_peer(std::uint16_t id);
-  std::unique_ptr<EventfdDoorbell> doorbell_to(const IvshmemAddress& remote, WakeVectors own);
   void unregister(HostEndpoint* endpoint);
   SharedRegion area(const EndpointOptions& options) const;
 
