@@ -47,6 +47,24 @@ std::string_view to_string(PathKind p) {
   return p == PathKind::local ? "local" : "remote";
 }
 
+std::string_view to_string(LinkOperation op) {
+  switch (op) {
+  case LinkOperation::establishment:
+    return "connection establishment";
+  case LinkOperation::pending_data:
+    return "pending data handling";
+  case LinkOperation::teardown:
+    return "connection tearing down";
+  }
+  return "unknown";
+}
+
+namespace {
+void report(const LinkEnvironment& env, LinkOperation op, Errc outcome, std::uint64_t bytes) {
+  if (env.on_operation) env.on_operation(op, outcome, bytes);
+}
+} // namespace
+
 std::string_view to_string(RacePolicy p) {
   switch (p) {
   case RacePolicy::prevention:
@@ -116,8 +134,10 @@ void LinkSender::switch_path(PathKind to, Nanos now) {
     const LocalPath local = env_.open_local(config_.establish_timeout);
     if (local.path == nullptr) { // establishment deferred: keep going remote
       ++stats_.deferred;
+      report(env_, LinkOperation::establishment, Errc::would_block, 0);
       return;
     }
+    report(env_, LinkOperation::establishment, Errc::ok, 0);
     // The receiver reads the remote path up to this marker, then opens instance `epoch`.
     std::array<std::byte, 8> epoch;
     std::memcpy(epoch.data(), &local.epoch, 8);
@@ -128,8 +148,9 @@ void LinkSender::switch_path(PathKind to, Nanos now) {
   } else {
     if (local_ != nullptr) {
       // Best effort: if the local path is already broken the receiver finds out by itself.
-      (void)send_frame(*local_, kPathEnd, {}, config_.stale_timeout);
+      const Errc e = send_frame(*local_, kPathEnd, {}, config_.stale_timeout);
       env_.release_local();
+      report(env_, LinkOperation::teardown, e, 0);
       local_ = nullptr;
     }
     path_ = PathKind::remote;
@@ -159,14 +180,17 @@ Errc LinkSender::send(std::span<const std::byte> message, Nanos timeout) {
       // No race handling: the message is gone; the receiver will see the gap.
       ++stats_.lost_messages;
       stats_.lost_bytes += message.size();
+      report(env_, LinkOperation::pending_data, e, message.size());
       ++next_seq_;
       return Errc::ok;
     } else {
       // Resolution (and prevention caught out by a change after its probe): the channel is
       // stale or broken; fall back to the remote path until the view changes, and re-send.
       ++stats_.fallbacks;
+      report(env_, LinkOperation::pending_data, e, message.size()); // re-sent below
       fallback_version_ = env_.view_version();
       env_.release_local();
+      report(env_, LinkOperation::teardown, e, 0);
       local_ = nullptr;
       path_ = PathKind::remote;
       switch_started_ = clock_.now();
@@ -216,7 +240,10 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
     std::uint64_t seq = 0;
     std::uint32_t kind = 0;
     decode(head, seq, kind);
-    if (on_local && local_->broken()) ++stats_.drained_after_break;
+    if (on_local && local_->broken()) {
+      ++stats_.drained_after_break;
+      report(env_, LinkOperation::pending_data, Errc::ok, n);
+    }
     if (kind == kPathEnd) { // follow the sender to its other path
       if (seq > expected_) stats_.lost_messages += seq - expected_;
       expected_ = std::max(expected_, seq);

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -53,6 +54,17 @@ struct World {
   bool truth = false; // what a probe sees
   std::uint64_t version = 0;
   bool can_establish = true;
+  struct Op {
+    LinkOperation op;
+    Errc outcome;
+    std::uint64_t bytes;
+  };
+  std::vector<Op> ops; // Table IV operations reported by either end
+
+  std::size_t count(LinkOperation op, bool ok) const {
+    return std::count_if(ops.begin(), ops.end(),
+                         [&](const Op& o) { return o.op == op && (o.outcome == Errc::ok) == ok; });
+  }
 
   LocalPair& current() {
     if (generations.empty() || generations.back()->broken) {
@@ -72,6 +84,9 @@ struct World {
     e.believes_co_resident = [this] { return view; };
     e.view_version = [this] { return version; };
     e.probe_co_resident = [this] { return truth; };
+    e.on_operation = [this](LinkOperation op, Errc outcome, std::uint64_t bytes) {
+      ops.push_back({op, outcome, bytes});
+    };
     return e;
   }
   LinkEnvironment receiver_env() {
@@ -230,7 +245,16 @@ TEST_CASE("migration out under each race policy: stale channel, pending data, lo
     CHECK(rx.stats().lost_messages == 0);
     CHECK(tx.stats().lost_messages == 0);
   }
-  if (policy == RacePolicy::resolution) CHECK(tx.stats().fallbacks == 1);
+  // Table IV accounting: the ten records left in the ring are pending data handed over.
+  CHECK(w.count(LinkOperation::pending_data, true) == 10);
+  CHECK(rx.stats().drained_after_break == 10);
+  if (policy == RacePolicy::none) CHECK(w.count(LinkOperation::pending_data, false) == 10);
+  if (policy == RacePolicy::resolution) {
+    CHECK(tx.stats().fallbacks == 1);
+    CHECK(w.count(LinkOperation::pending_data, false) == 1); // the one stale send, re-sent
+    CHECK(w.count(LinkOperation::teardown, false) == 1);     // of the broken channel
+  }
+  if (policy == RacePolicy::prevention) CHECK(w.count(LinkOperation::pending_data, false) == 0);
   if (policy == RacePolicy::prevention) {
     CHECK(tx.stats().fallbacks == 0); // the probe saw the truth before the send
     CHECK(tx.stats().probes == 30);

@@ -61,6 +61,11 @@ private:
 };
 
 enum class PathKind : std::uint8_t { local, remote };
+
+// The operations of the survey's Table IV (its rows): what a link does that depends on
+// co-residency and so can run inside a race window.
+enum class LinkOperation : std::uint8_t { establishment, pending_data, teardown };
+std::string_view to_string(LinkOperation op);
 std::string_view to_string(PathKind p);
 
 // How a sender deals with the race between a membership change and its view of it.
@@ -100,6 +105,10 @@ struct LinkEnvironment {
   std::function<std::uint64_t()> view_version;
   // The truth, at the price of a probe (used by RacePolicy::prevention).
   std::function<bool()> probe_co_resident;
+  // Optional: told of every Table IV operation with its outcome (ok, or the error: deferred
+  // establishments report would_block, stale sends timed_out) and the bytes it concerned.
+  // The platform classifies it against the membership source's race windows.
+  std::function<void(LinkOperation op, Errc outcome, std::uint64_t bytes)> on_operation;
 };
 
 struct LinkConfig {
