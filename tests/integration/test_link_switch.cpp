@@ -33,8 +33,8 @@ kvm::EndpointOptions endpoint(NotifyPolicy policy) {
 struct SenderLocal {
   kvm::HostPlatform& platform;
   NotifyPolicy policy;
-  std::unique_ptr<kvm::HostEndpoint> endpoint;
-  std::unique_ptr<ChannelPath> path;
+  std::unique_ptr<kvm::HostEndpoint> endpoint{};
+  std::unique_ptr<ChannelPath> path{};
   std::uint64_t epoch = 0;
 
   LocalPath open() {
@@ -61,8 +61,8 @@ struct SenderLocal {
 struct ReceiverLocal {
   kvm::HostPlatform& platform;
   NotifyPolicy policy;
-  std::unique_ptr<kvm::HostEndpoint> endpoint;
-  std::unique_ptr<ChannelPath> path;
+  std::unique_ptr<kvm::HostEndpoint> endpoint{};
+  std::unique_ptr<ChannelPath> path{};
   std::uint64_t epoch = 0;
 
   FramePath* find(std::uint64_t wanted, Nanos timeout) {
