@@ -215,6 +215,11 @@ Errc LinkSender::send(std::span<const std::byte> message, Nanos timeout) {
   return Errc::ok;
 }
 
+void LinkSender::refresh() {
+  const PathKind desired = want_local() ? PathKind::local : PathKind::remote;
+  if (desired != path_) switch_path(desired, clock_.now());
+}
+
 Errc LinkSender::finish(Nanos timeout) {
   FramePath& path = path_ == PathKind::local ? *local_ : *env_.remote;
   return send_frame(path, kFinish, {}, timeout);

@@ -141,6 +141,10 @@ public:
   Errc send(std::span<const std::byte> message, Nanos timeout = 1'000'000'000);
   // Ends the stream: the receiver gets peer_closed after the last message.
   Errc finish(Nanos timeout = 1'000'000'000);
+  // Re-decides the path now, without sending: for a platform that is told of a view change
+  // (a membership subscription) and wants the link to switch before the next send. Called
+  // from inside a synchronous membership update, it switches while the old path still works.
+  void refresh();
   PathKind path() const { return path_; }
   const LinkStats& stats() const { return stats_; }
 
