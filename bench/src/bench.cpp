@@ -322,6 +322,8 @@ BenchReport run_bench(const BenchOptions& o) {
       TransportResult t{paths[p].transport,        paths[p].mode, s, median(pick(r.gbps, idx)),
                         median(pick(r.msgs, idx)), std::nullopt};
       t.placement_rtt_ns = median(pick(r.probe, idx));
+      t.gbps_all = median(r.gbps);
+      t.msgs_per_s_all = median(r.msgs);
       t.near = near;
       t.runs_used = static_cast<int>(idx.size());
       if (s == 64 && paths[p].transport == "ring") {
@@ -377,13 +379,13 @@ std::string to_json(const BenchReport& r) {
   out += "}, \"results\": [";
   first = true;
   for (const auto& x : r.results) {
-    out += fmt::format("{}{{\"transport\": \"{}\", \"mode\": \"{}\", \"size\": {}, \"gbps\": {}, "
-                       "\"msgs_per_s\": {}, \"rtt_p50_ns\": {}, \"placement_rtt_ns\": {}, "
-                       "\"near\": {}, \"runs_used\": {}}}",
-                       first ? "" : ", ", x.transport, x.mode, x.size, number(x.gbps),
-                       number(x.msgs_per_s),
-                       x.rtt_p50_ns ? number(*x.rtt_p50_ns) : std::string("null"),
-                       number(x.placement_rtt_ns), x.near ? "true" : "false", x.runs_used);
+    out += fmt::format(
+        "{}{{\"transport\": \"{}\", \"mode\": \"{}\", \"size\": {}, \"gbps\": {}, "
+        "\"msgs_per_s\": {}, \"rtt_p50_ns\": {}, \"placement_rtt_ns\": {}, "
+        "\"near\": {}, \"runs_used\": {}, \"gbps_all\": {}, \"msgs_per_s_all\": {}}}",
+        first ? "" : ", ", x.transport, x.mode, x.size, number(x.gbps), number(x.msgs_per_s),
+        x.rtt_p50_ns ? number(*x.rtt_p50_ns) : std::string("null"), number(x.placement_rtt_ns),
+        x.near ? "true" : "false", x.runs_used, number(x.gbps_all), number(x.msgs_per_s_all));
     first = false;
   }
   out += fmt::format("], \"wall_seconds\": {}}}", number(r.wall_seconds));
@@ -416,32 +418,32 @@ std::string to_table(const BenchReport& r) {
   auto line = [&](const std::string& what, double v, const std::string& target) {
     out += fmt::format("  {:<52} {:>8.2f}x  [{}]\n", what, v, target);
   };
-  // A ratio between two rows is reported only when both were measured at near placement.
-  auto near_row = [&](std::string_view t, std::string_view m, std::size_t size) {
-    const auto* x = find(r, t, m, size);
-    return x && x->near ? x : nullptr;
-  };
-  auto ratio_line = [&](const std::string& what, const TransportResult* a, const TransportResult* b,
-                        double av, double bv, const std::string& target) {
-    if (a && b) {
-      line(what, av / bv, target);
-    } else {
-      out += fmt::format("  {:<52} {:>9}  [{}]\n", what, "n/a", target + "; no near run");
-    }
+  // Throughput ratios: at near placement when both rows had near runs, and over all runs.
+  auto ratio_line = [&](const std::string& what, std::string_view ta, std::string_view ma,
+                        std::size_t sa, std::string_view tb, std::size_t sb, bool msgs,
+                        double denominator_override, const std::string& target) {
+    const auto* a = find(r, ta, ma, sa);
+    const auto* b = tb.empty() ? nullptr : find(r, tb, "block", sb);
+    if (!a || (!tb.empty() && !b)) return;
+    auto value = [&](const TransportResult& x, bool all) {
+      return msgs ? (all ? x.msgs_per_s_all : x.msgs_per_s) : (all ? x.gbps_all : x.gbps);
+    };
+    const double all = value(*a, true) / (b ? value(*b, true) : denominator_override);
+    const bool near = a->near && (!b || b->near);
+    const std::string near_text =
+        near ? fmt::format("{:.2f}x",
+                           value(*a, false) / (b ? value(*b, false) : denominator_override))
+             : "n/a";
+    out += fmt::format("  {:<52} {:>8}  all runs {:>7.2f}x  [{}]\n", what, near_text, all, target);
   };
   line("64 B polled RTT / cache-line RTT (paired rounds)", r.poll_rtt_ratio, "<= 2.0");
-  const auto* poll64 = near_row("ring", "poll", 64);
-  const auto* poll64k = near_row("ring", "poll", 65536);
-  const auto* tcp64 = near_row("tcp", "block", 64);
-  const auto* tcp64k = near_row("tcp", "block", 65536);
   if (r.memcpy_gbps.count(1u << 20)) {
-    ratio_line("64 KiB polled throughput / memcpy of 1 MiB", poll64k, poll64k,
-               poll64k ? poll64k->gbps : 0, r.memcpy_gbps.at(1u << 20), ">= 0.5");
+    ratio_line("64 KiB polled throughput / memcpy of 1 MiB", "ring", "poll", 65536, "", 0, false,
+               r.memcpy_gbps.at(1u << 20), ">= 0.5");
   }
-  ratio_line("64 B msg/s / TCP loopback", poll64, tcp64, poll64 ? poll64->msgs_per_s : 0,
-             tcp64 ? tcp64->msgs_per_s : 1, ">= 100");
-  ratio_line("64 KiB throughput / TCP loopback", poll64k, tcp64k, poll64k ? poll64k->gbps : 0,
-             tcp64k ? tcp64k->gbps : 1, ">= 8");
+  ratio_line("64 B msg/s / TCP loopback", "ring", "poll", 64, "tcp", 64, true, 1, ">= 100");
+  ratio_line("64 KiB throughput / TCP loopback", "ring", "poll", 65536, "tcp", 65536, false, 1,
+             ">= 8");
   line("blocking 64 B RTT / raw eventfd RTT (paired rounds)", r.block_rtt_ratio, "<= 1.15");
   return out;
 }

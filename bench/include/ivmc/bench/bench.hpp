@@ -36,6 +36,7 @@ struct TransportResult {
   double placement_rtt_ns = 0; // median probe of the runs used
   bool near = false;
   int runs_used = 0;
+  double gbps_all = 0, msgs_per_s_all = 0; // medians over every run, whatever the placement
 };
 
 struct BenchReport {
