@@ -234,6 +234,13 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
   g.max_message = c.max_message;
   g.generation = c.generation;
 
+  const std::uint64_t creator = shared(control->endpoint[0].platform_address)
+                                    .load(std::memory_order_relaxed); // published by the magic
+  if (config.admit && !config.admit(creator)) {
+    return {nullptr, Errc::refused,
+            "attach: the creator (platform address " + hex(creator) +
+                ") is not in this endpoint's trust list"};
+  }
   auto& self = control->endpoint[1];
   shared(self.platform_address)
       .store(config.platform_address, std::memory_order_relaxed); // published by the CAS below
@@ -254,7 +261,7 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
 Channel::Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPolicy policy,
                  const ChannelConfig& config, Doorbell& doorbell, Clock& clock)
     : control_(reinterpret_cast<ControlArea*>(area.base)), geometry_(geometry), side_(side),
-      policy_(policy), notify_(config.notify), liveness_(config.liveness),
+      policy_(policy), notify_(config.notify), liveness_(config.liveness), admit_(config.admit),
       max_message_(geometry.max_message), doorbell_(doorbell), clock_(clock) {
   const int tx = side_, rx = 1 - side_;
   tx_.data = area.base + geometry.ring_offset[tx];
@@ -606,7 +613,11 @@ Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
     peer_heartbeat_changed_at_.store(now, std::memory_order_relaxed); // timeout runs from attach
     return otherwise;
   }
-  peer_was_live_.store(true, std::memory_order_relaxed); // relaxed: a one-way latch
+  if (!peer_was_live_.exchange(true, std::memory_order_relaxed) && admit_ && // a one-way latch
+      !admit_(peer_platform_address())) {
+    return fail(Errc::refused, "the peer (platform address " + hex(peer_platform_address()) +
+                                   ") is not in this endpoint's trust list");
+  }
   if (st == EndpointState::closed || st == EndpointState::detached) {
     if (reason == Wake::data) return end_of_stream();
     if (st == EndpointState::detached) {
@@ -666,6 +677,11 @@ Errc Channel::wait_for_peer(Nanos timeout) {
     // Acquire: the peer's platform address is visible once it is live.
     if (shared(state).load(std::memory_order_acquire) !=
         static_cast<std::uint32_t>(EndpointState::absent)) {
+      const std::uint64_t peer = peer_platform_address();
+      if (admit_ && !admit_(peer)) {
+        return fail(Errc::refused, "the attacher (platform address " + hex(peer) +
+                                       ") is not in this endpoint's trust list");
+      }
       return Errc::ok;
     }
     if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f;

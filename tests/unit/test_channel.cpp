@@ -1,6 +1,7 @@
 // The channel's behaviour in one process: framing, wrap-around, flow control, every
 // notification policy, lifecycle, liveness, and what a hostile peer can and cannot do.
 #include "ivmc/core/channel.hpp"
+#include "ivmc/core/trust.hpp"
 
 #include "../support/local_platform.hpp"
 
@@ -489,4 +490,56 @@ TEST_CASE("large payloads start on a cache line, small ones right after their he
   REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
   CHECK(n == 256);
   CHECK(std::memcmp(buf.data(), large.data(), 256) == 0);
+}
+
+TEST_CASE("the trust list decides who may attach; refusals are errors, named and counted",
+          "[channel][trust]") {
+  TrustList trust;
+  trust.allow(1, 2);
+  trust.allow(2, 1);
+  auto admit_for = [&](VmId self) {
+    return [&trust, self](std::uint64_t peer) {
+      return trust.may_connect(self, static_cast<VmId>(peer));
+    };
+  };
+  auto cfg = config(NotifyPolicy::polling, 1024);
+  AlignedArea area(Channel::area_bytes(1024, 1024));
+  NullDoorbell bell;
+  SteadyClock clock;
+  auto as = [&](VmId vm) {
+    ChannelConfig c = cfg;
+    c.platform_address = vm; // here the address is the VM id
+    c.admit = admit_for(vm);
+    return c;
+  };
+  SECTION("a trusted pair connects") {
+    auto a = Channel::create(area.region(), as(1), bell, clock);
+    auto b = Channel::attach(area.region(), as(2), bell, clock);
+    REQUIRE(b.error == Errc::ok);
+    CHECK(a.channel->wait_for_peer(0) == Errc::ok);
+    CHECK(trust.refusals() == 0);
+  }
+  SECTION("an attacher refuses an untrusted creator without taking its side") {
+    auto a = Channel::create(area.region(), as(3), bell, clock);
+    auto b = Channel::attach(area.region(), as(2), bell, clock);
+    CHECK(b.error == Errc::refused);
+    CHECK(b.detail.find("trust list") != std::string::npos);
+    CHECK(trust.refusals() == 1);
+    CHECK(trust.refusals_by(2) == 1);
+    auto trusted = Channel::attach(area.region(), cfg, bell, clock); // side 1 is still free
+    CHECK(trusted.error == Errc::ok);
+  }
+  SECTION("a creator refuses an untrusted attacher, also when it only sends") {
+    auto a = Channel::create(area.region(), as(1), bell, clock);
+    ChannelConfig intruder = cfg;
+    intruder.platform_address = 3;
+    auto b = Channel::attach(area.region(), intruder, bell, clock);
+    REQUIRE(b.error == Errc::ok); // the intruder admits anyone
+    std::vector<std::byte> buf(64);
+    std::size_t n = 0;
+    CHECK(a.channel->recv(buf, n, 50 * ms) == Errc::refused);
+    CHECK(a.channel->error_detail().find("trust list") != std::string::npos);
+    CHECK(a.channel->wait_for_peer(0) == Errc::refused);
+    CHECK(trust.refusals() >= 1);
+  }
 }

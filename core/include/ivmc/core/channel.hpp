@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,10 @@ struct ChannelConfig {
   NotifyConfig notify;                   // the creator's policy is the channel's policy
   LivenessConfig liveness;
   std::uint64_t platform_address = 0; // this endpoint's doorbell address (opaque)
+  // Explicit trust (survey 3.6.2): given the peer's platform address, may this endpoint talk
+  // to it? Unset admits everyone. An attacher checks the creator before taking its side; a
+  // creator checks the attacher when it appears. A refusal is Errc::refused with a detail.
+  std::function<bool(std::uint64_t peer_address)> admit;
 };
 
 struct ChannelStats {
@@ -196,6 +201,7 @@ private:
   NotifyPolicy policy_;
   NotifyConfig notify_;
   LivenessConfig liveness_;
+  std::function<bool(std::uint64_t)> admit_;
   std::uint32_t max_message_;
   Doorbell& doorbell_;
   Clock& clock_;
