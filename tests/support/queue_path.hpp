@@ -15,6 +15,8 @@ namespace ivmc::test {
 class QueuePath final : public FramePath {
 public:
   explicit QueuePath(std::size_t max_frame = 1 << 20) : max_(max_frame) {}
+  // Under a virtual clock a real sleep is pointless: an empty queue answers at once.
+  void set_virtual_time(bool on) { virtual_time_ = on; }
   Errc send(std::span<const std::byte> head, std::span<const std::byte> body, Nanos) override {
     std::vector<std::byte> f(head.begin(), head.end());
     f.insert(f.end(), body.begin(), body.end());
@@ -29,6 +31,7 @@ public:
   Errc recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
             Nanos timeout) override {
     std::unique_lock lock(m_);
+    if (virtual_time_ && q_.empty() && !broken_) return Errc::timed_out; // no futex at all
     if (!cv_.wait_for(lock, std::chrono::nanoseconds(timeout),
                       [&] { return !q_.empty() || broken_; }))
       return Errc::timed_out;
@@ -54,6 +57,7 @@ private:
   std::condition_variable cv_;
   std::deque<std::vector<std::byte>> q_;
   bool broken_ = false;
+  bool virtual_time_ = false;
 };
 
 // Wraps a path so a test can make sends on it fail from a chosen moment (a stale channel after
@@ -77,6 +81,7 @@ public:
 private:
   FramePath& inner_;
   bool broken_ = false;
+  bool virtual_time_ = false;
 };
 
 } // namespace ivmc::test

@@ -59,7 +59,14 @@ struct Outcome {
   Nanos window_ns = 0; // A's migration_out race window as the source recorded it
 };
 
-Outcome run(const std::string& source_kind, RacePolicy race) {
+// Adversarial timing, beyond "between two scans".
+struct Scenario {
+  std::size_t message_bytes = 64;
+  Nanos receiver_pause_from = -1, receiver_pause_to = -1; // B stops reading: the ring fills
+  bool migrate_during_teardown = false; // A's move completes while its link tears down
+};
+
+Outcome run(const std::string& source_kind, RacePolicy race, Scenario sc = {}) {
   ManualClock clock(kUs); // every reading moves time by 1 us, so every wait ends
   Topology topo;
   topo.add_host(1);
@@ -80,6 +87,7 @@ Outcome run(const std::string& source_kind, RacePolicy race) {
   source->run_due(0);
 
   QueuePath remote;
+  remote.set_virtual_time(true);
   std::vector<std::unique_ptr<LocalPair>> generations;
   Outcome out;
   auto classify = [&](VmId self, VmId peer) {
@@ -96,7 +104,14 @@ Outcome run(const std::string& source_kind, RacePolicy race) {
     }
     return {generations.back()->breakable.get(), generations.size() - 1};
   };
-  tx_env.release_local = [] {};
+  bool pending_break = false; // the channel goes at the end of a teardown already under way
+  auto break_channel = [&] {
+    pending_break = false;
+    if (!generations.empty() && !generations.back()->broken) generations.back()->break_now();
+  };
+  tx_env.release_local = [&] {
+    if (pending_break) break_channel(); // A completes its move while the link tears down
+  };
   tx_env.believes_co_resident = [&] { return source->believes_co_resident(kA, kB); };
   tx_env.view_version = [&] { return source->view_version(kA); };
   tx_env.probe_co_resident = [&] { return topo.co_resident(kA, kB); };
@@ -120,13 +135,12 @@ Outcome run(const std::string& source_kind, RacePolicy race) {
 
   auto migrate = [&](HostId to, Nanos at) {
     const bool leaving = topo.host_of(kA) == topo.host_of(kB);
+    if (leaving && sc.migrate_during_teardown) pending_break = true; // see release_local
     report(topo.migrate_vm(kA, to, at));
-    if (leaving && !generations.empty() && !generations.back()->broken) {
-      generations.back()->break_now();
-    }
+    if (leaving && !sc.migrate_during_teardown) break_channel();
   };
 
-  std::vector<std::byte> buf(256), msg(64);
+  std::vector<std::byte> buf(4096), msg(sc.message_bytes);
   std::uint64_t seq = 0, expected = 0;
   for (Nanos t = 100 * kUs; t <= 60 * kMs; t += 100 * kUs) {
     clock.advance(t - clock.now() > 0 ? t - clock.now() : 0);
@@ -136,7 +150,9 @@ Outcome run(const std::string& source_kind, RacePolicy race) {
     std::memcpy(msg.data(), &seq, 8);
     REQUIRE(tx.send(msg, 5 * kMs) == Errc::ok);
     ++seq;
-    for (;;) { // the receiver takes whatever has arrived
+    if (pending_break) break_channel(); // no teardown came during this step: the move ends
+    const bool paused = t >= sc.receiver_pause_from && t < sc.receiver_pause_to;
+    for (; !paused;) { // the receiver takes whatever has arrived
       std::size_t n = 0;
       const Errc e = rx.recv(buf, n, 30 * kUs);
       if (e != Errc::ok) break;
@@ -226,4 +242,29 @@ TEST_CASE("every membership source with every race policy keeps the stream whole
     CHECK(o.delivered == 600);
   }
   if (kind == "sync") CHECK(o.lost_at_sender == 0);
+}
+
+TEST_CASE("adversarial moments: a full ring when the peer leaves, a move during teardown",
+          "[race][virtual-clock]") {
+  const auto race = GENERATE(RacePolicy::prevention, RacePolicy::resolution, RacePolicy::none);
+  const auto kind = GENERATE(as<std::string>{}, "periodic", "watch", "sync");
+  INFO(kind << " / " << to_string(race));
+  SECTION("the receiver stalls, the ring fills mid-stream, then the sender's VM moves") {
+    Scenario sc;
+    sc.message_bytes = 1000; // 16 KiB rings: full after a few milliseconds of stall
+    sc.receiver_pause_from = 12 * kMs;
+    sc.receiver_pause_to = 18 * kMs;
+    const Outcome o = run(kind, race, sc);
+    CHECK(o.out_of_order == 0);
+    CHECK(o.delivered + o.lost_at_sender == 600);
+    if (race != RacePolicy::none) CHECK(o.delivered == 600);
+  }
+  SECTION("the move completes while the link is tearing the channel down") {
+    Scenario sc;
+    sc.migrate_during_teardown = true;
+    const Outcome o = run(kind, race, sc);
+    CHECK(o.out_of_order == 0);
+    CHECK(o.delivered + o.lost_at_sender == 600);
+    if (race != RacePolicy::none || kind == "sync") CHECK(o.delivered == 600);
+  }
 }
