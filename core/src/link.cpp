@@ -14,7 +14,8 @@ namespace {
 // The 16-byte frame header, little-endian on the wire (every supported host is).
 enum FrameKind : std::uint32_t {
   kData = 0,
-  kPathEnd = 1, // the sender leaves this path; its next frame (seq) comes on the other one
+  kPathEnd = 1, // the sender leaves this path. Body: the 8-byte epoch of the local instance it
+                // goes to, or empty for the remote path. Its next frame (seq) comes there.
   kFinish = 2,  // end of the stream
 };
 constexpr std::size_t kHeader = 16;
@@ -215,6 +216,31 @@ Errc LinkSender::send(std::span<const std::byte> message, Nanos timeout) {
   return Errc::ok;
 }
 
+Errc LinkSender::renew_local(Nanos timeout) {
+  if (path_ != PathKind::local || !env_.renew_local) return Errc::ok; // next set-up uses it
+  const LocalPath fresh = env_.renew_local(timeout);
+  if (fresh.path == nullptr) {
+    ++stats_.deferred;
+    report(env_, LinkOperation::establishment, Errc::would_block, 0);
+    return Errc::would_block;
+  }
+  report(env_, LinkOperation::establishment, Errc::ok, 0);
+  std::array<std::byte, 8> epoch;
+  std::memcpy(epoch.data(), &fresh.epoch, 8);
+  // The receiver drains the old instance up to this marker, then opens the new one.
+  const Errc e = send_frame(*local_, kPathEnd, epoch, timeout);
+  env_.release_local(); // the old instance, once the receiver consumed it
+  report(env_, LinkOperation::teardown, e, 0);
+  local_ = fresh.path;
+  ++stats_.renewals;
+  if (e != Errc::ok) { // the old instance was broken: treat the move like a fallback
+    path_ = PathKind::remote;
+    env_.release_local();
+    local_ = nullptr;
+  }
+  return Errc::ok;
+}
+
 void LinkSender::refresh() {
   const PathKind desired = want_local() ? PathKind::local : PathKind::remote;
   if (desired != path_) switch_path(desired, clock_.now());
@@ -252,15 +278,14 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
     if (kind == kPathEnd) { // follow the sender to its other path
       if (seq > expected_) stats_.lost_messages += seq - expected_;
       expected_ = std::max(expected_, seq);
-      if (!on_local) { // to the local instance the marker names
-        if (n != kHeader + 8) {
-          result = Errc::protocol_violation;
-          return true;
-        }
-        std::memcpy(&local_epoch_, buffer.data(), 8);
+      const bool to_local = n == kHeader + 8; // else to the remote path
+      if ((n != kHeader && !to_local) || (!on_local && !to_local)) {
+        result = Errc::protocol_violation; // a marker must lead somewhere else
+        return true;
       }
-      path_ = on_local ? PathKind::remote : PathKind::local;
-      if (on_local && env_.release_local) env_.release_local();
+      if (to_local) std::memcpy(&local_epoch_, buffer.data(), 8);
+      path_ = to_local ? PathKind::local : PathKind::remote;
+      if (on_local && env_.release_local) env_.release_local(); // done with that instance
       local_ = nullptr;
       ++stats_.receiver_switches;
       return false;

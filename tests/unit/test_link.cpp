@@ -2,6 +2,7 @@
 // the co-residency view, with race policies. Deterministic: one thread plays both ends.
 #include "ivmc/core/channel.hpp"
 #include "ivmc/core/link.hpp"
+#include "ivmc/core/pool.hpp"
 
 #include "../support/local_platform.hpp"
 #include "../support/queue_path.hpp"
@@ -21,9 +22,10 @@ namespace {
 
 // One generation of the local path: a channel pair; re-created after it breaks.
 struct LocalPair {
-  explicit LocalPair(Clock& clock) : area(Channel::area_bytes(1 << 14, 1 << 14)) {
+  explicit LocalPair(Clock& clock, std::uint32_t ring_bytes = 1 << 14)
+      : area(Channel::area_bytes(ring_bytes, ring_bytes)), ring(ring_bytes) {
     ChannelConfig cfg;
-    cfg.ring_bytes = 1 << 14;
+    cfg.ring_bytes = ring_bytes;
     cfg.notify.policy = NotifyPolicy::polling;
     tx = Channel::create(area.region(), cfg, bells.a, clock).channel;
     rx = Channel::attach(area.region(), cfg, bells.b, clock).channel;
@@ -39,6 +41,7 @@ struct LocalPair {
     broken = true;
   }
   AlignedArea area;
+  std::uint32_t ring;
   LocalDoorbellPair bells;
   std::unique_ptr<Channel> tx, rx;
   std::unique_ptr<ChannelPath> tx_path, rx_path;
@@ -54,6 +57,7 @@ struct World {
   bool truth = false; // what a probe sees
   std::uint64_t version = 0;
   bool can_establish = true;
+  std::uint32_t next_ring = 1 << 14; // ring size of the next instance set up
   struct Op {
     LinkOperation op;
     Errc outcome;
@@ -68,7 +72,7 @@ struct World {
 
   LocalPair& current() {
     if (generations.empty() || generations.back()->broken) {
-      generations.push_back(std::make_unique<LocalPair>(clock));
+      generations.push_back(std::make_unique<LocalPair>(clock, next_ring));
     }
     return *generations.back();
   }
@@ -81,6 +85,10 @@ struct World {
       return {pair.breakable.get(), generations.size() - 1};
     };
     e.release_local = [] {};
+    e.renew_local = [this](Nanos) -> LocalPath {
+      generations.push_back(std::make_unique<LocalPair>(clock, next_ring));
+      return {generations.back()->breakable.get(), generations.size() - 1};
+    };
     e.believes_co_resident = [this] { return view; };
     e.view_version = [this] { return version; };
     e.probe_co_resident = [this] { return truth; };
@@ -319,4 +327,56 @@ TEST_CASE("10,000 random membership events: exactly once, in order, under resolu
   CHECK(tx.stats().lost_messages == 0);
   INFO("fallbacks " << tx.stats().fallbacks << ", switches " << tx.stats().switches_to_local);
   CHECK(tx.stats().switches_to_local > 100);
+}
+
+TEST_CASE("MemPipe: the pool grows and shrinks a live ring and the stream follows without a gap",
+          "[link][pool]") {
+  World w;
+  w.set_view(true);
+  PoolConfig pc;
+  pc.pool_bytes = 4u << 20;
+  pc.chunk_bytes = 64u << 10;
+  pc.policy = PoolPolicy::proportional;
+  SharedPool pool(pc);
+  const PairId busy = pair_id(1, 2), quiet = pair_id(3, 4);
+  REQUIRE(pool.add_pair(busy, 0));
+  REQUIRE(pool.add_pair(quiet, 0));
+  // A pair's allocation holds both rings of its channel.
+  auto ring_for = [&](PairId p) { return static_cast<std::uint32_t>(pool.ring_bytes(p) / 2); };
+  pool.rebalance(0);
+  w.next_ring = ring_for(busy);
+  LinkSender tx(w.sender_env(), {}, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  std::vector<std::byte> buf(4096);
+  std::vector<std::uint32_t> rings;
+  std::uint64_t seq = 0;
+  auto phase = [&](std::uint64_t busy_demand, std::uint64_t quiet_demand, Nanos now) {
+    for (int i = 0; i < 4; ++i) { // a few reports: the estimate is smoothed
+      pool.report_demand(busy, busy_demand, now);
+      pool.report_demand(quiet, quiet_demand, now);
+    }
+    for (const PoolResize& r : pool.rebalance(now)) {
+      if (r.pair != busy) continue;
+      w.next_ring = ring_for(busy);
+      REQUIRE(tx.renew_local() == Errc::ok); // the ring is inflated or deflated now
+    }
+    for (int i = 0; i < 500; ++i, ++seq) {
+      REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+      std::size_t n = 0;
+      REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+      expect_message(buf, n, seq);
+    }
+    rings.push_back(w.generations.back()->ring);
+  };
+  phase(64 << 10, 64 << 10, 1 * kMs); // both modest
+  phase(3u << 20, 64 << 10, 2 * kMs); // the busy pair's demand grows: its ring inflates
+  phase(16 << 10, 2u << 20, 3 * kMs); // and falls while the other's grows: it deflates
+  INFO("ring sizes " << rings[0] << " " << rings[1] << " " << rings[2]);
+  CHECK(rings[1] > rings[0]);
+  CHECK(rings[2] < rings[1]);
+  CHECK(tx.stats().renewals >= 2);
+  CHECK(tx.stats().sent_local == seq); // never left shared memory
+  CHECK(rx.stats().lost_messages == 0);
+  CHECK(rx.stats().duplicates == 0);
+  CHECK(pool.utilisation() > 0);
 }

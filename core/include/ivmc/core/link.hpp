@@ -93,6 +93,10 @@ struct LinkEnvironment {
   // Sender: establish (or reuse) the local path to the peer; path == nullptr when it cannot be
   // had now (the establishment is deferred and the link stays remote).
   std::function<LocalPath(Nanos timeout)> open_local;
+  // Sender, optional: establish a replacement for the current local instance (MemPipe's pipe
+  // inflate/deflate: a new ring size after a pool rebalance). The current instance stays
+  // until the next release_local().
+  std::function<LocalPath(Nanos timeout)> renew_local;
   // Receiver: the instance `epoch` the sender announced; nullptr while it is not established
   // on this side yet.
   std::function<FramePath*(std::uint64_t epoch, Nanos timeout)> find_local;
@@ -125,6 +129,7 @@ struct LinkStats {
   std::uint64_t fallbacks = 0;        // sender: local sends that failed, message re-sent remote
   std::uint64_t too_large_remote = 0; // sender: messages over the local path's limit
   std::uint64_t deferred = 0;         // sender: wanted local, establishment not possible yet
+  std::uint64_t renewals = 0;         // sender: moves to a replacement local instance
   std::uint64_t probes = 0;           // prevention: truth checks made
   std::uint64_t lost_messages = 0, lost_bytes = 0; // sender (policy none) or receiver (gaps)
   std::uint64_t duplicates = 0;                    // receiver: frames dropped as already delivered
@@ -145,6 +150,10 @@ public:
   // (a membership subscription) and wants the link to switch before the next send. Called
   // from inside a synchronous membership update, it switches while the old path still works.
   void refresh();
+  // Moves the stream to a replacement local instance (env.renew_local) without leaving shared
+  // memory: the receiver drains the old instance to its marker and continues on the new one.
+  // On the remote path this does nothing now; the next establishment uses the new instance.
+  Errc renew_local(Nanos timeout = 1'000'000'000);
   PathKind path() const { return path_; }
   const LinkStats& stats() const { return stats_; }
 
