@@ -6,7 +6,7 @@
 
 #include "ivmc/core/channel.hpp"
 #include "ivmc/kvm/host_platform.hpp"
-#include "ivmc/kvm/ivshmem_server.hpp"
+#include "ivmc/kvm/ivshmem_server_thread.hpp"
 
 #include <fmt/format.h>
 
@@ -39,31 +39,16 @@ void expect_ok(Errc e, const char* what, kvm::HostEndpoint& ep) {
 }
 
 // A server on a private socket, served by a thread of this process for the whole run.
-class PrivateServer {
-public:
-  explicit PrivateServer(std::size_t region_bytes) {
-    kvm::IvshmemServerOptions o;
-    const auto tag = fmt::format("ivmc-bench-{}", getpid());
-    o.socket_path = "/tmp/" + tag + ".sock";
-    o.shm_name = tag;
-    o.size = region_bytes;
-    o.vectors = kvm::IvshmemPeer::kDefaultVectors;
-    o.log = [](std::string_view) {};
-    server_ = std::make_unique<kvm::IvshmemServer>(o);
-    server_->start();
-    thread_ = std::thread([this] { server_->run_until(stop_); });
-  }
-  ~PrivateServer() {
-    stop_ = true; // seq_cst store: the server's poll loop sees it within its poll timeout
-    thread_.join();
-  }
-  std::string socket_path() const { return server_->options().socket_path; }
-
-private:
-  std::unique_ptr<kvm::IvshmemServer> server_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+kvm::IvshmemServerThread private_server(std::size_t region_bytes) {
+  kvm::IvshmemServerOptions o;
+  const auto tag = fmt::format("ivmc-bench-{}", getpid());
+  o.socket_path = "/tmp/" + tag + ".sock";
+  o.shm_name = tag;
+  o.size = region_bytes;
+  o.vectors = kvm::IvshmemPeer::kDefaultVectors;
+  o.log = [](std::string_view) {};
+  return kvm::IvshmemServerThread(o);
+}
 
 struct PairedRtt {
   std::vector<double> ring_ns, baseline_ns; // per round, taken together
@@ -244,7 +229,7 @@ BenchReport run_bench(const BenchOptions& o) {
   }
   note("memcpy done");
 
-  PrivateServer server(kvm::HostPlatform::region_bytes_for(o.ring_bytes));
+  auto server = private_server(kvm::HostPlatform::region_bytes_for(o.ring_bytes));
   auto platform = kvm::HostPlatform::connect(server.socket_path(), kSetupTimeout);
   RingExperiment ring{o, cpus, *platform, server.socket_path()};
 

@@ -164,13 +164,11 @@ Errc LinkSender::send(std::span<const std::byte> message, Nanos timeout) {
   // The switching point: the co-residency decision and the send are one step of this thread.
   const PathKind desired = want_local() ? PathKind::local : PathKind::remote;
   if (desired != path_) switch_path(desired, clock_.now());
-  bool too_large = false;
   if (path_ == PathKind::local && message.size() + kHeader > local_->max_frame()) {
     // Larger than the ring can hold: this one goes remote, as XenLoop does, and order is kept
     // by leaving the local path properly (the next send comes back).
     switch_path(PathKind::remote, clock_.now());
     ++stats_.too_large_remote;
-    too_large = true;
   }
   Errc e = Errc::ok;
   if (path_ == PathKind::local) {
@@ -209,7 +207,6 @@ Errc LinkSender::send(std::span<const std::byte> message, Nanos timeout) {
     ++stats_.switch_samples;
     switch_started_ = -1;
   }
-  (void)too_large;
   ++next_seq_;
   ++stats_.messages_sent;
   stats_.bytes_sent += message.size();

@@ -2,7 +2,7 @@
 // test process, and forked peer processes that are always reaped (killed if they hang).
 #pragma once
 
-#include "ivmc/kvm/ivshmem_server.hpp"
+#include "ivmc/kvm/ivshmem_server_thread.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,29 +21,22 @@
 
 namespace ivmc::test {
 
-class ServerThread {
+// A server for one test: private socket and region names (tag and pid), quiet log.
+class ServerThread : public kvm::IvshmemServerThread {
 public:
-  explicit ServerThread(std::size_t region_bytes, const std::string& tag) {
+  ServerThread(std::size_t region_bytes, const std::string& tag)
+      : IvshmemServerThread(options(region_bytes, tag)) {}
+
+private:
+  static kvm::IvshmemServerOptions options(std::size_t region_bytes, const std::string& tag) {
     kvm::IvshmemServerOptions o;
     const std::string name = "ivmc-test-" + tag + "-" + std::to_string(getpid());
     o.socket_path = "/tmp/" + name + ".sock";
     o.shm_name = name;
     o.size = region_bytes;
     o.log = [](std::string_view) {};
-    server_ = std::make_unique<kvm::IvshmemServer>(o);
-    server_->start();
-    thread_ = std::thread([this] { server_->run_until(stop_); });
+    return o;
   }
-  ~ServerThread() {
-    stop_ = true; // seq_cst store: seen by the server loop within its poll timeout
-    thread_.join();
-  }
-  std::string socket_path() const { return server_->options().socket_path; }
-
-private:
-  std::unique_ptr<kvm::IvshmemServer> server_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 };
 
 // Forks; the child runs `body` and exits with its return value (2 if it threw).

@@ -4,6 +4,7 @@
 #include "ivmc/core/link.hpp"
 #include "ivmc/core/pool.hpp"
 
+#include "../support/local_pair.hpp"
 #include "../support/local_platform.hpp"
 #include "../support/queue_path.hpp"
 
@@ -19,35 +20,6 @@ using namespace ivmc;
 using namespace ivmc::test;
 
 namespace {
-
-// One generation of the local path: a channel pair; re-created after it breaks.
-struct LocalPair {
-  explicit LocalPair(Clock& clock, std::uint32_t ring_bytes = 1 << 14)
-      : area(Channel::area_bytes(ring_bytes, ring_bytes)), ring(ring_bytes) {
-    ChannelConfig cfg;
-    cfg.ring_bytes = ring_bytes;
-    cfg.notify.policy = NotifyPolicy::polling;
-    tx = Channel::create(area.region(), cfg, bells.a, clock).channel;
-    rx = Channel::attach(area.region(), cfg, bells.b, clock).channel;
-    tx_path = std::make_unique<ChannelPath>(*tx);
-    rx_path = std::make_unique<ChannelPath>(*rx);
-    breakable = std::make_unique<BreakablePath>(*tx_path);
-  }
-  // The peer left: the sender's sends on the stale channel fail, and the receiver's platform
-  // learns that the peer is gone (it still drains what was written).
-  void break_now() {
-    breakable->break_now();
-    rx->mark_peer_dead("test: the peer migrated away");
-    broken = true;
-  }
-  AlignedArea area;
-  std::uint32_t ring;
-  LocalDoorbellPair bells;
-  std::unique_ptr<Channel> tx, rx;
-  std::unique_ptr<ChannelPath> tx_path, rx_path;
-  std::unique_ptr<BreakablePath> breakable;
-  bool broken = false;
-};
 
 struct World {
   SteadyClock clock;

@@ -7,6 +7,7 @@
 #include "ivmc/core/race_ledger.hpp"
 #include "ivmc/core/topology.hpp"
 
+#include "../support/local_pair.hpp"
 #include "../support/local_platform.hpp"
 #include "../support/queue_path.hpp"
 
@@ -27,31 +28,6 @@ namespace {
 constexpr Nanos kUs = 1'000;
 constexpr Nanos kMs = 1'000'000;
 constexpr VmId kA = 1, kB = 2;
-
-struct LocalPair { // one instance of the A-B channel
-  explicit LocalPair(Clock& clock) : area(Channel::area_bytes(1 << 14, 1 << 14)) {
-    ChannelConfig cfg;
-    cfg.ring_bytes = 1 << 14;
-    cfg.notify.policy = NotifyPolicy::polling;
-    cfg.liveness.peer_timeout = kForever / 4; // liveness is not what this test is about
-    tx = Channel::create(area.region(), cfg, bells.a, clock).channel;
-    rx = Channel::attach(area.region(), cfg, bells.b, clock).channel;
-    tx_path = std::make_unique<ChannelPath>(*tx);
-    rx_path = std::make_unique<ChannelPath>(*rx);
-    breakable = std::make_unique<BreakablePath>(*tx_path);
-  }
-  void break_now() { // A left the host: its side of the channel no longer exists
-    breakable->break_now();
-    rx->mark_peer_dead("A migrated away");
-    broken = true;
-  }
-  AlignedArea area;
-  LocalDoorbellPair bells;
-  std::unique_ptr<Channel> tx, rx;
-  std::unique_ptr<ChannelPath> tx_path, rx_path;
-  std::unique_ptr<BreakablePath> breakable;
-  bool broken = false;
-};
 
 struct Outcome {
   std::uint64_t sent = 0, delivered = 0, lost_at_receiver = 0, lost_at_sender = 0, fallbacks = 0,
