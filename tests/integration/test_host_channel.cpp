@@ -15,17 +15,9 @@ using namespace ivmc::test;
 
 namespace {
 
-constexpr Nanos kSecond = 1'000'000'000;
-constexpr std::uint32_t kRing = 64 * 1024;
-
+constexpr std::uint32_t kRing = kTestRing;
 kvm::EndpointOptions endpoint(NotifyPolicy policy) {
-  kvm::EndpointOptions e;
-  e.channel.ring_bytes = kRing;
-  e.channel.notify.policy = policy;
-  e.channel.notify.atw_batch = 8;
-  e.channel.notify.atw_window = 200'000;
-  e.channel.liveness.peer_timeout = 2 * kSecond;
-  return e;
+  return test_endpoint(policy);
 }
 
 // Sends messages first..first+count-1 (contents derived from their numbers).

@@ -18,14 +18,9 @@ using namespace ivmc::test;
 
 namespace {
 
-constexpr Nanos kSecond = 1'000'000'000;
-constexpr std::uint32_t kRing = 64 * 1024;
-
+constexpr std::uint32_t kRing = kTestRing;
 kvm::EndpointOptions endpoint(NotifyPolicy policy) {
-  kvm::EndpointOptions e;
-  e.channel.ring_bytes = kRing;
-  e.channel.notify.policy = policy;
-  return e;
+  return test_endpoint(policy);
 }
 
 // The sender's side of the local path: a fresh channel instance per epoch, in one slot of the

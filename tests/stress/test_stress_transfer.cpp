@@ -15,7 +15,6 @@ using namespace ivmc;
 using namespace ivmc::test;
 
 namespace {
-constexpr Nanos kSecond = 1'000'000'000;
 constexpr std::uint64_t kBytes = std::uint64_t{1} << 30;
 constexpr std::size_t kMax = 64 * 1024;
 constexpr std::uint32_t kRing = 1u << 20;

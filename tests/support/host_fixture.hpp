@@ -2,6 +2,7 @@
 // test process, and forked peer processes that are always reaped (killed if they hang).
 #pragma once
 
+#include "ivmc/kvm/host_platform.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
 
 #include <signal.h>
@@ -38,6 +39,20 @@ private:
     return o;
   }
 };
+
+inline constexpr Nanos kSecond = 1'000'000'000;
+inline constexpr std::uint32_t kTestRing = 64 * 1024;
+
+// Endpoint options the real-process tests share: 64 KiB rings, ATW(8, 200 us) when chosen.
+inline kvm::EndpointOptions test_endpoint(NotifyPolicy policy) {
+  kvm::EndpointOptions e;
+  e.channel.ring_bytes = kTestRing;
+  e.channel.notify.policy = policy;
+  e.channel.notify.atw_batch = 8;
+  e.channel.notify.atw_window = 200'000;
+  e.channel.liveness.peer_timeout = 2 * kSecond;
+  return e;
+}
 
 // Forks; the child runs `body` and exits with its return value (2 if it threw).
 inline pid_t spawn(const std::function<int()>& body) {
