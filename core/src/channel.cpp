@@ -280,8 +280,8 @@ Channel::Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPo
 
 Channel::~Channel() {
   // An area re-created by the peer is not ours any more: leave its endpoint lines alone.
-  if (shared(control_->identity.generation).load(std::memory_order_acquire) !=
-      geometry_.generation) { // acquire: pairs with nothing; a plain re-read of the owner
+  if (shared(control_->identity.generation).load(std::memory_order_relaxed) !=
+      geometry_.generation) { // relaxed: only compared, nothing is read on its strength
     return;
   }
   auto& self = control_->endpoint[side_];
