@@ -513,6 +513,46 @@ void Channel::publish_consumed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Event-loop readiness
+
+bool Channel::can_send(std::size_t message_bytes) {
+  if (failure_.load(std::memory_order_relaxed) != Errc::ok) return false; // relaxed: a snapshot
+  if (message_bytes > max_message_) return false;
+  const auto length = static_cast<std::uint32_t>(message_bytes);
+  const std::uint64_t need =
+      wire::record_end(tx_.position, length) - tx_.position + wire::kTerminatorBytes;
+  return tx_room(need) == Errc::ok;
+}
+
+Errc Channel::request_wake(Wake reason, std::size_t message_bytes) {
+  const auto ready = [&] {
+    if (failure_.load(std::memory_order_relaxed) != Errc::ok) return true; // relaxed: snapshot
+    if (reason == Wake::space) return can_send(message_bytes);
+    const std::uint64_t pos = rx_.position;
+    auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (pos & rx_.mask));
+    // Relaxed: a peek; recv() re-reads the header with acquire before using the record.
+    return shared(*word).load(std::memory_order_relaxed) != 0;
+  };
+  if (ready()) return Errc::ok;
+  if (reason == Wake::data && rx_.published != rx_.position) {
+    publish_consumed(); // as a blocking wait does: the producer gets its space back first
+  }
+  if (policy_ == NotifyPolicy::polling) return Errc::would_block;
+  const bool use_flag = reason == Wake::space || policy_ == NotifyPolicy::on_demand ||
+                        policy_ == NotifyPolicy::spin_then_block;
+  if (!use_flag) return Errc::would_block; // per_packet and atw ring for every (batch of) data
+  auto flag = shared(reason == Wake::data ? control_->direction[1 - side_].data_wanted.value
+                                          : control_->direction[side_].space_wanted.value);
+  // seq_cst exchange is a full fence: the flag is visible before the re-check below.
+  flag.exchange(1, std::memory_order_seq_cst);
+  if (ready()) {
+    flag.store(0, std::memory_order_relaxed); // relaxed: only spares the peer a ring
+    return Errc::ok;
+  }
+  return Errc::would_block;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Waiting, liveness and teardown
 
 Nanos Channel::deadline_after(Nanos timeout) {

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <mutex>
+#include <queue>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -15,10 +17,6 @@
 namespace sg4 = simgrid::s4u;
 
 namespace ivmc::sim {
-
-Nanos SimClock::now() {
-  return std::llround(sg4::Engine::get_clock() * 1e9);
-}
 
 namespace {
 
@@ -31,22 +29,42 @@ struct ScriptedEvent {
   std::size_t ram = 0;
 };
 
+struct QueuedEvent {
+  Nanos time;
+  std::uint64_t order; // scheduling order: ties run first-come first-served
+  bool needs_sync;     // touches SimGrid (VM lifecycle): SimGrid's clock must be at `time`
+  Model::Callback callback;
+  bool operator>(const QueuedEvent& o) const {
+    return time != o.time ? time > o.time : order > o.order;
+  }
+};
+
+Nanos to_nanos(double seconds) {
+  return std::llround(seconds * 1e9);
+}
+
 } // namespace
 
 struct Model::Impl {
+  Nanos now = 0;
   PlatformSpec spec;
   std::unique_ptr<sg4::Engine> engine;
   std::vector<sg4::Host*> hosts;
   Topology topology;
-  SimClock clock;
+  SimClock clock{now};
   std::vector<MembershipSource*> sources;
+  std::vector<std::function<void(const TopologyEvent&)>> observers;
   std::vector<ScriptedEvent> script;
+  std::priority_queue<QueuedEvent, std::vector<QueuedEvent>, std::greater<>> queue;
+  std::uint64_t scheduled = 0, events_run = 0, skipped = 0;
+  Nanos stop = kNever;
+  sg4::MutexPtr mutex;
+  sg4::ConditionVariablePtr migration_done;
   std::unordered_map<VmId, sg4::VirtualMachine*> vms;
   std::unordered_map<const sg4::VirtualMachine*, VmId> ids;
   std::map<VmId, Migration> in_flight;
   std::vector<Migration> migrations;
   std::uint64_t end_signals = 0;
-  bool script_done = false;
 
   HostId host_id(const sg4::Host* h) const {
     const auto it = std::find(hosts.begin(), hosts.end(), h);
@@ -55,6 +73,10 @@ struct Model::Impl {
   }
   void report(const TopologyEvent& ev) {
     for (MembershipSource* s : sources) s->on_event(ev);
+    for (auto& o : observers) o(ev);
+  }
+  void schedule(Nanos t, bool sync, Model::Callback cb) {
+    queue.push({std::max(t, now), scheduled++, sync, std::move(cb)});
   }
   // SimGrid 3.32 fires on_migration_end twice per migration: apply the first, ignore the rest.
   void migration_ended(const sg4::VirtualMachine& vm) {
@@ -63,7 +85,7 @@ struct Model::Impl {
     if (id == ids.end()) return;
     const HostId now_on = host_id(vm.get_pm());
     if (topology.host_of(id->second) == now_on) return; // already applied
-    const Nanos now = clock.now();
+    now = std::max(now, to_nanos(sg4::Engine::get_clock())); // we wait in step during migrations
     report(topology.migrate_vm(id->second, now_on, now));
     auto flight = in_flight.find(id->second);
     if (flight != in_flight.end()) {
@@ -71,11 +93,15 @@ struct Model::Impl {
       migrations.push_back(flight->second);
       in_flight.erase(flight);
     }
+    if (migration_done) migration_done->notify_all(); // the scheduler re-plans from here
   }
   void play(const ScriptedEvent& ev) {
-    const Nanos now = clock.now();
     switch (ev.kind) {
     case ScriptedEvent::Kind::create: {
+      if (vms.count(ev.vm) != 0) {
+        ++skipped;
+        return;
+      }
       auto* vm = hosts.at(ev.host)->create_vm("vm" + std::to_string(ev.vm), 1, ev.ram);
       sg_vm_set_migration_speed(vm, spec.migration_speed);
       vm->start();
@@ -85,7 +111,13 @@ struct Model::Impl {
       break;
     }
     case ScriptedEvent::Kind::migrate: {
-      sg4::VirtualMachine* vm = vms.at(ev.vm);
+      const auto found = vms.find(ev.vm);
+      if (found == vms.end() || in_flight.count(ev.vm) != 0 ||
+          topology.host_of(ev.vm) == ev.host) {
+        ++skipped; // gone, already moving, or already there
+        return;
+      }
+      sg4::VirtualMachine* vm = found->second;
       in_flight[ev.vm] = {ev.vm, topology.host_of(ev.vm), ev.host, sg4::Engine::get_clock(), 0};
       sg4::Host* to = hosts.at(ev.host);
       // sg_vm_migrate blocks its caller for the whole pre-copy: one actor per migration.
@@ -94,7 +126,12 @@ struct Model::Impl {
       break;
     }
     case ScriptedEvent::Kind::shutdown: {
-      sg4::VirtualMachine* vm = vms.at(ev.vm);
+      const auto found = vms.find(ev.vm);
+      if (found == vms.end() || in_flight.count(ev.vm) != 0) {
+        ++skipped; // gone already, or moving (the plugin cannot destroy a migrating VM)
+        return;
+      }
+      sg4::VirtualMachine* vm = found->second;
       report(topology.shutdown_vm(ev.vm, now));
       ids.erase(vm);
       vms.erase(ev.vm);
@@ -162,32 +199,83 @@ void Model::shutdown_at(double t, VmId vm) {
   impl_->script.push_back({ScriptedEvent::Kind::shutdown, t, vm, 0, {}, 0});
 }
 
+void Model::at(Nanos t, Callback callback) {
+  impl_->schedule(t, false, std::move(callback));
+}
+void Model::on_topology(std::function<void(const TopologyEvent&)> callback) {
+  impl_->observers.push_back(std::move(callback));
+}
+void Model::stop_at(double t) {
+  impl_->stop = to_nanos(t);
+}
+std::uint64_t Model::skipped_events() const {
+  return impl_->skipped;
+}
+Nanos Model::now_ns() const {
+  return impl_->now;
+}
+std::uint64_t Model::events() const {
+  return impl_->events_run;
+}
+bool Model::migrating(VmId vm) const {
+  return impl_->in_flight.count(vm) != 0;
+}
+
 void Model::run() {
   Impl* impl = impl_.get();
-  std::stable_sort(impl->script.begin(), impl->script.end(),
-                   [](const ScriptedEvent& a, const ScriptedEvent& b) { return a.time < b.time; });
-  sg4::Actor::create("controller", impl->hosts[0], [impl] {
-    for (const ScriptedEvent& ev : impl->script) {
-      sg4::this_actor::sleep_until(ev.time);
-      impl->play(ev);
-    }
-    impl->script_done = true;
-  });
-  if (!impl->sources.empty()) {
-    // Timed membership work at its exact due times; a daemon, so it ends with the others.
-    sg4::Actor::create("membership", impl->hosts[0], [impl] {
-      for (;;) {
-        Nanos due = kNever;
-        for (MembershipSource* s : impl->sources) due = std::min(due, s->next_due());
-        const double next = due == kNever ? sg4::Engine::get_clock() + 1.0 : due / 1e9;
-        sg4::this_actor::sleep_until(next);
-        const Nanos now = impl->clock.now();
+  for (const ScriptedEvent& ev : impl->script) {
+    impl->schedule(to_nanos(ev.time), true, [impl, ev] { impl->play(ev); });
+  }
+  impl->script.clear();
+  impl->mutex = sg4::Mutex::create();
+  impl->migration_done = sg4::ConditionVariable::create();
+  sg4::Actor::create("scheduler", impl->hosts[0], [impl] {
+    std::unique_lock<sg4::Mutex> lock(*impl->mutex);
+    for (;;) {
+      Nanos due = kNever; // the membership sources' timed work
+      for (MembershipSource* s : impl->sources) due = std::min(due, s->next_due());
+      const Nanos queued = impl->queue.empty() ? kNever : impl->queue.top().time;
+      const Nanos next = std::min(due, queued);
+      const bool moving = !impl->in_flight.empty();
+      const Nanos horizon = std::min(next, impl->stop); // kNever: wait for a migration only
+      // Without a stop time the run lasts while events or migrations remain (timed membership
+      // work alone, a scanner for ever, does not keep it going).
+      if (!moving && (horizon == kNever || (impl->stop == kNever && queued == kNever))) break;
+      if (moving) {
+        // In step with SimGrid: a migration that ends first wakes us at its own time, and its
+        // consequences may come before `next`.
+        std::cv_status woke = std::cv_status::no_timeout;
+        if (horizon == kNever) {
+          impl->migration_done->wait(lock);
+        } else if (sg4::Engine::get_clock() < horizon / 1e9) {
+          woke = impl->migration_done->wait_until(lock, horizon / 1e9);
+        } else {
+          woke = std::cv_status::timeout;
+        }
+        if (woke == std::cv_status::no_timeout) continue;
+      } else if (queued <= due && impl->queue.top().needs_sync && next <= impl->stop &&
+                 sg4::Engine::get_clock() < next / 1e9) {
+        sg4::this_actor::sleep_until(next / 1e9); // a VM lifecycle event: SimGrid catches up
+      }
+      if (next > impl->stop) {
+        impl->now = impl->stop;
+        break;
+      }
+      impl->now = std::max(impl->now, next);
+      if (queued <= due) {
+        // Copy out first: the callback may schedule more events.
+        QueuedEvent ev = std::move(const_cast<QueuedEvent&>(impl->queue.top()));
+        impl->queue.pop();
+        ++impl->events_run;
+        ev.callback();
+      } else {
         for (MembershipSource* s : impl->sources) {
-          while (s->next_due() <= now) s->run_due(s->next_due());
+          while (s->next_due() <= impl->now) s->run_due(s->next_due());
         }
       }
-    })->daemonize();
-  }
+    }
+    sg4::Actor::kill_all(); // migrations still under way at the stop time end with the run
+  });
   impl->engine->run();
 }
 

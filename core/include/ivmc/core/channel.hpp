@@ -119,6 +119,16 @@ public:
   Errc recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
             Nanos timeout);
 
+  // Event-loop use (a simulator, an epoll loop) instead of blocking in send/recv:
+  // can_send: would a message of this size fit now? (false also once the channel failed: the
+  // next send reports why).
+  bool can_send(std::size_t message_bytes);
+  // Ask the peer to ring this endpoint's doorbell when `reason` becomes ready (data to read;
+  // room for a message of `message_bytes`), with the same lost-wake-up re-check as a blocking
+  // wait. would_block: registered, sleep until the doorbell rings (under polling nobody rings:
+  // poll). ok: it became ready meanwhile; no ring will come, go on now.
+  Errc request_wake(Wake reason, std::size_t message_bytes = 0);
+
   // Creator: wait until side 1 is live.
   Errc wait_for_peer(Nanos timeout);
   // No more sends; the peer receives everything already sent, then peer_closed.

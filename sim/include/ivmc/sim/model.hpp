@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -31,10 +32,14 @@ struct Migration {
   double start = 0, end = 0; // simulated seconds
 };
 
-// Simulated time as the core's Clock.
+// Simulated time as the core's Clock: the model's current time.
 class SimClock final : public Clock {
 public:
-  Nanos now() override;
+  explicit SimClock(const Nanos& now) : now_(now) {}
+  Nanos now() override { return now_; }
+
+private:
+  const Nanos& now_;
 };
 
 class Model {
@@ -55,8 +60,27 @@ public:
   void migrate_at(double t, VmId vm, HostId to);
   void shutdown_at(double t, VmId vm);
 
+  // Channel-level events: the world's state machines are callbacks at simulated times, kept in
+  // the model's own queue (ordered by time, then by scheduling order, so runs are
+  // deterministic), not SimGrid activities: SimGrid slows down badly with many messages in
+  // flight. While no migration is under way nothing in SimGrid moves, so these events run
+  // ahead of SimGrid's clock without consulting it; while one is, every event is taken in step
+  // with SimGrid so a migration's end lands at its exact time.
+  using Callback = std::function<void()>;
+  void at(Nanos t, Callback callback); // t >= now_ns()
+  // Told of every topology change, after the attached membership sources.
+  void on_topology(std::function<void(const TopologyEvent&)> callback);
+  // run() stops at this simulated time (default: when nothing is left to do).
+  void stop_at(double t);
+  // Whether a scripted migration or shutdown was skipped (the VM was already moving, gone, or
+  // already on the destination), and how many.
+  std::uint64_t skipped_events() const;
+
   void run();
   double now() const; // simulated seconds
+  Nanos now_ns() const;
+  std::uint64_t events() const; // queue events run
+  bool migrating(VmId vm) const;
 
   const std::vector<Migration>& migrations() const;
   // How often SimGrid's migration-end signal fired (twice per migration in 3.32; the model
