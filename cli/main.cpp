@@ -3,14 +3,18 @@
 #include "ivmc/bench/bench.hpp"
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
+#include "ivmc/sim/scenario.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -42,6 +46,54 @@ int run_bench(ivmc::bench::BenchOptions o, bool json) {
   return 0;
 }
 
+// `ivmc validate SCENARIO [--set KEY=VALUE]...`
+struct ValidateOptions {
+  std::string scenario;
+  std::vector<std::string> sets;
+};
+
+CLI::App* add_validate(CLI::App& app, ValidateOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "validate", "check a scenario (a file, default, or preset:NAME) and report every problem");
+  cmd->add_option("scenario", o.scenario, "scenario file, `default` or `preset:NAME`")->required();
+  cmd->add_option("--set", o.sets, "override KEY=VALUE (scenarios/FORMAT.md), in order")
+      ->allow_extra_args(false);
+  return cmd;
+}
+
+// 0: valid; 2: every issue printed to stderr as "where: what".
+int run_validate(const ValidateOptions& o) {
+  std::vector<ivmc::sim::ScenarioIssue> issues;
+  try {
+    auto s = ivmc::sim::load_scenario_argument(o.scenario);
+    for (const auto& set : o.sets) ivmc::sim::apply_override(s, set);
+    issues = ivmc::sim::validate(s);
+    if (issues.empty()) {
+      fmt::print("{}: ok ({} VMs, {} workloads, {} events)\n", o.scenario, s.vms.size(),
+                 s.workloads.size(), s.events.size());
+      return 0;
+    }
+  } catch (const ivmc::sim::ScenarioError& e) {
+    issues = e.issues();
+  }
+  for (const auto& i : issues) fmt::print(stderr, "{}: {}\n", i.where, i.what);
+  return 2;
+}
+
+// `ivmc presets`: the embedded presets, one line each.
+int run_presets() {
+  const auto list = ivmc::sim::presets();
+  std::size_t name_width = 4, system_width = 6;
+  for (const auto& p : list) {
+    name_width = std::max(name_width, p.name.size());
+    system_width = std::max(system_width, p.system.size());
+  }
+  fmt::print("{:<{}}  {:<{}}  {}\n", "name", name_width, "system", system_width, "summary");
+  for (const auto& p : list)
+    fmt::print("{:<{}}  {:<{}}  {}\n", p.name, name_width, p.system, system_width, p.summary);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -60,8 +112,15 @@ int main(int argc, char** argv) {
       "ivshmem-server", "serve a shared region and doorbells to host peers and QEMU guests");
   ivmc::kvm::add_ivshmem_server_options(*server, server_options);
 
+  ValidateOptions validate_options;
+  auto* validate = add_validate(app, validate_options);
+  auto* presets =
+      app.add_subcommand("presets", "list the embedded presets (use one as preset:NAME)");
+
   CLI11_PARSE(app, argc, argv);
   try {
+    if (*validate) return run_validate(validate_options);
+    if (*presets) return run_presets();
     if (*server) return ivmc::kvm::ivshmem_server_main(server_options);
     return run_bench(bench_options, json);
   } catch (const std::exception& e) {

@@ -18,8 +18,8 @@ namespace ivmc::sim {
 
 struct PlatformConfig {
   std::size_t hosts = 2;
-  std::string hypervisor = "xen"; // xen | kvm: which hypervisor network path co-resident VMs
-                                  // use when they do not take the shared-memory channel
+  std::string hypervisor = "xen";   // xen | kvm: which hypervisor network path co-resident VMs
+                                    // use when they do not take the shared-memory channel
   std::string guest_nic = "virtio"; // kvm: virtio | emulated
   double link_gbps = 10.0;          // between two hosts
   double link_latency_us = 50.0;    // one way, host to host
@@ -41,14 +41,14 @@ struct ChannelSettings {
   bool enabled = true; // false: the baseline, every flow takes the hypervisor path
   int layer = 2;       // 1 library/driver (IVC, VMPI, Nahanni), 2 below IP (XenLoop, MMNet,
                        // MemPipe), 3 socket (XWAY, XenSocket, Socket-outsourcing)
-  std::uint32_t ring_kib = 256; // per direction, a power of two (ignored with a pool)
+  std::uint32_t ring_kib = 256;     // per direction, a power of two (ignored with a pool)
   std::string notify = "on_demand"; // polling | on_demand | per_packet | atw | spin_then_block
   std::uint32_t atw_batch = 16;
   double atw_window_us = 100;
   double spin_budget_us = 50;
-  bool migration = true; // the system re-decides the path across migration (Table VI); false:
-                         // a channel is set up only between VMs co-resident at start, never
-                         // again after it breaks
+  bool migration = true;      // the system re-decides the path across migration (Table VI); false:
+                              // a channel is set up only between VMs co-resident at start, never
+                              // again after it breaks
   std::string trust = "open"; // open: any co-resident peer | list: only `trusted` pairs
   std::vector<std::pair<std::string, std::string>> trusted;
 
@@ -57,7 +57,7 @@ struct ChannelSettings {
 
 struct MembershipConfig {
   std::string detection = "periodic"; // static | group | periodic | adaptive | watch | sync
-  double period_ms = 100;              // periodic; adaptive's initial period
+  double period_ms = 100;             // periodic; adaptive's initial period
   double phase_ms = 0;
   double propagation_delay_us = 0;
   double period_min_ms = 1, period_max_ms = 1000; // adaptive
@@ -70,7 +70,7 @@ struct MembershipConfig {
 };
 
 struct PoolSettings {
-  bool enabled = false; // false: every channel gets ChannelSettings::ring_kib
+  bool enabled = false;                    // false: every channel gets ChannelSettings::ring_kib
   std::string allocation = "static_equal"; // static_equal | proportional
   std::size_t pool_mib = 16;               // per host
   std::uint32_t chunk_kib = 64;
@@ -85,8 +85,8 @@ struct WorkloadConfig {
   std::string from, to;            // VM names
   std::size_t message_bytes = 1024;
   double start_s = 0;
-  double stop_s = -1;     // < 0: the scenario's duration
-  double rate_per_s = 0;  // udp_stream: offered messages/s (0: as fast as the sender can)
+  double stop_s = -1;    // < 0: the scenario's duration
+  double rate_per_s = 0; // udp_stream: offered messages/s (0: as fast as the sender can)
   std::size_t line = 0;
 
   bool operator==(const WorkloadConfig&) const = default;
@@ -137,7 +137,9 @@ struct Scenario {
   bool operator==(const Scenario&) const = default;
 };
 
-// One problem in a scenario: where (file:line or a key path) and what was expected.
+// One problem in a scenario: where (file:line or a key path) and what was expected. With a
+// file:line, `what` starts with the key ("channel.notify: expected one of ...; got \"atx\"");
+// with a key path it does not repeat it.
 struct ScenarioIssue {
   std::string where; // "file.toml:12" or "channel.notify"
   std::string what;
@@ -154,9 +156,11 @@ private:
   std::vector<ScenarioIssue> issues_;
 };
 
-// Parses TOML text. `origin` names it in messages (a path, or "preset:xenloop"). Unknown keys
-// are errors (a typo must not silently run the default). Presets: a top-level
-// `preset = "name"` starts from that preset and the file's keys override it.
+// Parses TOML text and validates the result; throws ScenarioError with every problem (syntax,
+// types, unknown keys, and validate's), each at its line. `origin` names it in messages (a
+// path, or "preset:xenloop"). Unknown keys are errors (a typo must not silently run the
+// default). Presets: a top-level `preset = "name"` starts from that preset and the file's keys
+// override it (its arrays of tables replace the preset's).
 Scenario parse_scenario(std::string_view toml_text, const std::string& origin);
 Scenario load_scenario(const std::string& path); // reads the file, then parse_scenario
 // A scenario argument as the command line takes it: "" or "default" is the embedded default
@@ -170,8 +174,9 @@ std::vector<ScenarioIssue> validate(const Scenario& s);
 
 // `key=value` overrides with dotted keys: "channel.notify=atw", "membership.period_ms=50",
 // "workload.message_bytes=4096" (every workload), "workload[1].message_bytes=4096" (one),
-// "costs.syscall_ns=300". Throws ScenarioError naming the key on an unknown key or a value of
-// the wrong type.
+// "costs.syscall_ns=300", "vm[0].host=1", "preset=xenloop" (that preset's tables over `s`).
+// Throws ScenarioError naming the key on an unknown key or a value of the wrong type, leaving
+// `s` unchanged; does not validate (call validate after the last override).
 void apply_override(Scenario& s, std::string_view assignment);
 
 // The scenario as TOML that parse_scenario reads back to an equal scenario (meta.json, docs).
