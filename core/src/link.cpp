@@ -307,6 +307,9 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
     result = Errc::ok;
     return true;
   };
+  // A zero timeout still looks: the deadline ends the wait only after a pass that found
+  // nothing (an event loop calls with 0 and must get what is there, across path markers).
+  bool progressed = true;
   // The local path has nothing: if the sender fell back, its next frame waits on the remote.
   auto try_remote = [&]() -> std::optional<Errc> {
     HeaderBytes head{};
@@ -323,11 +326,13 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
     local_ = nullptr;
     ++stats_.receiver_switches;
     if (handle(head, n, false)) return result;
+    progressed = true;
     return std::nullopt;
   };
   for (;;) {
     const Nanos now = clock_.now();
-    if (now >= deadline) return Errc::timed_out;
+    if (now >= deadline && !progressed) return Errc::timed_out;
+    progressed = false;
     if (path_ == PathKind::local && local_ == nullptr) {
       // The sender moved to the local path; ours may still be being established (deferred).
       local_ = env_.find_local(local_epoch_, std::min(deadline - now, kSlice));
@@ -344,6 +349,7 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
         path.recv(head, buffer, n, on_local ? std::min(deadline - now, kSlice) : deadline - now);
     if (e == Errc::ok) {
       if (handle(head, n, on_local)) return result;
+      progressed = true; // a marker or a duplicate: look again
       continue;
     }
     if (e == Errc::buffer_too_small) {
@@ -356,6 +362,7 @@ Errc LinkReceiver::recv(std::span<std::byte> buffer, std::size_t& length, Nanos 
       path_ = PathKind::remote;
       local_ = nullptr;
       ++stats_.receiver_switches;
+      progressed = true;
       continue;
     }
     if (e == Errc::timed_out || e == Errc::would_block) {

@@ -75,6 +75,16 @@ struct Model::Impl {
     for (MembershipSource* s : sources) s->on_event(ev);
     for (auto& o : observers) o(ev);
   }
+  // Before run(): kept in the script. During it (an event generator deciding at run time): into
+  // the queue.
+  bool running = false;
+  void add(ScriptedEvent ev) {
+    if (!running) {
+      script.push_back(std::move(ev));
+      return;
+    }
+    schedule(to_nanos(ev.time), true, [this, ev] { play(ev); });
+  }
   void schedule(Nanos t, bool sync, Model::Callback cb) {
     queue.push({std::max(t, now), scheduled++, sync, std::move(cb)});
   }
@@ -84,7 +94,7 @@ struct Model::Impl {
     const auto id = ids.find(&vm);
     if (id == ids.end()) return;
     const HostId now_on = host_id(vm.get_pm());
-    if (topology.host_of(id->second) == now_on) return; // already applied
+    if (topology.host_of(id->second) == now_on) return;      // already applied
     now = std::max(now, to_nanos(sg4::Engine::get_clock())); // we wait in step during migrations
     report(topology.migrate_vm(id->second, now_on, now));
     auto flight = in_flight.find(id->second);
@@ -95,6 +105,14 @@ struct Model::Impl {
     }
     if (migration_done) migration_done->notify_all(); // the scheduler re-plans from here
   }
+  std::vector<ScriptedEvent> placed;
+  void make_sim_vm(const ScriptedEvent& ev) {
+    auto* vm = hosts.at(ev.host)->create_vm("vm" + std::to_string(ev.vm), 1, ev.ram);
+    sg_vm_set_migration_speed(vm, spec.migration_speed);
+    vm->start();
+    vms[ev.vm] = vm;
+    ids[vm] = ev.vm;
+  }
   void play(const ScriptedEvent& ev) {
     switch (ev.kind) {
     case ScriptedEvent::Kind::create: {
@@ -102,18 +120,13 @@ struct Model::Impl {
         ++skipped;
         return;
       }
-      auto* vm = hosts.at(ev.host)->create_vm("vm" + std::to_string(ev.vm), 1, ev.ram);
-      sg_vm_set_migration_speed(vm, spec.migration_speed);
-      vm->start();
-      vms[ev.vm] = vm;
-      ids[vm] = ev.vm;
+      make_sim_vm(ev);
       report(topology.create_vm(ev.vm, ev.address, ev.host, now));
       break;
     }
     case ScriptedEvent::Kind::migrate: {
       const auto found = vms.find(ev.vm);
-      if (found == vms.end() || in_flight.count(ev.vm) != 0 ||
-          topology.host_of(ev.vm) == ev.host) {
+      if (found == vms.end() || in_flight.count(ev.vm) != 0 || topology.host_of(ev.vm) == ev.host) {
         ++skipped; // gone, already moving, or already there
         return;
       }
@@ -189,14 +202,18 @@ std::uint64_t Model::migration_end_signals() const {
   return impl_->end_signals;
 }
 
+void Model::place_vm(VmId vm, VmAddress address, HostId host, std::size_t ram) {
+  impl_->topology.create_vm(vm, address, host, 0);
+  impl_->placed.push_back({ScriptedEvent::Kind::create, 0, vm, host, std::move(address), ram});
+}
 void Model::create_vm_at(double t, VmId vm, VmAddress address, HostId host, std::size_t ram) {
-  impl_->script.push_back({ScriptedEvent::Kind::create, t, vm, host, std::move(address), ram});
+  impl_->add({ScriptedEvent::Kind::create, t, vm, host, std::move(address), ram});
 }
 void Model::migrate_at(double t, VmId vm, HostId to) {
-  impl_->script.push_back({ScriptedEvent::Kind::migrate, t, vm, to, {}, 0});
+  impl_->add({ScriptedEvent::Kind::migrate, t, vm, to, {}, 0});
 }
 void Model::shutdown_at(double t, VmId vm) {
-  impl_->script.push_back({ScriptedEvent::Kind::shutdown, t, vm, 0, {}, 0});
+  impl_->add({ScriptedEvent::Kind::shutdown, t, vm, 0, {}, 0});
 }
 
 void Model::at(Nanos t, Callback callback) {
@@ -227,10 +244,12 @@ void Model::run() {
     impl->schedule(to_nanos(ev.time), true, [impl, ev] { impl->play(ev); });
   }
   impl->script.clear();
+  impl->running = true;
   impl->mutex = sg4::Mutex::create();
   impl->migration_done = sg4::ConditionVariable::create();
   sg4::Actor::create("scheduler", impl->hosts[0], [impl] {
     std::unique_lock<sg4::Mutex> lock(*impl->mutex);
+    for (const ScriptedEvent& ev : impl->placed) impl->make_sim_vm(ev);
     for (;;) {
       Nanos due = kNever; // the membership sources' timed work
       for (MembershipSource* s : impl->sources) due = std::min(due, s->next_due());

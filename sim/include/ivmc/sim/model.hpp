@@ -55,6 +55,9 @@ public:
   // delayed advertisements) runs at its due times. The source must outlive run().
   void attach(MembershipSource& source);
 
+  // A VM present from the start: in the topology at once (membership sources built afterwards
+  // start from it, without records), its SimGrid VM made when run() starts.
+  void place_vm(VmId vm, VmAddress address, HostId host, std::size_t ram_bytes);
   // Scripted events, in simulated seconds; played by run().
   void create_vm_at(double t, VmId vm, VmAddress address, HostId host, std::size_t ram_bytes);
   void migrate_at(double t, VmId vm, HostId to);

@@ -23,7 +23,7 @@ struct PlatformConfig {
   std::string guest_nic = "virtio"; // kvm: virtio | emulated
   double link_gbps = 10.0;          // between two hosts
   double link_latency_us = 50.0;    // one way, host to host
-  double migration_gbps = 1.0;      // bandwidth the pre-copy migration may use
+  double migration_gbps = 10.0;     // bandwidth the pre-copy migration may use
 
   bool operator==(const PlatformConfig&) const = default;
 };
@@ -39,8 +39,8 @@ struct VmConfig {
 
 struct ChannelSettings {
   bool enabled = true; // false: the baseline, every flow takes the hypervisor path
-  int layer = 2;       // 1 library/driver (IVC, VMPI, Nahanni), 2 below IP (XenLoop, MMNet,
-                       // MemPipe), 3 socket (XWAY, XenSocket, Socket-outsourcing)
+  int layer = 3;       // survey Table II: 1 library/system call (IVC, VMPI, Nahanni), 2 socket
+                       // (XWAY, XenSocket, XenVMC), 3 below IP (XenLoop, MMNet, MemPipe)
   std::uint32_t ring_kib = 256;     // per direction, a power of two (ignored with a pool)
   std::string notify = "on_demand"; // polling | on_demand | per_packet | atw | spin_then_block
   std::uint32_t atw_batch = 16;
