@@ -14,6 +14,7 @@ const std::vector<CostModel::Entry>& CostModel::entries() {
       {"udp_per_packet_ns", &C::udp_per_packet_ns, "UDP/IP per datagram fragment, one side"},
       {"copy_ns_per_byte", &C::copy_ns_per_byte, "a guest memcpy, per byte"},
       {"mss_bytes", &C::mss_bytes, "payload per packet on a TCP/IP or virtual NIC path"},
+      {"gso_bytes", &C::gso_bytes, "TCP segmentation offload size on netfront and virtio"},
       {"irq_ns", &C::irq_ns, "taking an interrupt and scheduling the woken thread"},
       {"wakeup_latency_ns", &C::wakeup_latency_ns, "notification to the sleeper running"},
       {"socket_buffer_bytes", &C::socket_buffer_bytes, "remote path window / receive buffer"},

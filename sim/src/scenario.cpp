@@ -477,6 +477,7 @@ const std::vector<Field<WorkloadConfig>>& workload_fields() {
       field("start_s", &W::start_s),
       field("stop_s", &W::stop_s),
       field("rate_per_s", &W::rate_per_s),
+      field("arrivals", &W::arrivals),
   };
   return fields;
 }
@@ -893,6 +894,7 @@ private:
       time(key + ".start_s", w.start_s);
       stop(key + ".stop_s", w.start_s, w.stop_s);
       at_least_zero(key + ".rate_per_s", w.rate_per_s);
+      one_of(key + ".arrivals", w.arrivals, {"uniform", "poisson"});
     }
   }
 

@@ -19,12 +19,15 @@ namespace ivmc::sim {
 
 struct CostModel {
   // Guest kernel and stack (per side).
-  double syscall_ns = 450;             // socket send()/recv() entry and exit in a guest
-  double tcp_per_packet_ns = 1200;     // TCP/IP per segment, one side (UDP: udp_per_packet_ns)
-  double udp_per_packet_ns = 700;      // UDP/IP per datagram fragment, one side
-  double copy_ns_per_byte = 0.12;      // a guest memcpy (about 8 GB/s: a cold copy in a VM)
-  double mss_bytes = 1448;             // TCP payload per segment at MTU 1500
-  double irq_ns = 2500;                // taking an interrupt and scheduling the woken thread
+  double syscall_ns = 450;         // socket send()/recv() entry and exit in a guest
+  double tcp_per_packet_ns = 1200; // TCP/IP per segment, one side (UDP: udp_per_packet_ns)
+  double udp_per_packet_ns = 700;  // UDP/IP per datagram fragment, one side
+  double copy_ns_per_byte = 0.12;  // a guest memcpy (about 8 GB/s: a cold copy in a VM)
+  double mss_bytes = 1448;         // TCP payload per segment at MTU 1500
+  double gso_bytes = 65536; // netfront and virtio offload TCP segmentation: a TCP send leaves
+                            // the guest in packets of up to this size (not the emulated NIC,
+                            // not UDP, not a channel below IP, which sees MTU packets)
+  double irq_ns = 2500;     // taking an interrupt and scheduling the woken thread
   double wakeup_latency_ns = 9000;     // a notification to the sleeping receiver running
   double socket_buffer_bytes = 262144; // the remote path's window (TCP) / receive buffer
 
