@@ -4,6 +4,7 @@
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
 #include "ivmc/sim/scenario.hpp"
+#include "sweep_command.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -117,8 +118,12 @@ int main(int argc, char** argv) {
   auto* presets =
       app.add_subcommand("presets", "list the embedded presets (use one as preset:NAME)");
 
+  ivmc::cli::SweepArgs sweep_args;
+  auto* sweep = ivmc::cli::add_sweep(app, sweep_args);
+
   CLI11_PARSE(app, argc, argv);
   try {
+    if (*sweep) return ivmc::cli::sweep_main(sweep_args);
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();
     if (*server) return ivmc::kvm::ivshmem_server_main(server_options);

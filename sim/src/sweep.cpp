@@ -811,11 +811,16 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options,
       h.insert(h.end(), names.begin(), names.end());
       h.push_back(kEventsColumn);
       h.push_back(kWallColumn);
-      const std::set<std::string> unique(h.begin(), h.end());
-      if (unique.size() != h.size()) {
-        meta.failed.push_back(
-            {c.point, c.seed,
-             "its metric names repeat a column of results.csv: " + join(names, ", ")});
+      std::set<std::string> seen;
+      std::vector<std::string> repeated;
+      for (const auto& column : h)
+        if (!seen.insert(column).second) repeated.push_back(column);
+      if (!repeated.empty()) {
+        meta.failed.push_back({c.point, c.seed,
+                               "the runner's metrics repeat the column name(s) " +
+                                   join(repeated, ", ") +
+                                   " (results.csv has point, seed, the parameters, the metrics, "
+                                   "events, wall_s; each name once)"});
         return;
       }
       write_all(csv_fd, csv_line(h));

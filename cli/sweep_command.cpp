@@ -1,0 +1,117 @@
+// `ivmc sweep`: the command line around ivmc::sim::run_sweep.
+#include "sweep_command.hpp"
+
+#include "ivmc/sim/run.hpp"
+#include "ivmc/sim/scenario.hpp"
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <stdexcept>
+#include <utility>
+
+namespace ivmc::cli {
+namespace {
+
+// "key=v1,v2,..." -> key, values.
+std::pair<std::string, std::vector<std::string>> parse_param(const std::string& arg) {
+  const auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())
+    throw std::invalid_argument("--param " + arg + ": expected KEY=VALUE1,VALUE2,...");
+  std::pair<std::string, std::vector<std::string>> param{arg.substr(0, eq), {}};
+  std::size_t start = eq + 1;
+  while (true) {
+    const auto comma = arg.find(',', start);
+    const std::string value =
+        arg.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (value.empty()) throw std::invalid_argument("--param " + arg + ": an empty value");
+    param.second.push_back(value);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return param;
+}
+
+// results/<scenario name>-<YYYYmmdd-HHMMSS>, the name reduced to characters safe in a path.
+std::string default_out_dir(const std::string& name) {
+  std::string safe;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    safe += ok ? c : '_';
+  }
+  if (safe.empty() || safe[0] == '.') safe = "scenario" + safe;
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  return "results/" + safe + "-" + stamp;
+}
+
+} // namespace
+
+CLI::App* add_sweep(CLI::App& parent, SweepArgs& a) {
+  auto& app = *parent.add_subcommand(
+      "sweep", "run a scenario over every combination of parameter values, several seeds each, in "
+               "parallel processes; resumable (docs/results.md)");
+  app.add_option("scenario", a.scenario, "a scenario file, \"default\", or \"preset:NAME\"")
+      ->required();
+  app.add_option("--param", a.params,
+                 "KEY=V1,V2,...: a scenario key and the values it takes (repeatable; every "
+                 "combination runs, the first --param varying slowest)")
+      ->allow_extra_args(false);
+  app.add_option("--seeds", a.seeds, "seeds per point")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1'000'000u));
+  app.add_option_function<std::uint64_t>(
+      "--first-seed", [&a](const std::uint64_t& seed) { a.first_seed = seed; },
+      "the first seed (default: the scenario's seed)");
+  app.add_option("--jobs,-j", a.jobs, "runs at once (0: one per CPU)")->capture_default_str();
+  app.add_option("--out", a.out,
+                 "output directory (default: results/<scenario name>-<YYYYmmdd-HHMMSS>); an "
+                 "existing one resumes its sweep");
+  app.add_option("--set", a.sets, "KEY=VALUE: change the scenario before sweeping (repeatable)")
+      ->allow_extra_args(false);
+  return &app;
+}
+
+int sweep_main(const SweepArgs& a) {
+  sim::Scenario scenario = sim::load_scenario_argument(a.scenario);
+  for (const auto& s : a.sets) sim::apply_override(scenario, s);
+
+  sim::SweepOptions o;
+  for (const auto& p : a.params) o.params.push_back(parse_param(p));
+  o.seeds = a.seeds;
+  o.first_seed = a.first_seed.value_or(scenario.seed);
+  o.jobs = a.jobs;
+  o.out_dir = a.out.empty() ? default_out_dir(scenario.name) : a.out;
+  o.progress = isatty(STDERR_FILENO) != 0;
+
+  // With the default, timestamped directory, "the same command" would start a new sweep.
+  const std::string resume =
+      a.out.empty() ? "re-run the same command with --out " + o.out_dir : "re-run the same command";
+  try {
+    const std::size_t made = sim::run_sweep(scenario, o);
+    fmt::print("sweep: {} runs made; results in {}/results.csv\n", made, o.out_dir);
+    return 0;
+  } catch (const sim::SweepInterrupted& e) {
+    fmt::print(stderr, "interrupted: {} of {} runs done; {} to resume\n", e.done(), e.total(),
+               resume);
+    return 128 + e.signal();
+  } catch (const sim::ScenarioError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    fmt::print(stderr, "ivmc: {}\n", e.what());
+    if (a.out.empty() && std::filesystem::exists(o.out_dir + "/results.csv"))
+      fmt::print(stderr, "ivmc: the sweep is in {}: {} to resume it\n", o.out_dir, resume);
+    return 1;
+  }
+}
+
+} // namespace ivmc::cli

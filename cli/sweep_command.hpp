@@ -1,0 +1,27 @@
+// `ivmc sweep`: a scenario over the cross product of parameter values, each point for several
+// seeds, in parallel child processes, resumable (docs/results.md).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ivmc::cli {
+
+struct SweepArgs {
+  std::string scenario;            // a file, "default" or "preset:NAME"
+  std::vector<std::string> params; // "key=v1,v2,..."
+  std::vector<std::string> sets;   // "key=value", applied to the scenario first
+  std::uint32_t seeds = 1;
+  std::optional<std::uint64_t> first_seed; // default: the scenario's seed
+  unsigned jobs = 0;
+  std::string out;
+};
+
+CLI::App* add_sweep(CLI::App& app, SweepArgs& args); // the `sweep` subcommand
+int sweep_main(const SweepArgs& args);               // the exit status
+
+} // namespace ivmc::cli
