@@ -4,6 +4,7 @@
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
 #include "ivmc/sim/scenario.hpp"
+#include "run_command.hpp"
 #include "sweep_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -118,11 +119,15 @@ int main(int argc, char** argv) {
   auto* presets =
       app.add_subcommand("presets", "list the embedded presets (use one as preset:NAME)");
 
+  ivmc::cli::RunOptions run_options;
+  auto* run = ivmc::cli::add_run(app, run_options);
+
   ivmc::cli::SweepArgs sweep_args;
   auto* sweep = ivmc::cli::add_sweep(app, sweep_args);
 
   CLI11_PARSE(app, argc, argv);
   try {
+    if (*run) return ivmc::cli::run_run(run_options);
     if (*sweep) return ivmc::cli::sweep_main(sweep_args);
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();

@@ -1,0 +1,24 @@
+// `ivmc run`: one scenario point in this process, a summary for people, results for programs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ivmc::cli {
+
+struct RunOptions {
+  std::string scenario = "default"; // a file, `default` or `preset:NAME`
+  std::string out;                  // results.csv and meta.json go here (optional)
+  std::optional<std::uint64_t> seed;
+  std::vector<std::string> sets; // KEY=VALUE overrides, in order
+  bool quiet = false;
+};
+
+CLI::App* add_run(CLI::App& app, RunOptions& o);
+int run_run(const RunOptions& o);
+
+} // namespace ivmc::cli
