@@ -1,5 +1,5 @@
-// ivmc: the command line. Subcommands grow with the product; with no subcommand it runs the
-// main job on its embedded default (for now, the benchmark).
+// ivmc: the command line. With no subcommand it runs the main job on its embedded default: the
+// default scenario, simulated.
 #include "ivmc/bench/bench.hpp"
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
@@ -100,7 +100,7 @@ int run_presets() {
 
 int main(int argc, char** argv) {
   CLI::App app{"ivmc: shared-memory communication between co-resident VMs.\n"
-               "With no subcommand: runs the benchmark (ivmc bench)."};
+               "With no subcommand: simulates the embedded default scenario (ivmc run default)."};
   app.require_subcommand(0, 1);
 
   ivmc::bench::BenchOptions bench_options;
@@ -132,7 +132,8 @@ int main(int argc, char** argv) {
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();
     if (*server) return ivmc::kvm::ivshmem_server_main(server_options);
-    return run_bench(bench_options, json);
+    if (*bench) return run_bench(bench_options, json);
+    return ivmc::cli::run_run(run_options); // the main job: the default scenario
   } catch (const std::exception& e) {
     fmt::print(stderr, "ivmc: {}\n", e.what());
     return 1;

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job from a fresh clone: install missing Debian packages, build, and run `ivmc` on its
-# embedded default (today: the benchmark). Extra arguments go to `ivmc`.
+# The main job from a fresh clone: install missing Debian packages, build, and simulate the
+# embedded default scenario (`ivmc run`), printing its summary. Arguments replace the default:
+# `scripts/main.sh bench`, `scripts/main.sh run preset:xenloop`, `scripts/main.sh sweep ...`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 cmake --preset release >/dev/null
 cmake --build --preset release --target ivmc -j"$(nproc)"
+if [ "$#" -eq 0 ]; then
+  exec build/release/cli/ivmc run default
+fi
 exec build/release/cli/ivmc "$@"

@@ -469,7 +469,6 @@ void World::build_pipe(Pipe& p, VmId from, VmId to, Proto proto) {
   p.remote.on_enqueue = [this, &p](Nanos arrival) {
     model_.at(arrival, [this, &p] { receiver_wake(p, 0, false); });
   };
-  p.rx_buffer.resize(std::max<std::size_t>(64u << 20, 1));
   // The channel is only for VMs co-resident at start when the system cannot follow migration.
   p.local_forbidden = !s_.channel.enabled || !trusted(from, to) ||
                       (!s_.channel.migration && !model_.topology().co_resident(from, to));
@@ -704,7 +703,6 @@ void World::sender_step(Pipe& p) {
   FrameMeta meta{m.id, m.next_piece, m.pieces, m.created};
   std::array<std::byte, 64> bytes_head{};
   std::memcpy(bytes_head.data(), &meta, kMetaBytes);
-  static const std::vector<std::byte> zeros(64u << 20);
   std::vector<std::byte> scratch; // a frame is its meta then filler up to its size
   std::span<const std::byte> body;
   if (frame <= 64) {
@@ -869,6 +867,9 @@ void World::setup_workloads() {
     workload_pipes_.push_back({f, back});
     const std::size_t bytes = w.message_bytes;
     const std::uint32_t pieces = pieces_for(bytes);
+    for (Pipe* p : {f, back}) { // a frame is at most a message (or its meta) plus a marker
+      if (p != nullptr) p->rx_buffer.resize(std::max(bytes, kMetaBytes) + 64);
+    }
     auto message = [this, bytes, pieces](Nanos created) {
       return Pipe::Outgoing{next_message_++, bytes, created, 0, pieces};
     };
