@@ -657,6 +657,13 @@ void World::sender_step(Pipe& p) {
   if (p.outbox.empty()) return;
   const Nanos now = model_.now_ns();
   Pipe::Outgoing& m = p.outbox.front();
+  if (m.next_piece == 0) {
+    // Cut into packets only where it will travel as packets: on a channel below IP. The
+    // hypervisor path takes the whole send (its NIC model segments it).
+    const bool local = !p.local_forbidden && (p.sender->path() == PathKind::local ||
+                                              source_->believes_co_resident(p.from, p.to));
+    m.pieces = local ? pieces_for(m.bytes) : 1;
+  }
   const std::size_t whole = m.bytes;
   const std::size_t piece_bytes =
       m.pieces == 1 ? whole
