@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <queue>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -29,11 +30,13 @@ struct ScriptedEvent {
   std::size_t ram = 0;
 };
 
+// The heap holds small plain entries; the callbacks stay put in a slot table (re-used through a
+// free list), so sifting moves 24 bytes, not a std::function.
 struct QueuedEvent {
   Nanos time;
   std::uint64_t order; // scheduling order: ties run first-come first-served
+  std::uint32_t slot;  // the callback's index in Impl::callbacks
   bool needs_sync;     // touches SimGrid (VM lifecycle): SimGrid's clock must be at `time`
-  Model::Callback callback;
   bool operator>(const QueuedEvent& o) const {
     return time != o.time ? time > o.time : order > o.order;
   }
@@ -56,6 +59,8 @@ struct Model::Impl {
   std::vector<std::function<void(const TopologyEvent&)>> observers;
   std::vector<ScriptedEvent> script;
   std::priority_queue<QueuedEvent, std::vector<QueuedEvent>, std::greater<>> queue;
+  std::vector<Model::Callback> callbacks;
+  std::vector<std::uint32_t> free_slots;
   std::uint64_t scheduled = 0, events_run = 0, skipped = 0;
   Nanos stop = kNever;
   sg4::MutexPtr mutex;
@@ -85,24 +90,39 @@ struct Model::Impl {
     }
     schedule(to_nanos(ev.time), true, [this, ev] { play(ev); });
   }
+  std::multiset<Nanos> sync_times; // of the queued events that touch SimGrid
   void schedule(Nanos t, bool sync, Model::Callback cb) {
-    queue.push({std::max(t, now), scheduled++, sync, std::move(cb)});
+    t = std::max(t, now);
+    if (sync) sync_times.insert(t);
+    std::uint32_t slot;
+    if (free_slots.empty()) {
+      slot = static_cast<std::uint32_t>(callbacks.size());
+      callbacks.push_back(std::move(cb));
+    } else {
+      slot = free_slots.back();
+      free_slots.pop_back();
+      callbacks[slot] = std::move(cb);
+    }
+    queue.push({t, scheduled++, slot, sync});
   }
   // SimGrid 3.32 fires on_migration_end twice per migration: apply the first, ignore the rest.
+  // SimGrid reports a migration's end while it runs ahead of the queue (see run()): the end is
+  // queued at its own time and applied when the queue gets there, after every earlier event.
+  // 3.32 fires the signal twice per migration: the first one takes the in-flight entry.
   void migration_ended(const sg4::VirtualMachine& vm) {
     ++end_signals;
     const auto id = ids.find(&vm);
     if (id == ids.end()) return;
-    const HostId now_on = host_id(vm.get_pm());
-    if (topology.host_of(id->second) == now_on) return;      // already applied
-    now = std::max(now, to_nanos(sg4::Engine::get_clock())); // we wait in step during migrations
-    report(topology.migrate_vm(id->second, now_on, now));
     auto flight = in_flight.find(id->second);
-    if (flight != in_flight.end()) {
-      flight->second.end = sg4::Engine::get_clock();
-      migrations.push_back(flight->second);
-      in_flight.erase(flight);
-    }
+    if (flight == in_flight.end()) return; // the second signal of this migration
+    Migration m = flight->second;
+    in_flight.erase(flight);
+    m.end = sg4::Engine::get_clock();
+    const HostId now_on = host_id(vm.get_pm());
+    schedule(to_nanos(m.end), false, [this, m, now_on] {
+      report(topology.migrate_vm(m.vm, now_on, now));
+      migrations.push_back(m);
+    });
     if (migration_done) migration_done->notify_all(); // the scheduler re-plans from here
   }
   std::vector<ScriptedEvent> placed;
@@ -219,6 +239,9 @@ void Model::shutdown_at(double t, VmId vm) {
 void Model::at(Nanos t, Callback callback) {
   impl_->schedule(t, false, std::move(callback));
 }
+void Model::at_sync(Nanos t, Callback callback) {
+  impl_->schedule(t, true, std::move(callback));
+}
 void Model::on_topology(std::function<void(const TopologyEvent&)> callback) {
   impl_->observers.push_back(std::move(callback));
 }
@@ -256,24 +279,30 @@ void Model::run() {
       const Nanos queued = impl->queue.empty() ? kNever : impl->queue.top().time;
       const Nanos next = std::min(due, queued);
       const bool moving = !impl->in_flight.empty();
-      const Nanos horizon = std::min(next, impl->stop); // kNever: wait for a migration only
       // Without a stop time the run lasts while events or migrations remain (timed membership
       // work alone, a scanner for ever, does not keep it going).
-      if (!moving && (horizon == kNever || (impl->stop == kNever && queued == kNever))) break;
+      if (!moving &&
+          (std::min(next, impl->stop) == kNever || (impl->stop == kNever && queued == kNever))) {
+        break;
+      }
+      const double sim_clock = sg4::Engine::get_clock();
       if (moving) {
-        // In step with SimGrid: a migration that ends first wakes us at its own time, and its
-        // consequences may come before `next`.
-        std::cv_status woke = std::cv_status::no_timeout;
+        // Our events do not touch SimGrid, so SimGrid runs ahead alone, up to the next event
+        // that does (a VM lifecycle event) or the stop: one wait for many events. A migration
+        // ending meanwhile wakes us and is queued at its own time (migration_ended). Events are
+        // only taken once SimGrid's clock has passed them, so no end is learnt too late.
+        const Nanos horizon =
+            std::min(impl->sync_times.empty() ? kNever : *impl->sync_times.begin(), impl->stop);
         if (horizon == kNever) {
           impl->migration_done->wait(lock);
-        } else if (sg4::Engine::get_clock() < horizon / 1e9) {
-          woke = impl->migration_done->wait_until(lock, horizon / 1e9);
-        } else {
-          woke = std::cv_status::timeout;
+          continue;
         }
-        if (woke == std::cv_status::no_timeout) continue;
+        if (sim_clock < horizon / 1e9) {
+          impl->migration_done->wait_until(lock, horizon / 1e9);
+          continue; // re-plan: an end may have been queued before `next`
+        }
       } else if (queued <= due && impl->queue.top().needs_sync && next <= impl->stop &&
-                 sg4::Engine::get_clock() < next / 1e9) {
+                 sim_clock < next / 1e9) {
         sg4::this_actor::sleep_until(next / 1e9); // a VM lifecycle event: SimGrid catches up
       }
       if (next > impl->stop) {
@@ -283,10 +312,13 @@ void Model::run() {
       impl->now = std::max(impl->now, next);
       if (queued <= due) {
         // Copy out first: the callback may schedule more events.
-        QueuedEvent ev = std::move(const_cast<QueuedEvent&>(impl->queue.top()));
+        const QueuedEvent ev = impl->queue.top();
         impl->queue.pop();
+        if (ev.needs_sync) impl->sync_times.erase(impl->sync_times.find(ev.time));
         ++impl->events_run;
-        ev.callback();
+        Callback callback = std::move(impl->callbacks[ev.slot]); // it may schedule more
+        impl->free_slots.push_back(ev.slot);
+        callback();
       } else {
         for (MembershipSource* s : impl->sources) {
           while (s->next_due() <= impl->now) s->run_due(s->next_due());

@@ -83,9 +83,11 @@ enum class Proto { tcp, udp };
 
 struct Percentiles {
   std::vector<double> samples; // microseconds
+  bool sorted = false;
   double at(double p) {
     if (samples.empty()) return 0;
-    std::sort(samples.begin(), samples.end());
+    if (!sorted) std::sort(samples.begin(), samples.end());
+    sorted = true;
     const double rank = p / 100.0 * static_cast<double>(samples.size() - 1);
     const auto lo = static_cast<std::size_t>(rank);
     const std::size_t hi = std::min(lo + 1, samples.size() - 1);
@@ -189,6 +191,7 @@ struct Pipe {
   std::unique_ptr<LinkSender> sender;
   std::unique_ptr<LinkReceiver> receiver;
   bool ever_local = false, local_forbidden = false;
+  bool existed = false, gone = false, retry_pending = false; // both VMs are up / one stopped
 
   // Sender state.
   struct Outgoing {
@@ -434,7 +437,9 @@ Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
   const auto& c = costs_;
   const double k = nic_packets(p, frame);
   const double bytes = static_cast<double>(frame);
-  const HostId a = model_.topology().host_of(p.from), b = model_.topology().host_of(p.to);
+  const Topology& topo = model_.topology();
+  if (!topo.has_vm(p.to) || !topo.has_vm(p.from)) return leaves; // nobody will read it
+  const HostId a = topo.host_of(p.from), b = topo.host_of(p.to);
   const bool xen = s_.platform.hypervisor == "xen";
   const double per_packet = xen ? c.xen_dom0_per_packet_ns : c.kvm_vhost_per_packet_ns;
   const double copy =
@@ -470,8 +475,10 @@ void World::build_pipe(Pipe& p, VmId from, VmId to, Proto proto) {
     model_.at(arrival, [this, &p] { receiver_wake(p, 0, false); });
   };
   // The channel is only for VMs co-resident at start when the system cannot follow migration.
+  const Topology& topo = model_.topology();
+  const bool both_exist = topo.has_vm(from) && topo.has_vm(to);
   p.local_forbidden = !s_.channel.enabled || !trusted(from, to) ||
-                      (!s_.channel.migration && !model_.topology().co_resident(from, to));
+                      (!s_.channel.migration && !(both_exist && topo.co_resident(from, to)));
   if (!trusted(from, to)) ++trust_refusals_;
 
   LinkEnvironment tx;
@@ -483,7 +490,8 @@ void World::build_pipe(Pipe& p, VmId from, VmId to, Proto proto) {
   tx.view_version = [this, &p] { return source_->view_version(p.from); };
   tx.probe_co_resident = [this, &p] {
     ++link_probes_;
-    return model_.topology().co_resident(p.from, p.to);
+    const Topology& t = model_.topology();
+    return t.has_vm(p.from) && t.has_vm(p.to) && t.co_resident(p.from, p.to);
   };
   tx.on_operation = [this, &p](LinkOperation op, Errc e, std::uint64_t bytes) {
     record_operation(p.from, p.to, op, e, bytes);
@@ -517,7 +525,10 @@ LocalPath World::open_local(Pipe& p, bool renew) {
   const Topology& topo = model_.topology();
   // Shared memory exists only between VMs that really are on one host, whatever anyone
   // believes: an establishment against a stale view is deferred (Table IV, row 1).
-  if (p.local_forbidden || !topo.co_resident(p.from, p.to)) return {};
+  if (p.local_forbidden || !topo.has_vm(p.from) || !topo.has_vm(p.to) ||
+      !topo.co_resident(p.from, p.to)) {
+    return {};
+  }
   if (!s_.channel.migration && p.ever_local && !renew) return {}; // never re-established
   std::uint32_t ring = s_.channel.ring_kib << 10;
   const HostId host = topo.host_of(p.from);
@@ -653,6 +664,24 @@ void World::schedule_flush(Pipe& p) {
 
 void World::sender_step(Pipe& p) {
   if (p.tx_busy || p.tx_waiting) return;
+  const Topology& topo = model_.topology();
+  if (!topo.has_vm(p.from) || !topo.has_vm(p.to)) {
+    // Not created yet (look again in a millisecond), or shut down (the traffic ends).
+    if (p.gone || (p.existed && model_.now_ns() > 0)) {
+      p.gone = true;
+      p.outbox.clear();
+      return;
+    }
+    if (!p.retry_pending && model_.now_ns() < end_) {
+      p.retry_pending = true;
+      model_.at(model_.now_ns() + kMs, [this, &p] {
+        p.retry_pending = false;
+        sender_step(p);
+      });
+    }
+    return;
+  }
+  p.existed = true;
   if (p.outbox.empty() && p.refill) p.refill();
   if (p.outbox.empty()) return;
   const Nanos now = model_.now_ns();
@@ -1035,7 +1064,7 @@ void World::setup_events() {
       if (g.kind == "migrate") {
         // Another host, uniformly; the model skips it if the VM is moving at that time.
         const std::size_t other = rng_.below(s_.platform.hosts - 1);
-        model_.at(ns(t * 1e9), [this, vm, other, t] {
+        model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
           if (!model_.topology().has_vm(vm) || model_.migrating(vm)) return;
           const HostId here = model_.topology().host_of(vm);
           const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);

@@ -166,7 +166,7 @@ TEST_CASE("XenLoop: UDP_STREAM gain over netfront grows with message size (surve
   CHECK(last_gain > 1.1); // a gain for large messages (published: up to 6x; docs/costs.md)
 }
 
-TEST_CASE("XenLoop: TCP_STREAM is no better than netfront with per-packet notification; "
+TEST_CASE("XenLoop: TCP_STREAM is no better than netfront with per-packet notification, and "
           "MemPipe's ATW batching recovers it (survey 3.3.4)",
           "[sim][evidence]") {
   const std::vector<std::string> sizes = {"1024", "4096", "16384"};

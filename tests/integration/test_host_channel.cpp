@@ -79,7 +79,7 @@ TEST_CASE("two processes stream both ways through the ivshmem server in every po
   CHECK(s.messages_sent == kCount);
 }
 
-TEST_CASE("a peer killed mid-transfer: every complete message arrives, then peer_dead; the "
+TEST_CASE("a peer killed mid-transfer: every complete message arrives, then peer_dead, the "
           "survivor re-creates the channel for a new peer",
           "[host][integration][liveness]") {
   ServerThread server(kvm::HostPlatform::region_bytes_for(kRing), "kill");

@@ -199,7 +199,7 @@ TEST_CASE("every notification policy streams intact data between two threads", "
   if (policy == NotifyPolicy::on_demand) CHECK(sa.data_notifications <= sa.messages_sent);
 }
 
-TEST_CASE("per-packet rings once per message; ATW(N) once per N", "[channel][notify]") {
+TEST_CASE("per-packet rings once per message, ATW(N) once per N", "[channel][notify]") {
   SECTION("per-packet") {
     Pair p(config(NotifyPolicy::per_packet, 8192));
     const auto msg = pattern(32, 1);
@@ -257,7 +257,7 @@ TEST_CASE("on-demand wakes a sleeping receiver without losing the wake-up", "[ch
   CHECK(p.b->stats().wait_timeouts < 10);
 }
 
-TEST_CASE("shutdown_send delivers everything, then end of stream; the other way stays open",
+TEST_CASE("shutdown_send delivers everything, then end of stream, the other way stays open",
           "[channel][lifecycle]") {
   Pair p(config(NotifyPolicy::on_demand, 4096));
   for (int i = 0; i < 5; ++i) REQUIRE(p.a->send(bytes_of(pattern(10, i)), 0) == Errc::ok);
@@ -492,7 +492,7 @@ TEST_CASE("large payloads start on a cache line, small ones right after their he
   CHECK(std::memcmp(buf.data(), large.data(), 256) == 0);
 }
 
-TEST_CASE("the trust list decides who may attach; refusals are errors, named and counted",
+TEST_CASE("the trust list decides who may attach, refusals are errors, named and counted",
           "[channel][trust]") {
   TrustList trust;
   trust.allow(1, 2);

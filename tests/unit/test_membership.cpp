@@ -375,7 +375,7 @@ TEST_CASE("static list: from a file", "[static]") {
 // ---------------------------------------------------------------------------------------------
 // Group registration (IVC)
 
-TEST_CASE("group registration: one group from one host; a migrated VM must re-register",
+TEST_CASE("group registration: one group from one host, a migrated VM must re-register",
           "[group]") {
   Topology t = small_world();
   t.create_vm(12, address(12), 1, 0);
@@ -659,7 +659,7 @@ TEST_CASE("watch: each event is advertised after the delay d", "[watch]") {
   }
 }
 
-TEST_CASE("sync: views change inside on_event; no race window opens", "[sync]") {
+TEST_CASE("sync: views change inside on_event, no race window opens", "[sync]") {
   Topology t = small_world();
   SynchronousSource src(t);
   RaceWindows windows(src);
@@ -684,7 +684,7 @@ TEST_CASE("sync: views change inside on_event; no race window opens", "[sync]") 
 // ---------------------------------------------------------------------------------------------
 // All sources
 
-TEST_CASE("every source: the same records; views converge; race windows match the rule",
+TEST_CASE("every source: the same records, views converge, race windows match the rule",
           "[sources]") {
   std::string kind = GENERATE("static", "group", "periodic", "adaptive", "watch", "sync");
   CAPTURE(kind);
@@ -836,7 +836,7 @@ TEST_CASE("summary: mean and max notification latency per change kind", "[race]"
   CHECK(to_string(ChangeKind::migration_out) == "migration_out");
 }
 
-TEST_CASE("factory: every kind by name; bad names and parameters are refused", "[sources]") {
+TEST_CASE("factory: every kind by name, bad names and parameters are refused", "[sources]") {
   Topology t = small_world();
   MembershipParams params;
   params.period = 7 * ms;
@@ -878,7 +878,7 @@ TEST_CASE("sources refuse events that do not match the topology or go back in ti
 // ---------------------------------------------------------------------------------------------
 // Trust (survey 3.6.2)
 
-TEST_CASE("trust: both sides must allow; refusals are counted", "[trust]") {
+TEST_CASE("trust: both sides must allow, refusals are counted", "[trust]") {
   TrustList trust;
   CHECK_FALSE(trust.allows(1, 2)); // default deny
   trust.allow(1, 2);

@@ -120,7 +120,7 @@ TEST_CASE("pool: hysteresis keeps a demand at a boundary from thrashing", "[pool
   CHECK(resizes_for(1.0, 0.0) == 20);  // without hysteresis: every round
 }
 
-TEST_CASE("pool: every pair keeps its minimum; a newcomer is made room for", "[pool]") {
+TEST_CASE("pool: every pair keeps its minimum, a newcomer is made room for", "[pool]") {
   SharedPool pool(config(PoolPolicy::proportional, 8));
   REQUIRE(pool.add_pair(1, 0));
   pool.report_demand(1, 64 * chunk, 0);
@@ -200,7 +200,7 @@ TEST_CASE("pool: utilisation counts the bytes holding data", "[pool]") {
   CHECK(proportional.allocated_fraction() == Approx(34.0 / 64));
 }
 
-TEST_CASE("pool: resizes are feasible in order; pairs come and go", "[pool]") {
+TEST_CASE("pool: resizes are feasible in order, pairs come and go", "[pool]") {
   SharedPool pool(config(PoolPolicy::proportional, 256));
   std::map<PairId, std::uint32_t> alloc; // what the platform has carried out
   std::uint64_t x = 88172645463325252ull;

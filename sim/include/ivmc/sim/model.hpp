@@ -67,10 +67,13 @@ public:
   // the model's own queue (ordered by time, then by scheduling order, so runs are
   // deterministic), not SimGrid activities: SimGrid slows down badly with many messages in
   // flight. While no migration is under way nothing in SimGrid moves, so these events run
-  // ahead of SimGrid's clock without consulting it; while one is, every event is taken in step
-  // with SimGrid so a migration's end lands at its exact time.
+  // ahead of SimGrid's clock without consulting it; while one is, SimGrid runs ahead alone to the
+  // next event that acts on it, reporting migration ends, which are queued at their own times.
   using Callback = std::function<void()>;
   void at(Nanos t, Callback callback); // t >= now_ns()
+  // The same for a callback that acts on SimGrid (creates, moves or stops VMs): SimGrid's clock
+  // is brought to `t` first.
+  void at_sync(Nanos t, Callback callback);
   // Told of every topology change, after the attached membership sources.
   void on_topology(std::function<void(const TopologyEvent&)> callback);
   // run() stops at this simulated time (default: when nothing is left to do).

@@ -87,8 +87,8 @@ struct WorkloadConfig {
   double start_s = 0;
   double stop_s = -1;    // < 0: the scenario's duration
   double rate_per_s = 0; // stream: offered messages/s (0: as fast as the sender can)
-  std::string arrivals = "uniform"; // with a rate: evenly spaced, or a Poisson process
   std::size_t line = 0;
+  std::string arrivals = "uniform"; // with a rate: evenly spaced, or a Poisson process
 
   bool operator==(const WorkloadConfig&) const = default;
 };
