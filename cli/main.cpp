@@ -4,6 +4,7 @@
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
 #include "ivmc/sim/scenario.hpp"
+#include "plot_command.hpp"
 #include "run_command.hpp"
 #include "sweep_command.hpp"
 
@@ -125,10 +126,14 @@ int main(int argc, char** argv) {
   ivmc::cli::SweepArgs sweep_args;
   auto* sweep = ivmc::cli::add_sweep(app, sweep_args);
 
+  ivmc::cli::PlotArgs plot_args;
+  auto* plot = ivmc::cli::add_plot(app, plot_args);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*run) return ivmc::cli::run_run(run_options);
     if (*sweep) return ivmc::cli::sweep_main(sweep_args);
+    if (*plot) return ivmc::cli::plot_main(plot_args);
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();
     if (*server) return ivmc::kvm::ivshmem_server_main(server_options);
