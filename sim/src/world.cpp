@@ -210,7 +210,10 @@ struct Pipe {
   enum class RxState { idle, busy, polling, spinning, sleeping } rx_state = RxState::idle;
   bool rx_rested = false; // it slept: the next message pays for the interrupt
   std::function<void(const FrameMeta&, std::size_t bytes)> on_message; // whole message read
-  std::vector<std::byte> rx_buffer;
+  std::vector<std::byte> rx_buffer, tx_buffer;
+  FrameMeta rx_meta; // the frame being processed (state of the busy receiver)
+  std::size_t rx_frame = 0;
+  bool rx_last = false;
   std::uint64_t rx_spin_token = 0;
 };
 
@@ -737,17 +740,10 @@ void World::sender_step(Pipe& p) {
   }
   // The step itself: a real link send, timed by the cost model of the path it took.
   FrameMeta meta{m.id, m.next_piece, m.pieces, m.created};
-  std::array<std::byte, 64> bytes_head{};
-  std::memcpy(bytes_head.data(), &meta, kMetaBytes);
-  std::vector<std::byte> scratch; // a frame is its meta then filler up to its size
-  std::span<const std::byte> body;
-  if (frame <= 64) {
-    body = std::span<const std::byte>(bytes_head.data(), frame);
-  } else {
-    scratch.resize(frame);
-    std::memcpy(scratch.data(), &meta, kMetaBytes);
-    body = scratch;
-  }
+  // A frame is its meta, then filler up to its size (in a buffer kept by the pipe).
+  if (p.tx_buffer.size() < frame) p.tx_buffer.resize(frame);
+  std::memcpy(p.tx_buffer.data(), &meta, kMetaBytes);
+  const std::span<const std::byte> body(p.tx_buffer.data(), frame);
   const std::uint32_t first_piece = m.next_piece == 0 ? 1 : 0;
   const Nanos local_cost = local_send_cost(p, frame, first_piece);
   const Nanos remote_cost = remote_send_cost(p, frame);
@@ -825,9 +821,12 @@ void World::receiver_step(Pipe& p) {
       sender_wake(p, ns(costs_.shm_poll_detect_ns)); // a polling sender sees the index move
     }
     p.rx_state = Pipe::RxState::busy;
-    model_.at(now + std::max<Nanos>(cost, 1), [this, &p, meta, n, last] {
+    p.rx_meta = meta; // what the frame's processing delivers when it is done
+    p.rx_frame = n;
+    p.rx_last = last;
+    model_.at(now + std::max<Nanos>(cost, 1), [this, &p] { // small capture: no allocation
       p.rx_state = Pipe::RxState::idle;
-      if (last && p.on_message) p.on_message(meta, n);
+      if (p.rx_last && p.on_message) p.on_message(p.rx_meta, p.rx_frame);
       receiver_step(p);
     });
     return;
