@@ -753,8 +753,8 @@ void World::sender_step(Pipe& p) {
   // Where the data goes is only known inside send(); the doorbell and the remote path use the
   // offset of the path it most likely takes (fixed below for the one it took).
   p.send_offset = before == PathKind::local ? local_cost : remote_cost;
-  const bool want_local =
-      p.sender->path() == PathKind::local || source_->believes_co_resident(p.from, p.to);
+  const bool want_local = !p.local_forbidden && (p.sender->path() == PathKind::local ||
+                                                  source_->believes_co_resident(p.from, p.to));
   if (want_local && before == PathKind::remote) p.send_offset = local_cost;
   Generation* gen = p.tx_gen;
   const std::uint64_t rings_before = gen ? gen->tx_bell.rings : 0;
