@@ -6,7 +6,7 @@ want=(cmake g++ ninja-build pkg-config catch2 libfmt-dev libcli11-dev libtomlplu
       libboost-graph-dev libsimgrid-dev pybind11-dev python3-dev python3-numpy python3-pandas
       python3-matplotlib)
 if [[ "${1:-build}" == test ]]; then
-  want+=(clang libclang-rt-14-dev python3-pytest)
+  want+=(clang libclang-rt-14-dev python3-pytest python3-distributed)
 fi
 missing=()
 for p in "${want[@]}"; do
