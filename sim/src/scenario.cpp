@@ -12,6 +12,7 @@
 #include "ivmc/sim/scenario.hpp"
 
 #include "embedded_scenarios.hpp"
+#include "quoted.hpp"
 
 #include "ivmc/core/channel.hpp"
 #include "ivmc/core/link.hpp"
@@ -118,35 +119,7 @@ std::string format_number(double v) {
 
 // A TOML basic string.
 std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-        out += buf;
-      } else {
-        out += c;
-      }
-    }
-  }
-  return out + '"';
+  return quoted(s);
 }
 
 // A TOML key: bare when it can be.

@@ -5,6 +5,8 @@
 // the files.
 #include "ivmc/sim/run.hpp"
 
+#include "quoted.hpp"
+
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -394,33 +396,7 @@ void reset_child_signals() {
 // project's dependencies and meta.json only needs strings, numbers, arrays and objects.
 
 std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    default:
-      if (c < 0x20) {
-        out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-      } else {
-        out += static_cast<char>(c);
-      }
-    }
-  }
-  return out + '"';
+  return quoted(s);
 }
 
 std::string utc_now() {

@@ -754,7 +754,7 @@ void World::sender_step(Pipe& p) {
   // offset of the path it most likely takes (fixed below for the one it took).
   p.send_offset = before == PathKind::local ? local_cost : remote_cost;
   const bool want_local = !p.local_forbidden && (p.sender->path() == PathKind::local ||
-                                                  source_->believes_co_resident(p.from, p.to));
+                                                 source_->believes_co_resident(p.from, p.to));
   if (want_local && before == PathKind::remote) p.send_offset = local_cost;
   Generation* gen = p.tx_gen;
   const std::uint64_t rings_before = gen ? gen->tx_bell.rings : 0;
@@ -802,8 +802,6 @@ void World::receiver_wake(Pipe& p, Nanos delay, bool by_doorbell) {
 void World::receiver_step(Pipe& p) {
   const Nanos now = model_.now_ns();
   std::size_t n = 0;
-  const PathKind before = p.receiver->path();
-  Generation* gen_before = p.rx_gen;
   const Errc e = p.receiver->recv(p.rx_buffer, n, 0);
   if (e == Errc::ok) {
     FrameMeta meta;
@@ -831,8 +829,6 @@ void World::receiver_step(Pipe& p) {
     });
     return;
   }
-  (void)before;
-  (void)gen_before;
   if (e == Errc::peer_closed) {
     p.rx_state = Pipe::RxState::idle;
     return;
@@ -1184,7 +1180,6 @@ RunResult World::collect(double wall_s) {
   add("stream_mbps", stream_mbps);
   add("rr_transactions_per_s", rr_tps);
   LinkStats total;
-  std::uint64_t channel_sleeps = 0, channel_wakeups = 0;
   for (auto& pp : pipes_) {
     const LinkStats& a = pp->sender->stats();
     const LinkStats& b = pp->receiver->stats();
@@ -1200,8 +1195,6 @@ RunResult World::collect(double wall_s) {
     total.duplicates += b.duplicates;
     total.drained_after_break += b.drained_after_break;
   }
-  (void)channel_sleeps;
-  (void)channel_wakeups;
   add("notifications", static_cast<double>(data_rings_ + space_rings_));
   add("data_notifications", static_cast<double>(data_rings_));
   add("space_notifications", static_cast<double>(space_rings_));

@@ -5,6 +5,8 @@
 #include "ivmc/sim/run.hpp"
 #include "ivmc/sim/scenario.hpp"
 
+#include "sweep_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -15,33 +17,9 @@
 #include <vector>
 
 using namespace ivmc::sim;
-
-namespace {
-
-using Rows = std::vector<std::map<std::string, std::string>>;
-
-Rows sweep(const std::string& name, const Scenario& base,
-           std::vector<std::pair<std::string, std::vector<std::string>>> params,
-           std::uint32_t seeds = 1) {
-  const std::string dir = std::string(IVMC_TEST_TMP) + "/" + name;
-  std::filesystem::remove_all(dir);
-  SweepOptions o;
-  o.params = std::move(params);
-  o.seeds = seeds;
-  o.first_seed = 1;
-  o.jobs = 2;
-  o.out_dir = dir;
-  run_sweep(base, o);
-  return read_results(dir + "/results.csv");
-}
-
-double num(const std::map<std::string, std::string>& row, const std::string& key) {
-  const auto it = row.find(key);
-  REQUIRE(it != row.end());
-  return std::stod(it->second);
-}
-
-} // namespace
+using ivmc::test::num;
+using ivmc::test::Rows;
+using ivmc::test::sweep;
 
 // docs/race-exposure.md derives it: a VM that migrates at the end time t_e learns of its own
 // move at the next scan on its new host, t_e + W with W ~ U(0, T) when t_e is independent of

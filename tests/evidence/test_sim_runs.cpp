@@ -4,6 +4,8 @@
 #include "ivmc/sim/run.hpp"
 #include "ivmc/sim/scenario.hpp"
 
+#include "sweep_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <sys/resource.h>
@@ -15,33 +17,9 @@
 #include <vector>
 
 using namespace ivmc::sim;
-
-namespace {
-
-using Rows = std::vector<std::map<std::string, std::string>>;
-
-Rows sweep(const std::string& name, const Scenario& base,
-           std::vector<std::pair<std::string, std::vector<std::string>>> params,
-           std::uint32_t seeds, unsigned jobs) {
-  const std::string dir = std::string(IVMC_TEST_TMP) + "/" + name;
-  std::filesystem::remove_all(dir);
-  SweepOptions o;
-  o.params = std::move(params);
-  o.seeds = seeds;
-  o.first_seed = 1;
-  o.jobs = jobs;
-  o.out_dir = dir;
-  run_sweep(base, o);
-  return read_results(dir + "/results.csv");
-}
-
-double num(const std::map<std::string, std::string>& row, const std::string& key) {
-  const auto it = row.find(key);
-  REQUIRE(it != row.end());
-  return std::stod(it->second);
-}
-
-} // namespace
+using ivmc::test::num;
+using ivmc::test::Rows;
+using ivmc::test::sweep;
 
 TEST_CASE("the same scenario and seed give identical results, one job or two", "[sim]") {
   const Scenario base = parse_scenario(default_scenario_text(), "default");

@@ -1,0 +1,43 @@
+// Runs a sweep the way `ivmc sweep` does (a child process per run) into a fresh directory under
+// the test's IVMC_TEST_TMP, and reads its rows back.
+#pragma once
+
+#include "ivmc/sim/run.hpp"
+#include "ivmc/sim/scenario.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ivmc::test {
+
+using Rows = std::vector<std::map<std::string, std::string>>;
+
+inline Rows sweep(const std::string& name, const sim::Scenario& base,
+                  std::vector<std::pair<std::string, std::vector<std::string>>> params,
+                  std::uint32_t seeds = 1, unsigned jobs = 2) {
+  const std::string dir = std::string(IVMC_TEST_TMP) + "/" + name;
+  std::filesystem::remove_all(dir);
+  sim::SweepOptions o;
+  o.params = std::move(params);
+  o.seeds = seeds;
+  o.first_seed = 1;
+  o.jobs = jobs;
+  o.out_dir = dir;
+  sim::run_sweep(base, o);
+  return sim::read_results(dir + "/results.csv");
+}
+
+// A numeric column of a row; fails the test if the column is missing.
+inline double num(const std::map<std::string, std::string>& row, const std::string& key) {
+  const auto it = row.find(key);
+  REQUIRE(it != row.end());
+  return std::stod(it->second);
+}
+
+} // namespace ivmc::test
