@@ -1143,6 +1143,18 @@ RunResult World::collect(double wall_s) {
   double stream_mbps = 0, rr_tps = 0;
   std::string summary = fmt::format("{}: {:.3f} s simulated, {} hosts, {} VMs, seed {}\n", s_.name,
                                     s_.duration_s, s_.platform.hosts, s_.vms.size(), s_.seed);
+  const std::string timer =
+      s_.membership.detection == "periodic" || s_.membership.detection == "adaptive"
+          ? fmt::format("T {} ms", s_.membership.period_ms)
+      : s_.membership.detection == "watch"
+          ? fmt::format("delay {} us", s_.membership.watch_delay_us)
+          : std::string("no timer");
+  summary += fmt::format(
+      "  {} hosts; channel {}: layer {}, {}, {} KiB rings{}; membership {} ({}), "
+      "race {}\n",
+      s_.platform.hypervisor, s_.channel.enabled ? "on" : "off", s_.channel.layer,
+      s_.channel.notify, s_.channel.ring_kib, s_.pool.enabled ? ", pool " + s_.pool.allocation : "",
+      s_.membership.detection, timer, s_.membership.race);
   for (std::size_t i = 0; i < s_.workloads.size(); ++i) {
     const WorkloadConfig& w = s_.workloads[i];
     WorkloadStats& st = wstats_[i];
