@@ -7,6 +7,7 @@ want=(cmake g++ ninja-build pkg-config catch2 libfmt-dev libcli11-dev libtomlplu
       python3-matplotlib)
 if [[ "${1:-build}" == test ]]; then
   want+=(clang libclang-rt-14-dev python3-pytest python3-distributed)
+  want+=(python3-nbclient python3-nbformat python3-ipykernel) # notebooks, run headless
   want+=(qemu-system-x86 busybox-static cpio) # the vm label: QEMU guests (backends/kvm/guest)
 fi
 missing=()
