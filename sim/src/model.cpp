@@ -115,10 +115,14 @@ struct Model::Impl {
     if (id == ids.end()) return;
     auto flight = in_flight.find(id->second);
     if (flight == in_flight.end()) return; // the second signal of this migration
+    const HostId now_on = host_id(vm.get_pm());
+    // The second signal can come a little later than the first, when the next migration of
+    // the same VM may already be under way: that one has not arrived yet, so the VM is not on
+    // its destination, and the stale signal is ignored.
+    if (now_on != flight->second.to) return;
     Migration m = flight->second;
     in_flight.erase(flight);
     m.end = sg4::Engine::get_clock();
-    const HostId now_on = host_id(vm.get_pm());
     schedule(to_nanos(m.end), false, [this, m, now_on] {
       report(topology.migrate_vm(m.vm, now_on, now));
       migrations.push_back(m);
