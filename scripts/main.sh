@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 cmake --preset release >/dev/null
-cmake --build --preset release --target ivmc -j"$(nproc)"
+cmake --build --preset release --target ivmc _ivmc -j"$(nproc)"
+scripts/python_path.sh # /usr/bin/python3 -c "import ivmc" works from here on
 if [ "$#" -eq 0 ]; then
   exec build/release/cli/ivmc run default
 fi

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)"
+scripts/python_path.sh # /usr/bin/python3 -c "import ivmc" works from here on
 # One test at a time: the integration and stress tests each use both cores.
 ctest --preset release --timeout 900
 IVMC_FUZZ_SECONDS="${IVMC_FUZZ_SECONDS:-60}" scripts/fuzz.sh
