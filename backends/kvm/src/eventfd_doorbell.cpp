@@ -4,6 +4,7 @@
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/ivshmem_peer.hpp"
 #include "ivmc/kvm/posix_clock.hpp"
+#include "eventfd_wait.hpp"
 #include "syscall_error.hpp"
 
 #include <fcntl.h>
@@ -72,49 +73,17 @@ void EventfdDoorbell::ring(Wake reason) {
 WaitResult EventfdDoorbell::wait(Wake reason, Nanos timeout) {
   // acquire: pairs with declare_lost()'s release store.
   if (lost_.load(std::memory_order_acquire)) return WaitResult::failed;
-  const int fd = wait_fds_[index(reason)].get();
-  // Only EINTR needs the deadline; it saturates for "practically forever" timeouts.
-  const Nanos now = MonotonicClock::read();
-  const Nanos left_at_start = std::max<Nanos>(timeout, 0);
-  const Nanos deadline = left_at_start > std::numeric_limits<Nanos>::max() - now
-                             ? std::numeric_limits<Nanos>::max()
-                             : now + left_at_start;
-  Nanos left = left_at_start;
-  for (;;) {
-    pollfd pfd{fd, POLLIN, 0};
-    timespec ts{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
-    int ready = ::ppoll(&pfd, 1, &ts, nullptr);
-    if (ready < 0) {
-      if (errno != EINTR) {
-        last_errno_.store(errno, std::memory_order_relaxed); // relaxed: diagnostic only
-        return WaitResult::failed;
-      }
-      left = deadline - MonotonicClock::read();
-      if (left > 0) continue;
-      ready = 0;
-    }
-    if (ready == 0) {
-      // acquire: pairs with declare_lost()'s release store. Its wake-up may have gone to another
-      // doorbell sharing this own vector, so a timeout re-checks.
-      return lost_.load(std::memory_order_acquire) ? WaitResult::failed : WaitResult::timed_out;
-    }
-    if (pfd.revents & (POLLERR | POLLNVAL)) {
-      last_errno_.store(EBADF, std::memory_order_relaxed); // relaxed: diagnostic only
-      return WaitResult::failed;
-    }
-    std::uint64_t count = 0;
-    ssize_t n = ::read(fd, &count, sizeof count);
-    // EAGAIN: another reader reset the counter first; a spurious wake-up, which the contract
-    // allows (the core re-checks). Either way, report the ring.
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      last_errno_.store(errno, std::memory_order_relaxed); // relaxed: diagnostic only
-      return WaitResult::failed;
-    }
-    // acquire: pairs with declare_lost()'s release store.
-    if (lost_.load(std::memory_order_acquire)) return WaitResult::failed;
-    wakeups_.fetch_add(1, std::memory_order_relaxed); // relaxed: statistic only
-    return WaitResult::rung;
+  int err = 0;
+  const WaitResult r = detail::wait_eventfd(wait_fds_[index(reason)].get(), timeout, err);
+  if (r == WaitResult::failed) {
+    last_errno_.store(err, std::memory_order_relaxed); // relaxed: diagnostic only
+    return r;
   }
+  // acquire: pairs with declare_lost()'s release store. A timeout re-checks too: the lost
+  // notice's wake-up may have gone to another doorbell sharing this own vector.
+  if (lost_.load(std::memory_order_acquire)) return WaitResult::failed;
+  if (r == WaitResult::rung) wakeups_.fetch_add(1, std::memory_order_relaxed); // a statistic
+  return r;
 }
 
 void EventfdDoorbell::declare_lost() {

@@ -1,109 +1,40 @@
 // The host platform: see include/ivmc/kvm/host_platform.hpp.
 #include "ivmc/kvm/host_platform.hpp"
 
-#include <fmt/format.h>
-
-#include <algorithm>
-#include <bit>
-#include <chrono>
-#include <stdexcept>
+#include <vector>
 
 namespace ivmc::kvm {
 namespace {
 
-constexpr std::uint64_t kAddressValid = std::uint64_t{1} << 32;
-constexpr Nanos kRetry = 200'000; // between polls of a peer that is not there yet
+// The ivshmem device of a host process: its connection to the server.
+class ServerPort final : public IvshmemPort {
+public:
+  explicit ServerPort(IvshmemPeer peer) : peer_(std::move(peer)) {}
+  SharedRegion region() const override { return peer_.region(); }
+  std::uint16_t id() const override { return peer_.id(); }
+  unsigned vectors() const override { return peer_.vectors(); }
 
-void nap(Nanos ns) {
-  std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
-}
+  std::unique_ptr<Doorbell> doorbell_to(std::uint16_t remote, WakeVectors remote_vectors,
+                                        WakeVectors own) override {
+    peer_.process_server_messages();
+    if (!peer_.has_peer(remote)) return nullptr; // its eventfds are not announced yet
+    return std::make_unique<EventfdDoorbell>(peer_, remote, remote_vectors, own);
+  }
+
+  std::vector<std::uint16_t> departed() override {
+    peer_.process_server_messages();
+    std::vector<std::uint16_t> gone;
+    for (const PeerEvent& ev : peer_.take_events()) {
+      if (ev.kind == PeerEvent::Kind::left) gone.push_back(ev.peer_id);
+    }
+    return gone;
+  }
+
+private:
+  IvshmemPeer peer_;
+};
 
 } // namespace
-
-std::uint64_t IvshmemAddress::encode() const {
-  return kAddressValid | peer_id | (std::uint64_t{vectors.data & 0xff} << 16) |
-         (std::uint64_t{vectors.space & 0xff} << 24);
-}
-
-bool IvshmemAddress::decode(std::uint64_t raw, unsigned vectors, IvshmemAddress& out) {
-  if ((raw & kAddressValid) == 0 || (raw >> 33) != 0) return false;
-  out.peer_id = static_cast<std::uint16_t>(raw & 0xffff);
-  out.vectors.data = static_cast<unsigned>((raw >> 16) & 0xff);
-  out.vectors.space = static_cast<unsigned>((raw >> 24) & 0xff);
-  return out.vectors.data < vectors && out.vectors.space < vectors &&
-         out.vectors.data != out.vectors.space;
-}
-
-// --- LateBoundDoorbell -----------------------------------------------------------------------
-
-void LateBoundDoorbell::bind(std::unique_ptr<EventfdDoorbell> bell) {
-  owner_ = std::move(bell);
-  bound_.store(owner_.get(), std::memory_order_release); // the doorbell is complete first
-}
-
-void LateBoundDoorbell::ring(Wake reason) {
-  if (auto* b = bound_.load(std::memory_order_acquire)) b->ring(reason); // sees it complete
-}
-
-WaitResult LateBoundDoorbell::wait(Wake reason, Nanos timeout) {
-  if (auto* b = bound_.load(std::memory_order_acquire)) return b->wait(reason, timeout); // same
-  nap(std::min<Nanos>(timeout, 1'000'000)); // nobody can ring us yet
-  return WaitResult::timed_out;
-}
-
-// --- HostEndpoint ----------------------------------------------------------------------------
-
-HostEndpoint::~HostEndpoint() {
-  platform_.unregister(this);
-  channel_.reset();
-}
-
-std::optional<std::uint16_t> HostEndpoint::peer_id() const {
-  const int id = peer_id_.load(std::memory_order_relaxed); // set once
-  if (id < 0) return std::nullopt;
-  return static_cast<std::uint16_t>(id);
-}
-
-bool HostEndpoint::bind_to_peer() {
-  std::lock_guard lock(platform_.mutex_);
-  return bind_locked();
-}
-
-bool HostEndpoint::bind_locked() {
-  if (doorbell_.bound() != nullptr) return true;
-  if (channel_->wait_for_peer(0) != Errc::ok) return false; // nobody attached yet
-  IvshmemAddress remote;
-  const std::uint64_t raw = channel_->peer_platform_address();
-  if (!IvshmemAddress::decode(raw, platform_.peer_.vectors(), remote)) {
-    throw std::runtime_error(fmt::format(
-        "channel side {}: the peer's platform address {:#x} is not a valid ivshmem address for "
-        "a server with {} vectors",
-        1 - channel_->side(), raw, platform_.peer_.vectors()));
-  }
-  platform_.peer_.process_server_messages();
-  if (!platform_.peer_.has_peer(remote.peer_id)) return false;
-  doorbell_.bind(
-      std::make_unique<EventfdDoorbell>(platform_.peer_, remote.peer_id, remote.vectors, vectors_));
-  peer_id_.store(remote.peer_id, std::memory_order_relaxed); // read by the ticker, a hint
-  return true;
-}
-
-Errc HostEndpoint::wait_for_peer(Nanos timeout) {
-  const Nanos deadline = timeout == kForever ? kForever : platform_.clock_.now() + timeout;
-  for (;;) {
-    if (bind_to_peer()) return Errc::ok;
-    if (const Errc f = channel_->failure(); f != Errc::ok) return f;
-    if (platform_.clock_.now() >= deadline) return Errc::timed_out;
-    nap(kRetry);
-  }
-}
-
-// --- HostPlatform ----------------------------------------------------------------------------
-
-std::size_t HostPlatform::region_bytes_for(std::uint32_t ring_bytes) {
-  // PCI BARs, and so ivshmem regions, are powers of two.
-  return std::bit_ceil(Channel::area_bytes(ring_bytes, ring_bytes));
-}
 
 std::unique_ptr<HostPlatform> HostPlatform::connect(const std::string& socket_path, Nanos timeout,
                                                     unsigned vectors) {
@@ -111,111 +42,7 @@ std::unique_ptr<HostPlatform> HostPlatform::connect(const std::string& socket_pa
       new HostPlatform(IvshmemPeer::connect(socket_path, timeout, vectors)));
 }
 
-HostPlatform::HostPlatform(IvshmemPeer peer) : peer_(std::move(peer)) {
-  ticker_ = std::thread([this] { tick_loop(); });
-}
-
-HostPlatform::~HostPlatform() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  ticker_.join();
-}
-
-SharedRegion HostPlatform::area(const EndpointOptions& o) const {
-  const SharedRegion r = peer_.region();
-  if (o.offset > r.size || o.offset % 4096 != 0) {
-    throw std::runtime_error(
-        fmt::format("channel offset {} is not a page inside the {}-byte region", o.offset, r.size));
-  }
-  return {r.base + o.offset, r.size - o.offset};
-}
-
-std::unique_ptr<HostEndpoint> HostPlatform::create_channel(const EndpointOptions& o) {
-  std::unique_ptr<HostEndpoint> ep(new HostEndpoint(*this));
-  ep->vectors_ = o.vectors;
-  ChannelConfig cfg = o.channel;
-  cfg.platform_address = IvshmemAddress{peer_.id(), o.vectors}.encode();
-  Opened opened = Channel::create(area(o), cfg, ep->doorbell_, clock_);
-  if (opened.error != Errc::ok) throw std::runtime_error(opened.detail);
-  ep->channel_ = std::move(opened.channel);
-  std::lock_guard lock(mutex_);
-  endpoints_.push_back(ep.get());
-  return ep;
-}
-
-std::unique_ptr<HostEndpoint> HostPlatform::attach_channel(const EndpointOptions& o,
-                                                           Nanos timeout) {
-  const Nanos deadline = timeout == kForever ? kForever : clock_.now() + timeout;
-  std::unique_ptr<HostEndpoint> ep(new HostEndpoint(*this));
-  ep->vectors_ = o.vectors;
-  ChannelConfig cfg = o.channel;
-  cfg.platform_address = IvshmemAddress{peer_.id(), o.vectors}.encode();
-  for (;;) {
-    Opened opened = Channel::attach(area(o), cfg, ep->doorbell_, clock_);
-    if (opened.error == Errc::ok) {
-      ep->channel_ = std::move(opened.channel);
-      break;
-    }
-    if (opened.error != Errc::would_block) throw std::runtime_error(opened.detail);
-    if (clock_.now() >= deadline) {
-      throw std::runtime_error("attach: no channel was created at offset " +
-                               std::to_string(o.offset) + " in time");
-    }
-    nap(kRetry);
-  }
-  while (!ep->bind_to_peer()) {
-    if (clock_.now() >= deadline) {
-      throw std::runtime_error("attach: the creator's ivshmem peer never became known");
-    }
-    nap(kRetry);
-  }
-  ep->channel_->heartbeat();
-  std::lock_guard lock(mutex_);
-  endpoints_.push_back(ep.get());
-  return ep;
-}
-
-void HostPlatform::unregister(HostEndpoint* endpoint) {
-  std::lock_guard lock(mutex_);
-  endpoints_.erase(std::remove(endpoints_.begin(), endpoints_.end(), endpoint), endpoints_.end());
-}
-
-void HostPlatform::tick_loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    // Server notices: a departed peer's channels fail now rather than at the heartbeat timeout.
-    peer_.process_server_messages();
-    for (const PeerEvent& ev : peer_.take_events()) {
-      if (ev.kind != PeerEvent::Kind::left) continue;
-      for (HostEndpoint* ep : endpoints_) {
-        if (ep->peer_id() == ev.peer_id) {
-          ep->channel_->mark_peer_dead(
-              fmt::format("the ivshmem server reported peer {} disconnected", ev.peer_id));
-        }
-      }
-    }
-    Nanos period = 25'000'000; // well inside the default heartbeat period
-    for (HostEndpoint* ep : endpoints_) {
-      // A creator that never called wait_for_peer() still gets its doorbell once the peer is
-      // there; until then its rings go nowhere and the peer's wait slices cover for them.
-      if (ep->doorbell_.bound() == nullptr) {
-        try {
-          if (!ep->bind_locked()) period = std::min<Nanos>(period, 1'000'000);
-        } catch (const std::exception& e) {
-          ep->channel_->mark_peer_dead(e.what());
-        }
-      }
-      ep->channel_->heartbeat();
-      ep->channel_->flush();
-      if (ep->channel_->policy() == NotifyPolicy::atw) {
-        period = std::min(period, std::max<Nanos>(ep->channel_->atw_window() / 2, 20'000));
-      }
-    }
-    stop_cv_.wait_for(lock, std::chrono::nanoseconds(period));
-  }
-}
+HostPlatform::HostPlatform(IvshmemPeer peer)
+    : IvshmemPlatform(std::make_unique<ServerPort>(std::move(peer))) {}
 
 } // namespace ivmc::kvm

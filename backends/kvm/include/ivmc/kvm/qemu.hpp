@@ -1,0 +1,103 @@
+// Launching test guests: QEMU with the image from guest/build_image.sh, the ivmc-guest agent's
+// arguments on the kernel command line, the serial console in a file, and a hard timeout.
+//
+// Every QEMU is a direct child started with fork+exec; it dies with its parent
+// (PR_SET_PDEATHSIG), and QemuGuest kills it by pid (SIGKILL) and reaps it on timeout, on
+// kill() and in its destructor: no QEMU outlives a failed test.
+//
+// Acceleration: TCG, unless a short boot probe shows that KVM really works (on the project's
+// machines /dev/kvm exists but hardware virtualization does not: a KVM guest crawls).
+#pragma once
+
+#include "ivmc/core/platform.hpp"
+#include "ivmc/kvm/workload.hpp"
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ivmc::kvm {
+
+struct GuestImage {
+  std::string kernel, initrd;
+  // Reads DIR/image.env (written by build_image.sh). Throws naming the file if it is missing.
+  static GuestImage from_dir(const std::string& dir);
+};
+
+enum class Accel { tcg, kvm };
+std::string_view to_string(Accel a);
+
+// The qemu-system-x86_64 to use: $IVMC_QEMU, else the one on PATH; empty if there is none.
+std::string find_qemu();
+
+// TCG unless KVM boots `image` to userspace within a few seconds. IVMC_QEMU_ACCEL=tcg|kvm
+// overrides; the probe's answer is kept in `cache_file` for the current boot of this machine
+// (keyed by /proc/sys/kernel/random/boot_id), so it runs once per boot.
+Accel choose_accel(const std::string& qemu, const GuestImage& image, const std::string& cache_file);
+
+struct QemuOptions {
+  std::string qemu = "qemu-system-x86_64";
+  GuestImage image;
+  Accel accel = Accel::tcg;
+  unsigned memory_mib = 256;
+  std::string ivshmem_socket; // an ivshmem server's socket: adds ivshmem-doorbell; empty: none
+  unsigned vectors = 2;       // the doorbell device's vectors= (the server's --vectors)
+  // Interrupt mode: q35 with an intel-iommu, intel_iommu=on, and the guest loads vfio-pci.
+  bool iommu = false;
+  std::vector<std::string> kernel_args; // extra kernel parameters (ivmc_ip=..., ...)
+  std::vector<std::string> agent_args;  // the agent's command line (after "--")
+  std::vector<std::string> qemu_args;   // extra QEMU arguments (networking)
+  std::string serial_log;               // the guest console is written here (required)
+  Nanos timeout = 180'000'000'000;      // from launch to power-off; then SIGKILL
+};
+
+// What a guest did, read from its console once QEMU ended.
+struct GuestOutcome {
+  bool timed_out = false;           // killed at the deadline
+  int qemu_status = -1;             // QEMU's exit code, or -signal
+  std::optional<int> agent_status;  // from the "IVMC-EXIT n" line
+  std::vector<ReportFields> reports; // every IVMC-RESULT line
+  std::string console;               // the whole serial log
+  std::string qemu_output;           // QEMU's own stdout/stderr
+  Nanos wall = 0;                    // launch to end
+  bool ok() const { return !timed_out && agent_status == 0; }
+  // For test failures: why it ended, and the console's and QEMU's last lines.
+  std::string describe() const;
+};
+
+class QemuGuest {
+public:
+  // Builds the command line and starts QEMU. Throws if it cannot be started.
+  explicit QemuGuest(QemuOptions options);
+  ~QemuGuest(); // kills and reaps QEMU if it still runs
+  QemuGuest(const QemuGuest&) = delete;
+  QemuGuest& operator=(const QemuGuest&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::vector<std::string>& command() const { return command_; }
+  // False once QEMU has ended (reaps it if so).
+  bool running();
+  // Waits for QEMU to end, at most until the launch timeout (then kills it). Repeatable.
+  GuestOutcome wait();
+  // SIGKILL by pid, then reap. Safe to call more than once.
+  void kill();
+  // True once the console holds `text` (e.g. "IVMC-INFO"); polls the log until `timeout`.
+  bool wait_for_console(const std::string& text, Nanos timeout);
+
+private:
+  void reap(bool block);
+  GuestOutcome outcome() const;
+
+  QemuOptions options_;
+  std::vector<std::string> command_;
+  std::string qemu_output_path_;
+  pid_t pid_ = -1;
+  bool ended_ = false;
+  bool timed_out_ = false;
+  int status_ = -1;
+  Nanos started_ = 0, ended_at_ = 0;
+};
+
+} // namespace ivmc::kvm

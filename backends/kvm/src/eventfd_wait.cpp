@@ -1,0 +1,55 @@
+// See eventfd_wait.hpp.
+#include "eventfd_wait.hpp"
+
+#include "ivmc/kvm/posix_clock.hpp"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+#include <limits>
+
+namespace ivmc::kvm::detail {
+
+WaitResult wait_eventfd(int fd, Nanos timeout, int& err) {
+  // Only EINTR needs the deadline; it saturates for "practically forever" timeouts.
+  const Nanos now = MonotonicClock::read();
+  const Nanos left_at_start = std::max<Nanos>(timeout, 0);
+  const Nanos deadline = left_at_start > std::numeric_limits<Nanos>::max() - now
+                             ? std::numeric_limits<Nanos>::max()
+                             : now + left_at_start;
+  Nanos left = left_at_start;
+  for (;;) {
+    pollfd pfd{fd, POLLIN, 0};
+    timespec ts{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+    int ready = ::ppoll(&pfd, 1, &ts, nullptr);
+    if (ready < 0) {
+      if (errno != EINTR) {
+        err = errno;
+        return WaitResult::failed;
+      }
+      left = deadline - MonotonicClock::read();
+      if (left > 0) continue;
+      ready = 0;
+    }
+    if (ready == 0) return WaitResult::timed_out;
+    if (pfd.revents & (POLLERR | POLLNVAL)) {
+      err = EBADF;
+      return WaitResult::failed;
+    }
+    std::uint64_t count = 0;
+    const ssize_t n = ::read(fd, &count, sizeof count);
+    // EAGAIN: another reader reset the counter first; a spurious wake-up, which the contract
+    // allows (the core re-checks). Either way, report the ring.
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      err = errno;
+      return WaitResult::failed;
+    }
+    return WaitResult::rung;
+  }
+}
+
+} // namespace ivmc::kvm::detail

@@ -1,0 +1,115 @@
+// ivmc-guest: the agent that runs inside a QEMU guest (started by the image's /init with the
+// arguments after "--" on the kernel command line). It opens the ivshmem-doorbell device as a
+// GuestPlatform, creates or attaches a channel at an offset of BAR2, runs one checked workload
+// (workload.hpp) and prints its result as one `IVMC-RESULT ...` line on stdout (the serial
+// console). Exit status 0 when the workload succeeded.
+//
+//   ivmc-guest recv --role attach --offset 0 --bytes 64M
+//   ivmc-guest send --role create --ring 256K --policy polling --bytes 64M --message 4096
+//   ivmc-guest ping --irq vfio --policy on_demand --count 1000 --message 64
+#include "ivmc/kvm/guest_platform.hpp"
+#include "ivmc/kvm/workload.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+using namespace ivmc;
+using namespace ivmc::kvm;
+
+namespace {
+
+// "4096", "64K", "16M", "1G" (binary multiples).
+std::uint64_t parse_size(const std::string& text) {
+  std::size_t used = 0;
+  const std::uint64_t n = std::stoull(text, &used);
+  const std::string unit = text.substr(used);
+  if (unit.empty()) return n;
+  if (unit == "K" || unit == "k") return n << 10;
+  if (unit == "M" || unit == "m") return n << 20;
+  if (unit == "G" || unit == "g") return n << 30;
+  throw std::invalid_argument("bad size '" + text + "' (use 4096, 64K, 16M, 1G)");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ivmc guest agent: one checked channel workload over the ivshmem device"};
+  app.require_subcommand(1, 1);
+  std::string role = "attach", policy_text = "polling", irq = "none", ring_text = "256K";
+  std::string bytes_text = "16M", device;
+  std::size_t offset = 0;
+  unsigned vectors = 2;
+  std::uint32_t message = 4096;
+  std::uint64_t count = 1000;
+  double timeout_s = 60, peer_timeout_s = 20;
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("--role", role, "create (side 0) or attach (side 1)")
+        ->check(CLI::IsMember({"create", "attach"}));
+    sub->add_option("--offset", offset, "channel offset in BAR2 (a page multiple)");
+    sub->add_option("--ring", ring_text, "ring bytes per direction (creator)");
+    sub->add_option("--policy", policy_text, "notification policy (creator)");
+    sub->add_option("--irq", irq, "none (polling: waits only sleep) or vfio (MSI-X eventfds)")
+        ->check(CLI::IsMember({"none", "vfio"}));
+    sub->add_option("--vectors", vectors, "the device's vectors= (the server's --vectors)");
+    sub->add_option("--device", device, "PCI address (default: the first 1af4:1110)");
+    sub->add_option("--bytes", bytes_text, "stream bytes (send/recv)");
+    sub->add_option("--message", message, "bytes per message (send/ping)");
+    sub->add_option("--count", count, "round trips (ping)");
+    sub->add_option("--timeout", timeout_s, "seconds to wait for the peer and each message");
+    sub->add_option("--peer-timeout", peer_timeout_s, "seconds without a heartbeat: peer dead");
+  };
+  for (const char* mode : {"send", "recv", "echo", "ping"}) common(app.add_subcommand(mode));
+  CLI11_PARSE(app, argc, argv);
+  const std::string mode = app.get_subcommands().front()->get_name();
+
+  Report report;
+  report.mode = mode;
+  try {
+    NotifyPolicy policy;
+    if (!parse_notify_policy(policy_text, policy))
+      throw std::invalid_argument("unknown policy '" + policy_text + "'");
+    GuestDeviceOptions device_options;
+    device_options.pci_address = device;
+    device_options.interrupts = irq == "vfio";
+    device_options.vectors = vectors;
+    auto platform = GuestPlatform::open(device_options);
+    std::printf("IVMC-INFO device=%s peer_id=%u region_bytes=%zu irq=%s\n",
+                platform->pci_address().c_str(), platform->id(), platform->region().size,
+                irq.c_str());
+    std::fflush(stdout);
+
+    const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+    EndpointOptions endpoint;
+    endpoint.offset = offset;
+    endpoint.channel.ring_bytes = static_cast<std::uint32_t>(parse_size(ring_text));
+    endpoint.channel.notify.policy = policy;
+    endpoint.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
+    std::unique_ptr<IvshmemEndpoint> ep;
+    if (role == "create") {
+      ep = platform->create_channel(endpoint);
+      if (const Errc e = ep->wait_for_peer(timeout); e != Errc::ok)
+        throw std::runtime_error("no peer attached: " + std::string(to_string(e)));
+    } else {
+      ep = platform->attach_channel(endpoint, timeout);
+    }
+
+    WorkloadOptions w;
+    w.bytes = parse_size(bytes_text);
+    w.message = message;
+    w.count = count;
+    w.timeout = timeout;
+    if (mode == "send") report = stream_send(ep->channel(), w);
+    else if (mode == "recv") report = stream_recv(ep->channel(), w);
+    else if (mode == "echo") report = echo(ep->channel(), w);
+    else report = ping(ep->channel(), w);
+  } catch (const std::exception& e) {
+    report.ok = false;
+    report.error = e.what();
+  }
+  std::printf("%s\n", report.line().c_str());
+  std::fflush(stdout);
+  return report.ok ? 0 : 1;
+}

@@ -1,0 +1,126 @@
+// Plumbing of the vm tests: the guest image (built by the vm_image fixture test), the
+// acceleration chosen once, an ivshmem server for a test, and guests launched with the agent.
+#pragma once
+
+#include "ivmc/kvm/host_platform.hpp"
+#include "ivmc/kvm/ivshmem_server_thread.hpp"
+#include "ivmc/kvm/qemu.hpp"
+#include "ivmc/kvm/workload.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ivmc::vmtest {
+
+inline constexpr Nanos kSecond = 1'000'000'000;
+inline constexpr unsigned kVectors = 2;            // the servers' and devices' vectors
+inline constexpr std::uint32_t kRing = 256 * 1024; // per direction
+inline constexpr Nanos kBootBudget = 120 * kSecond; // launch to power-off, per guest
+
+inline const kvm::GuestImage& image() {
+  static const kvm::GuestImage img = kvm::GuestImage::from_dir(IVMC_VM_IMAGE_DIR);
+  return img;
+}
+
+inline const std::string& qemu() {
+  static const std::string path = kvm::find_qemu();
+  return path;
+}
+
+inline kvm::Accel accel() {
+  static const kvm::Accel a =
+      kvm::choose_accel(qemu(), image(), std::string(IVMC_VM_IMAGE_DIR) + "/accel-probe");
+  return a;
+}
+
+// An ivshmem server ("a host") served by a thread of the test process.
+class Host {
+public:
+  Host(const std::string& tag, std::size_t region_bytes = 1u << 20) {
+    kvm::IvshmemServerOptions o;
+    const std::string name = "ivmc-vm-" + tag + "-" + std::to_string(::getpid());
+    o.socket_path = "/tmp/" + name + ".sock";
+    o.shm_name = name;
+    o.size = region_bytes;
+    o.vectors = kVectors;
+    o.log = [](std::string_view) {};
+    server_ = std::make_unique<kvm::IvshmemServerThread>(o);
+  }
+  const std::string& socket() const { return server_->socket_path(); }
+
+private:
+  std::unique_ptr<kvm::IvshmemServerThread> server_;
+};
+
+struct GuestSpec {
+  std::string name;                    // names the console log
+  std::vector<std::string> agent_args; // after "--"
+  bool interrupts = false;             // q35 + intel-iommu + vfio, and --irq vfio
+};
+
+inline std::unique_ptr<kvm::QemuGuest> launch(const Host& host, const GuestSpec& spec) {
+  kvm::QemuOptions o;
+  o.qemu = qemu();
+  o.image = image();
+  o.accel = accel();
+  o.ivshmem_socket = host.socket();
+  o.vectors = kVectors;
+  o.iommu = spec.interrupts;
+  o.agent_args = spec.agent_args;
+  o.agent_args.insert(o.agent_args.end(), {"--vectors", std::to_string(kVectors), "--irq",
+                                           spec.interrupts ? "vfio" : "none"});
+  o.serial_log = std::string(IVMC_VM_LOG_DIR) + "/" + spec.name + ".log";
+  o.timeout = kBootBudget;
+  return std::make_unique<kvm::QemuGuest>(o);
+}
+
+// Endpoint options of the host processes' side of a channel.
+inline kvm::EndpointOptions endpoint(NotifyPolicy policy, std::size_t offset = 0) {
+  kvm::EndpointOptions e;
+  e.offset = offset;
+  e.channel.ring_bytes = kRing;
+  e.channel.notify.policy = policy;
+  // A TCG guest can stall for a while when both cores are busy.
+  e.channel.liveness.peer_timeout = 30 * kSecond;
+  return e;
+}
+
+// Waits for the guest to attach to (or create) the channel, failing early if it ended.
+inline void wait_for_guest(kvm::HostEndpoint& ep, kvm::QemuGuest& guest) {
+  for (Nanos waited = 0; waited < kBootBudget; waited += kSecond / 5) {
+    if (ep.wait_for_peer(kSecond / 5) == Errc::ok) return;
+    if (!guest.running()) {
+      const kvm::GuestOutcome out = guest.wait();
+      FAIL("the guest ended before it joined the channel: " << out.describe());
+    }
+  }
+  FAIL("the guest did not join the channel in time: " << guest.wait().describe());
+}
+
+// The one IVMC-RESULT of a finished guest, after checking it ran to completion.
+inline kvm::ReportFields result_of(const kvm::GuestOutcome& out) {
+  INFO(out.describe());
+  REQUIRE(out.ok());
+  REQUIRE(out.reports.size() == 1);
+  return out.reports.front();
+}
+
+inline std::string hex16(std::uint64_t v) {
+  char text[20];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+// Prints a figure line the benchmarks note picks up ("VM-FIGURE what: value").
+inline void figure(const std::string& what, double value, const char* unit) {
+  std::printf("VM-FIGURE %s: %.3f %s\n", what.c_str(), value, unit);
+  std::fflush(stdout);
+}
+
+} // namespace ivmc::vmtest
