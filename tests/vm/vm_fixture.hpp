@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,22 +64,33 @@ struct GuestSpec {
   std::string name;                    // names the console log
   std::vector<std::string> agent_args; // after "--"
   bool interrupts = false;             // q35 + intel-iommu + vfio, and --irq vfio
+  std::optional<kvm::GuestNic> nic;    // the guests' network
 };
 
-inline std::unique_ptr<kvm::QemuGuest> launch(const Host& host, const GuestSpec& spec) {
+// A guest on `host` (its ivshmem device), or with no ivshmem device when `host` is null.
+inline std::unique_ptr<kvm::QemuGuest> launch(const Host* host, const GuestSpec& spec) {
   kvm::QemuOptions o;
   o.qemu = qemu();
   o.image = image();
   o.accel = accel();
-  o.ivshmem_socket = host.socket();
+  if (host) o.ivshmem_socket = host->socket();
   o.vectors = kVectors;
   o.iommu = spec.interrupts;
+  o.nic = spec.nic;
   o.agent_args = spec.agent_args;
-  o.agent_args.insert(o.agent_args.end(), {"--vectors", std::to_string(kVectors), "--irq",
-                                           spec.interrupts ? "vfio" : "none"});
+  if (host) {
+    o.agent_args.insert(o.agent_args.end(), {"--vectors", std::to_string(kVectors), "--irq",
+                                             spec.interrupts ? "vfio" : "none"});
+  }
   o.serial_log = std::string(IVMC_VM_LOG_DIR) + "/" + spec.name + ".log";
   o.timeout = kBootBudget;
   return std::make_unique<kvm::QemuGuest>(o);
+}
+
+// Bytes per stream: 32 MiB, or $IVMC_VM_BYTES (the benchmarks use more).
+inline std::uint64_t stream_bytes() {
+  if (const char* env = std::getenv("IVMC_VM_BYTES"); env && *env) return std::stoull(env);
+  return 32u << 20;
 }
 
 // Endpoint options of the host processes' side of a channel.

@@ -31,7 +31,7 @@ done
 [[ -n "$agent" && -n "$out" ]] || { echo "usage: build_image.sh --agent PATH --out DIR" >&2; exit 2; }
 [[ -x "$agent" ]] || { echo "build_image.sh: agent '$agent' is not an executable" >&2; exit 1; }
 busybox=/bin/busybox
-[[ -x "$busybox" ]] && "$busybox" --list | grep -qx depmod ||
+[[ -x "$busybox" ]] && "$busybox" --list | grep -x depmod >/dev/null ||
   { echo "build_image.sh: needs busybox-static (scripts/deps.sh test)" >&2; exit 1; }
 command -v cpio >/dev/null || { echo "build_image.sh: needs cpio (scripts/deps.sh test)" >&2; exit 1; }
 
@@ -75,7 +75,7 @@ if [[ ! -f "$kdir/.complete" ]]; then
     local name=$1 file dep
     [[ -n "${done_mods[$name]:-}" ]] && return 0
     done_mods[$name]=1
-    file=$(find "$src/kernel" \( -name "$name.ko" -o -name "${name//-/_}.ko" -o -name "${name//_/-}.ko" \) | head -1)
+    file=$(find "$src/kernel" \( -name "$name.ko" -o -name "${name//-/_}.ko" -o -name "${name//_/-}.ko" \) -print -quit)
     [[ -n "$file" ]] || { echo "build_image.sh: module $name is not in $pkg" >&2; exit 1; }
     for dep in $(strings -a "$file" | sed -n 's/^depends=//p' | tr ',' ' '); do add_module "$dep"; done
     mkdir -p "$kdir.new/lib/modules/$kver/$(dirname "${file#"$src/"}")"

@@ -4,7 +4,10 @@
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/posix_clock.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -63,6 +66,20 @@ GuestImage GuestImage::from_dir(const std::string& dir) {
   if (image.kernel.empty() || image.initrd.empty())
     throw IvshmemError(fmt::format("guest image: {} names no KERNEL or INITRD", env));
   return image;
+}
+
+std::uint16_t free_udp_port() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw IvshmemError("free_udp_port: socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  if (!ok) throw IvshmemError("free_udp_port: bind on 127.0.0.1 failed");
+  return ntohs(addr.sin_port);
 }
 
 std::string_view to_string(Accel a) {
@@ -130,6 +147,7 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
   if (options_.serial_log.empty()) throw IvshmemError("QemuGuest: serial_log is required");
   std::string append = "console=ttyS0 quiet panic=-1";
   if (options_.iommu) append += " intel_iommu=on ivmc_modules=vfio-pci,vfio_iommu_type1";
+  if (options_.nic) append += " ivmc_ip=" + options_.nic->ip;
   for (const std::string& a : options_.kernel_args) append += " " + a;
   append += " --";
   for (const std::string& a : options_.agent_args) {
@@ -147,6 +165,15 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
     c.insert(c.end(), {"-chardev", "socket,path=" + options_.ivshmem_socket + ",id=ivshmem",
                        "-device",
                        fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}", options_.vectors)});
+  }
+  if (options_.nic) {
+    const GuestNic& n = *options_.nic;
+    c.insert(c.end(), {"-netdev",
+                       fmt::format("socket,id=net0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}",
+                                   n.remote_port, n.local_port),
+                       "-device",
+                       fmt::format("virtio-net-pci,netdev=net0,mac=52:54:00:00:00:{:02x}",
+                                   n.mac_suffix & 0xff)});
   }
   c.insert(c.end(), options_.qemu_args.begin(), options_.qemu_args.end());
   c.insert(c.end(), {"-kernel", options_.image.kernel, "-initrd", options_.image.initrd,

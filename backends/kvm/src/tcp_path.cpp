@@ -161,16 +161,25 @@ Errc TcpPath::recv(std::span<std::byte> head, std::span<std::byte> body, std::si
   }
 }
 
-TcpListener::TcpListener() : socket_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+TcpListener::TcpListener() : TcpListener("127.0.0.1", 0) {}
+
+TcpListener::TcpListener(const std::string& address, std::uint16_t port)
+    : socket_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
   if (!socket_) throw std::runtime_error(sys_error("tcp listener: socket"));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    throw std::runtime_error("tcp listener: '" + address + "' is not an IPv4 address");
+  }
+  const int one = 1;
+  ::setsockopt(socket_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); // a fixed port
   socklen_t len = sizeof addr;
   if (::bind(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       ::listen(socket_.get(), 4) != 0 ||
       ::getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw std::runtime_error(sys_error("tcp listener: bind/listen on 127.0.0.1"));
+    throw std::runtime_error(
+        sys_error(("tcp listener: bind/listen on " + address + ":" + std::to_string(port)).c_str()));
   }
   port_ = ntohs(addr.sin_port);
 }

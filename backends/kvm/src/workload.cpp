@@ -29,9 +29,9 @@ Report failed(Report r, std::string why) {
   return r;
 }
 
-std::string detail_of(Channel& channel, Errc e, const char* during) {
+std::string detail_of(const WorkloadPath& path, Errc e, const char* during) {
   std::string text = std::string(during) + ": " + errc_text(e);
-  if (const std::string d = channel.error_detail(); !d.empty()) text += " (" + d + ")";
+  if (const std::string d = path.detail(); !d.empty()) text += " (" + d + ")";
   return text;
 }
 
@@ -91,14 +91,25 @@ std::uint64_t expected_checksum(std::uint64_t bytes) {
   return sum.value();
 }
 
+Errc FrameWorkloadPath::finish(Nanos timeout) {
+  if (!finish_waits_) return Errc::ok;
+  std::vector<std::byte> sink(max_message());
+  for (;;) {
+    std::size_t n = 0;
+    const Errc e = path_.recv({}, sink, n, timeout);
+    if (e == Errc::peer_closed) return Errc::ok;
+    if (e != Errc::ok) return e; // the peer sent something while we waited for its close
+  }
+}
+
 // --- workloads -------------------------------------------------------------------------------
 
-Report stream_send(Channel& channel, const WorkloadOptions& o) {
+Report stream_send(WorkloadPath& path, const WorkloadOptions& o) {
   Report r;
   r.mode = "send";
-  if (o.message == 0 || o.message > channel.max_message())
+  if (o.message == 0 || o.message > path.max_message())
     return failed(r, "message size " + std::to_string(o.message) + " is not in 1.." +
-                         std::to_string(channel.max_message()));
+                         std::to_string(path.max_message()));
   std::vector<std::byte> buffer(o.message);
   StreamChecksum sum;
   const Nanos start = MonotonicClock::read();
@@ -106,10 +117,10 @@ Report stream_send(Channel& channel, const WorkloadOptions& o) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(o.message, o.bytes - r.bytes));
     const std::span<std::byte> message(buffer.data(), n);
     fill_stream(r.bytes, message);
-    if (const Errc e = channel.send(message, o.timeout); e != Errc::ok) {
+    if (const Errc e = path.send(message, o.timeout); e != Errc::ok) {
       r.checksum = sum.value();
-      r.stats = channel.stats();
-      return failed(r, detail_of(channel, e, "send"));
+      r.stats = path.stats();
+      return failed(r, detail_of(path, e, "send"));
     }
     sum.update(message);
     r.bytes += n;
@@ -118,31 +129,31 @@ Report stream_send(Channel& channel, const WorkloadOptions& o) {
   r.checksum = sum.value();
   // The stream has arrived only when the receiver consumed it: close() waits for that.
   if (o.close) {
-    if (const Errc e = channel.close(o.timeout); e != Errc::ok) {
-      r.stats = channel.stats();
-      return failed(r, detail_of(channel, e, "close"));
+    if (const Errc e = path.finish(o.timeout); e != Errc::ok) {
+      r.stats = path.stats();
+      return failed(r, detail_of(path, e, "close"));
     }
   }
   r.elapsed = MonotonicClock::read() - start;
-  r.stats = channel.stats();
+  r.stats = path.stats();
   r.ok = true;
   return r;
 }
 
-Report stream_recv(Channel& channel, const WorkloadOptions& o) {
+Report stream_recv(WorkloadPath& path, const WorkloadOptions& o) {
   Report r;
   r.mode = "recv";
-  std::vector<std::byte> buffer(channel.max_message());
+  std::vector<std::byte> buffer(path.max_message());
   StreamChecksum sum;
   Nanos start = -1;
   while (r.bytes < o.bytes) {
     std::size_t n = 0;
-    const Errc e = channel.recv(buffer, n, o.timeout);
+    const Errc e = path.recv(buffer, n, o.timeout);
     if (e == Errc::peer_closed) break;
     if (e != Errc::ok) {
       r.checksum = sum.value();
-      r.stats = channel.stats();
-      return failed(r, detail_of(channel, e, "recv"));
+      r.stats = path.stats();
+      return failed(r, detail_of(path, e, "recv"));
     }
     if (start < 0) start = MonotonicClock::read();
     sum.update(std::span(buffer.data(), n));
@@ -151,8 +162,8 @@ Report stream_recv(Channel& channel, const WorkloadOptions& o) {
   }
   r.elapsed = start < 0 ? 0 : MonotonicClock::read() - start;
   r.checksum = sum.value();
-  if (o.close) channel.close(o.timeout); // we sent nothing: returns once our side is closed
-  r.stats = channel.stats();
+  if (o.close) path.finish(o.timeout); // we sent nothing: returns once our side is closed
+  r.stats = path.stats();
   if (r.bytes != o.bytes)
     return failed(r, "received " + std::to_string(r.bytes) + " of " + std::to_string(o.bytes) +
                          " bytes before the sender closed");
@@ -162,37 +173,37 @@ Report stream_recv(Channel& channel, const WorkloadOptions& o) {
   return r;
 }
 
-Report echo(Channel& channel, const WorkloadOptions& o) {
+Report echo(WorkloadPath& path, const WorkloadOptions& o) {
   Report r;
   r.mode = "echo";
-  std::vector<std::byte> buffer(channel.max_message());
+  std::vector<std::byte> buffer(path.max_message());
   const Nanos start = MonotonicClock::read();
-  for (;;) {
+  while (o.count == 0 || r.messages < o.count) {
     std::size_t n = 0;
-    Errc e = channel.recv(buffer, n, o.timeout);
+    Errc e = path.recv(buffer, n, o.timeout);
     if (e == Errc::peer_closed) break;
-    if (e == Errc::ok) e = channel.send(std::span(buffer.data(), n), o.timeout);
+    if (e == Errc::ok) e = path.send(std::span(buffer.data(), n), o.timeout);
     if (e != Errc::ok) {
-      r.stats = channel.stats();
-      return failed(r, detail_of(channel, e, "echo"));
+      r.stats = path.stats();
+      return failed(r, detail_of(path, e, "echo"));
     }
     r.bytes += n;
     ++r.messages;
   }
-  if (o.close) channel.close(o.timeout);
+  if (o.close) path.finish(o.timeout);
   r.elapsed = MonotonicClock::read() - start;
-  r.stats = channel.stats();
+  r.stats = path.stats();
   r.ok = true;
   return r;
 }
 
-Report ping(Channel& channel, const WorkloadOptions& o) {
+Report ping(WorkloadPath& path, const WorkloadOptions& o) {
   Report r;
   r.mode = "ping";
-  if (o.message == 0 || o.message > channel.max_message())
+  if (o.message == 0 || o.message > path.max_message())
     return failed(r, "message size " + std::to_string(o.message) + " is not in 1.." +
-                         std::to_string(channel.max_message()));
-  std::vector<std::byte> out(o.message), in(channel.max_message());
+                         std::to_string(path.max_message()));
+  std::vector<std::byte> out(o.message), in(path.max_message());
   std::vector<Nanos> rtt;
   rtt.reserve(o.count);
   StreamChecksum sum;
@@ -200,13 +211,13 @@ Report ping(Channel& channel, const WorkloadOptions& o) {
   for (std::uint64_t i = 0; i < o.count; ++i) {
     fill_stream(i * o.message, out);
     const Nanos t0 = MonotonicClock::read();
-    Errc e = channel.send(out, o.timeout);
+    Errc e = path.send(out, o.timeout);
     std::size_t n = 0;
-    if (e == Errc::ok) e = channel.recv(in, n, o.timeout);
+    if (e == Errc::ok) e = path.recv(in, n, o.timeout);
     const Nanos t1 = MonotonicClock::read();
     if (e != Errc::ok) {
-      r.stats = channel.stats();
-      return failed(r, detail_of(channel, e, "ping"));
+      r.stats = path.stats();
+      return failed(r, detail_of(path, e, "ping"));
     }
     if (n != out.size() || std::memcmp(in.data(), out.data(), n) != 0)
       return failed(r, "round trip " + std::to_string(i) + " came back different");
@@ -217,8 +228,8 @@ Report ping(Channel& channel, const WorkloadOptions& o) {
   }
   r.elapsed = MonotonicClock::read() - start;
   r.checksum = sum.value();
-  if (o.close) channel.close(o.timeout);
-  r.stats = channel.stats();
+  if (o.close) path.finish(o.timeout);
+  r.stats = path.stats();
   if (!rtt.empty()) {
     std::sort(rtt.begin(), rtt.end());
     Nanos total = 0;

@@ -7,13 +7,17 @@
 //   ivmc-guest recv --role attach --offset 0 --bytes 64M
 //   ivmc-guest send --role create --ring 256K --policy polling --bytes 64M --message 4096
 //   ivmc-guest ping --irq vfio --policy on_demand --count 1000 --message 64
+//   ivmc-guest recv --tcp-listen 10.0.0.1:5000 --bytes 64M     (the remote path: TCP instead)
+//   ivmc-guest send --tcp-connect 10.0.0.1:5000 --bytes 64M
 #include "ivmc/kvm/guest_platform.hpp"
+#include "ivmc/kvm/tcp_path.hpp"
 #include "ivmc/kvm/workload.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 
 using namespace ivmc;
@@ -33,13 +37,22 @@ std::uint64_t parse_size(const std::string& text) {
   throw std::invalid_argument("bad size '" + text + "' (use 4096, 64K, 16M, 1G)");
 }
 
+// "10.0.0.1:5000" -> address and port.
+std::pair<std::string, std::uint16_t> parse_endpoint(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("'" + text + "' is not ADDRESS:PORT");
+  const unsigned long port = std::stoul(text.substr(colon + 1));
+  if (port == 0 || port > 65535) throw std::invalid_argument("bad port in '" + text + "'");
+  return {text.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ivmc guest agent: one checked channel workload over the ivshmem device"};
   app.require_subcommand(1, 1);
   std::string role = "attach", policy_text = "polling", irq = "none", ring_text = "256K";
-  std::string bytes_text = "16M", device;
+  std::string bytes_text = "16M", device, tcp_listen, tcp_connect;
   std::size_t offset = 0;
   unsigned vectors = 2;
   std::uint32_t message = 4096;
@@ -57,7 +70,10 @@ int main(int argc, char** argv) {
     sub->add_option("--device", device, "PCI address (default: the first 1af4:1110)");
     sub->add_option("--bytes", bytes_text, "stream bytes (send/recv)");
     sub->add_option("--message", message, "bytes per message (send/ping)");
-    sub->add_option("--count", count, "round trips (ping)");
+    sub->add_option("--count", count, "round trips (ping); messages to return (echo; default: "
+                                      "until the peer closes)");
+    sub->add_option("--tcp-listen", tcp_listen, "ADDRESS:PORT: run over TCP, accepting here");
+    sub->add_option("--tcp-connect", tcp_connect, "ADDRESS:PORT: run over TCP, connecting here");
     sub->add_option("--timeout", timeout_s, "seconds to wait for the peer and each message");
     sub->add_option("--peer-timeout", peer_timeout_s, "seconds without a heartbeat: peer dead");
   };
@@ -68,43 +84,66 @@ int main(int argc, char** argv) {
   Report report;
   report.mode = mode;
   try {
-    NotifyPolicy policy;
-    if (!parse_notify_policy(policy_text, policy))
-      throw std::invalid_argument("unknown policy '" + policy_text + "'");
-    GuestDeviceOptions device_options;
-    device_options.pci_address = device;
-    device_options.interrupts = irq == "vfio";
-    device_options.vectors = vectors;
-    auto platform = GuestPlatform::open(device_options);
-    std::printf("IVMC-INFO device=%s peer_id=%u region_bytes=%zu irq=%s\n",
-                platform->pci_address().c_str(), platform->id(), platform->region().size,
-                irq.c_str());
-    std::fflush(stdout);
-
     const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
-    EndpointOptions endpoint;
-    endpoint.offset = offset;
-    endpoint.channel.ring_bytes = static_cast<std::uint32_t>(parse_size(ring_text));
-    endpoint.channel.notify.policy = policy;
-    endpoint.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
-    std::unique_ptr<IvshmemEndpoint> ep;
-    if (role == "create") {
-      ep = platform->create_channel(endpoint);
-      if (const Errc e = ep->wait_for_peer(timeout); e != Errc::ok)
-        throw std::runtime_error("no peer attached: " + std::string(to_string(e)));
-    } else {
-      ep = platform->attach_channel(endpoint, timeout);
-    }
-
     WorkloadOptions w;
     w.bytes = parse_size(bytes_text);
     w.message = message;
     w.count = count;
+    if (mode == "echo" && app.get_subcommands().front()->count("--count") == 0) w.count = 0;
     w.timeout = timeout;
-    if (mode == "send") report = stream_send(ep->channel(), w);
-    else if (mode == "recv") report = stream_recv(ep->channel(), w);
-    else if (mode == "echo") report = echo(ep->channel(), w);
-    else report = ping(ep->channel(), w);
+    auto run = [&](WorkloadPath& path) {
+      if (mode == "send") return stream_send(path, w);
+      if (mode == "recv") return stream_recv(path, w);
+      if (mode == "echo") return echo(path, w);
+      return ping(path, w);
+    };
+
+    if (!tcp_listen.empty() || !tcp_connect.empty()) {
+      // The remote path: the same workload over TCP through the guest's network.
+      std::optional<TcpPath> tcp;
+      if (!tcp_listen.empty()) {
+        const auto [address, port] = parse_endpoint(tcp_listen);
+        TcpListener listener(address, port);
+        std::printf("IVMC-INFO tcp listening on %s\n", tcp_listen.c_str());
+        std::fflush(stdout);
+        tcp.emplace(listener.accept(timeout));
+      } else {
+        const auto [address, port] = parse_endpoint(tcp_connect);
+        tcp.emplace(TcpPath::connect(address, port, timeout));
+      }
+      // A stream's sender learns that everything arrived when the receiver closes.
+      FrameWorkloadPath path(*tcp, mode == "send");
+      report = run(path);
+    } else {
+      NotifyPolicy policy;
+      if (!parse_notify_policy(policy_text, policy))
+        throw std::invalid_argument("unknown policy '" + policy_text + "'");
+      GuestDeviceOptions device_options;
+      device_options.pci_address = device;
+      device_options.interrupts = irq == "vfio";
+      device_options.vectors = vectors;
+      auto platform = GuestPlatform::open(device_options);
+      std::printf("IVMC-INFO device=%s peer_id=%u region_bytes=%zu irq=%s\n",
+                  platform->pci_address().c_str(), platform->id(), platform->region().size,
+                  irq.c_str());
+      std::fflush(stdout);
+
+      EndpointOptions endpoint;
+      endpoint.offset = offset;
+      endpoint.channel.ring_bytes = static_cast<std::uint32_t>(parse_size(ring_text));
+      endpoint.channel.notify.policy = policy;
+      endpoint.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
+      std::unique_ptr<IvshmemEndpoint> ep;
+      if (role == "create") {
+        ep = platform->create_channel(endpoint);
+        if (const Errc e = ep->wait_for_peer(timeout); e != Errc::ok)
+          throw std::runtime_error("no peer attached: " + std::string(to_string(e)));
+      } else {
+        ep = platform->attach_channel(endpoint, timeout);
+      }
+      ChannelWorkloadPath path(ep->channel());
+      report = run(path);
+    }
   } catch (const std::exception& e) {
     report.ok = false;
     report.error = e.what();

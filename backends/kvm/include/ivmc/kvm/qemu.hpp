@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,18 @@ std::string find_qemu();
 // (keyed by /proc/sys/kernel/random/boot_id), so it runs once per boot.
 Accel choose_accel(const std::string& qemu, const GuestImage& image, const std::string& cache_file);
 
+// The guests' network (the remote path): a virtio-net NIC whose frames travel as UDP datagrams
+// between two QEMUs on this machine (-netdev socket,udp=...), so two guests form a two-host
+// LAN with no bridge, tap device or privileges. The guest's /init brings eth0 up with `ip`.
+struct GuestNic {
+  std::uint16_t local_port = 0;  // this QEMU's UDP port on 127.0.0.1
+  std::uint16_t remote_port = 0; // the other QEMU's
+  std::string ip;                // the guest's address with prefix, e.g. "10.0.0.1/24"
+  unsigned mac_suffix = 1;       // 52:54:00:00:00:<suffix>: distinct per guest
+};
+// A free UDP port on 127.0.0.1 (the kernel's choice; free when this returns).
+std::uint16_t free_udp_port();
+
 struct QemuOptions {
   std::string qemu = "qemu-system-x86_64";
   GuestImage image;
@@ -46,7 +59,8 @@ struct QemuOptions {
   unsigned vectors = 2;       // the doorbell device's vectors= (the server's --vectors)
   // Interrupt mode: q35 with an intel-iommu, intel_iommu=on, and the guest loads vfio-pci.
   bool iommu = false;
-  std::vector<std::string> kernel_args; // extra kernel parameters (ivmc_ip=..., ...)
+  std::optional<GuestNic> nic;          // the guests' network, if any
+  std::vector<std::string> kernel_args; // extra kernel parameters
   std::vector<std::string> agent_args;  // the agent's command line (after "--")
   std::vector<std::string> qemu_args;   // extra QEMU arguments (networking)
   std::string serial_log;               // the guest console is written here (required)

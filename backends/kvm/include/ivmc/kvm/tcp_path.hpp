@@ -40,10 +40,12 @@ private:
   std::string error_;
 };
 
-// A listening TCP socket on 127.0.0.1 with a kernel-chosen port.
+// A listening TCP socket: on 127.0.0.1 with a kernel-chosen port, or on a given IPv4 address
+// and port (a guest's, for the guests' remote path).
 class TcpListener {
 public:
   TcpListener();
+  TcpListener(const std::string& address, std::uint16_t port);
   std::uint16_t port() const { return port_; }
   // Waits up to `timeout` for one connection. Throws on timeout or failure.
   TcpPath accept(Nanos timeout);

@@ -9,7 +9,9 @@
 #pragma once
 
 #include "ivmc/core/channel.hpp"
+#include "ivmc/core/link.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -42,7 +44,7 @@ std::uint64_t expected_checksum(std::uint64_t bytes);
 struct WorkloadOptions {
   std::uint64_t bytes = 16u << 20;  // stream: total bytes
   std::uint32_t message = 4096;     // stream/ping: bytes per message (the last may be shorter)
-  std::uint64_t count = 1000;       // ping: round trips
+  std::uint64_t count = 1000;       // ping: round trips; echo: stop after this many (0: at close)
   Nanos timeout = 60'000'000'000;   // longest wait for any single message
   bool close = true;                // close the channel at the end (orderly)
 };
@@ -60,14 +62,83 @@ struct Report {
   std::string line() const; // "IVMC-RESULT mode=... ok=1 ..."
 };
 
-// Sends `bytes` of the stream in `message`-byte messages, then closes.
-Report stream_send(Channel& channel, const WorkloadOptions& options);
+// What a workload runs over: a channel, or any link frame path (the TCP remote path).
+class WorkloadPath {
+public:
+  virtual ~WorkloadPath() = default;
+  virtual Errc send(std::span<const std::byte> message, Nanos timeout) = 0;
+  virtual Errc recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) = 0;
+  virtual std::size_t max_message() const = 0;
+  // Orderly end (a channel's close(): waits until the peer consumed everything sent).
+  virtual Errc finish(Nanos timeout) = 0;
+  virtual ChannelStats stats() const { return {}; }
+  virtual std::string detail() const { return {}; } // why it failed, if it knows more
+};
+
+class ChannelWorkloadPath final : public WorkloadPath {
+public:
+  explicit ChannelWorkloadPath(Channel& channel) : channel_(channel) {}
+  Errc send(std::span<const std::byte> m, Nanos timeout) override { return channel_.send(m, timeout); }
+  Errc recv(std::span<std::byte> b, std::size_t& n, Nanos timeout) override {
+    return channel_.recv(b, n, timeout);
+  }
+  std::size_t max_message() const override { return channel_.max_message(); }
+  Errc finish(Nanos timeout) override { return channel_.close(timeout); }
+  ChannelStats stats() const override { return channel_.stats(); }
+  std::string detail() const override { return channel_.error_detail(); }
+
+private:
+  Channel& channel_;
+};
+
+// A frame path (link.hpp) as a workload path. A frame path has no orderly close: with
+// `finish_waits` finish() reads until the peer closes the path (a stream's sender knows then
+// that everything arrived); otherwise it does nothing.
+class FrameWorkloadPath final : public WorkloadPath {
+public:
+  explicit FrameWorkloadPath(FramePath& path, bool finish_waits = false)
+      : path_(path), finish_waits_(finish_waits) {}
+  Errc send(std::span<const std::byte> m, Nanos timeout) override {
+    return path_.send({}, m, timeout);
+  }
+  Errc recv(std::span<std::byte> b, std::size_t& n, Nanos timeout) override {
+    return path_.recv({}, b, n, timeout);
+  }
+  std::size_t max_message() const override { return std::min<std::size_t>(path_.max_frame(), 1u << 20); }
+  Errc finish(Nanos timeout) override;
+
+private:
+  FramePath& path_;
+  bool finish_waits_;
+};
+
+// Sends `bytes` of the stream in `message`-byte messages, then finishes (closes).
+Report stream_send(WorkloadPath& path, const WorkloadOptions& options);
 // Receives until `bytes` arrived (or the peer closed); checks the checksum against the stream.
-Report stream_recv(Channel& channel, const WorkloadOptions& options);
+// Its elapsed time runs from the first message to the last: the stream's throughput.
+Report stream_recv(WorkloadPath& path, const WorkloadOptions& options);
 // Returns every message until the peer closes.
-Report echo(Channel& channel, const WorkloadOptions& options);
+Report echo(WorkloadPath& path, const WorkloadOptions& options);
 // `count` round trips of `message` bytes through a peer running echo().
-Report ping(Channel& channel, const WorkloadOptions& options);
+Report ping(WorkloadPath& path, const WorkloadOptions& options);
+
+// The same over a channel.
+inline Report stream_send(Channel& c, const WorkloadOptions& o) {
+  ChannelWorkloadPath p(c);
+  return stream_send(p, o);
+}
+inline Report stream_recv(Channel& c, const WorkloadOptions& o) {
+  ChannelWorkloadPath p(c);
+  return stream_recv(p, o);
+}
+inline Report echo(Channel& c, const WorkloadOptions& o) {
+  ChannelWorkloadPath p(c);
+  return echo(p, o);
+}
+inline Report ping(Channel& c, const WorkloadOptions& o) {
+  ChannelWorkloadPath p(c);
+  return ping(p, o);
+}
 
 // One parsed IVMC-RESULT line: its key=value pairs ("error" may contain spaces, quoted).
 using ReportFields = std::map<std::string, std::string>;
