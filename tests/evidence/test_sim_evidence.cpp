@@ -125,7 +125,14 @@ std::map<std::pair<int, std::string>, double> by_size(const Rows& rows, const st
 
 } // namespace
 
-TEST_CASE("XenLoop: UDP_STREAM gain over netfront grows with message size (survey Fig. 3)",
+// XL-1. Both published measurements put XenLoop above netfront at every size. The survey's
+// Fig. 3 (Zhang et al. 2013a) has the gain growing with the message size, steeply above 1 KB;
+// XenLoop's own paper (Wang et al. 2008, Fig. 4) agrees from 1 KiB up (1.6x at 1 KiB, 4.9x at
+// 4 KiB, 10x at 16 KiB) but has 4.2x at 64 B (42 against 10 Mb/s). So growth is checked from
+// 1 KiB up, and 64 B only for a gain. With the calibrated defaults the model's 64 B gain is far
+// larger than either (its small-message channel is too fast: docs/costs.md, "Calibration").
+TEST_CASE("XenLoop: UDP_STREAM gain over netfront at every size, growing from 1 KiB up "
+          "(survey Fig. 3, Wang et al. 2008 Fig. 4)",
           "[sim][evidence]") {
   const std::vector<std::string> sizes = {"64", "1024", "4096", "16384"};
   const Rows rows =
@@ -138,38 +145,53 @@ TEST_CASE("XenLoop: UDP_STREAM gain over netfront grows with message size (surve
     const double gain = t[{m, "true"}] / t[{m, "false"}];
     std::printf("xenloop udp_stream %5d B: %.0f vs netfront %.0f Mb/s, gain %.2f\n", m,
                 t[{m, "true"}], t[{m, "false"}], gain);
-    CHECK(gain > last_gain); // grows with the message size
-    last_gain = gain;
+    CHECK(gain > 1); // XenLoop above netfront at every size
+    if (m >= 1024) {
+      CHECK(gain > last_gain); // grows with the message size from 1 KiB
+      last_gain = gain;
+    }
   }
-  CHECK(last_gain > 1.1); // a gain for large messages (published: up to 6x; docs/costs.md)
+  CHECK(last_gain > 1.1); // a gain for large messages (published: up to 6x and 10x)
 }
 
-TEST_CASE("XenLoop: TCP_STREAM is no better than netfront with per-packet notification, and "
-          "MemPipe's ATW batching recovers it (survey 3.3.4)",
+// XL-4. The two published measurements disagree on the sign: the survey's Fig. 3 (Zhang et al.
+// 2013a) has XenLoop's TCP_STREAM below netfront at every size, XenLoop's own Table 2 (Wang et
+// al. 2008) has it at 1.56x netfront (4143 against 2656 Mb/s). The defaults are calibrated to
+// the latter (docs/costs.md, "Calibration"), so "below netfront" is not checked; what both
+// agree on is: TCP gains far less than UDP (Wang: 1.56x against 6.19x; survey: < 1 against up
+// to 6x), because netfront sends TCP in TSO segments while a channel below IP sees MTU packets.
+// And ATW recovers what per-packet notification costs (survey 3.3.4).
+TEST_CASE("XenLoop: TCP_STREAM gains far less than UDP_STREAM over netfront with per-packet "
+          "notification, and MemPipe's ATW batching recovers some of it (survey 3.3.4)",
           "[sim][evidence]") {
   const std::vector<std::string> sizes = {"1024", "4096", "16384"};
   Scenario base = two_vms("xenloop", "tcp_stream");
   const Rows rows = sweep("xenloop-tcp", base,
-                          {{"workload.message_bytes", sizes},
+                          {{"workload.kind", {"tcp_stream", "udp_stream"}},
+                           {"workload.message_bytes", sizes},
                            {"channel.notify", {"per_packet", "atw"}},
                            {"channel.enabled", {"true", "false"}}});
-  std::map<std::tuple<int, std::string, std::string>, double> t, notes;
+  std::map<std::tuple<std::string, int, std::string, std::string>, double> t, notes;
   for (const auto& row : rows) {
-    const auto key = std::make_tuple(std::stoi(row.at("workload.message_bytes")),
-                                     row.at("channel.notify"), row.at("channel.enabled"));
+    const auto key =
+        std::make_tuple(row.at("workload.kind"), std::stoi(row.at("workload.message_bytes")),
+                        row.at("channel.notify"), row.at("channel.enabled"));
     t[key] = num(row, "w0_mbps");
     notes[key] = num(row, "data_notifications") / std::max(1.0, num(row, "sends"));
   }
   for (const std::string& s : sizes) {
     const int m = std::stoi(s);
-    const double netfront = t[{m, "per_packet", "false"}];
-    const double pnp = t[{m, "per_packet", "true"}], atw = t[{m, "atw", "true"}];
-    std::printf("xenloop tcp_stream %5d B: per-packet %.0f, atw %.0f, netfront %.0f Mb/s; "
-                "notifications per frame %.3f vs %.3f\n",
-                m, pnp, atw, netfront, notes[{m, "per_packet", "true"}], notes[{m, "atw", "true"}]);
-    CHECK(pnp < netfront);  // XenLoop's TCP_STREAM penalty
-    CHECK(atw > 1.5 * pnp); // batching notifications recovers much of it
-    CHECK(notes[{m, "atw", "true"}] < notes[{m, "per_packet", "true"}] / 4);
+    const std::string tcp = "tcp_stream", udp = "udp_stream";
+    const double netfront = t[{tcp, m, "per_packet", "false"}];
+    const double pnp = t[{tcp, m, "per_packet", "true"}], atw = t[{tcp, m, "atw", "true"}];
+    const double udp_gain = t[{udp, m, "per_packet", "true"}] / t[{udp, m, "per_packet", "false"}];
+    std::printf("xenloop tcp_stream %5d B: per-packet %.0f, atw %.0f, netfront %.0f Mb/s "
+                "(gain %.2f, udp_stream %.2f); notifications per frame %.3f vs %.3f\n",
+                m, pnp, atw, netfront, pnp / netfront, udp_gain,
+                notes[{tcp, m, "per_packet", "true"}], notes[{tcp, m, "atw", "true"}]);
+    CHECK(pnp / netfront < udp_gain); // TCP gains less than UDP
+    CHECK(atw > 1.5 * pnp);           // batching notifications recovers much of it
+    CHECK(notes[{tcp, m, "atw", "true"}] < notes[{tcp, m, "per_packet", "true"}] / 4);
   }
 }
 
@@ -243,8 +265,11 @@ TEST_CASE("each preset reproduces the direction of its published results", "[sim
                 gain[p]["udp_stream"], gain[p]["tcp_rr"]);
   }
   // Directions (docs/presets.md ids in brackets).
-  CHECK(gain["xenloop"]["udp_stream"] > 1);                                 // XL-1
-  CHECK(gain["xenloop"]["tcp_stream"] < 1);                                 // XL-4
+  CHECK(gain["xenloop"]["udp_stream"] > 1); // XL-1
+  // XL-4: below the UDP gain, and at most Wang et al. 2008's 1.56x (the survey's Fig. 3 has < 1;
+  // see the XenLoop TCP_STREAM test case above).
+  CHECK(gain["xenloop"]["tcp_stream"] < gain["xenloop"]["udp_stream"]);
+  CHECK(gain["xenloop"]["tcp_stream"] < 1.56);
   CHECK(gain["xenloop"]["tcp_rr"] > 1);                                     // XL-2
   CHECK(gain["mmnet"]["udp_stream"] > 1);                                   // MM-2
   CHECK(gain["mmnet"]["tcp_stream"] > 1.5 * gain["xenloop"]["tcp_stream"]); // MM-1: ~2x XenLoop
