@@ -585,7 +585,11 @@ Errc Channel::wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first)
       spin_until =
           !sleeps ? kForever : (spin_first ? saturating_add(now, notify_.spin_budget) : now);
     }
-    if (const Errc e = peer_state_check(now, reason, Errc::ok); e != Errc::ok) {
+    // Acquire: a failure another thread recorded while we wait (the platform's
+    // mark_peer_dead from its ticker) ends the wait, with its detail readable.
+    Errc e = failure_.load(std::memory_order_acquire);
+    if (e == Errc::ok) e = peer_state_check(now, reason, Errc::ok);
+    if (e != Errc::ok) {
       if (e == Errc::peer_closed || e == Errc::peer_dead) {
         if (const Errc r = ready(); r != Errc::would_block) return r; // deliver what is left
       }

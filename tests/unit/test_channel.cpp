@@ -352,6 +352,26 @@ TEST_CASE("mark_peer_dead fails sends at once but still delivers what arrived",
   CHECK(p.b->error_detail().find("peer 3 disconnected") != std::string::npos);
 }
 
+TEST_CASE("mark_peer_dead from another thread ends a send blocked on a full ring",
+          "[channel][liveness]") {
+  auto policy = GENERATE(NotifyPolicy::polling, NotifyPolicy::on_demand);
+  auto cfg = config(policy, 4096);
+  cfg.liveness.peer_timeout = 60'000 * ms; // only the notice can end the wait in time
+  Pair p(cfg);
+  while (p.a->send(bytes_of(pattern(100, 1)), 0) == Errc::ok) {
+  }
+  std::thread notice([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    p.a->mark_peer_dead("ivshmem server reported peer 1 disconnected");
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const Errc e = p.a->send(bytes_of(pattern(100, 1)), 10 * 1000 * ms);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  notice.join();
+  CHECK(e == Errc::peer_dead);
+  CHECK(waited < std::chrono::seconds(5));
+}
+
 TEST_CASE("re-creating the area ends the old endpoints and admits a new peer",
           "[channel][lifecycle]") {
   auto cfg = config(NotifyPolicy::on_demand, 4096);
