@@ -9,7 +9,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <cstdio>
 #include <cstdlib>
@@ -46,7 +50,8 @@ class Host {
 public:
   Host(const std::string& tag, std::size_t region_bytes = 1u << 20) {
     kvm::IvshmemServerOptions o;
-    const std::string name = "ivmc-vm-" + tag + "-" + std::to_string(::getpid());
+    name_ = "ivmc-vm-" + tag + "-" + std::to_string(::getpid());
+    const std::string& name = name_;
     o.socket_path = "/tmp/" + name + ".sock";
     o.shm_name = name;
     o.size = region_bytes;
@@ -55,8 +60,24 @@ public:
     server_ = std::make_unique<kvm::IvshmemServerThread>(o);
   }
   const std::string& socket() const { return server_->socket_path(); }
+  const std::string& shm_name() const { return name_; } // /dev/shm/<name>
+
+  // This host's membership source announcing itself to the guests on it: stores `value` in the
+  // 64-bit word at `offset` of the region (the guest agent's --host-word).
+  void set_host_word(std::size_t offset, std::uint64_t value) const {
+    const int fd = ::open(("/dev/shm/" + name_).c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const std::size_t page = offset & ~std::size_t{4095};
+    void* map = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(page));
+    ::close(fd);
+    REQUIRE(map != MAP_FAILED);
+    auto* word = reinterpret_cast<std::uint64_t*>(static_cast<char*>(map) + (offset - page));
+    std::atomic_ref(*word).store(value, std::memory_order_relaxed); // a hint; orders nothing
+    ::munmap(map, 4096);
+  }
 
 private:
+  std::string name_;
   std::unique_ptr<kvm::IvshmemServerThread> server_;
 };
 
@@ -65,6 +86,9 @@ struct GuestSpec {
   std::vector<std::string> agent_args; // after "--"
   bool interrupts = false;             // q35 + intel-iommu + vfio, and --irq vfio
   std::optional<kvm::GuestNic> nic;    // the guests' network
+  bool master = false;                 // ivshmem master=on (migratable)
+  std::string qmp;                     // QMP socket path, if any
+  std::string incoming;                // -incoming URI: a migration destination
 };
 
 // A guest on `host` (its ivshmem device), or with no ivshmem device when `host` is null.
@@ -77,6 +101,9 @@ inline std::unique_ptr<kvm::QemuGuest> launch(const Host* host, const GuestSpec&
   o.vectors = kVectors;
   o.iommu = spec.interrupts;
   o.nic = spec.nic;
+  o.ivshmem_master = spec.master;
+  o.qmp_socket = spec.qmp;
+  o.incoming = spec.incoming;
   o.agent_args = spec.agent_args;
   if (host) {
     o.agent_args.insert(o.agent_args.end(), {"--vectors", std::to_string(kVectors), "--irq",

@@ -179,6 +179,9 @@ public:
     return {static_cast<std::byte*>(bar2_.base), bar2_.size};
   }
   std::uint16_t id() const override { return id_; }
+  std::uint16_t current_id() const override {
+    return static_cast<std::uint16_t>(regs_->read32(kIvPositionRegister));
+  }
   unsigned vectors() const override { return vectors_; }
 
   std::unique_ptr<Doorbell> doorbell_to(std::uint16_t remote, WakeVectors remote_vectors,

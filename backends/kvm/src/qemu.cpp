@@ -164,8 +164,14 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
   if (!options_.ivshmem_socket.empty()) {
     c.insert(c.end(), {"-chardev", "socket,path=" + options_.ivshmem_socket + ",id=ivshmem",
                        "-device",
-                       fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}", options_.vectors)});
+                       fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}{}", options_.vectors,
+                                   options_.ivshmem_master ? ",master=on" : "")});
   }
+  if (!options_.qmp_socket.empty()) {
+    (void)::unlink(options_.qmp_socket.c_str()); // a stale socket of an earlier run
+    c.insert(c.end(), {"-qmp", "unix:" + options_.qmp_socket + ",server=on,wait=off"});
+  }
+  if (!options_.incoming.empty()) c.insert(c.end(), {"-incoming", options_.incoming});
   if (options_.nic) {
     const GuestNic& n = *options_.nic;
     c.insert(c.end(), {"-netdev",
@@ -215,6 +221,10 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
 
 QemuGuest::~QemuGuest() {
   kill();
+  if (!options_.qmp_socket.empty()) (void)::unlink(options_.qmp_socket.c_str());
+  constexpr std::string_view kUnix = "unix:";
+  if (options_.incoming.rfind(kUnix, 0) == 0)
+    (void)::unlink(options_.incoming.substr(kUnix.size()).c_str());
 }
 
 void QemuGuest::reap(bool block) {

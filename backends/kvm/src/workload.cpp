@@ -255,6 +255,7 @@ std::string Report::line() const {
                 mode.c_str(), ok ? 1 : 0, bytes, messages, checksum, elapsed, rtt_min, rtt_p50,
                 rtt_p99, rtt_mean, stats.sleeps, stats.wakeups, stats.data_notifications);
   std::string text = buf;
+  text += extra;
   if (!error.empty()) {
     std::string quoted;
     for (char c : error) quoted += (c == '"' || c == '\n' || c == '\r') ? '\'' : c;

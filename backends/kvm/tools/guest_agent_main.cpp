@@ -9,16 +9,21 @@
 //   ivmc-guest ping --irq vfio --policy on_demand --count 1000 --message 64
 //   ivmc-guest recv --tcp-listen 10.0.0.1:5000 --bytes 64M     (the remote path: TCP instead)
 //   ivmc-guest send --tcp-connect 10.0.0.1:5000 --bytes 64M
+//   ivmc-guest loop --policy on_demand --bytes 64G --after 32M --host-word 1044480
+//                                          (both ends in this guest, across a live migration)
 #include "ivmc/kvm/guest_platform.hpp"
 #include "ivmc/kvm/tcp_path.hpp"
 #include "ivmc/kvm/workload.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <exception>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace ivmc;
 using namespace ivmc::kvm;
@@ -44,6 +49,118 @@ std::pair<std::string, std::uint16_t> parse_endpoint(const std::string& text) {
   const unsigned long port = std::stoul(text.substr(colon + 1));
   if (port == 0 || port > 65535) throw std::invalid_argument("bad port in '" + text + "'");
   return {text.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+// Both ends of one channel inside this guest, through BAR2: a sender thread and this thread
+// receiving. For live migration: with master=on the region moves with the guest, and the
+// stream carries on. The sender watches for a topology change: IVPosition (a new peer id), and
+// the host word, a 64-bit word at `host_word` in BAR2 that each host's membership source sets
+// to its own identity when a guest arrives (QEMU keeps a master=on device at peer id 0 on
+// every server, so the id alone cannot tell). After a change it sends `after` more bytes and
+// closes.
+Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
+                   std::uint64_t max_bytes, std::uint64_t after, std::uint32_t message,
+                   Nanos timeout, std::optional<std::size_t> host_word) {
+  auto tx = platform.create_channel(endpoint);
+  auto rx = platform.attach_channel(endpoint, timeout);
+  Report r;
+  r.mode = "loop";
+  if (message == 0 || message > tx->channel().max_message()) {
+    r.error = "message size " + std::to_string(message) + " does not fit the ring";
+    return r;
+  }
+  const std::uint16_t id_before = platform.id();
+  std::uint16_t id_after = id_before;
+  std::uint64_t* word = nullptr;
+  if (host_word) {
+    if (*host_word % 8 != 0 || *host_word + 8 > platform.region().size)
+      throw std::invalid_argument("--host-word is not an aligned offset inside BAR2");
+    word = reinterpret_cast<std::uint64_t*>(platform.region().base + *host_word);
+  }
+  // Relaxed: the word is a hint; nothing else is read through it.
+  auto host_now = [&] { return word ? std::atomic_ref(*word).load(std::memory_order_relaxed) : 0; };
+  const std::uint64_t host_before = host_now();
+  std::uint64_t host_after = host_before;
+  bool moved = false;
+  std::uint64_t sent = 0, moved_at = 0, sent_checksum = 0;
+  std::string send_error;
+  std::printf("IVMC-INFO loop started peer_id=%u\n", id_before);
+  std::fflush(stdout);
+  std::thread sender([&] {
+    std::vector<std::byte> buffer(message);
+    StreamChecksum sum;
+    std::uint64_t limit = max_bytes;
+    for (std::uint64_t i = 0; sent < limit; ++i) {
+      if ((i & 255u) == 0 && !moved) {
+        id_after = platform.current_id();
+        host_after = host_now();
+        if (id_after != id_before || host_after != host_before) {
+          moved = true;
+          moved_at = sent;
+          limit = std::min(limit, sent + after);
+          std::printf("IVMC-TOPOLOGY peer_id %u -> %u host %llu -> %llu after %llu bytes\n",
+                      id_before, id_after, static_cast<unsigned long long>(host_before),
+                      static_cast<unsigned long long>(host_after),
+                      static_cast<unsigned long long>(sent));
+          std::fflush(stdout);
+        }
+      }
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(message, limit - sent));
+      const std::span<std::byte> m(buffer.data(), n);
+      fill_stream(sent, m);
+      if (const Errc e = tx->channel().send(m, timeout); e != Errc::ok) {
+        send_error = "send: " + std::string(to_string(e)) + " " + tx->channel().error_detail();
+        break;
+      }
+      sum.update(m);
+      sent += n;
+    }
+    sent_checksum = sum.value();
+    if (send_error.empty()) {
+      if (const Errc e = tx->channel().close(timeout); e != Errc::ok)
+        send_error = "close: " + std::string(to_string(e));
+    }
+  });
+  std::vector<std::byte> buffer(rx->channel().max_message());
+  StreamChecksum sum;
+  Nanos first = -1, last = -1, max_gap = 0;
+  std::string recv_error;
+  for (;;) {
+    std::size_t n = 0;
+    const Errc e = rx->channel().recv(buffer, n, timeout);
+    if (e == Errc::peer_closed) break;
+    if (e != Errc::ok) {
+      recv_error = "recv: " + std::string(to_string(e)) + " " + rx->channel().error_detail();
+      break;
+    }
+    const Nanos now = MonotonicClock::read();
+    if (first < 0) first = now;
+    if (last >= 0) max_gap = std::max(max_gap, now - last);
+    last = now;
+    sum.update(std::span(buffer.data(), n));
+    r.bytes += n;
+    ++r.messages;
+  }
+  sender.join(); // the sender's close() returned once everything was consumed
+  r.checksum = sum.value();
+  r.elapsed = first < 0 ? 0 : last - first;
+  r.stats = rx->channel().stats();
+  char extra[256];
+  std::snprintf(extra, sizeof extra,
+                " sent=%llu sent_checksum=%016llx id_before=%u id_after=%u host_before=%llu "
+                "host_after=%llu moved=%d moved_at=%llu max_gap_ns=%lld",
+                static_cast<unsigned long long>(sent),
+                static_cast<unsigned long long>(sent_checksum), id_before, id_after,
+                static_cast<unsigned long long>(host_before),
+                static_cast<unsigned long long>(host_after), moved ? 1 : 0,
+                static_cast<unsigned long long>(moved_at), static_cast<long long>(max_gap));
+  r.extra = extra;
+  if (!send_error.empty()) r.error = send_error;
+  else if (!recv_error.empty()) r.error = recv_error;
+  else if (r.bytes != sent) r.error = "received " + std::to_string(r.bytes) + " of " + std::to_string(sent);
+  else if (r.checksum != sent_checksum) r.error = "checksum mismatch";
+  r.ok = r.error.empty();
+  return r;
 }
 
 } // namespace
@@ -78,6 +195,12 @@ int main(int argc, char** argv) {
     sub->add_option("--peer-timeout", peer_timeout_s, "seconds without a heartbeat: peer dead");
   };
   for (const char* mode : {"send", "recv", "echo", "ping"}) common(app.add_subcommand(mode));
+  std::string after_text = "32M";
+  CLI::App* loop = app.add_subcommand("loop", "both ends of a channel in this guest (migration)");
+  common(loop);
+  loop->add_option("--after", after_text, "bytes to send once the topology changed");
+  std::size_t host_word_offset = 0;
+  loop->add_option("--host-word", host_word_offset, "BAR2 offset of the host word to watch");
   CLI11_PARSE(app, argc, argv);
   const std::string mode = app.get_subcommands().front()->get_name();
 
@@ -134,15 +257,24 @@ int main(int argc, char** argv) {
       endpoint.channel.notify.policy = policy;
       endpoint.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
       std::unique_ptr<IvshmemEndpoint> ep;
-      if (role == "create") {
+      if (mode == "loop") {
+        // both ends are made by loop_stream
+      } else if (role == "create") {
         ep = platform->create_channel(endpoint);
         if (const Errc e = ep->wait_for_peer(timeout); e != Errc::ok)
           throw std::runtime_error("no peer attached: " + std::string(to_string(e)));
       } else {
         ep = platform->attach_channel(endpoint, timeout);
       }
-      ChannelWorkloadPath path(ep->channel());
-      report = run(path);
+      if (mode == "loop") {
+        std::optional<std::size_t> host_word;
+        if (loop->count("--host-word") != 0) host_word = host_word_offset;
+        report = loop_stream(*platform, endpoint, w.bytes, parse_size(after_text), message,
+                             timeout, host_word);
+      } else {
+        ChannelWorkloadPath path(ep->channel());
+        report = run(path);
+      }
     }
   } catch (const std::exception& e) {
     report.ok = false;

@@ -45,7 +45,9 @@ class IvshmemPort {
 public:
   virtual ~IvshmemPort() = default;
   virtual SharedRegion region() const = 0;
-  virtual std::uint16_t id() const = 0;
+  virtual std::uint16_t id() const = 0; // when the port was opened
+  // The id now: a guest that migrated to another host's server has a new one.
+  virtual std::uint16_t current_id() const { return id(); }
   virtual unsigned vectors() const = 0;
   // A doorbell that rings peer `remote` on `remote_vectors` and waits on this peer's own
   // `own` vectors; null while `remote` is not known yet (try again later). Throws if it can
@@ -118,6 +120,8 @@ public:
   std::unique_ptr<IvshmemEndpoint> attach_channel(const EndpointOptions& options, Nanos timeout);
 
   std::uint16_t id() const { return port_->id(); }
+  // Re-read from the device: differs from id() once a guest migrated to another host.
+  std::uint16_t current_id() const { return port_->current_id(); }
   MonotonicClock& clock() { return clock_; }
   SharedRegion region() const { return port_->region(); }
 

@@ -57,6 +57,11 @@ struct QemuOptions {
   unsigned memory_mib = 256;
   std::string ivshmem_socket; // an ivshmem server's socket: adds ivshmem-doorbell; empty: none
   unsigned vectors = 2;       // the doorbell device's vectors= (the server's --vectors)
+  // master=on: the region migrates with the guest (peer mode blocks migration). On the
+  // destination the device needs its own server, where the guest gets a new peer id.
+  bool ivshmem_master = false;
+  std::string qmp_socket; // QMP server socket (QmpClient, qmp.hpp); empty: none
+  std::string incoming;   // -incoming URI ("unix:/tmp/x.sock"): a migration destination
   // Interrupt mode: q35 with an intel-iommu, intel_iommu=on, and the guest loads vfio-pci.
   bool iommu = false;
   std::optional<GuestNic> nic;          // the guests' network, if any

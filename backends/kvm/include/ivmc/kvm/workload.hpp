@@ -59,6 +59,7 @@ struct Report {
   // ping: round-trip times
   Nanos rtt_min = 0, rtt_p50 = 0, rtt_p99 = 0, rtt_mean = 0;
   ChannelStats stats{};
+  std::string extra; // more " key=value" pairs for the line (no spaces in values)
   std::string line() const; // "IVMC-RESULT mode=... ok=1 ..."
 };
 
