@@ -57,9 +57,16 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   for (const kvm::QmpEvent& ev : qa.history())
     if (ev.name == "STOP") stopped = ev;
   REQUIRE(stopped.has_value());
-  const std::string info = qa.execute("query-migrate", "", 10 * kSecond);
+  // QEMU emits MIGRATION completed before it computes the totals: ask until they are there.
+  std::string info;
+  for (int i = 0; i < 100; ++i) {
+    info = qa.execute("query-migrate", "", 10 * kSecond);
+    if (kvm::json_number(info, "total-time").value_or(0) > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   INFO(info);
   CHECK(kvm::json_string(info, "status") == "completed");
+  CHECK(kvm::json_number(info, "total-time").value_or(0) > 0);
   const double total_ms = kvm::json_number(info, "total-time").value_or(-1);
   const double downtime_ms = kvm::json_number(info, "downtime").value_or(-1);
   source->kill(); // paused after the migration: its job is done
