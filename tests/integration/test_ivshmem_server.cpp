@@ -7,6 +7,7 @@
 #include "ivmc/kvm/eventfd_doorbell.hpp"
 #include "ivmc/kvm/ivshmem_peer.hpp"
 #include "ivmc/kvm/ivshmem_server.hpp"
+#include "ivmc/kvm/ivshmem_server_thread.hpp"
 #include "ivmc/kvm/posix_clock.hpp"
 #include "ivmc/kvm/unique_fd.hpp"
 
@@ -907,5 +908,29 @@ TEST_CASE("ivshmem peer: connect rejects a hostile or broken server clearly, in 
     CHECK(error.find(names.socket) != std::string::npos); // names where
     CHECK(elapsed < kConnectTimeout + kSecond);
     CHECK(exited_with(fake.wait_exit(5 * kSecond), 0));
+  }
+}
+
+TEST_CASE("ivshmem server: reuse_id_zero gives ID 0 again once it is free (master=on guests)",
+          "[ivshmem]") {
+  for (const bool reuse : {false, true}) {
+    ivmc::kvm::IvshmemServerOptions o;
+    const std::string name = "ivmc-test-id0-" + std::to_string(::getpid());
+    o.socket_path = "/tmp/" + name + ".sock";
+    o.shm_name = name;
+    o.size = 64 * 1024;
+    o.vectors = 2;
+    o.reuse_id_zero = reuse;
+    o.log = [](std::string_view) {};
+    ivmc::kvm::IvshmemServerThread server(o);
+    std::optional<IvshmemPeer> first(IvshmemPeer::connect(o.socket_path, 5 * kSecond, 2));
+    IvshmemPeer resident = IvshmemPeer::connect(o.socket_path, 5 * kSecond, 2);
+    REQUIRE(first->id() == 0);
+    REQUIRE(resident.id() == 1);
+    first.reset(); // the guest left this host
+    REQUIRE(resident.wait_for_peer_gone(0, 5 * kSecond));
+    IvshmemPeer returning = IvshmemPeer::connect(o.socket_path, 5 * kSecond, 2);
+    INFO("reuse_id_zero " << reuse);
+    CHECK(returning.id() == (reuse ? 0 : 2)); // round-robin otherwise
   }
 }

@@ -94,3 +94,92 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   figure("live migration: longest gap between messages in the guest",
          std::stoll(r.at("max_gap_ns")) / 1e6, "ms");
 }
+
+namespace {
+
+struct Migration {
+  double total_ms = -1, downtime_ms = -1, stop_to_resume_ms = -1;
+};
+
+// Migrates the guest behind `from` to the -incoming QEMU behind `to` (listening on `uri`) and
+// lets `arrived` run on the destination's RESUME (the membership source's notice).
+template <class Arrived>
+Migration migrate(kvm::QmpClient& from, kvm::QmpClient& to, const std::string& uri,
+                  Arrived arrived) {
+  const std::string events = R"({"capabilities": [{"capability": "events", "state": true}]})";
+  from.execute("migrate-set-capabilities", events, 10 * kSecond);
+  to.execute("migrate-set-capabilities", events, 10 * kSecond);
+  from.discard_events(); // `from` may have arrived by migration itself: its old events
+  to.discard_events();
+  const std::size_t before = from.history().size();
+  from.execute("migrate", R"({"uri": ")" + uri + R"("})", 10 * kSecond);
+  REQUIRE(from.wait_event("MIGRATION", "completed", 60 * kSecond).has_value());
+  const auto resumed = to.wait_event("RESUME", "", 30 * kSecond);
+  REQUIRE(resumed.has_value());
+  arrived();
+  Migration m;
+  for (std::size_t i = before; i < from.history().size(); ++i)
+    if (from.history()[i].name == "STOP")
+      m.stop_to_resume_ms = (resumed->timestamp - from.history()[i].timestamp) * 1e3;
+  for (int i = 0; i < 100; ++i) { // the totals come a little after the completed event
+    const std::string info = from.execute("query-migrate", "", 10 * kSecond);
+    m.total_ms = kvm::json_number(info, "total-time").value_or(0);
+    m.downtime_ms = kvm::json_number(info, "downtime").value_or(0);
+    if (kvm::json_string(info, "status") == "completed" && m.total_ms > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return m;
+}
+
+} // namespace
+
+// There and back: A -> B -> A. Host A's server gives ID 0 again when it is free (QEMU admits
+// a master=on device only as ID 0) while a host process stays connected to A the whole time;
+// the guest sees the host word go 1 -> 2 -> 1. The region comes back with the guest (its
+// incoming migration overwrites host A's region), so nothing else may use A's region meanwhile.
+TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm][migration]") {
+  Host host_a("mig2-a", 1u << 20, true), host_b("mig2-b");
+  constexpr std::size_t kHostWord = (1u << 20) - 4096;
+  host_a.set_host_word(kHostWord, 1);
+  const std::string base = "/tmp/ivmc-vm-mig2-" + std::to_string(::getpid());
+  const std::string to_b = "unix:" + base + ".to-b", to_a = "unix:" + base + ".to-a";
+  const std::vector<std::string> agent = {"loop", "--policy", "on_demand", "--bytes", "64G",
+                                          "--after", "32M", "--moves", "2", "--timeout", "120",
+                                          "--host-word", std::to_string(kHostWord)};
+  auto first = launch(&host_a, {"mig2-a", agent, false, {}, true, base + "-a.qmp", ""});
+  REQUIRE(first->wait_for_console("IVMC-INFO loop started", kBootBudget));
+  // A host process on A, connected throughout: it holds the next round-robin ID.
+  auto resident = kvm::HostPlatform::connect(host_a.socket(), 5 * kSecond, kVectors);
+  CHECK(resident->id() != 0);
+
+  auto on_b = launch(&host_b, {"mig2-b", agent, false, {}, true, base + "-b.qmp", to_b});
+  auto qa = kvm::QmpClient::connect(base + "-a.qmp", 10 * kSecond);
+  auto qb = kvm::QmpClient::connect(base + "-b.qmp", 10 * kSecond);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const Migration out = migrate(qa, qb, to_b, [&] { host_b.set_host_word(kHostWord, 2); });
+  first->kill(); // paused: at most two QEMUs at once
+  REQUIRE(on_b->wait_for_console("IVMC-TOPOLOGY", 30 * kSecond));
+
+  auto back = launch(&host_a, {"mig2-back", agent, false, {}, true, base + "-a2.qmp", to_a});
+  auto qa2 = kvm::QmpClient::connect(base + "-a2.qmp", 10 * kSecond);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const Migration ret = migrate(qb, qa2, to_a, [&] { host_a.set_host_word(kHostWord, 1); });
+  on_b->kill();
+
+  const kvm::GuestOutcome end = back->wait();
+  const kvm::ReportFields r = result_of(end);
+  CHECK(r.at("ok") == "1");
+  CHECK(r.at("moves") == "2");
+  CHECK(r.at("hosts") == "1,2,1");
+  CHECK(out.total_ms > 0);
+  CHECK(ret.total_ms > 0);
+  CHECK(ret.stop_to_resume_ms > 0);
+  CHECK(r.at("bytes") == r.at("sent"));
+  const std::uint64_t bytes = std::stoull(r.at("bytes"));
+  CHECK(r.at("checksum") == hex16(kvm::expected_checksum(bytes)));
+  figure("live migration A -> B: total", out.total_ms, "ms");
+  figure("live migration A -> B: downtime", out.downtime_ms, "ms");
+  figure("live migration B -> A: total", ret.total_ms, "ms");
+  figure("live migration B -> A: downtime", ret.downtime_ms, "ms");
+  figure("live migration B -> A: source STOP -> destination RESUME", ret.stop_to_resume_ms, "ms");
+}

@@ -48,7 +48,7 @@ inline kvm::Accel accel() {
 // An ivshmem server ("a host") served by a thread of the test process.
 class Host {
 public:
-  Host(const std::string& tag, std::size_t region_bytes = 1u << 20) {
+  Host(const std::string& tag, std::size_t region_bytes = 1u << 20, bool reuse_id_zero = false) {
     kvm::IvshmemServerOptions o;
     name_ = "ivmc-vm-" + tag + "-" + std::to_string(::getpid());
     const std::string& name = name_;
@@ -56,6 +56,7 @@ public:
     o.shm_name = name;
     o.size = region_bytes;
     o.vectors = kVectors;
+    o.reuse_id_zero = reuse_id_zero;
     o.log = [](std::string_view) {};
     server_ = std::make_unique<kvm::IvshmemServerThread>(o);
   }

@@ -453,6 +453,10 @@ void IvshmemServer::accept_clients() {
 }
 
 bool IvshmemServer::allocate_id(std::uint16_t& id) {
+  if (options_.reuse_id_zero && !clients_.contains(0)) {
+    id = 0;
+    return true;
+  }
   // Round-robin from the last ID given out, so a departed peer's ID is reused as late as
   // possible (a stale doorbell write to a recycled ID would interrupt a stranger).
   for (std::uint32_t tries = 0; tries <= ivshmem::kMaxPeerId; ++tries) {

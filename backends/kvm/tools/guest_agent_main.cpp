@@ -56,11 +56,11 @@ std::pair<std::string, std::uint16_t> parse_endpoint(const std::string& text) {
 // stream carries on. The sender watches for a topology change: IVPosition (a new peer id), and
 // the host word, a 64-bit word at `host_word` in BAR2 that each host's membership source sets
 // to its own identity when a guest arrives (QEMU keeps a master=on device at peer id 0 on
-// every server, so the id alone cannot tell). After a change it sends `after` more bytes and
-// closes.
+// every server, so the id alone cannot tell). After the `moves`-th change it sends `after`
+// more bytes and closes.
 Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
                    std::uint64_t max_bytes, std::uint64_t after, std::uint32_t message,
-                   Nanos timeout, std::optional<std::size_t> host_word) {
+                   Nanos timeout, std::optional<std::size_t> host_word, unsigned moves_wanted) {
   auto tx = platform.create_channel(endpoint);
   auto rx = platform.attach_channel(endpoint, timeout);
   Report r;
@@ -81,7 +81,8 @@ Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
   auto host_now = [&] { return word ? std::atomic_ref(*word).load(std::memory_order_relaxed) : 0; };
   const std::uint64_t host_before = host_now();
   std::uint64_t host_after = host_before;
-  bool moved = false;
+  unsigned moves = 0;
+  std::string hosts = std::to_string(host_before); // the host words seen, in order
   std::uint64_t sent = 0, moved_at = 0, sent_checksum = 0;
   std::string send_error;
   std::printf("IVMC-INFO loop started peer_id=%u\n", id_before);
@@ -91,18 +92,20 @@ Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
     StreamChecksum sum;
     std::uint64_t limit = max_bytes;
     for (std::uint64_t i = 0; sent < limit; ++i) {
-      if ((i & 255u) == 0 && !moved) {
-        id_after = platform.current_id();
-        host_after = host_now();
-        if (id_after != id_before || host_after != host_before) {
-          moved = true;
+      if ((i & 255u) == 0 && moves < moves_wanted) {
+        const std::uint16_t id = platform.current_id();
+        const std::uint64_t host = host_now();
+        if (id != id_after || host != host_after) {
+          ++moves;
           moved_at = sent;
-          limit = std::min(limit, sent + after);
+          if (moves == moves_wanted) limit = std::min(limit, sent + after);
           std::printf("IVMC-TOPOLOGY peer_id %u -> %u host %llu -> %llu after %llu bytes\n",
-                      id_before, id_after, static_cast<unsigned long long>(host_before),
-                      static_cast<unsigned long long>(host_after),
-                      static_cast<unsigned long long>(sent));
+                      id_after, id, static_cast<unsigned long long>(host_after),
+                      static_cast<unsigned long long>(host), static_cast<unsigned long long>(sent));
           std::fflush(stdout);
+          id_after = id;
+          host_after = host;
+          hosts += "," + std::to_string(host);
         }
       }
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(message, limit - sent));
@@ -145,14 +148,15 @@ Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
   r.checksum = sum.value();
   r.elapsed = first < 0 ? 0 : last - first;
   r.stats = rx->channel().stats();
-  char extra[256];
+  char extra[320];
   std::snprintf(extra, sizeof extra,
                 " sent=%llu sent_checksum=%016llx id_before=%u id_after=%u host_before=%llu "
-                "host_after=%llu moved=%d moved_at=%llu max_gap_ns=%lld",
+                "host_after=%llu moved=%d moves=%u hosts=%s moved_at=%llu max_gap_ns=%lld",
                 static_cast<unsigned long long>(sent),
                 static_cast<unsigned long long>(sent_checksum), id_before, id_after,
                 static_cast<unsigned long long>(host_before),
-                static_cast<unsigned long long>(host_after), moved ? 1 : 0,
+                static_cast<unsigned long long>(host_after), moves > 0 ? 1 : 0, moves,
+                hosts.c_str(),
                 static_cast<unsigned long long>(moved_at), static_cast<long long>(max_gap));
   r.extra = extra;
   if (!send_error.empty()) r.error = send_error;
@@ -200,6 +204,8 @@ int main(int argc, char** argv) {
   common(loop);
   loop->add_option("--after", after_text, "bytes to send once the topology changed");
   std::size_t host_word_offset = 0;
+  unsigned moves_wanted = 1;
+  loop->add_option("--moves", moves_wanted, "topology changes before the last --after bytes");
   loop->add_option("--host-word", host_word_offset, "BAR2 offset of the host word to watch");
   CLI11_PARSE(app, argc, argv);
   const std::string mode = app.get_subcommands().front()->get_name();
@@ -270,7 +276,7 @@ int main(int argc, char** argv) {
         std::optional<std::size_t> host_word;
         if (loop->count("--host-word") != 0) host_word = host_word_offset;
         report = loop_stream(*platform, endpoint, w.bytes, parse_size(after_text), message,
-                             timeout, host_word);
+                             timeout, host_word, moves_wanted);
       } else {
         ChannelWorkloadPath path(ep->channel());
         report = run(path);

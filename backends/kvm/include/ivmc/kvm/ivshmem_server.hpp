@@ -40,6 +40,10 @@ struct IvshmemServerOptions {
   std::size_t size = std::size_t{4} << 20;
   unsigned vectors = 16; // eventfds per peer; QEMU's `vectors=` must be the same
   unsigned max_peers = 64;
+  // Give ID 0 to a new client whenever it is free (otherwise IDs go round-robin). QEMU admits an
+  // ivshmem-doorbell device with master=on only as ID 0, so a migratable guest that left this
+  // host and comes back needs it again while other peers stay connected.
+  bool reuse_id_zero = false;
   bool verbose = false;
   // Where log lines go (one line per call, no trailing newline); stderr when empty.
   std::function<void(std::string_view)> log;

@@ -32,6 +32,8 @@ inline void add_ivshmem_server_options(CLI::App& app, IvshmemServerOptions& opti
       ->capture_default_str();
   app.add_option("--max-peers", options.max_peers, "peers connected at once (IDs are 16-bit)")
       ->capture_default_str();
+  app.add_flag("--reuse-id-zero", options.reuse_id_zero,
+               "give ID 0 again whenever it is free (master=on guests migrating back)");
   app.add_flag("--verbose,-v", options.verbose, "log every peer joining and leaving");
 }
 

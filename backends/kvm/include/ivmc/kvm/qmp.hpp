@@ -50,6 +50,9 @@ public:
   std::optional<QmpEvent> wait_event(const std::string& name, const std::string& status,
                                      Nanos timeout);
   const std::vector<QmpEvent>& history() const { return history_; }
+  // Drops the queued events (they stay in history()): a later wait_event() sees only new ones,
+  // e.g. not the MIGRATION completed of this QEMU's own incoming migration.
+  void discard_events() { pending_.clear(); }
 
 private:
   QmpClient(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
