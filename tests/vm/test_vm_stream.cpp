@@ -25,10 +25,9 @@ double mb_per_s(std::uint64_t bytes, Nanos ns) {
 // A host process (this one) and one guest over a channel the host creates at offset 0; the
 // host runs `host_side` once the guest attached. Returns the host's and the guest's reports.
 template <class HostSide>
-std::pair<kvm::Report, kvm::ReportFields> host_and_guest(const std::string& tag,
-                                                        NotifyPolicy policy, bool interrupts,
-                                                        std::vector<std::string> guest_args,
-                                                        HostSide host_side) {
+std::pair<kvm::Report, kvm::ReportFields>
+host_and_guest(const std::string& tag, NotifyPolicy policy, bool interrupts,
+               std::vector<std::string> guest_args, HostSide host_side) {
   Host host(tag);
   auto platform = kvm::HostPlatform::connect(host.socket(), 5 * kSecond, kVectors);
   auto ep = platform->create_channel(endpoint(policy));
@@ -107,9 +106,9 @@ TEST_CASE("a host process and a guest ping-pong through ivshmem (polling)", "[vm
   kvm::WorkloadOptions w;
   w.count = 2000;
   w.message = 64;
-  auto [host, guest] = host_and_guest("pp", NotifyPolicy::polling, false,
-                                      {"echo", "--policy", "polling"},
-                                      [&](Channel& ch) { return kvm::ping(ch, w); });
+  auto [host, guest] =
+      host_and_guest("pp", NotifyPolicy::polling, false, {"echo", "--policy", "polling"},
+                     [&](Channel& ch) { return kvm::ping(ch, w); });
   INFO(host.line());
   CHECK(host.ok);
   CHECK(host.messages == w.count);
@@ -119,19 +118,19 @@ TEST_CASE("a host process and a guest ping-pong through ivshmem (polling)", "[vm
 }
 
 TEST_CASE("two guests stream through ivshmem (polling)", "[vm][guests]") {
-  auto [a, b] = two_guests("g2g",
-                           {"send", "--bytes", bytes_arg(kGuestBytes), "--message", "4096",
-                            "--policy", "polling"},
-                           {"recv", "--bytes", bytes_arg(kGuestBytes)}, false);
+  auto [a, b] = two_guests(
+      "g2g",
+      {"send", "--bytes", bytes_arg(kGuestBytes), "--message", "4096", "--policy", "polling"},
+      {"recv", "--bytes", bytes_arg(kGuestBytes)}, false);
   check_stream(a, b, kGuestBytes);
   figure("guest->guest polling stream (receiver)", mb_per_s(kGuestBytes, std::stoll(b.at("ns"))),
          "MB/s");
 }
 
 TEST_CASE("two guests ping-pong through ivshmem (polling)", "[vm][guests]") {
-  auto [a, b] = two_guests("g2g-pp",
-                           {"ping", "--count", "2000", "--message", "64", "--policy", "polling"},
-                           {"echo"}, false);
+  auto [a, b] =
+      two_guests("g2g-pp", {"ping", "--count", "2000", "--message", "64", "--policy", "polling"},
+                 {"echo"}, false);
   CHECK(a.at("ok") == "1");
   CHECK(b.at("messages") == "2000");
   figure("guest<->guest polling 64 B round trip p50", std::stoll(a.at("rtt_p50_ns")) / 1e3, "us");
@@ -142,12 +141,11 @@ TEST_CASE("two guests ping-pong through ivshmem (polling)", "[vm][guests]") {
 // read and every sender facing a full ring sleeps until the peer rings. Guests sleep on MSI-X
 // vectors tied to eventfds through VFIO; the host process on its ivshmem eventfds.
 
-TEST_CASE("two guests stream through ivshmem, interrupt-driven (VFIO MSI-X)",
-          "[vm][guests][irq]") {
-  auto [a, b] = two_guests("g2g-irq",
-                           {"send", "--bytes", bytes_arg(kGuestBytes), "--message", "4096",
-                            "--policy", "on_demand"},
-                           {"recv", "--bytes", bytes_arg(kGuestBytes)}, true);
+TEST_CASE("two guests stream through ivshmem, interrupt-driven (VFIO MSI-X)", "[vm][guests][irq]") {
+  auto [a, b] = two_guests(
+      "g2g-irq",
+      {"send", "--bytes", bytes_arg(kGuestBytes), "--message", "4096", "--policy", "on_demand"},
+      {"recv", "--bytes", bytes_arg(kGuestBytes)}, true);
   check_stream(a, b, kGuestBytes);
   // The receiver slept and was woken by the sender's doorbell, not by wait timeouts.
   CHECK(std::stoull(b.at("sleeps")) > 0);
@@ -166,10 +164,10 @@ TEST_CASE("two guests ping-pong through ivshmem, interrupt-driven (VFIO MSI-X)",
   CHECK(b.at("messages") == "300");
   CHECK(std::stoull(a.at("wakeups")) > 0);
   CHECK(std::stoull(b.at("wakeups")) > 0);
-  figure("guest<->guest on_demand (VFIO) 64 B round trip p50",
-         std::stoll(a.at("rtt_p50_ns")) / 1e3, "us");
-  figure("guest<->guest on_demand (VFIO) 64 B round trip p99",
-         std::stoll(a.at("rtt_p99_ns")) / 1e3, "us");
+  figure("guest<->guest on_demand (VFIO) 64 B round trip p50", std::stoll(a.at("rtt_p50_ns")) / 1e3,
+         "us");
+  figure("guest<->guest on_demand (VFIO) 64 B round trip p99", std::stoll(a.at("rtt_p99_ns")) / 1e3,
+         "us");
 }
 
 TEST_CASE("a host process streams to a guest, interrupt-driven (VFIO MSI-X)", "[vm][host][irq]") {
@@ -180,8 +178,11 @@ TEST_CASE("a host process streams to a guest, interrupt-driven (VFIO MSI-X)", "[
                                       [&](Channel& ch) { return kvm::stream_send(ch, w); });
   INFO(host.line());
   check_stream(fields(host), guest, kHostBytes);
-  CHECK(std::stoull(guest.at("wakeups")) > 0); // the host's eventfd writes reached the guest
-  CHECK(host.stats.data_notifications > 0);
+  // Which side sleeps depends on which is faster this run: a slow TCG guest keeps the ring full
+  // (the host sleeps for space and the guest's BAR0 rings wake it), a fast one drains it (the
+  // guest sleeps and the host's eventfd writes reach it through MSI-X). Either way doorbells
+  // ended sleeps; the ping-pong test below checks both directions every time.
+  CHECK(std::stoull(guest.at("wakeups")) + host.stats.wakeups > 0);
   figure("host->guest on_demand (VFIO) stream (receiver)",
          mb_per_s(kHostBytes, std::stoll(guest.at("ns"))), "MB/s");
 }
@@ -196,7 +197,7 @@ TEST_CASE("a host process and a guest ping-pong, interrupt-driven (VFIO MSI-X)",
   INFO(host.line());
   CHECK(host.ok);
   CHECK(guest.at("messages") == std::to_string(w.count));
-  CHECK(host.stats.wakeups > 0);                // the guest's BAR0 rings reached the host
+  CHECK(host.stats.wakeups > 0);               // the guest's BAR0 rings reached the host
   CHECK(std::stoull(guest.at("wakeups")) > 0); // and the host's reached the guest
   figure("host<->guest on_demand (VFIO) 64 B round trip p50", host.rtt_p50 / 1e3, "us");
   figure("host<->guest on_demand (VFIO) 64 B round trip p99", host.rtt_p99 / 1e3, "us");
@@ -213,8 +214,10 @@ std::pair<kvm::ReportFields, kvm::ReportFields> two_guests_tcp(const std::string
   REQUIRE(port_a != port_b);
   a_args.insert(a_args.end(), {"--tcp-listen", "10.0.0.1:5000"});
   b_args.insert(b_args.end(), {"--tcp-connect", "10.0.0.1:5000"});
-  auto a = launch(nullptr, {tag + "-a", a_args, false, kvm::GuestNic{port_a, port_b, "10.0.0.1/24", 1}});
-  auto b = launch(nullptr, {tag + "-b", b_args, false, kvm::GuestNic{port_b, port_a, "10.0.0.2/24", 2}});
+  auto a =
+      launch(nullptr, {tag + "-a", a_args, false, kvm::GuestNic{port_a, port_b, "10.0.0.1/24", 1}});
+  auto b =
+      launch(nullptr, {tag + "-b", b_args, false, kvm::GuestNic{port_b, port_a, "10.0.0.2/24", 2}});
   const kvm::GuestOutcome out_a = a->wait();
   const kvm::GuestOutcome out_b = b->wait();
   INFO("guest a: " << out_a.describe());
