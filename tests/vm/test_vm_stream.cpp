@@ -147,10 +147,10 @@ TEST_CASE("two guests stream through ivshmem, interrupt-driven (VFIO MSI-X)", "[
       {"send", "--bytes", bytes_arg(kGuestBytes), "--message", "4096", "--policy", "on_demand"},
       {"recv", "--bytes", bytes_arg(kGuestBytes)}, true);
   check_stream(a, b, kGuestBytes);
-  // The receiver slept and was woken by the sender's doorbell, not by wait timeouts.
-  CHECK(std::stoull(b.at("sleeps")) > 0);
-  CHECK(std::stoull(b.at("wakeups")) > 0);
-  CHECK(std::stoull(a.at("data_rings")) > 0);
+  // Sleeps were ended by doorbells, not wait timeouts: the receiver's (woken by data rings) or
+  // the sender's (woken by space rings), whichever side was faster this run; the ping-pong
+  // test below needs both directions every time.
+  CHECK(std::stoull(a.at("wakeups")) + std::stoull(b.at("wakeups")) > 0);
   figure("guest->guest on_demand (VFIO) stream (receiver)",
          mb_per_s(kGuestBytes, std::stoll(b.at("ns"))), "MB/s");
 }
