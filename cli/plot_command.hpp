@@ -17,6 +17,6 @@ struct PlotArgs {
 };
 
 CLI::App* add_plot(CLI::App& app, PlotArgs& args); // the `plot` subcommand
-int plot_main(const PlotArgs& args); // execs the script; returns only on error
+int plot_main(const PlotArgs& args);               // execs the script; returns only on error
 
 } // namespace ivmc::cli

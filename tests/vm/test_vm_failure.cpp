@@ -17,10 +17,10 @@ using namespace ivmc::vmtest;
 
 namespace {
 
-constexpr Nanos kNoticeBound = 5 * kSecond;      // kill -> peer_dead on the host
-constexpr Nanos kHostHeartbeat = 120 * kSecond;  // the host's own heartbeat timeout: out of play
-constexpr double kGuestPeerTimeout = 2.0;        // seconds, the surviving guest's
-constexpr Nanos kGuestBound = 20 * kSecond;      // kill -> the survivor's IVMC-RESULT
+constexpr Nanos kNoticeBound = 5 * kSecond;     // kill -> peer_dead on the host
+constexpr Nanos kHostHeartbeat = 120 * kSecond; // the host's own heartbeat timeout: out of play
+constexpr double kGuestPeerTimeout = 2.0;       // seconds, the surviving guest's
+constexpr Nanos kGuestBound = 20 * kSecond;     // kill -> the survivor's IVMC-RESULT
 
 } // namespace
 
@@ -31,9 +31,11 @@ TEST_CASE("a guest killed mid-transfer: the host peer gets the server's notice",
   e.channel.liveness.peer_timeout = kHostHeartbeat;
   auto ep = platform->create_channel(e);
   // The guest would receive 64 GiB: it is mid-stream whenever it is killed.
-  auto guest = launch(&host, {"kill-h", {"recv", "--bytes", "64G", "--role", "attach", "--offset",
-                                         "0", "--peer-timeout", "120"},
-                              false, {}});
+  auto guest = launch(&host, {"kill-h",
+                              {"recv", "--bytes", "64G", "--role", "attach", "--offset", "0",
+                               "--peer-timeout", "120"},
+                              false,
+                              {}});
   wait_for_guest(*ep, *guest);
   const auto guest_id = ep->peer_id();
   REQUIRE(guest_id.has_value());
@@ -75,11 +77,13 @@ TEST_CASE("a guest killed mid-transfer: the peer guest detects it by heartbeat",
   auto a = launch(&host, {"kill-g-a",
                           {"send", "--bytes", "64G", "--message", "4096", "--policy", "polling",
                            "--role", "create", "--offset", "0", "--peer-timeout", "120"},
-                          false, {}});
+                          false,
+                          {}});
   auto b = launch(&host, {"kill-g-b",
                           {"recv", "--bytes", "64G", "--role", "attach", "--offset", "0",
                            "--peer-timeout", peer_timeout},
-                          false, {}});
+                          false,
+                          {}});
   // Both agents opened the device; give the stream a moment to get going, then kill the sender.
   REQUIRE(a->wait_for_console("IVMC-INFO", kBootBudget));
   REQUIRE(b->wait_for_console("IVMC-INFO", kBootBudget));

@@ -28,9 +28,17 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   const std::string base = "/tmp/ivmc-vm-mig-" + std::to_string(::getpid());
   const std::string qmp_a = base + "-a.qmp", qmp_b = base + "-b.qmp";
   const std::string uri = "unix:" + base + ".migrate";
-  const std::vector<std::string> agent = {"loop",  "--policy", "on_demand", "--bytes",
-                                          "64G",   "--after",  "32M",       "--timeout",
-                                          "120",   "--host-word", std::to_string(kHostWord)};
+  const std::vector<std::string> agent = {"loop",
+                                          "--policy",
+                                          "on_demand",
+                                          "--bytes",
+                                          "64G",
+                                          "--after",
+                                          "32M",
+                                          "--timeout",
+                                          "120",
+                                          "--host-word",
+                                          std::to_string(kHostWord)};
   auto source = launch(&host_a, {"mig-source", agent, false, {}, true, qmp_a, ""});
   auto dest = launch(&host_b, {"mig-dest", agent, false, {}, true, qmp_b, uri});
 
@@ -45,8 +53,8 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   const Nanos t0 = kvm::MonotonicClock::read();
   qa.execute("migrate", R"({"uri": ")" + uri + R"("})", 10 * kSecond);
   const auto completed = qa.wait_event("MIGRATION", "completed", 60 * kSecond);
-  INFO("source events: " << qa.history().size() << "; last: "
-                         << (qa.history().empty() ? "" : qa.history().back().json));
+  INFO("source events: " << qa.history().size()
+                         << "; last: " << (qa.history().empty() ? "" : qa.history().back().json));
   REQUIRE(completed.has_value());
   const Nanos wall = completed->received - t0;
   const auto resumed = qb.wait_event("RESUME", "", 30 * kSecond);
@@ -143,9 +151,19 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
   host_a.set_host_word(kHostWord, 1);
   const std::string base = "/tmp/ivmc-vm-mig2-" + std::to_string(::getpid());
   const std::string to_b = "unix:" + base + ".to-b", to_a = "unix:" + base + ".to-a";
-  const std::vector<std::string> agent = {"loop", "--policy", "on_demand", "--bytes", "64G",
-                                          "--after", "32M", "--moves", "2", "--timeout", "120",
-                                          "--host-word", std::to_string(kHostWord)};
+  const std::vector<std::string> agent = {"loop",
+                                          "--policy",
+                                          "on_demand",
+                                          "--bytes",
+                                          "64G",
+                                          "--after",
+                                          "32M",
+                                          "--moves",
+                                          "2",
+                                          "--timeout",
+                                          "120",
+                                          "--host-word",
+                                          std::to_string(kHostWord)};
   auto first = launch(&host_a, {"mig2-a", agent, false, {}, true, base + "-a.qmp", ""});
   REQUIRE(first->wait_for_console("IVMC-INFO loop started", kBootBudget));
   // A host process on A, connected throughout: it holds the next round-robin ID.

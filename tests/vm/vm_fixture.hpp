@@ -17,16 +17,16 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace ivmc::vmtest {
 
 inline constexpr Nanos kSecond = 1'000'000'000;
-inline constexpr unsigned kVectors = 2;            // the servers' and devices' vectors
-inline constexpr std::uint32_t kRing = 256 * 1024; // per direction
+inline constexpr unsigned kVectors = 2;             // the servers' and devices' vectors
+inline constexpr std::uint32_t kRing = 256 * 1024;  // per direction
 inline constexpr Nanos kBootBudget = 120 * kSecond; // launch to power-off, per guest
 
 inline const kvm::GuestImage& image() {
@@ -69,7 +69,8 @@ public:
     const int fd = ::open(("/dev/shm/" + name_).c_str(), O_RDWR | O_CLOEXEC);
     REQUIRE(fd >= 0);
     const std::size_t page = offset & ~std::size_t{4095};
-    void* map = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(page));
+    void* map =
+        ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(page));
     ::close(fd);
     REQUIRE(map != MAP_FAILED);
     auto* word = reinterpret_cast<std::uint64_t*>(static_cast<char*>(map) + (offset - page));

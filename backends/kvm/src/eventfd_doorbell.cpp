@@ -1,10 +1,10 @@
 // ivmc::Doorbell over ivshmem eventfds: see include/ivmc/kvm/eventfd_doorbell.hpp.
 #include "ivmc/kvm/eventfd_doorbell.hpp"
 
+#include "eventfd_wait.hpp"
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/ivshmem_peer.hpp"
 #include "ivmc/kvm/posix_clock.hpp"
-#include "eventfd_wait.hpp"
 #include "syscall_error.hpp"
 
 #include <fcntl.h>

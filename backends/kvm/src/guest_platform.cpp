@@ -64,8 +64,8 @@ std::uint64_t bar_start(const std::string& device_dir, unsigned bar) {
   if (!in) fail("open", device_dir + "/resource");
   std::string line;
   for (unsigned i = 0; i <= bar; ++i) {
-    if (!std::getline(in, line)) fail_plain(device_dir + "/resource has no line for BAR " +
-                                            std::to_string(bar));
+    if (!std::getline(in, line))
+      fail_plain(device_dir + "/resource has no line for BAR " + std::to_string(bar));
   }
   return std::stoull(line.substr(0, line.find(' ')), nullptr, 16);
 }
@@ -175,9 +175,7 @@ public:
     id_ = static_cast<std::uint16_t>(position);
   }
 
-  SharedRegion region() const override {
-    return {static_cast<std::byte*>(bar2_.base), bar2_.size};
-  }
+  SharedRegion region() const override { return {static_cast<std::byte*>(bar2_.base), bar2_.size}; }
   std::uint16_t id() const override { return id_; }
   std::uint16_t current_id() const override {
     return static_cast<std::uint16_t>(regs_->read32(kIvPositionRegister));
@@ -208,8 +206,8 @@ private:
     bar0_fd_ = UniqueFd(::open((dir_ + "/resource0").c_str(), O_RDWR | O_SYNC | O_CLOEXEC));
     if (!bar0_fd_) fail("open", dir_ + "/resource0");
     bar0_.map(bar0_fd_.get(), kPage, 0, dir_ + "/resource0");
-    regs->use_mapping(reinterpret_cast<volatile std::uint32_t*>(static_cast<char*>(bar0_.base) +
-                                                                in_page));
+    regs->use_mapping(
+        reinterpret_cast<volatile std::uint32_t*>(static_cast<char*>(bar0_.base) + in_page));
     regs_ = std::move(regs);
     UniqueFd bar2(::open((dir_ + "/resource2").c_str(), O_RDWR | O_CLOEXEC));
     if (!bar2) fail("open", dir_ + "/resource2");
@@ -258,9 +256,9 @@ private:
     int container = container_fd_.get();
     if (::ioctl(group_fd_.get(), VFIO_GROUP_SET_CONTAINER, &container) != 0)
       fail("VFIO_GROUP_SET_CONTAINER", group_node);
-    const unsigned long iommu =
-        ::ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1 ? VFIO_TYPE1v2_IOMMU
-                                                                         : VFIO_TYPE1_IOMMU;
+    const unsigned long iommu = ::ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) == 1
+                                    ? VFIO_TYPE1v2_IOMMU
+                                    : VFIO_TYPE1_IOMMU;
     if (::ioctl(container, VFIO_SET_IOMMU, iommu) != 0)
       fail("VFIO_SET_IOMMU", "/dev/vfio/vfio (is vfio_iommu_type1 loaded?)");
     device_fd_ = UniqueFd(::ioctl(group_fd_.get(), VFIO_GROUP_GET_DEVICE_FD, address_.c_str()));
@@ -295,7 +293,8 @@ private:
       fail("VFIO_DEVICE_GET_IRQ_INFO", address_);
     if (irq.count < vectors_) {
       fail_plain(address_ + " has " + std::to_string(irq.count) + " MSI-X vectors, " +
-                 std::to_string(vectors_) + " needed (QEMU's vectors= and the server's "
+                 std::to_string(vectors_) +
+                 " needed (QEMU's vectors= and the server's "
                  "--vectors must match)");
     }
     std::vector<std::byte> set(sizeof(vfio_irq_set) + sizeof(std::int32_t) * vectors_);

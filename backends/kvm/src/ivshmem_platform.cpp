@@ -193,8 +193,8 @@ void IvshmemPlatform::tick_loop() {
     for (const std::uint16_t gone : port_->departed()) {
       for (IvshmemEndpoint* ep : endpoints_) {
         if (ep->peer_id() == gone) {
-          ep->channel_->mark_peer_dead("the ivshmem server reported peer " +
-                                       std::to_string(gone) + " disconnected");
+          ep->channel_->mark_peer_dead("the ivshmem server reported peer " + std::to_string(gone) +
+                                       " disconnected");
         }
       }
     }

@@ -7,9 +7,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,7 +36,7 @@ std::string read_file(const std::string& path) {
 
 std::string last_lines(const std::string& text, std::size_t count) {
   std::size_t at = text.size();
-  for (std::size_t n = 0; at > 0 && n <= count; ) {
+  for (std::size_t n = 0; at > 0 && n <= count;) {
     --at;
     if (text[at] == '\n') ++n;
   }
@@ -100,7 +100,8 @@ std::string find_qemu() {
   return {};
 }
 
-Accel choose_accel(const std::string& qemu, const GuestImage& image, const std::string& cache_file) {
+Accel choose_accel(const std::string& qemu, const GuestImage& image,
+                   const std::string& cache_file) {
   if (const char* env = std::getenv("IVMC_QEMU_ACCEL"); env && *env) {
     if (std::string_view(env) == "kvm") return Accel::kvm;
     if (std::string_view(env) == "tcg") return Accel::tcg;
@@ -135,10 +136,13 @@ Accel choose_accel(const std::string& qemu, const GuestImage& image, const std::
 
 std::string GuestOutcome::describe() const {
   std::string why;
-  if (timed_out) why = fmt::format("killed at its timeout after {:.1f} s", wall / 1e9);
-  else if (!agent_status) why = fmt::format("QEMU ended (status {}) without IVMC-EXIT", qemu_status);
-  else why = fmt::format("agent exit {} (QEMU status {}) after {:.1f} s", *agent_status,
-                         qemu_status, wall / 1e9);
+  if (timed_out)
+    why = fmt::format("killed at its timeout after {:.1f} s", wall / 1e9);
+  else if (!agent_status)
+    why = fmt::format("QEMU ended (status {}) without IVMC-EXIT", qemu_status);
+  else
+    why = fmt::format("agent exit {} (QEMU status {}) after {:.1f} s", *agent_status, qemu_status,
+                      wall / 1e9);
   return fmt::format("{}\n--- console (last lines) ---\n{}\n--- QEMU output ---\n{}", why,
                      last_lines(console, 25), last_lines(qemu_output, 10));
 }
@@ -153,19 +157,30 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
   for (const std::string& a : options_.agent_args) {
     if (a.empty() || a.find_first_of(" \"\t\n") != std::string::npos)
       throw IvshmemError(fmt::format("QemuGuest: agent argument '{}' cannot go on a kernel "
-                                     "command line (empty, or a space or quote in it)", a));
+                                     "command line (empty, or a space or quote in it)",
+                                     a));
     append += " " + a;
   }
   auto& c = command_;
-  c = {options_.qemu, "-accel", std::string(to_string(options_.accel)), "-m",
-       std::to_string(options_.memory_mib), "-smp", "1", "-nodefaults", "-display", "none",
-       "-no-reboot", "-serial", "file:" + options_.serial_log};
+  c = {options_.qemu,
+       "-accel",
+       std::string(to_string(options_.accel)),
+       "-m",
+       std::to_string(options_.memory_mib),
+       "-smp",
+       "1",
+       "-nodefaults",
+       "-display",
+       "none",
+       "-no-reboot",
+       "-serial",
+       "file:" + options_.serial_log};
   if (options_.iommu) c.insert(c.end(), {"-M", "q35", "-device", "intel-iommu"});
   if (!options_.ivshmem_socket.empty()) {
-    c.insert(c.end(), {"-chardev", "socket,path=" + options_.ivshmem_socket + ",id=ivshmem",
-                       "-device",
-                       fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}{}", options_.vectors,
-                                   options_.ivshmem_master ? ",master=on" : "")});
+    c.insert(c.end(),
+             {"-chardev", "socket,path=" + options_.ivshmem_socket + ",id=ivshmem", "-device",
+              fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}{}", options_.vectors,
+                          options_.ivshmem_master ? ",master=on" : "")});
   }
   if (!options_.qmp_socket.empty()) {
     (void)::unlink(options_.qmp_socket.c_str()); // a stale socket of an earlier run
@@ -182,8 +197,8 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
                                    n.mac_suffix & 0xff)});
   }
   c.insert(c.end(), options_.qemu_args.begin(), options_.qemu_args.end());
-  c.insert(c.end(), {"-kernel", options_.image.kernel, "-initrd", options_.image.initrd,
-                     "-append", append});
+  c.insert(c.end(),
+           {"-kernel", options_.image.kernel, "-initrd", options_.image.initrd, "-append", append});
 
   // Everything the child needs is prepared before fork(): it only calls async-signal-safe
   // functions before exec.

@@ -137,7 +137,8 @@ std::string QmpClient::execute(const std::string& command, const std::string& ar
   for (;;) {
     const auto line = read_line(deadline);
     if (!line) throw IvshmemError(fmt::format("QMP {}: no answer to {} in time", path_, command));
-    if (line->find("\"event\"") != std::string::npos && line->find("\"return\"") == std::string::npos) {
+    if (line->find("\"event\"") != std::string::npos &&
+        line->find("\"return\"") == std::string::npos) {
       queue_event(*line);
       continue;
     }
@@ -173,7 +174,9 @@ std::optional<QmpEvent> QmpClient::wait_event(const std::function<bool(const Qmp
 std::optional<QmpEvent> QmpClient::wait_event(const std::string& name, const std::string& status,
                                               Nanos timeout) {
   return wait_event(
-      [&](const QmpEvent& ev) { return ev.name == name && (status.empty() || ev.status == status); },
+      [&](const QmpEvent& ev) {
+        return ev.name == name && (status.empty() || ev.status == status);
+      },
       timeout);
 }
 

@@ -178,8 +178,8 @@ TcpListener::TcpListener(const std::string& address, std::uint16_t port)
   if (::bind(socket_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       ::listen(socket_.get(), 4) != 0 ||
       ::getsockname(socket_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    throw std::runtime_error(
-        sys_error(("tcp listener: bind/listen on " + address + ":" + std::to_string(port)).c_str()));
+    throw std::runtime_error(sys_error(
+        ("tcp listener: bind/listen on " + address + ":" + std::to_string(port)).c_str()));
   }
   port_ = ntohs(addr.sin_port);
 }

@@ -83,7 +83,8 @@ std::uint64_t expected_checksum(std::uint64_t bytes) {
   StreamChecksum sum;
   std::vector<std::byte> chunk(1 << 16);
   for (std::uint64_t at = 0; at < bytes;) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), bytes - at));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), bytes - at));
     fill_stream(at, std::span(chunk.data(), n));
     sum.update(std::span(chunk.data(), n));
     at += n;
@@ -114,7 +115,8 @@ Report stream_send(WorkloadPath& path, const WorkloadOptions& o) {
   StreamChecksum sum;
   const Nanos start = MonotonicClock::read();
   while (r.bytes < o.bytes) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(o.message, o.bytes - r.bytes));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(o.message, o.bytes - r.bytes));
     const std::span<std::byte> message(buffer.data(), n);
     fill_stream(r.bytes, message);
     if (const Errc e = path.send(message, o.timeout); e != Errc::ok) {
@@ -249,9 +251,9 @@ std::string Report::line() const {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "IVMC-RESULT mode=%s ok=%d bytes=%" PRIu64 " messages=%" PRIu64
-                " checksum=%016" PRIx64 " ns=%" PRId64 " rtt_min_ns=%" PRId64
-                " rtt_p50_ns=%" PRId64 " rtt_p99_ns=%" PRId64 " rtt_mean_ns=%" PRId64
-                " sleeps=%" PRIu64 " wakeups=%" PRIu64 " data_rings=%" PRIu64,
+                " checksum=%016" PRIx64 " ns=%" PRId64 " rtt_min_ns=%" PRId64 " rtt_p50_ns=%" PRId64
+                " rtt_p99_ns=%" PRId64 " rtt_mean_ns=%" PRId64 " sleeps=%" PRIu64
+                " wakeups=%" PRIu64 " data_rings=%" PRIu64,
                 mode.c_str(), ok ? 1 : 0, bytes, messages, checksum, elapsed, rtt_min, rtt_p50,
                 rtt_p99, rtt_mean, stats.sleeps, stats.wakeups, stats.data_notifications);
   std::string text = buf;

@@ -149,20 +149,23 @@ Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
   r.elapsed = first < 0 ? 0 : last - first;
   r.stats = rx->channel().stats();
   char extra[320];
-  std::snprintf(extra, sizeof extra,
-                " sent=%llu sent_checksum=%016llx id_before=%u id_after=%u host_before=%llu "
-                "host_after=%llu moved=%d moves=%u hosts=%s moved_at=%llu max_gap_ns=%lld",
-                static_cast<unsigned long long>(sent),
-                static_cast<unsigned long long>(sent_checksum), id_before, id_after,
-                static_cast<unsigned long long>(host_before),
-                static_cast<unsigned long long>(host_after), moves > 0 ? 1 : 0, moves,
-                hosts.c_str(),
-                static_cast<unsigned long long>(moved_at), static_cast<long long>(max_gap));
+  std::snprintf(
+      extra, sizeof extra,
+      " sent=%llu sent_checksum=%016llx id_before=%u id_after=%u host_before=%llu "
+      "host_after=%llu moved=%d moves=%u hosts=%s moved_at=%llu max_gap_ns=%lld",
+      static_cast<unsigned long long>(sent), static_cast<unsigned long long>(sent_checksum),
+      id_before, id_after, static_cast<unsigned long long>(host_before),
+      static_cast<unsigned long long>(host_after), moves > 0 ? 1 : 0, moves, hosts.c_str(),
+      static_cast<unsigned long long>(moved_at), static_cast<long long>(max_gap));
   r.extra = extra;
-  if (!send_error.empty()) r.error = send_error;
-  else if (!recv_error.empty()) r.error = recv_error;
-  else if (r.bytes != sent) r.error = "received " + std::to_string(r.bytes) + " of " + std::to_string(sent);
-  else if (r.checksum != sent_checksum) r.error = "checksum mismatch";
+  if (!send_error.empty())
+    r.error = send_error;
+  else if (!recv_error.empty())
+    r.error = recv_error;
+  else if (r.bytes != sent)
+    r.error = "received " + std::to_string(r.bytes) + " of " + std::to_string(sent);
+  else if (r.checksum != sent_checksum)
+    r.error = "checksum mismatch";
   r.ok = r.error.empty();
   return r;
 }
@@ -191,8 +194,9 @@ int main(int argc, char** argv) {
     sub->add_option("--device", device, "PCI address (default: the first 1af4:1110)");
     sub->add_option("--bytes", bytes_text, "stream bytes (send/recv)");
     sub->add_option("--message", message, "bytes per message (send/ping)");
-    sub->add_option("--count", count, "round trips (ping); messages to return (echo; default: "
-                                      "until the peer closes)");
+    sub->add_option("--count", count,
+                    "round trips (ping); messages to return (echo; default: "
+                    "until the peer closes)");
     sub->add_option("--tcp-listen", tcp_listen, "ADDRESS:PORT: run over TCP, accepting here");
     sub->add_option("--tcp-connect", tcp_connect, "ADDRESS:PORT: run over TCP, connecting here");
     sub->add_option("--timeout", timeout_s, "seconds to wait for the peer and each message");
@@ -275,8 +279,8 @@ int main(int argc, char** argv) {
       if (mode == "loop") {
         std::optional<std::size_t> host_word;
         if (loop->count("--host-word") != 0) host_word = host_word_offset;
-        report = loop_stream(*platform, endpoint, w.bytes, parse_size(after_text), message,
-                             timeout, host_word, moves_wanted);
+        report = loop_stream(*platform, endpoint, w.bytes, parse_size(after_text), message, timeout,
+                             host_word, moves_wanted);
       } else {
         ChannelWorkloadPath path(ep->channel());
         report = run(path);

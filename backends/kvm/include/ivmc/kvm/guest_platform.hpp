@@ -24,11 +24,11 @@
 namespace ivmc::kvm {
 
 struct GuestDeviceOptions {
-  std::string pci_address; // "0000:00:04.0"; empty: the first 1af4:1110 device
-  bool interrupts = false; // VFIO MSI-X -> eventfds; false: polling (waits only sleep)
-  unsigned vectors = 2;    // QEMU's `vectors=` (the server's --vectors)
+  std::string pci_address;              // "0000:00:04.0"; empty: the first 1af4:1110 device
+  bool interrupts = false;              // VFIO MSI-X -> eventfds; false: polling (waits only sleep)
+  unsigned vectors = 2;                 // QEMU's `vectors=` (the server's --vectors)
   Nanos setup_timeout = 10'000'000'000; // binding to vfio-pci and the group device appearing
-  std::string sysfs = "/sys"; // for tests of the lookup
+  std::string sysfs = "/sys";           // for tests of the lookup
 };
 
 // Finds the ivshmem device: `options.pci_address` checked, or the first 1af4:1110 function.

@@ -74,9 +74,9 @@ struct QemuOptions {
 
 // What a guest did, read from its console once QEMU ended.
 struct GuestOutcome {
-  bool timed_out = false;           // killed at the deadline
-  int qemu_status = -1;             // QEMU's exit code, or -signal
-  std::optional<int> agent_status;  // from the "IVMC-EXIT n" line
+  bool timed_out = false;            // killed at the deadline
+  int qemu_status = -1;              // QEMU's exit code, or -signal
+  std::optional<int> agent_status;   // from the "IVMC-EXIT n" line
   std::vector<ReportFields> reports; // every IVMC-RESULT line
   std::string console;               // the whole serial log
   std::string qemu_output;           // QEMU's own stdout/stderr

@@ -40,8 +40,7 @@ public:
   // Sends {"execute": command, "arguments": arguments_json} (arguments omitted when empty) and
   // returns the response line; events read meanwhile are queued. Throws on an error response
   // (with QEMU's desc), a closed socket or the timeout.
-  std::string execute(const std::string& command, const std::string& arguments_json,
-                      Nanos timeout);
+  std::string execute(const std::string& command, const std::string& arguments_json, Nanos timeout);
 
   // The first queued or newly read event `match` accepts; the events before it are dropped
   // from the queue (they stay in history()). nullopt at the timeout or if QEMU closed.

@@ -42,11 +42,11 @@ void fill_stream(std::uint64_t position, std::span<std::byte> out);
 std::uint64_t expected_checksum(std::uint64_t bytes);
 
 struct WorkloadOptions {
-  std::uint64_t bytes = 16u << 20;  // stream: total bytes
-  std::uint32_t message = 4096;     // stream/ping: bytes per message (the last may be shorter)
-  std::uint64_t count = 1000;       // ping: round trips; echo: stop after this many (0: at close)
-  Nanos timeout = 60'000'000'000;   // longest wait for any single message
-  bool close = true;                // close the channel at the end (orderly)
+  std::uint64_t bytes = 16u << 20; // stream: total bytes
+  std::uint32_t message = 4096;    // stream/ping: bytes per message (the last may be shorter)
+  std::uint64_t count = 1000;      // ping: round trips; echo: stop after this many (0: at close)
+  Nanos timeout = 60'000'000'000;  // longest wait for any single message
+  bool close = true;               // close the channel at the end (orderly)
 };
 
 // The outcome of one workload, printable as one line.
@@ -59,7 +59,7 @@ struct Report {
   // ping: round-trip times
   Nanos rtt_min = 0, rtt_p50 = 0, rtt_p99 = 0, rtt_mean = 0;
   ChannelStats stats{};
-  std::string extra; // more " key=value" pairs for the line (no spaces in values)
+  std::string extra;        // more " key=value" pairs for the line (no spaces in values)
   std::string line() const; // "IVMC-RESULT mode=... ok=1 ..."
 };
 
@@ -79,7 +79,9 @@ public:
 class ChannelWorkloadPath final : public WorkloadPath {
 public:
   explicit ChannelWorkloadPath(Channel& channel) : channel_(channel) {}
-  Errc send(std::span<const std::byte> m, Nanos timeout) override { return channel_.send(m, timeout); }
+  Errc send(std::span<const std::byte> m, Nanos timeout) override {
+    return channel_.send(m, timeout);
+  }
   Errc recv(std::span<std::byte> b, std::size_t& n, Nanos timeout) override {
     return channel_.recv(b, n, timeout);
   }
@@ -105,7 +107,9 @@ public:
   Errc recv(std::span<std::byte> b, std::size_t& n, Nanos timeout) override {
     return path_.recv({}, b, n, timeout);
   }
-  std::size_t max_message() const override { return std::min<std::size_t>(path_.max_frame(), 1u << 20); }
+  std::size_t max_message() const override {
+    return std::min<std::size_t>(path_.max_frame(), 1u << 20);
+  }
   Errc finish(Nanos timeout) override;
 
 private:
