@@ -513,6 +513,21 @@ void Channel::publish_consumed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Wake-up requests, shared by the blocking waits and request_wake()
+
+// Whether the peer rings for `reason` only when asked through the request flag: data under
+// on_demand and spin_then_block, space under every sleeping policy.
+bool Channel::rings_on_request(Wake reason) const {
+  return reason == Wake::space || policy_ == NotifyPolicy::on_demand ||
+         policy_ == NotifyPolicy::spin_then_block;
+}
+
+std::atomic_ref<std::uint32_t> Channel::request_flag(Wake reason) {
+  return shared(reason == Wake::data ? control_->direction[1 - side_].data_wanted.value
+                                     : control_->direction[side_].space_wanted.value);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Event-loop readiness
 
 bool Channel::can_send(std::size_t message_bytes) {
@@ -537,12 +552,9 @@ Errc Channel::request_wake(Wake reason, std::size_t message_bytes) {
   if (reason == Wake::data && rx_.published != rx_.position) {
     publish_consumed(); // as a blocking wait does: the producer gets its space back first
   }
-  if (policy_ == NotifyPolicy::polling) return Errc::would_block;
-  const bool use_flag = reason == Wake::space || policy_ == NotifyPolicy::on_demand ||
-                        policy_ == NotifyPolicy::spin_then_block;
-  if (!use_flag) return Errc::would_block; // per_packet and atw ring for every (batch of) data
-  auto flag = shared(reason == Wake::data ? control_->direction[1 - side_].data_wanted.value
-                                          : control_->direction[side_].space_wanted.value);
+  if (policy_ == NotifyPolicy::polling) return Errc::would_block; // nobody rings
+  if (!rings_on_request(reason)) return Errc::would_block;        // per_packet and atw ring anyway
+  auto flag = request_flag(reason);
   // seq_cst exchange is a full fence: the flag is visible before the re-check below.
   flag.exchange(1, std::memory_order_seq_cst);
   if (ready()) {
@@ -562,12 +574,8 @@ Nanos Channel::deadline_after(Nanos timeout) {
 template <class Ready>
 Errc Channel::wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first) {
   const bool sleeps = policy_ != NotifyPolicy::polling;
-  // The request flag is needed where the peer rings only on request: on_demand and
-  // spin_then_block for data, every sleeping policy for space.
-  const bool use_flag = reason == Wake::space || policy_ == NotifyPolicy::on_demand ||
-                        policy_ == NotifyPolicy::spin_then_block;
-  auto flag = shared(reason == Wake::data ? control_->direction[1 - side_].data_wanted.value
-                                          : control_->direction[side_].space_wanted.value);
+  const bool use_flag = sleeps && rings_on_request(reason);
+  auto flag = request_flag(reason);
   // The clock is read lazily: a poller that finds its message within 256 polls never pays
   // for it (a clock read costs about as much as a cache-line transfer here).
   Nanos deadline = -1, spin_until = -1;

@@ -199,6 +199,8 @@ private:
   Errc tx_room(std::uint64_t need);
   void publish_consumed();
   void notify_data_sent();
+  bool rings_on_request(Wake reason) const;
+  std::atomic_ref<std::uint32_t> request_flag(Wake reason);
   Errc peer_state_check(Nanos now, Wake reason, Errc otherwise);
   Errc end_of_stream();
   template <class Ready>
