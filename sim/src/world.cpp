@@ -180,8 +180,6 @@ struct WorkloadStats {
 
 // One direction of one workload: a LinkSender in VM `from`, a LinkReceiver in VM `to`.
 struct Pipe {
-  World* world = nullptr;
-  std::size_t index = 0;
   VmId from = 0, to = 0;
   Proto proto = Proto::tcp;
   SimRemotePath remote;
@@ -237,8 +235,8 @@ private:
   std::uint32_t pieces_for(std::size_t bytes) const;
 
   // Cost models (docs/costs.md).
-  Nanos local_send_cost(const Pipe& p, std::size_t frame, std::uint32_t pieces) const;
-  Nanos local_recv_cost(const Pipe& p, std::size_t frame, std::uint32_t pieces) const;
+  Nanos local_send_cost(const Pipe& p, std::size_t frame, bool message_ends) const;
+  Nanos local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends) const;
   Nanos remote_send_cost(const Pipe& p, std::size_t frame) const;
   Nanos remote_recv_cost(const Pipe& p, std::size_t frame) const;
   Nanos remote_arrival(Pipe& p, std::size_t frame, Nanos leaves);
@@ -369,17 +367,17 @@ double World::interrupts_per_record() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cost models. A frame's "pieces" is how many of its application message's segments it is
-// (1 for a segment); per-message costs (the socket call, the socket copy) are charged once per
-// message, on its first piece when sending and its last when receiving.
+// Cost models. The socket call is a per-message cost: `message_ends` says whether this frame
+// pays it (the first piece of a message when sending, the last when receiving). Per-byte and
+// per-packet costs are paid by every frame.
 
-Nanos World::local_send_cost(const Pipe& p, std::size_t frame, std::uint32_t pieces) const {
+Nanos World::local_send_cost(const Pipe& p, std::size_t frame, bool message_ends) const {
   const auto& c = costs_;
   double t = c.shm_per_record_ns + static_cast<double>(frame) * c.shm_copy_ns_per_byte;
-  if (s_.channel.layer >= 2 && pieces > 0) t += c.syscall_ns; // a socket below it
+  if (s_.channel.layer >= 2 && message_ends) t += c.syscall_ns; // a socket below it
   if (s_.channel.layer == 3) {
     t += p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
-    t += static_cast<double>(frame) * c.copy_ns_per_byte / std::max<std::uint32_t>(pieces, 1);
+    t += static_cast<double>(frame) * c.copy_ns_per_byte; // the socket copy
     if (p.proto == Proto::tcp) { // an ACK per two segments comes back through the channel
       t += 0.5 *
            (c.shm_softirq_per_packet_ns + c.tcp_per_packet_ns + interrupts_per_record() * c.irq_ns);
@@ -388,15 +386,15 @@ Nanos World::local_send_cost(const Pipe& p, std::size_t frame, std::uint32_t pie
   return ns(t);
 }
 
-Nanos World::local_recv_cost(const Pipe& p, std::size_t frame, std::uint32_t pieces) const {
+Nanos World::local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends) const {
   const auto& c = costs_;
   double t = c.shm_per_record_ns + static_cast<double>(frame) * c.shm_copy_ns_per_byte;
-  if (s_.channel.layer >= 2 && pieces > 0) t += c.syscall_ns;
+  if (s_.channel.layer >= 2 && message_ends) t += c.syscall_ns;
   if (s_.channel.layer == 3) {
     t += c.shm_softirq_per_packet_ns;
     t += p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
-    t += static_cast<double>(frame) * c.copy_ns_per_byte / std::max<std::uint32_t>(pieces, 1);
-    if (p.proto == Proto::tcp) { // sending that ACK back
+    t += static_cast<double>(frame) * c.copy_ns_per_byte; // the socket copy
+    if (p.proto == Proto::tcp) {                          // sending that ACK back
       t += 0.5 * (c.tcp_per_packet_ns + c.shm_per_record_ns +
                   interrupts_per_record() * c.shm_doorbell_ns);
     }
@@ -466,7 +464,6 @@ Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
 // Links
 
 void World::build_pipe(Pipe& p, VmId from, VmId to, Proto proto) {
-  p.world = this;
   p.from = from;
   p.to = to;
   p.proto = proto;
@@ -744,8 +741,7 @@ void World::sender_step(Pipe& p) {
   if (p.tx_buffer.size() < frame) p.tx_buffer.resize(frame);
   std::memcpy(p.tx_buffer.data(), &meta, kMetaBytes);
   const std::span<const std::byte> body(p.tx_buffer.data(), frame);
-  const std::uint32_t first_piece = m.next_piece == 0 ? 1 : 0;
-  const Nanos local_cost = local_send_cost(p, frame, first_piece);
+  const Nanos local_cost = local_send_cost(p, frame, m.next_piece == 0);
   const Nanos remote_cost = remote_send_cost(p, frame);
   const std::uint64_t probes_before = p.sender->stats().probes;
   const std::uint64_t fallbacks_before = p.sender->stats().fallbacks;
@@ -809,7 +805,7 @@ void World::receiver_step(Pipe& p) {
     const bool local = p.receiver->path() == PathKind::local && p.rx_gen != nullptr;
     if (local && p.rx_gen->broken) recovered_bytes_ += n;
     const bool last = meta.piece + 1 >= meta.pieces;
-    Nanos cost = local ? local_recv_cost(p, n, last ? 1 : 0) : remote_recv_cost(p, n);
+    Nanos cost = local ? local_recv_cost(p, n, last) : remote_recv_cost(p, n);
     if (p.rx_rested) cost += ns(costs_.irq_ns);
     p.rx_rested = false;
     if (!local) {
@@ -883,26 +879,23 @@ void World::setup_workloads() {
     const Nanos start = ns(w.start_s * 1e9);
     const Nanos stop = w.stop_s < 0 ? end_ : std::min(end_, ns(w.stop_s * 1e9));
     auto fwd = std::make_unique<Pipe>();
-    fwd->index = pipes_.size();
     build_pipe(*fwd, a, b, proto);
     Pipe* f = fwd.get();
     pipes_.push_back(std::move(fwd));
     Pipe* back = nullptr;
     if (rr) {
       auto bw = std::make_unique<Pipe>();
-      bw->index = pipes_.size();
       build_pipe(*bw, b, a, proto);
       back = bw.get();
       pipes_.push_back(std::move(bw));
     }
     workload_pipes_.push_back({f, back});
     const std::size_t bytes = w.message_bytes;
-    const std::uint32_t pieces = pieces_for(bytes);
     for (Pipe* p : {f, back}) { // a frame is at most a message (or its meta) plus a marker
       if (p != nullptr) p->rx_buffer.resize(std::max(bytes, kMetaBytes) + 64);
     }
-    auto message = [this, bytes, pieces](Nanos created) {
-      return Pipe::Outgoing{next_message_++, bytes, created, 0, pieces};
+    auto message = [this, bytes](Nanos created) { // cut into pieces when it starts (sender_step)
+      return Pipe::Outgoing{next_message_++, bytes, created, 0, 1};
     };
     WorkloadStats* st = &wstats_[i];
     if (!rr) {
