@@ -53,46 +53,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-SCENARIO = """\
-preset = "xenloop"
-name = "calibration"
-duration_s = {duration}
-warmup_s = {warmup}
-[channel]
-ring_kib = 64            # XenLoop paper, Section 4.2: 64 KB FIFO per direction
-[[vm]]
-name = "a"
-host = 0
-[[vm]]
-name = "b"
-host = 0
-[[workload]]
-kind = "udp_rr"
-from = "a"
-to = "b"
-message_bytes = 16
-"""
+# Every run starts from the example pair (two co-resident Xen VMs, the XenLoop preset, one
+# workload), changed by --set overrides.
+EXAMPLE = REPO / "scenarios/examples/xenloop_pair.toml"
+
+# The calibration runs: the paper's 64 KB FIFO per direction (Section 4.2), 16 B UDP_RR.
+def calibration_sets(duration: float) -> list[str]:
+    return [f"duration_s={duration}", f"warmup_s={duration / 10}", "channel.ring_kib=64",
+            "workload.kind=udp_rr", "workload.message_bytes=16"]
+
 
 PAPER = "Wang et al. 2008 (XenLoop, HPDC)"
 
-# The scenario of docs/costs.md, "XenLoop against netfront" (the preset's own ring, 256 KiB).
-DOCS_SCENARIO = """\
-preset = "xenloop"
-name = "xenloop-udp"
-duration_s = 0.05
-warmup_s = 0.005
-[[vm]]
-name = "a"
-host = 0
-[[vm]]
-name = "b"
-host = 0
-[[workload]]
-kind = "udp_stream"
-from = "a"
-to = "b"
-message_bytes = 1024
-"""
+# docs/costs.md, "XenLoop against netfront": the example pair as it is (the preset's own ring,
+# 256 KiB), a UDP stream unless a run says otherwise.
+DOCS_SETS = ["workload.kind=udp_stream"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +76,7 @@ class Target:
     paper: float       # the published value
     unit: str
     source: str        # table (or section) of PAPER
-    sets: tuple[str, ...]  # --set overrides on top of SCENARIO
+    sets: tuple[str, ...]  # --set overrides on top of calibration_sets()
     metric: str        # results.csv column (rtt_us: 1e6 / transactions per second)
     fit: bool = True   # False: shown for context only
 
@@ -175,13 +150,11 @@ def value(row: dict[str, float], metric: str) -> float:
 
 def xenloop_table(ivmc: Path, tmp: Path, extra: list[str]) -> None:
     """docs/costs.md's XenLoop-against-netfront tables (streams, then request/response)."""
-    scenario = tmp / "xl.toml"
-    scenario.write_text(DOCS_SCENARIO)
     n = [0]
 
     def one(sets: list[str]) -> dict[str, float]:
         n[0] += 1
-        return run(ivmc, scenario, sets + extra, tmp / f"x{n[0]}")
+        return run(ivmc, EXAMPLE, DOCS_SETS + sets + extra, tmp / f"x{n[0]}")
 
     print("| workload | bytes | per_packet | atw | netfront | per_packet / netfront "
           "| atw / netfront |")
@@ -246,14 +219,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="ivmc-calibrate-") as tmp:
-        scenario = Path(tmp) / "calibration.toml"
-        scenario.write_text(SCENARIO.format(duration=args.duration,
-                                            warmup=args.duration / 10))
+        base = calibration_sets(args.duration)
         try:
             for i, t in enumerate(TARGETS):
                 out = Path(tmp) / f"t{i}"
                 sets = list(t.sets) + args.sets
-                model = value(run(args.ivmc, scenario, sets, out), t.metric)
+                model = value(run(args.ivmc, EXAMPLE, base + sets, out), t.metric)
                 rows.append((t, model, sets))
         except CalibrationError as e:
             print(f"calibrate_costs: {e}", file=sys.stderr)
@@ -284,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t.name:<{w}}  {t.paper:>9.0f}  {m:>9.0f}  {m / t.paper:>6.2f}  "
               f"{t.unit:<7}  {t.source}{mark}")
     print(f"mean factor off (fitted rows, 1.00 = exact): {score:.2f}")
-    print("each run: ivmc run SCENARIO --set " + " --set ".join(TARGETS[0].sets) + " ...")
+    first = calibration_sets(args.duration) + list(TARGETS[0].sets)
+    print(f"each run: ivmc run {EXAMPLE.relative_to(REPO)} --set " + " --set ".join(first)
+          + " ...")
     return 0
 
 
