@@ -93,25 +93,25 @@ vms = ["a"]
 
 namespace {
 
-// Two co-resident VMs and one stream, over a preset.
+// The example pair (scenarios/examples/xenloop_pair.toml: two co-resident VMs, one stream) with
+// its platform, channel, membership and pool settings back at their defaults: a point that
+// sets `preset` gets exactly that preset's choices.
+Scenario plain_pair(const std::string& kind) {
+  Scenario s =
+      load_scenario(std::string(IVMC_SOURCE_DIR) + "/scenarios/examples/xenloop_pair.toml");
+  s.platform = PlatformConfig{};
+  s.channel = ChannelSettings{};
+  s.membership = MembershipConfig{};
+  s.pool = PoolSettings{};
+  apply_override(s, "workload.kind=" + kind);
+  return s;
+}
+
+// The pair over one preset.
 Scenario two_vms(const std::string& preset, const std::string& kind) {
-  return parse_scenario("preset = \"" + preset + "\"\n" + R"(
-name = "pair"
-duration_s = 0.05
-warmup_s = 0.005
-[[vm]]
-name = "a"
-host = 0
-[[vm]]
-name = "b"
-host = 0
-[[workload]]
-kind = ")" + kind + R"("
-from = "a"
-to = "b"
-message_bytes = 1024
-)",
-                        "pair-" + preset);
+  Scenario s = plain_pair(kind);
+  apply_override(s, "preset=" + preset);
+  return s;
 }
 
 // Throughput by (message size, channel enabled) from a sweep.
@@ -231,11 +231,7 @@ TEST_CASE("every preset runs over the default scenario", "[sim][evidence]") {
 TEST_CASE("each preset reproduces the direction of its published results", "[sim][evidence]") {
   std::vector<std::string> names;
   for (const auto& p : presets()) names.push_back(p.name);
-  Scenario pair = two_vms("xenloop", "tcp_stream");
-  pair.channel = ChannelSettings{}; // each point applies its preset over the plain defaults
-  pair.membership = MembershipConfig{};
-  pair.pool = PoolSettings{};
-  pair.platform = PlatformConfig{};
+  const Scenario pair = plain_pair("tcp_stream"); // each point applies its preset
   const Rows streams = sweep("preset-streams", pair,
                              {{"preset", names},
                               {"workload.kind", {"tcp_stream", "udp_stream"}},
