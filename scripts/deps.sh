@@ -4,11 +4,13 @@
 set -euo pipefail
 want=(cmake g++ ninja-build pkg-config catch2 libfmt-dev libcli11-dev libtomlplusplus-dev
       libboost-graph-dev libsimgrid-dev pybind11-dev python3-dev python3-numpy python3-pandas
-      python3-matplotlib)
+      python3-matplotlib libxen-dev) # libxen-dev: the Xen backend (backends/xen)
 if [[ "${1:-build}" == test ]]; then
   want+=(clang libclang-rt-14-dev python3-pytest python3-distributed)
   want+=(python3-nbclient python3-nbformat python3-ipykernel) # notebooks, run headless
   want+=(qemu-system-x86 busybox-static cpio) # the vm label: QEMU guests (backends/kvm/guest)
+  # The vm label's Xen boot fetches Xen, its tools and the dom0 kernel itself (apt-get download,
+  # unpacked into ~/.cache/ivmc: never installed, so the host's boot loader is left alone).
 fi
 missing=()
 for p in "${want[@]}"; do

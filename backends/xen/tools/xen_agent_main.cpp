@@ -1,0 +1,355 @@
+// ivmc-xen-agent: the ivmc agent for Xen domains, in dom0 and in domUs (statically linked, so
+// an initramfs needs no libraries for it).
+//
+//   dom0:  ivmc-xen-agent drive --peer 1 --job "stream policy=polling bytes=33554432"
+//                               --job "ping policy=on_demand count=2000 message=64" --job exit
+//   domU:  ivmc-xen-agent serve --peer 0
+//
+// `drive` offers one channel per job (named j0, j1, ...) to the peer domain with the job's
+// text in the XenStore record, runs its own side (receiving a stream, or pinging) and prints
+// one `IVMC-RESULT job=... ` line per job. `serve` maps the channels in turn and runs the other
+// side (sending the stream, echoing) as the record's job says, until the job "exit". Jobs:
+//   stream policy=P bytes=N message=M [kill=K]   the domU streams N bytes to dom0 through the
+//       ring; with kill=K dom0 runs --kill-command after K bytes and checks that the channel
+//       ends with peer_dead, that what arrived is an intact prefix of the stream, and that it
+//       holds everything the sender had sent by then (its progress, published in XenStore)
+//   ping policy=P count=C message=M              C round trips of M bytes through the ring
+//   tcp-stream bytes=N message=M / tcp-ping count=C message=M   the same over TCP through
+//       the domains' network (dom0 listens on --listen-ip, port 5000 + job index)
+//   exit                                         the domU's serve loop ends
+#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/kvm/workload.hpp"
+#include "ivmc/xen/offer_record.hpp"
+#include "ivmc/xen/xen_platform.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace ivmc;
+using namespace ivmc::xen;
+using kvm::MonotonicClock;
+using kvm::Report;
+
+namespace {
+
+constexpr Nanos kSecond = 1'000'000'000;
+constexpr std::uint64_t kProgressEvery = 1u << 20; // the sender publishes its progress this often
+
+struct Job {
+  std::string kind;
+  std::map<std::string, std::string> args;
+  std::uint64_t number(const std::string& key, std::uint64_t fallback) const {
+    const auto it = args.find(key);
+    if (it == args.end()) return fallback;
+    std::uint32_t value = 0;
+    if (!parse_decimal(it->second, UINT32_MAX, value))
+      throw std::invalid_argument("job: " + key + "=" + it->second + " is not a number");
+    return value;
+  }
+  std::string text(const std::string& key, const std::string& fallback) const {
+    const auto it = args.find(key);
+    return it == args.end() ? fallback : it->second;
+  }
+};
+
+// "kind key=value ..." (already validated for characters by parse_offer on the domU side).
+Job parse_job(const std::string& text) {
+  Job job;
+  std::istringstream in(text);
+  in >> job.kind;
+  std::string item;
+  while (in >> item) {
+    const std::size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("job '" + text + "': '" + item + "' is not key=value");
+    job.args[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  if (job.kind != "stream" && job.kind != "ping" && job.kind != "tcp-stream" &&
+      job.kind != "tcp-ping" && job.kind != "exit")
+    throw std::invalid_argument("job '" + text + "': unknown kind '" + job.kind + "'");
+  return job;
+}
+
+void print(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+std::string progress_path(std::uint32_t domid) {
+  return "/local/domain/" + std::to_string(domid) + "/data/ivmc-progress";
+}
+
+XenEndpointOptions endpoint_options(const std::string& name, const Job& job,
+                                    double peer_timeout_s) {
+  XenEndpointOptions o;
+  o.name = name;
+  o.channel.ring_bytes = 256 * 1024;
+  NotifyPolicy policy = NotifyPolicy::on_demand;
+  if (!parse_notify_policy(job.text("policy", "on_demand"), policy))
+    throw std::invalid_argument("job: unknown policy '" + job.text("policy", "") + "'");
+  o.channel.notify.policy = policy;
+  o.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
+  return o;
+}
+
+// dom0's side of a stream whose sender is destroyed mid-stream.
+Report receive_until_killed(XenPlatform& platform, XenEndpoint& ep, const Job& job,
+                            const std::string& kill_command, Nanos timeout) {
+  Report r;
+  r.mode = "recv-kill";
+  const std::uint64_t kill_at = job.number("kill", 8u << 20);
+  std::vector<std::byte> buffer(ep.channel().max_message());
+  kvm::StreamChecksum sum;
+  std::optional<std::thread> killer;
+  std::uint64_t snapshot = 0;
+  Nanos killed_at = -1, kill_done = -1, ended_at = -1;
+  Errc end = Errc::ok;
+  for (;;) {
+    std::size_t n = 0;
+    end = ep.channel().recv(buffer, n, timeout);
+    if (end != Errc::ok) break;
+    sum.update(std::span(buffer.data(), n));
+    r.bytes += n;
+    ++r.messages;
+    if (!killer && r.bytes >= kill_at) {
+      // What the sender had sent (send() returned) by now: all of it must arrive.
+      const auto text = platform.store().read(progress_path(ep.peer()), 32);
+      std::uint32_t value = 0;
+      if (text && parse_decimal(*text, UINT32_MAX, value)) snapshot = value;
+      killed_at = MonotonicClock::read();
+      killer.emplace([&] {
+        const int status = std::system(kill_command.c_str());
+        kill_done = MonotonicClock::read();
+        if (status != 0) print("IVMC-WARN kill command exited with " + std::to_string(status));
+      });
+    }
+  }
+  ended_at = MonotonicClock::read();
+  if (killer) killer->join();
+  r.checksum = sum.value();
+  r.stats = ep.channel().stats();
+  char extra[256];
+  std::snprintf(extra, sizeof extra,
+                " end=%s sent_snapshot=%" PRIu64 " detect_ms=%.1f kill_cmd_ms=%.1f prefix_ok=%d",
+                std::string(to_string(end)).c_str(), snapshot,
+                killed_at < 0 ? -1.0 : (ended_at - killed_at) / 1e6,
+                kill_done < 0 ? -1.0 : (kill_done - killed_at) / 1e6,
+                sum.value() == kvm::expected_checksum(r.bytes) ? 1 : 0);
+  r.extra = extra;
+  if (!killer)
+    r.error = "the stream ended before kill=" + std::to_string(kill_at) + ": " +
+              std::string(to_string(end)) + " " + ep.channel().error_detail();
+  else if (end != Errc::peer_dead)
+    r.error = "ended with " + std::string(to_string(end)) +
+              ", expected peer_dead: " + ep.channel().error_detail();
+  else if (sum.value() != kvm::expected_checksum(r.bytes))
+    r.error = "the bytes received are not an intact prefix of the stream";
+  else if (r.bytes < snapshot)
+    r.error = "lost data: the sender had sent " + std::to_string(snapshot) + " bytes, " +
+              std::to_string(r.bytes) + " arrived";
+  else
+    r.extra += " reason=\"" + ep.peer_gone_reason() + "\"";
+  r.ok = r.error.empty();
+  return r;
+}
+
+int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::string& listen_ip,
+          const std::string& kill_command, double timeout_s, double peer_timeout_s) {
+  auto platform = XenPlatform::open();
+  print("IVMC-INFO drive domid=" + std::to_string(platform->domid()) +
+        " peer=" + std::to_string(peer));
+  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  bool all_ok = true;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const std::string name = "j" + std::to_string(i);
+    Report r;
+    std::string tag = " job=" + name + " kind=";
+    try {
+      const Job job = parse_job(jobs[i]);
+      tag += job.kind + " policy=" + job.text("policy", "-");
+      XenEndpointOptions o = endpoint_options(name, job, peer_timeout_s);
+      std::string wire_job = jobs[i];
+      const std::uint16_t tcp_port = static_cast<std::uint16_t>(5000 + i);
+      if (job.kind.rfind("tcp-", 0) == 0)
+        wire_job += " addr=" + listen_ip + ":" + std::to_string(tcp_port);
+      o.job = wire_job;
+      std::optional<kvm::TcpListener> listener;
+      if (job.kind.rfind("tcp-", 0) == 0) listener.emplace(listen_ip, tcp_port);
+      const Nanos t0 = MonotonicClock::read();
+      auto ep = platform->offer(peer, o);
+      if (const Errc e = ep->wait_for_peer(timeout); e != Errc::ok)
+        throw std::runtime_error("domain " + std::to_string(peer) + " did not map " + name + ": " +
+                                 std::string(to_string(e)));
+      const double setup_ms = (MonotonicClock::read() - t0) / 1e6;
+      kvm::WorkloadOptions w;
+      w.bytes = job.number("bytes", 32u << 20);
+      w.message = static_cast<std::uint32_t>(job.number("message", 4096));
+      w.count = job.number("count", 1000);
+      w.timeout = timeout;
+      if (job.kind == "exit") {
+        r.mode = "exit";
+        r.ok = true;
+      } else if (job.kind == "stream" && job.args.count("kill") != 0) {
+        r = receive_until_killed(*platform, *ep, job, kill_command, timeout);
+      } else if (job.kind == "stream") {
+        r = kvm::stream_recv(ep->channel(), w);
+      } else if (job.kind == "ping") {
+        r = kvm::ping(ep->channel(), w);
+      } else {
+        kvm::TcpPath tcp = listener->accept(timeout);
+        kvm::FrameWorkloadPath path(tcp);
+        r = job.kind == "tcp-stream" ? kvm::stream_recv(path, w) : kvm::ping(path, w);
+      }
+      if (job.kind != "stream" || job.args.count("kill") == 0) {
+        if (job.kind == "stream" && r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
+          r.ok = false;
+          r.error = "checksum differs from the stream's";
+        }
+        ep->channel().close(5 * kSecond);
+      }
+      char setup[64];
+      std::snprintf(setup, sizeof setup, " setup_ms=%.1f", setup_ms);
+      r.extra += setup;
+    } catch (const std::exception& e) {
+      r.ok = false;
+      r.error = e.what();
+    }
+    r.extra = tag + r.extra;
+    print(r.line());
+    all_ok = all_ok && r.ok;
+  }
+  return all_ok ? 0 : 1;
+}
+
+// The domU's side of one job.
+Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos timeout) {
+  kvm::WorkloadOptions w;
+  w.bytes = job.number("bytes", 32u << 20);
+  w.message = static_cast<std::uint32_t>(job.number("message", 4096));
+  w.count = 0; // echo until the peer closes
+  w.timeout = timeout;
+  if (job.kind == "ping") return kvm::echo(ep.channel(), w);
+  if (job.kind == "tcp-stream" || job.kind == "tcp-ping") {
+    const std::string addr = job.text("addr", "");
+    const std::size_t colon = addr.rfind(':');
+    std::uint32_t port = 0;
+    if (colon == std::string::npos || !parse_decimal(addr.substr(colon + 1), 65535, port))
+      throw std::invalid_argument("job: addr='" + addr + "' is not ADDRESS:PORT");
+    kvm::TcpPath tcp =
+        kvm::TcpPath::connect(addr.substr(0, colon), static_cast<std::uint16_t>(port), timeout);
+    kvm::FrameWorkloadPath path(tcp, job.kind == "tcp-stream");
+    return job.kind == "tcp-stream" ? kvm::stream_send(path, w) : kvm::echo(path, w);
+  }
+  // stream: send, publishing how much send() accepted (the kill test's snapshot).
+  Report r;
+  r.mode = "send";
+  std::vector<std::byte> buffer(w.message);
+  kvm::StreamChecksum sum;
+  const std::string progress = progress_path(platform.domid());
+  const Nanos start = MonotonicClock::read();
+  std::uint64_t next_publish = kProgressEvery;
+  while (r.bytes < w.bytes) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(w.message, w.bytes - r.bytes));
+    const std::span<std::byte> m(buffer.data(), n);
+    kvm::fill_stream(r.bytes, m);
+    if (const Errc e = ep.channel().send(m, timeout); e != Errc::ok) {
+      r.error = "send: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
+      return r;
+    }
+    sum.update(m);
+    r.bytes += n;
+    ++r.messages;
+    if (r.bytes >= next_publish) {
+      next_publish += kProgressEvery;
+      platform.store().write(progress, std::to_string(r.bytes));
+    }
+  }
+  r.checksum = sum.value();
+  if (const Errc e = ep.channel().close(timeout); e != Errc::ok) {
+    r.error = "close: " + std::string(to_string(e));
+    return r;
+  }
+  r.elapsed = MonotonicClock::read() - start;
+  r.stats = ep.channel().stats();
+  r.ok = true;
+  return r;
+}
+
+int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
+  auto platform = XenPlatform::open();
+  print("IVMC-INFO serve domid=" + std::to_string(platform->domid()) +
+        " peer=" + std::to_string(peer));
+  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  bool all_ok = true;
+  for (std::size_t i = 0;; ++i) {
+    const std::string name = "j" + std::to_string(i);
+    Report r;
+    bool stop = false;
+    try {
+      auto ep = platform->map(peer, endpoint_options(name, Job{}, peer_timeout_s), timeout);
+      const Job job = parse_job(ep->job());
+      if (job.kind == "exit") {
+        stop = true;
+        r.mode = "exit";
+        r.ok = true;
+      } else {
+        r = serve_job(*platform, *ep, job, timeout);
+      }
+      r.extra += " job=" + name + " kind=" + job.kind;
+    } catch (const std::exception& e) {
+      r.ok = false;
+      r.error = e.what();
+      stop = true; // the protocol is lost: nothing sensible follows
+    }
+    print(r.line());
+    all_ok = all_ok && r.ok;
+    if (stop) break;
+  }
+  return all_ok ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ivmc Xen agent: checked channel workloads between Xen domains"};
+  app.require_subcommand(1, 1);
+  std::uint32_t peer = 0;
+  std::vector<std::string> jobs;
+  std::string listen_ip = "10.0.0.1", kill_command = "true";
+  double timeout_s = 120, peer_timeout_s = 30;
+  CLI::App* drive_cmd =
+      app.add_subcommand("drive", "dom0: offer one channel per job, run its side");
+  drive_cmd->add_option("--peer", peer, "the domU's domain id")->required();
+  drive_cmd->add_option("--job", jobs, "a job (see the source's header)")->required();
+  drive_cmd->add_option("--listen-ip", listen_ip, "dom0's address for the tcp jobs");
+  drive_cmd->add_option("--kill-command", kill_command, "run mid-stream by 'stream ... kill=K'");
+  CLI::App* serve_cmd = app.add_subcommand("serve", "domU: map the offered channels, run the jobs");
+  serve_cmd->add_option("--peer", peer, "the offering domain (dom0: 0)");
+  for (CLI::App* sub : {drive_cmd, serve_cmd}) {
+    sub->add_option("--timeout", timeout_s, "seconds to wait for the peer and each message");
+    sub->add_option("--peer-timeout", peer_timeout_s, "seconds without a heartbeat: peer dead");
+  }
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (app.got_subcommand(drive_cmd))
+      return drive(peer, jobs, listen_ip, kill_command, timeout_s, peer_timeout_s);
+    return serve(peer, timeout_s, peer_timeout_s);
+  } catch (const std::exception& e) {
+    Report r;
+    r.mode = app.got_subcommand(drive_cmd) ? "drive" : "serve";
+    r.error = e.what();
+    print(r.line());
+    return 1;
+  }
+}
