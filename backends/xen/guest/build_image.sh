@@ -10,6 +10,8 @@
 #
 # Usage: build_image.sh --agent PATH --out DIR [--cache DIR]
 # Writes DIR/xen.elf, DIR/vmlinuz, DIR/dom0.gz and DIR/image.env (XEN=, KERNEL=, INITRD=).
+# Exit 77 ("SKIP: why") when the image cannot be had: a package neither downloadable nor
+# cached, or busybox-static/cpio missing (the vm tests then skip with that reason).
 #
 # Caching: each Debian package is fetched once per version with `apt-get download` and unpacked
 # with `dpkg-deb -x` (nothing is installed, no maintainer script runs: the host's boot loader
@@ -32,8 +34,8 @@ done
 [[ -x "$agent" ]] || { echo "build_image.sh: agent '$agent' is not an executable" >&2; exit 1; }
 busybox=/bin/busybox
 [[ -x "$busybox" ]] && "$busybox" --list | grep -x depmod >/dev/null ||
-  { echo "build_image.sh: needs busybox-static (scripts/deps.sh test)" >&2; exit 1; }
-command -v cpio >/dev/null || { echo "build_image.sh: needs cpio (scripts/deps.sh test)" >&2; exit 1; }
+  { echo "SKIP: build_image.sh: needs busybox-static (scripts/deps.sh test)" >&2; exit 77; }
+command -v cpio >/dev/null || { echo "SKIP: build_image.sh: needs cpio (scripts/deps.sh test)" >&2; exit 77; }
 
 dom0_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback)
 domu_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-netfront)
@@ -54,7 +56,7 @@ fetch() {
     dir=$(ls -td "$cache/xen/${pkg}_"*/ 2>/dev/null | head -1 || true)
     dir=${dir%/}
     [[ -n "$dir" && -f "$dir/.complete" ]] ||
-      { echo "build_image.sh: apt-cache knows no $pkg and nothing is cached (apt-get update?)" >&2; return 1; }
+      { echo "SKIP: build_image.sh: apt-cache knows no $pkg and nothing is cached (apt-get update?)" >&2; exit 77; }
     echo "build_image.sh: apt-cache knows no $pkg; using the cached $(basename "$dir")" >&2
     echo "$dir"; return 0
   fi
@@ -64,7 +66,7 @@ fetch() {
     echo "build_image.sh: fetching $pkg $ver" >&2
     if ! (cd "$tmp" && apt-get download -q "$pkg=$ver" 2>&1 |
           grep -v "^W: Download is performed unsandboxed" >&2; [[ -n "$(ls "$tmp"/*.deb 2>/dev/null)" ]]); then
-      rm -rf "$tmp"; echo "build_image.sh: apt-get download $pkg=$ver failed" >&2; return 1
+      rm -rf "$tmp"; echo "SKIP: build_image.sh: apt-get download $pkg=$ver failed (offline?)" >&2; exit 77
     fi
     dpkg-deb -x "$tmp"/*.deb "$tmp/root"
     [[ -n "$keep" ]] && "$keep" "$tmp/root"
@@ -112,7 +114,7 @@ kpkg=$(apt-cache depends --important linux-image-amd64 2>/dev/null |
 if [[ -z "$kpkg" ]]; then
   kpkg=$(basename "$(ls -td "$cache"/xen/linux-image-*-amd64_*/ 2>/dev/null | head -1)" | sed 's/_.*//') || true
 fi
-[[ -n "$kpkg" ]] || { echo "build_image.sh: cannot tell which kernel linux-image-amd64 is (apt-get update?)" >&2; exit 1; }
+[[ -n "$kpkg" ]] || { echo "SKIP: build_image.sh: cannot tell which kernel linux-image-amd64 is (apt-get update?)" >&2; exit 77; }
 kdir=$(fetch "$kpkg" trim_kernel)
 hdir=$(fetch "xen-hypervisor-$xen_version-amd64" trim_hypervisor)
 udir=$(fetch "xen-utils-$xen_version")

@@ -1,0 +1,266 @@
+// The Xen vm tests: one boot of Xen under QEMU TCG runs every scenario (a boot costs over a
+// minute), and each scenario is then checked from the console log as its own ctest test.
+//
+//   xen_vm_harness boot --image DIR --log FILE [--bytes N] [--count N] [--kill N]
+//       boots the image (dom0's /init runs the programme in backends/xen/guest/dom0-init),
+//       keeps the console in FILE, prints the figures (VM-FIGURE lines); exit 0 when dom0
+//       reported IVMC-EXIT 0. Exit 77 (skip), with the reason also written to FILE.skip, when
+//       qemu-system-x86_64 or the image is missing.
+//   xen_vm_harness check NAME --log FILE
+//       checks one scenario's lines in FILE; exit 77 when the boot was skipped.
+#include "ivmc/kvm/workload.hpp"
+#include "ivmc/xen/xen_qemu.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace ivmc;
+
+namespace {
+
+constexpr int kSkip = 77;
+
+std::string find_qemu() {
+  if (const char* env = std::getenv("IVMC_QEMU"); env && *env) return env;
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string candidate = dir + "/qemu-system-x86_64";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
+}
+
+int skip(const std::string& log, const std::string& why) {
+  std::printf("SKIP: %s\n", why.c_str());
+  std::ofstream(log + ".skip") << why << "\n";
+  return kSkip;
+}
+
+// The console's IVMC-RESULT lines, each with the domU it ran against ("domu").
+struct Run {
+  std::vector<kvm::ReportFields> results;
+  std::map<std::string, std::string> sizes;  // IVMC-SIZES bytes= count= kill=
+  std::map<std::string, std::string> domids; // domU name -> domid
+};
+
+Run parse_console(const std::string& console) {
+  Run run;
+  std::istringstream in(console);
+  std::string domu = "?";
+  for (std::string line; std::getline(in, line);) {
+    if (const std::size_t at = line.find("IVMC-STEP created "); at != std::string::npos) {
+      std::istringstream words(line.substr(at + 18));
+      std::string id;
+      words >> domu >> id;
+      if (id.rfind("domid=", 0) == 0) run.domids[domu] = id.substr(6);
+    } else if (const std::size_t at2 = line.find("IVMC-SIZES "); at2 != std::string::npos) {
+      std::istringstream words(line.substr(at2 + 11));
+      for (std::string w; words >> w;)
+        if (const std::size_t eq = w.find('='); eq != std::string::npos)
+          run.sizes[w.substr(0, eq)] = w.substr(eq + 1);
+    } else if (auto fields = kvm::parse_report(line)) {
+      (*fields)["domu"] = domu;
+      run.results.push_back(std::move(*fields));
+    }
+  }
+  return run;
+}
+
+std::string get(const kvm::ReportFields& f, const std::string& key) {
+  const auto it = f.find(key);
+  return it == f.end() ? std::string() : it->second;
+}
+std::uint64_t number(const kvm::ReportFields& f, const std::string& key) {
+  const std::string v = get(f, key);
+  return v.empty() ? 0 : std::stoull(v);
+}
+
+const kvm::ReportFields* find(const Run& run, const std::string& domu, const std::string& kind,
+                              const std::string& policy = "") {
+  for (const auto& f : run.results)
+    if (get(f, "domu") == domu && get(f, "kind") == kind &&
+        (policy.empty() || get(f, "policy") == policy))
+      return &f;
+  return nullptr;
+}
+
+std::string hex16(std::uint64_t v) {
+  char text[20];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+// Failures collected by one check, printed at the end.
+struct Checker {
+  std::vector<std::string> failures;
+  void expect(bool ok, const std::string& what) {
+    std::printf("%s %s\n", ok ? "  ok  " : "  FAIL", what.c_str());
+    if (!ok) failures.push_back(what);
+  }
+  // A stream's receiver result: ok, all bytes, the stream's checksum.
+  void stream(const kvm::ReportFields* f, const std::string& name, std::uint64_t bytes) {
+    expect(f != nullptr, name + ": a result line");
+    if (!f) return;
+    expect(get(*f, "ok") == "1", name + ": ok=1 (error: " + get(*f, "error") + ")");
+    expect(number(*f, "bytes") == bytes,
+           name + ": bytes=" + get(*f, "bytes") + " of " + std::to_string(bytes));
+    expect(get(*f, "checksum") == hex16(kvm::expected_checksum(bytes)),
+           name + ": checksum " + get(*f, "checksum") + " is the stream's");
+  }
+  void ping(const kvm::ReportFields* f, const std::string& name, std::uint64_t count) {
+    expect(f != nullptr, name + ": a result line");
+    if (!f) return;
+    expect(get(*f, "ok") == "1", name + ": ok=1 (error: " + get(*f, "error") + ")");
+    expect(number(*f, "messages") == count, name + ": " + get(*f, "messages") + " round trips");
+  }
+};
+
+int check(const std::string& name, const std::string& log) {
+  std::ifstream skipped(log + ".skip");
+  if (skipped) {
+    std::string why;
+    std::getline(skipped, why);
+    std::printf("SKIP: the Xen boot was skipped: %s\n", why.c_str());
+    return kSkip;
+  }
+  std::ifstream in(log);
+  if (!in) {
+    std::printf("FAIL: %s is missing (did xen_vm_boot run?)\n", log.c_str());
+    return 1;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const Run run = parse_console(text.str());
+  const std::uint64_t bytes = run.sizes.count("bytes") ? std::stoull(run.sizes.at("bytes")) : 0;
+  const std::uint64_t count = run.sizes.count("count") ? std::stoull(run.sizes.at("count")) : 0;
+  Checker c;
+  c.expect(bytes > 0 && count > 0, "the console has dom0's IVMC-SIZES line");
+  if (name == "ring_stream_polling") {
+    c.stream(find(run, "a", "stream", "polling"), "dom0 <- domU a, polling", bytes);
+  } else if (name == "ring_stream_on_demand") {
+    const kvm::ReportFields* f = find(run, "a", "stream", "on_demand");
+    c.stream(f, "dom0 <- domU a, on_demand (event channels)", bytes);
+  } else if (name == "ring_ping_64b") {
+    c.ping(find(run, "a", "ping", "polling"), "64 B ping, polling", count);
+    const kvm::ReportFields* f = find(run, "a", "ping", "on_demand");
+    c.ping(f, "64 B ping, on_demand", count);
+    // Under on_demand the pinger sleeps on its event channel and each reply's notify ends it.
+    if (f)
+      c.expect(number(*f, "wakeups") > 0,
+               "on_demand ping woke up by event channel (" + get(*f, "wakeups") + " wake-ups)");
+  } else if (name == "network_path") {
+    c.stream(find(run, "a", "tcp-stream"), "TCP stream dom0 <- domU a over netfront/netback",
+             bytes);
+    c.ping(find(run, "a", "tcp-ping"), "64 B TCP ping", count);
+  } else if (name == "domu_destroyed_mid_stream") {
+    const kvm::ReportFields* f = find(run, "b", "stream", "on_demand");
+    c.expect(f != nullptr, "a result line for domU b");
+    if (f) {
+      c.expect(get(*f, "mode") == "recv-kill", "it is the kill scenario");
+      c.expect(get(*f, "ok") == "1", "ok=1 (error: " + get(*f, "error") + ")");
+      c.expect(get(*f, "end") == "peer_dead",
+               "the channel ended with peer_dead: " + get(*f, "end"));
+      c.expect(get(*f, "prefix_ok") == "1", "what arrived is an intact prefix of the stream");
+      c.expect(number(*f, "bytes") >= number(*f, "sent_snapshot"),
+               "everything the sender had sent arrived (" + get(*f, "bytes") +
+                   " >= " + get(*f, "sent_snapshot") + ")");
+      c.expect(std::stod(get(*f, "detect_ms").empty() ? "1e9" : get(*f, "detect_ms")) < 30000,
+               "the death was noticed in " + get(*f, "detect_ms") + " ms (no hang)");
+      c.expect(get(*f, "reason").find("domain") != std::string::npos,
+               "membership: the platform said why: " + get(*f, "reason"));
+    }
+  } else if (name == "new_domu_after_destroy") {
+    c.expect(run.domids.count("b") && run.domids.count("c") &&
+                 run.domids.at("b") != run.domids.at("c"),
+             "domU c is a new domain");
+    c.stream(find(run, "c", "stream", "on_demand"), "dom0 <- the new domU c, on_demand", bytes);
+  } else {
+    std::printf("unknown check '%s'\n", name.c_str());
+    return 2;
+  }
+  return c.failures.empty() ? 0 : 1;
+}
+
+void figures(const std::string& console) {
+  const Run run = parse_console(console);
+  auto stream_rate = [&](const kvm::ReportFields* f, const std::string& what) {
+    if (f && get(*f, "ok") == "1" && number(*f, "ns") > 0)
+      std::printf("VM-FIGURE xen %s: %.1f MB/s\n", what.c_str(),
+                  number(*f, "bytes") * 1e3 / number(*f, "ns"));
+  };
+  auto rtt = [&](const kvm::ReportFields* f, const std::string& what) {
+    if (f && get(*f, "ok") == "1")
+      std::printf("VM-FIGURE xen %s: p50 %.1f us, p99 %.1f us\n", what.c_str(),
+                  number(*f, "rtt_p50_ns") / 1e3, number(*f, "rtt_p99_ns") / 1e3);
+  };
+  stream_rate(find(run, "a", "stream", "polling"), "ring stream domU->dom0 polling");
+  stream_rate(find(run, "a", "stream", "on_demand"), "ring stream domU->dom0 on_demand");
+  stream_rate(find(run, "a", "tcp-stream"), "TCP stream domU->dom0 (netfront/netback)");
+  rtt(find(run, "a", "ping", "polling"), "ring 64 B RTT polling");
+  rtt(find(run, "a", "ping", "on_demand"), "ring 64 B RTT on_demand");
+  rtt(find(run, "a", "tcp-ping"), "TCP 64 B RTT");
+  if (const auto* f = find(run, "b", "stream"))
+    std::printf("VM-FIGURE xen domU destroyed mid-stream: noticed %s ms after xl destroy started\n",
+                get(*f, "detect_ms").c_str());
+  std::fflush(stdout);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Xen vm tests: one boot, checked per scenario"};
+  app.require_subcommand(1, 1);
+  std::string image_dir, log, name;
+  std::uint64_t bytes = 32u << 20, count = 2000, kill_at = 16u << 20;
+  double timeout_s = 420;
+  CLI::App* boot = app.add_subcommand("boot", "boot the image once, run every scenario");
+  boot->add_option("--image", image_dir)->required();
+  boot->add_option("--log", log)->required();
+  boot->add_option("--bytes", bytes, "bytes per stream");
+  boot->add_option("--count", count, "round trips per ping");
+  boot->add_option("--kill", kill_at, "bytes into the stream when domU b is destroyed");
+  boot->add_option("--timeout", timeout_s, "seconds from launch to power-off, then SIGKILL");
+  CLI::App* chk = app.add_subcommand("check", "check one scenario in the log");
+  chk->add_option("name", name)->required();
+  chk->add_option("--log", log)->required();
+  CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand(chk)) return check(name, log);
+
+  (void)::unlink((log + ".skip").c_str());
+  const std::string qemu = find_qemu();
+  if (qemu.empty())
+    return skip(log, "qemu-system-x86_64 not found (scripts/deps.sh test, or set IVMC_QEMU)");
+  std::string why;
+  const auto image = xen::XenImage::from_dir(image_dir, why);
+  if (!image) return skip(log, "no Xen test image: " + why);
+  if (const char* env = std::getenv("IVMC_VM_BYTES"); env && *env) bytes = std::stoull(env);
+  xen::XenBootOptions o;
+  o.qemu = qemu;
+  o.image = *image;
+  o.serial_log = log;
+  o.timeout = static_cast<Nanos>(timeout_s * 1e9);
+  o.dom0_args = {"ivmc_bytes=" + std::to_string(bytes), "ivmc_count=" + std::to_string(count),
+                 "ivmc_kill=" + std::to_string(kill_at)};
+  xen::XenBoot machine(o);
+  std::printf("booting Xen under QEMU (pid %d), console in %s\n", machine.pid(), log.c_str());
+  std::fflush(stdout);
+  const xen::XenBootOutcome out = machine.wait();
+  std::printf("Xen boot ended after %.1f s\n", out.wall / 1e9);
+  figures(out.console);
+  if (out.timed_out || out.exit_code != 0) {
+    std::printf("FAIL: %s\n", out.describe().c_str());
+    return 1;
+  }
+  return 0;
+}
