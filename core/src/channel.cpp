@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace ivmc {
 namespace {
@@ -443,6 +444,18 @@ Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::si
   if (f != Errc::ok && f != Errc::peer_dead && f != Errc::peer_closed) return f;
   const Errc first = try_recv(head, body, length);
   if (first != Errc::would_block) return first;
+  if (f == Errc::peer_dead) {
+    // A peer that ended its stream in order and then went away (its process exited and the
+    // platform's notice came first) ended properly: report the end, not the death.
+    const std::uint32_t state =
+        shared(control_->endpoint[1 - side_].state)
+            .load(std::memory_order_acquire); // its records before its close are visible
+    if (state == static_cast<std::uint32_t>(EndpointState::closed) ||
+        state == static_cast<std::uint32_t>(EndpointState::detached)) {
+      const Errc last = try_recv(head, body, length); // one may have landed before the close
+      return last == Errc::would_block ? Errc::peer_closed : last;
+    }
+  }
   if (f != Errc::ok) return f;
   if (rx_eof_.load(std::memory_order_relaxed)) return Errc::peer_closed; // receiver's own flag
   if (timeout == 0) {
@@ -776,6 +789,33 @@ std::uint64_t Channel::unconsumed_outgoing() const {
       shared(const_cast<std::uint64_t&>(control_->direction[side_].produced.value))
           .load(std::memory_order_relaxed); // our own index
   return consumed <= produced ? produced - consumed : 0;
+}
+
+Errc Channel::read_back_unconsumed(const std::function<bool(std::span<const std::byte>)>& visit) {
+  // Relaxed: only this (sending) thread writes the records we read back; the peer's index is
+  // a hint, checked below.
+  std::uint64_t pos =
+      shared(control_->direction[side_].consumed.value).load(std::memory_order_relaxed);
+  if (pos < tx_.cached_consumed || pos > tx_.position) pos = tx_.cached_consumed;
+  std::vector<std::byte> record;
+  while (pos < tx_.position) {
+    auto* word = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
+    // Relaxed: a copy taken once, then checked; the record is ours unless someone scribbled.
+    const std::uint64_t header = shared(*word).load(std::memory_order_relaxed);
+    const std::uint32_t len = wire::header_length(header);
+    if (wire::header_tag_of(header) != wire::header_tag(pos) || len > max_message_ ||
+        wire::record_end(pos, len) > tx_.position) {
+      return fail(Errc::protocol_violation, "ring " + std::to_string(side_) +
+                                                ": read-back header " + hex(header) +
+                                                " at position " + std::to_string(pos) +
+                                                " does not start a record this side wrote");
+    }
+    record.resize(len);
+    copy_out(tx_.data, tx_.size, wire::payload_position(pos, len), record.data(), len);
+    if (!visit(record)) break;
+    pos = wire::record_end(pos, len);
+  }
+  return Errc::ok;
 }
 
 Errc Channel::shutdown_send() {

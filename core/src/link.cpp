@@ -104,6 +104,11 @@ std::size_t ChannelPath::max_frame() const {
   return channel_.max_message();
 }
 
+Errc ChannelPath::read_back_unconsumed(
+    const std::function<bool(std::span<const std::byte>)>& visit) {
+  return channel_.read_back_unconsumed(visit);
+}
+
 bool ChannelPath::broken() const {
   const Errc f = channel_.failure();
   return f != Errc::ok;
@@ -130,6 +135,34 @@ Errc LinkSender::send_frame(FramePath& path, std::uint32_t kind, std::span<const
   return path.send(head, body, timeout);
 }
 
+void LinkSender::resend_pending(FramePath& left) {
+  if (!config_.resend_unconsumed) return;
+  std::uint64_t last = 0;
+  bool any = false;
+  Errc sent = Errc::ok;
+  const Errc read = left.read_back_unconsumed([&](std::span<const std::byte> frame) {
+    if (frame.size() < kHeader) return false; // not a frame of ours: stop there
+    HeaderBytes head;
+    std::memcpy(head.data(), frame.data(), kHeader);
+    std::uint64_t seq = 0;
+    std::uint32_t kind = 0;
+    decode(head, seq, kind);
+    if (kind != kData) return true; // markers led to paths the receiver no longer takes
+    // Only data frames we sent, in order; anything else means the area is not what we wrote.
+    if (seq >= next_seq_ || (any && seq <= last)) return false;
+    sent = env_.remote->send(head, frame.subspan(kHeader), config_.establish_timeout);
+    if (sent != Errc::ok) return false;
+    last = seq;
+    any = true;
+    ++stats_.resent;
+    return true;
+  });
+  // What could not be read back or re-sent is reported; the receiver counts it as a gap.
+  if (read != Errc::ok || sent != Errc::ok) {
+    report(env_, LinkOperation::pending_data, read != Errc::ok ? read : sent, 0);
+  }
+}
+
 void LinkSender::switch_path(PathKind to, Nanos now) {
   if (to == PathKind::local) {
     const LocalPath local = env_.open_local(config_.establish_timeout);
@@ -150,6 +183,7 @@ void LinkSender::switch_path(PathKind to, Nanos now) {
     if (local_ != nullptr) {
       // Best effort: if the local path is already broken the receiver finds out by itself.
       const Errc e = send_frame(*local_, kPathEnd, {}, config_.stale_timeout);
+      resend_pending(*local_);
       env_.release_local();
       report(env_, LinkOperation::teardown, e, 0);
       local_ = nullptr;
@@ -188,6 +222,7 @@ Errc LinkSender::send(std::span<const std::byte> message, Nanos timeout) {
       ++stats_.fallbacks;
       report(env_, LinkOperation::pending_data, e, message.size()); // re-sent below
       fallback_version_ = env_.view_version();
+      resend_pending(*local_);
       env_.release_local();
       report(env_, LinkOperation::teardown, e, 0);
       local_ = nullptr;

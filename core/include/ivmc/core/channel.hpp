@@ -156,6 +156,14 @@ public:
   bool peer_detached() const;
   // Bytes this side sent that the peer has not consumed yet (as published by the peer).
   std::uint64_t unconsumed_outgoing() const;
+  // Reads back the records this side sent that the peer has not consumed (as far as the area
+  // says), oldest first, each copied out and checked before `visit` sees it; stops early when
+  // `visit` returns false. For handing pending data to another path when this channel no
+  // longer reaches the peer: a migrated guest's region is a copy the peer never sees. The area
+  // is hostile (after a migration its peer-written half is stale), so the peer's consumed index
+  // is only a starting hint: an index outside what this side produced starts from the last
+  // validated one, and a record that fails a check ends the walk with protocol_violation.
+  Errc read_back_unconsumed(const std::function<bool(std::span<const std::byte>)>& visit);
   // Why the endpoint failed: names the ring, position and field. Empty when healthy.
   std::string error_detail() const;
   Errc failure() const { return failure_.load(std::memory_order_acquire); }

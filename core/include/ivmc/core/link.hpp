@@ -41,6 +41,11 @@ public:
   virtual std::size_t max_frame() const = 0;
   // True once the path can deliver nothing new (what it still holds is drained first).
   virtual bool broken() const { return false; }
+  // Frames sent on this path that the receiver may not have taken, oldest first (see
+  // Channel::read_back_unconsumed); a path that cannot tell visits none.
+  virtual Errc read_back_unconsumed(const std::function<bool(std::span<const std::byte>)>&) {
+    return Errc::ok;
+  }
 };
 
 class Channel;
@@ -54,6 +59,7 @@ public:
             Nanos timeout) override;
   std::size_t max_frame() const override;
   bool broken() const override;
+  Errc read_back_unconsumed(const std::function<bool(std::span<const std::byte>)>& visit) override;
   Channel& channel() { return channel_; }
 
 private:
@@ -120,6 +126,11 @@ struct LinkConfig {
   Nanos stale_timeout = 10'000'000;      // resolution: how long a local send may take before it is
                                          // declared stale and the message goes remote
   Nanos establish_timeout = 100'000'000; // how long open_local may take
+  // When the sender leaves a local path (on purpose or after a failed send), re-send on the
+  // remote path every frame the local path may not have delivered. For platforms where a
+  // local path can stop reaching the receiver without failing: a live-migrated KVM guest
+  // keeps writing into its copy of the region. The receiver drops what it already had.
+  bool resend_unconsumed = false;
 };
 
 struct LinkStats {
@@ -131,6 +142,7 @@ struct LinkStats {
   std::uint64_t deferred = 0;         // sender: wanted local, establishment not possible yet
   std::uint64_t renewals = 0;         // sender: moves to a replacement local instance
   std::uint64_t probes = 0;           // prevention: truth checks made
+  std::uint64_t resent = 0;           // sender: frames re-sent remote from a local path it left
   std::uint64_t lost_messages = 0, lost_bytes = 0; // sender (policy none) or receiver (gaps)
   std::uint64_t duplicates = 0;                    // receiver: frames dropped as already delivered
   std::uint64_t receiver_switches = 0;             // receiver: moves to the other path
@@ -160,6 +172,8 @@ public:
 private:
   bool want_local();
   void switch_path(PathKind to, Nanos now);
+  // resend_unconsumed: the frames `left` may not have delivered, again on the remote path.
+  void resend_pending(FramePath& left);
   Errc send_frame(FramePath& path, std::uint32_t kind, std::span<const std::byte> body,
                   Nanos timeout);
 
