@@ -21,6 +21,8 @@
 namespace ivmc::kvm {
 namespace {
 
+constexpr Nanos kStalledFrame = 10'000'000'000;
+
 int poll_ms(Nanos timeout) {
   if (timeout <= 0) return 0;
   if (timeout >= Nanos{1'000'000'000} * 3600) return 3600 * 1000;
@@ -63,6 +65,15 @@ TcpPath TcpPath::connect(const std::string& host, std::uint16_t port, Nanos time
   }
 }
 
+std::optional<TcpPath> TcpPath::try_connect(const std::string& host, std::uint16_t port,
+                                            Nanos timeout) {
+  try {
+    return connect(host, port, timeout);
+  } catch (const std::runtime_error&) {
+    return std::nullopt; // refused or unreachable until the deadline
+  }
+}
+
 Errc TcpPath::fail(Errc code, std::string what) {
   if (error_.empty()) error_ = std::move(what);
   return code;
@@ -78,21 +89,34 @@ Errc TcpPath::send(std::span<const std::byte> head, std::span<const std::byte> b
                     {const_cast<std::byte*>(head.data()), head.size()},
                     {const_cast<std::byte*>(body.data()), body.size()}};
   const Nanos deadline = MonotonicClock::read() + timeout;
+  Nanos last_progress = MonotonicClock::read();
   std::size_t part = 0;
   while (part < 3) {
-    const ssize_t w = ::writev(socket_.get(), parts + part, static_cast<int>(3 - part));
+    msghdr msg{};
+    msg.msg_iov = parts + part;
+    msg.msg_iovlen = 3 - part;
+    // MSG_NOSIGNAL: a peer that went away is an error return here, not a SIGPIPE.
+    const ssize_t w = ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && errno == EAGAIN) {
       // Once a frame has started it must be finished, or the stream would be corrupt.
       pollfd p{socket_.get(), POLLOUT, 0};
       const Nanos left = deadline - MonotonicClock::read();
       const bool started = part > 0 || parts[0].iov_len < 4;
-      if (::poll(&p, 1, started ? 1000 : poll_ms(left)) == 0 && !started && left <= 0) {
-        return Errc::timed_out;
+      if (::poll(&p, 1, started ? 1000 : poll_ms(left)) == 0) {
+        if (!started && left <= 0) return Errc::timed_out;
+        // A frame cut short would corrupt the stream, so a started one may overrun the
+        // timeout, but not forever: a peer that reads nothing for this long is gone.
+        if (started && MonotonicClock::read() - last_progress > kStalledFrame) {
+          return fail(Errc::closed, "tcp path: the peer read nothing for " +
+                                        std::to_string(kStalledFrame / 1'000'000'000) +
+                                        " s in the middle of a frame");
+        }
       }
       continue;
     }
-    if (w < 0) return fail(Errc::closed, sys_error("tcp path: writev"));
+    if (w < 0) return fail(Errc::closed, sys_error("tcp path: sendmsg"));
+    last_progress = MonotonicClock::read();
     auto done = static_cast<std::size_t>(w);
     while (part < 3 && done >= parts[part].iov_len) done -= parts[part++].iov_len;
     if (part < 3) {
@@ -182,6 +206,14 @@ TcpListener::TcpListener(const std::string& address, std::uint16_t port)
         ("tcp listener: bind/listen on " + address + ":" + std::to_string(port)).c_str()));
   }
   port_ = ntohs(addr.sin_port);
+}
+
+std::optional<TcpPath> TcpListener::try_accept(Nanos timeout) {
+  pollfd p{socket_.get(), POLLIN, 0};
+  if (::poll(&p, 1, poll_ms(timeout)) <= 0) return std::nullopt;
+  UniqueFd s(::accept4(socket_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!s) return std::nullopt; // the connection went away again
+  return TcpPath(std::move(s));
 }
 
 TcpPath TcpListener::accept(Nanos timeout) {

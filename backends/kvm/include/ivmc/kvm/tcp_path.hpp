@@ -7,6 +7,7 @@
 #include "ivmc/kvm/unique_fd.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ public:
   explicit TcpPath(UniqueFd socket, std::size_t max_frame = 16u << 20);
   // Connects to host:port (loopback in tests), retrying until `timeout`. Throws on failure.
   static TcpPath connect(const std::string& host, std::uint16_t port, Nanos timeout);
+  // The same, without throwing: nullopt when no connection could be made in time.
+  static std::optional<TcpPath> try_connect(const std::string& host, std::uint16_t port,
+                                            Nanos timeout);
 
   Errc send(std::span<const std::byte> head, std::span<const std::byte> body,
             Nanos timeout) override;
@@ -26,6 +30,8 @@ public:
   std::size_t max_frame() const override { return max_frame_; }
   bool broken() const override { return !error_.empty(); }
   const std::string& error() const { return error_; }
+  // Bytes received and not handed out yet (0: the next recv() has to wait for the socket).
+  std::size_t buffered() const { return staged_.size() - staged_start_; }
 
 private:
   // Reads what the socket has (waiting up to `timeout` for the first byte) into staged_.
@@ -49,6 +55,8 @@ public:
   std::uint16_t port() const { return port_; }
   // Waits up to `timeout` for one connection. Throws on timeout or failure.
   TcpPath accept(Nanos timeout);
+  // The same, without throwing on a timeout (0: only a connection already waiting).
+  std::optional<TcpPath> try_accept(Nanos timeout);
 
 private:
   UniqueFd socket_;
