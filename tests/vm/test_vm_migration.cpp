@@ -11,8 +11,11 @@
 // move it sends 32 MiB more and must end with every byte, in order, with the stream's checksum.
 #include "vm_fixture.hpp"
 
+#include "ivmc/kvm/link_stream.hpp"
 #include "ivmc/kvm/qmp.hpp"
+#include "ivmc/kvm/tcp_path.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -200,4 +203,128 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
   figure("live migration B -> A: total", ret.total_ms, "ms");
   figure("live migration B -> A: downtime", ret.downtime_ms, "ms");
   figure("live migration B -> A: source STOP -> destination RESUME", ret.stop_to_resume_ms, "ms");
+}
+
+// The link across migration: a guest streams to a host process on host A through a link, the
+// shared-memory channel while both are on A and the resumable TCP path (user networking to
+// 10.0.2.2) otherwise. The guest migrates A -> B -> A. Each arrival is announced by the host
+// word (B's, then A's membership source); the guest's link switches to TCP after the first
+// move and back to a new channel instance after the second. Whatever the guest wrote into its
+// copy of the region after the first move is re-sent over TCP; the receiver checks every byte
+// in place, so one lost, duplicated or reordered byte fails the test.
+TEST_CASE("a guest's link goes remote when it migrates away and local again when it returns",
+          "[vm][migration][link]") {
+  Host host_a("link-a", 1u << 20, true), host_b("link-b");
+  constexpr std::size_t kHostWord = (1u << 20) - 4096;
+  host_a.set_host_word(kHostWord, 1);
+  kvm::TcpListener listener; // the host process's end of the remote path (127.0.0.1)
+  const std::string base = "/tmp/ivmc-vm-link-" + std::to_string(::getpid());
+  const std::string to_b = "unix:" + base + ".to-b", to_a = "unix:" + base + ".to-a";
+  const std::vector<std::string> agent = {"link-send",
+                                          "--policy",
+                                          "on_demand",
+                                          "--ring",
+                                          "64K",
+                                          "--slot-bytes",
+                                          "256K",
+                                          "--slots",
+                                          "2",
+                                          "--bytes",
+                                          "64G",
+                                          "--after",
+                                          "16M",
+                                          "--moves",
+                                          "2",
+                                          "--timeout",
+                                          "120",
+                                          "--host-word",
+                                          std::to_string(kHostWord),
+                                          "--peer-host",
+                                          "1",
+                                          "--session",
+                                          "77",
+                                          "--remote",
+                                          "10.0.2.2:" + std::to_string(listener.port())};
+  const kvm::GuestNic nic{true, 0, 0, "10.0.2.15/24", 1};
+  auto first = launch(&host_a, {"link-a", agent, false, nic, true, base + "-a.qmp", ""});
+  REQUIRE(first->wait_for_console("IVMC-INFO link started", kBootBudget));
+
+  // The host process joins after the guest (a master=on device must be the first peer).
+  std::vector<kvm::PathChange> changes;
+  kvm::Report received;
+  std::thread receiver([&] {
+    auto platform = kvm::HostPlatform::connect(host_a.socket(), 10 * kSecond, kVectors);
+    kvm::LinkReceiveOptions o;
+    o.endpoint = endpoint(NotifyPolicy::on_demand);
+    o.slots.slot_bytes = 256 * 1024;
+    o.slots.count = 2;
+    o.remote.session = 77;
+    o.timeout = 120 * kSecond;
+    received = kvm::link_receive(*platform, listener, o, &changes);
+  });
+  struct JoinOnExit {
+    std::thread& t;
+    ~JoinOnExit() {
+      if (t.joinable()) t.join();
+    }
+  } join{receiver};
+  REQUIRE(first->wait_for_console("IVMC-LINK path local", 60 * kSecond));
+  std::this_thread::sleep_for(std::chrono::seconds(1)); // streaming through the channel
+
+  auto on_b = launch(&host_b, {"link-b", agent, false, nic, true, base + "-b.qmp", to_b});
+  auto qa = kvm::QmpClient::connect(base + "-a.qmp", 10 * kSecond);
+  auto qb = kvm::QmpClient::connect(base + "-b.qmp", 10 * kSecond);
+  Nanos arrived_b = 0, arrived_a = 0;
+  migrate(qa, qb, to_b, [&] {
+    host_b.set_host_word(kHostWord, 2);
+    arrived_b = kvm::MonotonicClock::read();
+  });
+  first->kill(); // its server A disconnect notice reaches the receiver's platform
+  REQUIRE(on_b->wait_for_console("IVMC-LINK path remote", 60 * kSecond));
+  std::this_thread::sleep_for(std::chrono::seconds(1)); // streaming over TCP
+
+  auto back = launch(&host_a, {"link-back", agent, false, nic, true, base + "-a2.qmp", to_a});
+  auto qa2 = kvm::QmpClient::connect(base + "-a2.qmp", 10 * kSecond);
+  migrate(qb, qa2, to_a, [&] {
+    host_a.set_host_word(kHostWord, 1);
+    arrived_a = kvm::MonotonicClock::read();
+  });
+  on_b->kill();
+
+  const kvm::GuestOutcome end = back->wait();
+  receiver.join();
+  const kvm::ReportFields r = result_of(end);
+  INFO(end.describe());
+  INFO(received.line());
+  CHECK(r.at("moves") == "2");
+  CHECK(r.at("hosts") == "1,2,1");
+  CHECK(std::stoull(r.at("to_remote")) >= 1);
+  CHECK(std::stoull(r.at("to_local")) >= 2);    // at the start and after the return
+  CHECK(std::stoull(r.at("connections")) >= 3); // from A, from B, from A again
+  REQUIRE(received.ok);
+  CHECK(received.bytes == std::stoull(r.at("bytes")));
+  CHECK(received.checksum == kvm::expected_checksum(received.bytes));
+  CHECK(hex16(received.checksum) == r.at("checksum"));
+  // The receiver followed: local, remote after the first move, local after the return.
+  std::vector<PathKind> path;
+  for (const kvm::PathChange& c : changes) path.push_back(c.to);
+  REQUIRE(path.size() >= 3);
+  CHECK(path.front() == PathKind::local);
+  const auto away = std::find_if(changes.begin(), changes.end(),
+                                 [&](const kvm::PathChange& c) { return c.when > arrived_b; });
+  REQUIRE(away != changes.end());
+  CHECK(away->to == PathKind::remote);
+  const auto home = std::find_if(changes.begin(), changes.end(),
+                                 [&](const kvm::PathChange& c) { return c.when > arrived_a; });
+  REQUIRE(home != changes.end());
+  CHECK(home->to == PathKind::local);
+  CHECK(changes.back().to == PathKind::local);
+
+  figure("link switch local -> remote: destination RESUME to the receiver's first TCP frame",
+         (away->when - arrived_b) / 1e6, "ms");
+  figure("link switch remote -> local: destination RESUME to the receiver's first channel frame",
+         (home->when - arrived_a) / 1e6, "ms");
+  figure("link: frames re-sent from the guest's copy of the region", std::stod(r.at("resent")),
+         "frames");
+  figure("link: bytes streamed across both moves", received.bytes / 1048576.0, "MiB");
 }

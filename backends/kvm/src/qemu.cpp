@@ -189,12 +189,14 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
   if (!options_.incoming.empty()) c.insert(c.end(), {"-incoming", options_.incoming});
   if (options_.nic) {
     const GuestNic& n = *options_.nic;
-    c.insert(c.end(), {"-netdev",
-                       fmt::format("socket,id=net0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}",
-                                   n.remote_port, n.local_port),
-                       "-device",
-                       fmt::format("virtio-net-pci,netdev=net0,mac=52:54:00:00:00:{:02x}",
-                                   n.mac_suffix & 0xff)});
+    c.insert(
+        c.end(),
+        {"-netdev",
+         n.user ? std::string("user,id=net0,restrict=off")
+                : fmt::format("socket,id=net0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}",
+                              n.remote_port, n.local_port),
+         "-device",
+         fmt::format("virtio-net-pci,netdev=net0,mac=52:54:00:00:00:{:02x}", n.mac_suffix & 0xff)});
   }
   c.insert(c.end(), options_.qemu_args.begin(), options_.qemu_args.end());
   c.insert(c.end(),

@@ -11,7 +11,12 @@
 //   ivmc-guest send --tcp-connect 10.0.0.1:5000 --bytes 64M
 //   ivmc-guest loop --policy on_demand --bytes 64G --after 32M --host-word 1044480
 //                                          (both ends in this guest, across a live migration)
+//   ivmc-guest link-send --remote 10.0.2.2:5000 --session 7 --host-word 1044480 --peer-host 1
+//                        --slot-bytes 256K --moves 2 --after 16M
+//                                          (a link to a host process: channel while on its
+//                                           host, resumable TCP otherwise; link_stream.hpp)
 #include "ivmc/kvm/guest_platform.hpp"
+#include "ivmc/kvm/link_stream.hpp"
 #include "ivmc/kvm/tcp_path.hpp"
 #include "ivmc/kvm/workload.hpp"
 
@@ -211,6 +216,21 @@ int main(int argc, char** argv) {
   unsigned moves_wanted = 1;
   loop->add_option("--moves", moves_wanted, "topology changes before the last --after bytes");
   loop->add_option("--host-word", host_word_offset, "BAR2 offset of the host word to watch");
+  CLI::App* link = app.add_subcommand(
+      "link-send", "a link to a host process across migrations (channel or resumable TCP)");
+  common(link);
+  std::string remote_text, slot_text = "256K";
+  std::uint64_t session = 0, peer_host = 0;
+  unsigned slots = 2;
+  link->add_option("--remote", remote_text, "ADDRESS:PORT of the receiver's resumable path")
+      ->required();
+  link->add_option("--session", session, "the stream's session id (the receiver's)");
+  link->add_option("--host-word", host_word_offset, "BAR2 offset of the host word")->required();
+  link->add_option("--peer-host", peer_host, "the receiver's host word value")->required();
+  link->add_option("--slot-bytes", slot_text, "bytes per channel slot (one per epoch)");
+  link->add_option("--slots", slots, "channel slots from offset 0");
+  link->add_option("--after", after_text, "bytes to send after the last move");
+  link->add_option("--moves", moves_wanted, "host changes before the last --after bytes");
   CLI11_PARSE(app, argc, argv);
   const std::string mode = app.get_subcommands().front()->get_name();
 
@@ -267,8 +287,8 @@ int main(int argc, char** argv) {
       endpoint.channel.notify.policy = policy;
       endpoint.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
       std::unique_ptr<IvshmemEndpoint> ep;
-      if (mode == "loop") {
-        // both ends are made by loop_stream
+      if (mode == "loop" || mode == "link-send") {
+        // loop_stream and link_send make their channels
       } else if (role == "create") {
         ep = platform->create_channel(endpoint);
         if (const Errc e = ep->wait_for_peer(timeout); e != Errc::ok)
@@ -276,7 +296,25 @@ int main(int argc, char** argv) {
       } else {
         ep = platform->attach_channel(endpoint, timeout);
       }
-      if (mode == "loop") {
+      if (mode == "link-send") {
+        LinkSendOptions l;
+        l.endpoint = endpoint;
+        l.slots.slot_bytes = parse_size(slot_text);
+        l.slots.count = slots;
+        l.host_word = host_word_offset;
+        l.peer_host = peer_host;
+        const auto [address, port] = parse_endpoint(remote_text);
+        l.remote_address = address;
+        l.remote_port = port;
+        l.remote.session = session;
+        l.link.stale_timeout = 200'000'000; // a TCG guest's peer can be slow to consume
+        l.max_bytes = w.bytes;
+        l.after = parse_size(after_text);
+        l.moves = moves_wanted;
+        l.message = message;
+        l.timeout = timeout;
+        report = link_send(*platform, l);
+      } else if (mode == "loop") {
         std::optional<std::size_t> host_word;
         if (loop->count("--host-word") != 0) host_word = host_word_offset;
         report = loop_stream(*platform, endpoint, w.bytes, parse_size(after_text), message, timeout,

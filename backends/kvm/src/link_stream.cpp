@@ -1,0 +1,220 @@
+// A checked stream over a link across live migration: see include/ivmc/kvm/link_stream.hpp.
+// No fmt here: the statically linked guest agent uses this file.
+#include "ivmc/kvm/link_stream.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+
+namespace ivmc::kvm {
+namespace {
+
+std::string link_counters(const LinkStats& s) {
+  char text[400];
+  std::snprintf(
+      text, sizeof text,
+      " sent_local=%llu sent_remote=%llu to_local=%llu to_remote=%llu fallbacks=%llu "
+      "resent=%llu deferred=%llu switch_max_ns=%lld switch_samples=%llu duplicates=%llu "
+      "lost=%llu receiver_switches=%llu drained_after_break=%llu",
+      static_cast<unsigned long long>(s.sent_local), static_cast<unsigned long long>(s.sent_remote),
+      static_cast<unsigned long long>(s.switches_to_local),
+      static_cast<unsigned long long>(s.switches_to_remote),
+      static_cast<unsigned long long>(s.fallbacks), static_cast<unsigned long long>(s.resent),
+      static_cast<unsigned long long>(s.deferred), static_cast<long long>(s.switch_ns_max),
+      static_cast<unsigned long long>(s.switch_samples),
+      static_cast<unsigned long long>(s.duplicates),
+      static_cast<unsigned long long>(s.lost_messages),
+      static_cast<unsigned long long>(s.receiver_switches),
+      static_cast<unsigned long long>(s.drained_after_break));
+  return text;
+}
+
+} // namespace
+
+std::size_t LinkSlots::offset(std::uint64_t epoch) const {
+  if (epoch == 0 || count == 0) throw std::invalid_argument("link slots: no slot for epoch 0");
+  return first_offset + ((epoch - 1) % count) * slot_bytes;
+}
+
+Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
+  Report r;
+  r.mode = "link-send";
+  const SharedRegion region = platform.region();
+  if (o.host_word % 8 != 0 || o.host_word + 8 > region.size)
+    throw std::invalid_argument("--host-word is not an aligned offset inside BAR2");
+  if (o.slots.offset(o.slots.count) + o.slots.slot_bytes > o.host_word)
+    throw std::invalid_argument("the channel slots overlap the host word");
+  auto* word = reinterpret_cast<std::uint64_t*>(region.base + o.host_word);
+  // Relaxed: the word is a hint from the host's membership source; nothing is read through it.
+  auto host_now = [&] { return std::atomic_ref(*word).load(std::memory_order_relaxed); };
+
+  ResumablePath remote(
+      ResumablePath::Role::sender,
+      [&](Nanos t) { return TcpPath::try_connect(o.remote_address, o.remote_port, t); }, o.remote);
+  std::unique_ptr<IvshmemEndpoint> endpoint;
+  std::unique_ptr<ChannelPath> local;
+  std::uint64_t epoch = 0, version = 0;
+  std::uint64_t host = host_now();
+  std::string hosts = std::to_string(host);
+
+  LinkEnvironment env;
+  env.remote = &remote;
+  env.open_local = [&](Nanos) -> LocalPath {
+    if (!endpoint) {
+      EndpointOptions e = o.endpoint;
+      e.offset = o.slots.offset(++epoch);
+      endpoint = platform.create_channel(e);
+      local = std::make_unique<ChannelPath>(endpoint->channel());
+    }
+    return {local.get(), epoch};
+  };
+  // The instance is given up at once: after a move its region is a copy nobody else reads,
+  // and frames it may not have delivered were re-sent remote (LinkConfig::resend_unconsumed).
+  env.release_local = [&] {
+    local.reset();
+    endpoint.reset();
+  };
+  env.believes_co_resident = [&] { return host == o.peer_host; };
+  env.view_version = [&] { return version; };
+  env.probe_co_resident = [&] { return host_now() == o.peer_host; };
+  LinkConfig config = o.link;
+  config.resend_unconsumed = true;
+  LinkSender sender(env, config, platform.clock());
+
+  std::printf("IVMC-INFO link started peer_id=%u host=%llu\n", platform.id(),
+              static_cast<unsigned long long>(host));
+  std::fflush(stdout);
+  std::vector<std::byte> buffer(o.message);
+  StreamChecksum sum;
+  std::uint64_t limit = o.max_bytes;
+  unsigned moves = 0;
+  PathKind path = sender.path();
+  const Nanos start = MonotonicClock::read();
+  while (r.bytes < limit) {
+    if (const std::uint64_t now_host = host_now(); now_host != host) {
+      // The membership source says this guest is on another host now: the view changes,
+      // and the remote connection stayed behind with the old QEMU.
+      std::printf("IVMC-LINK host %llu -> %llu after %llu bytes\n",
+                  static_cast<unsigned long long>(host), static_cast<unsigned long long>(now_host),
+                  static_cast<unsigned long long>(r.bytes));
+      std::fflush(stdout);
+      host = now_host;
+      hosts += "," + std::to_string(host);
+      ++version;
+      remote.request_reconnect();
+      if (++moves == o.moves) limit = std::min(limit, r.bytes + o.after);
+    }
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(o.message, limit - r.bytes));
+    const std::span<std::byte> m(buffer.data(), n);
+    fill_stream(r.bytes, m);
+    if (const Errc e = sender.send(m, o.timeout); e != Errc::ok) {
+      r.error = "link send: " + std::string(to_string(e)) + " " + remote.last_error();
+      break;
+    }
+    if (sender.path() != path) {
+      path = sender.path();
+      std::printf("IVMC-LINK path %s after %llu bytes\n", std::string(to_string(path)).c_str(),
+                  static_cast<unsigned long long>(r.bytes));
+      std::fflush(stdout);
+    }
+    sum.update(m);
+    r.bytes += n;
+    ++r.messages;
+  }
+  if (r.error.empty()) {
+    if (const Errc e = sender.finish(o.timeout); e != Errc::ok)
+      r.error = "link finish: " + std::string(to_string(e));
+  }
+  // Nothing may be lost at the end either: the channel drains, the remote path is acknowledged.
+  if (r.error.empty() && endpoint) {
+    if (const Errc e = endpoint->channel().close(o.timeout); e != Errc::ok)
+      r.error = "closing the channel: " + std::string(to_string(e));
+  }
+  if (r.error.empty()) {
+    if (const Errc e = remote.flush(o.timeout); e != Errc::ok)
+      r.error =
+          "remote path not acknowledged: " + std::string(to_string(e)) + " " + remote.last_error();
+  }
+  r.elapsed = MonotonicClock::read() - start;
+  r.checksum = sum.value();
+  r.extra = link_counters(sender.stats()) + " moves=" + std::to_string(moves) + " hosts=" + hosts +
+            " connections=" + std::to_string(remote.stats().connections) +
+            " remote_resent=" + std::to_string(remote.stats().resent);
+  r.ok = r.error.empty();
+  return r;
+}
+
+Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const LinkReceiveOptions& o,
+                    std::vector<PathChange>* changes) {
+  Report r;
+  r.mode = "link-recv";
+  ResumablePath remote(
+      ResumablePath::Role::receiver, [&](Nanos t) { return listener.try_accept(t); }, o.remote);
+  std::map<std::uint64_t, std::unique_ptr<IvshmemEndpoint>> endpoints;
+  std::map<std::uint64_t, std::unique_ptr<ChannelPath>> paths;
+  std::uint64_t current = 0;
+  LinkEnvironment env;
+  env.remote = &remote;
+  env.find_local = [&](std::uint64_t epoch, Nanos timeout) -> FramePath* {
+    if (auto it = paths.find(epoch); it != paths.end()) return it->second.get();
+    EndpointOptions e = o.endpoint;
+    e.offset = o.slots.offset(epoch);
+    try {
+      endpoints[epoch] = platform.attach_channel(e, std::max<Nanos>(timeout, 1'000'000));
+    } catch (const std::exception&) {
+      return nullptr; // not created yet: the link asks again
+    }
+    paths[epoch] = std::make_unique<ChannelPath>(endpoints[epoch]->channel());
+    current = epoch;
+    return paths[epoch].get();
+  };
+  env.release_local = [&] {
+    paths.erase(current);
+    endpoints.erase(current);
+  };
+  LinkReceiver receiver(env, platform.clock());
+
+  std::vector<std::byte> buffer(16u << 20), expected;
+  StreamChecksum sum;
+  PathKind path = receiver.path();
+  Nanos start = -1;
+  for (;;) {
+    std::size_t n = 0;
+    const Errc e = receiver.recv(buffer, n, o.timeout);
+    if (e == Errc::peer_closed) break;
+    if (e != Errc::ok) {
+      r.error = "link recv: " + std::string(to_string(e)) + " after " + std::to_string(r.bytes) +
+                " bytes; remote: " + remote.last_error();
+      break;
+    }
+    if (start < 0) start = MonotonicClock::read();
+    if (receiver.path() != path) {
+      path = receiver.path();
+      if (changes) changes->push_back({MonotonicClock::read(), path, r.bytes});
+    }
+    // Every byte where it belongs: a loss, duplicate or reordering fails here, at its place.
+    expected.resize(n);
+    fill_stream(r.bytes, expected);
+    if (std::memcmp(expected.data(), buffer.data(), n) != 0) {
+      r.error = "message " + std::to_string(r.messages) + " (" + std::to_string(n) +
+                " bytes at stream offset " + std::to_string(r.bytes) +
+                ") is not the stream's next bytes";
+      break;
+    }
+    sum.update(std::span(buffer.data(), n));
+    r.bytes += n;
+    ++r.messages;
+  }
+  r.elapsed = start < 0 ? 0 : MonotonicClock::read() - start;
+  r.checksum = sum.value();
+  r.extra = link_counters(receiver.stats()) +
+            " connections=" + std::to_string(remote.stats().connections);
+  r.ok = r.error.empty();
+  return r;
+}
+
+} // namespace ivmc::kvm
