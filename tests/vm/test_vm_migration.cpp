@@ -11,6 +11,7 @@
 // move it sends 32 MiB more and must end with every byte, in order, with the stream's checksum.
 #include "vm_fixture.hpp"
 
+#include "ivmc/kvm/kvm_membership.hpp"
 #include "ivmc/kvm/link_stream.hpp"
 #include "ivmc/kvm/qmp.hpp"
 #include "ivmc/kvm/tcp_path.hpp"
@@ -113,7 +114,7 @@ struct Migration {
 };
 
 // Migrates the guest behind `from` to the -incoming QEMU behind `to` (listening on `uri`) and
-// lets `arrived` run on the destination's RESUME (the membership source's notice).
+// hands the destination's RESUME event to `arrived` (the membership source's input).
 template <class Arrived>
 Migration migrate(kvm::QmpClient& from, kvm::QmpClient& to, const std::string& uri,
                   Arrived arrived) {
@@ -127,7 +128,7 @@ Migration migrate(kvm::QmpClient& from, kvm::QmpClient& to, const std::string& u
   REQUIRE(from.wait_event("MIGRATION", "completed", 60 * kSecond).has_value());
   const auto resumed = to.wait_event("RESUME", "", 30 * kSecond);
   REQUIRE(resumed.has_value());
-  arrived();
+  arrived(*resumed);
   Migration m;
   for (std::size_t i = before; i < from.history().size(); ++i)
     if (from.history()[i].name == "STOP")
@@ -177,14 +178,16 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
   auto qa = kvm::QmpClient::connect(base + "-a.qmp", 10 * kSecond);
   auto qb = kvm::QmpClient::connect(base + "-b.qmp", 10 * kSecond);
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const Migration out = migrate(qa, qb, to_b, [&] { host_b.set_host_word(kHostWord, 2); });
+  const Migration out =
+      migrate(qa, qb, to_b, [&](const kvm::QmpEvent&) { host_b.set_host_word(kHostWord, 2); });
   first->kill(); // paused: at most two QEMUs at once
   REQUIRE(on_b->wait_for_console("IVMC-TOPOLOGY", 30 * kSecond));
 
   auto back = launch(&host_a, {"mig2-back", agent, false, {}, true, base + "-a2.qmp", to_a});
   auto qa2 = kvm::QmpClient::connect(base + "-a2.qmp", 10 * kSecond);
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const Migration ret = migrate(qb, qa2, to_a, [&] { host_a.set_host_word(kHostWord, 1); });
+  const Migration ret =
+      migrate(qb, qa2, to_a, [&](const kvm::QmpEvent&) { host_a.set_host_word(kHostWord, 1); });
   on_b->kill();
 
   const kvm::GuestOutcome end = back->wait();
@@ -216,8 +219,15 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
           "[vm][migration][link]") {
   Host host_a("link-a", 1u << 20, true), host_b("link-b");
   constexpr std::size_t kHostWord = (1u << 20) - 4096;
-  host_a.set_host_word(kHostWord, 1);
-  kvm::TcpListener listener; // the host process's end of the remote path (127.0.0.1)
+  // The hosts' membership source: QMP's RESUME events in, host words out (event-driven).
+  kvm::KvmMembershipOptions mo;
+  mo.host_word = kHostWord;
+  kvm::KvmMembership membership(mo);
+  membership.add_host(1, host_a.shm_name());
+  membership.add_host(2, host_b.shm_name());
+  constexpr VmId kGuest = 1;
+  membership.add_guest(kGuest, 1); // created on A: its word says 1 before it boots
+  kvm::TcpListener listener;       // the host process's end of the remote path (127.0.0.1)
   const std::string base = "/tmp/ivmc-vm-link-" + std::to_string(::getpid());
   const std::string to_b = "unix:" + base + ".to-b", to_a = "unix:" + base + ".to-a";
   const std::vector<std::string> agent = {"link-send",
@@ -275,18 +285,19 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   auto qa = kvm::QmpClient::connect(base + "-a.qmp", 10 * kSecond);
   auto qb = kvm::QmpClient::connect(base + "-b.qmp", 10 * kSecond);
   Nanos arrived_b = 0, arrived_a = 0;
-  migrate(qa, qb, to_b, [&] {
-    host_b.set_host_word(kHostWord, 2);
+  migrate(qa, qb, to_b, [&](const kvm::QmpEvent& resumed) {
+    membership.on_qmp_event(kGuest, 2, resumed);
     arrived_b = kvm::MonotonicClock::read();
   });
   first->kill(); // its server A disconnect notice reaches the receiver's platform
+  CHECK(membership.host_of(kGuest) == 2);
   REQUIRE(on_b->wait_for_console("IVMC-LINK path remote", 60 * kSecond));
   std::this_thread::sleep_for(std::chrono::seconds(1)); // streaming over TCP
 
   auto back = launch(&host_a, {"link-back", agent, false, nic, true, base + "-a2.qmp", to_a});
   auto qa2 = kvm::QmpClient::connect(base + "-a2.qmp", 10 * kSecond);
-  migrate(qb, qa2, to_a, [&] {
-    host_a.set_host_word(kHostWord, 1);
+  migrate(qb, qa2, to_a, [&](const kvm::QmpEvent& resumed) {
+    membership.on_qmp_event(kGuest, 1, resumed);
     arrived_a = kvm::MonotonicClock::read();
   });
   on_b->kill();
@@ -326,5 +337,24 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
          (home->when - arrived_a) / 1e6, "ms");
   figure("link: frames re-sent from the guest's copy of the region", std::stod(r.at("resent")),
          "frames");
+  // The guest's own race windows: from QEMU's RESUME to its host word being written.
+  std::vector<Nanos> windows;
+  for (const NotificationRecord& rec : membership.records()) {
+    if (rec.subject == kGuest && rec.observer == kGuest && rec.kind == ChangeKind::migration_in) {
+      REQUIRE(rec.t_notified != kNever);
+      CHECK(rec.t_notified >= rec.t_event);
+      windows.push_back(rec.t_notified - rec.t_event);
+    }
+  }
+  REQUIRE(windows.size() == 2);
+  const auto arrivals = membership.arrivals();
+  REQUIRE(arrivals.size() == 2);
+  CHECK(arrivals[0].host == 2);
+  CHECK(arrivals[1].host == 1);
+  for (const auto& a : arrivals) CHECK(a.published >= a.resumed);
+  figure("race window A -> B: QEMU RESUME to the guest's host word written",
+         (arrivals[0].published - arrivals[0].resumed) / 1e6, "ms");
+  figure("race window B -> A: QEMU RESUME to the guest's host word written",
+         (arrivals[1].published - arrivals[1].resumed) / 1e6, "ms");
   figure("link: bytes streamed across both moves", received.bytes / 1048576.0, "MiB");
 }

@@ -1,0 +1,183 @@
+// The hosts' membership source on a real KVM machine: see include/ivmc/kvm/kvm_membership.hpp.
+#include "ivmc/kvm/kvm_membership.hpp"
+
+#include "ivmc/core/membership_sources.hpp"
+#include "ivmc/kvm/error.hpp"
+#include "ivmc/kvm/posix_clock.hpp"
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace ivmc::kvm {
+namespace {
+
+// QEMU stamps events with the host's wall clock; the source runs on the monotonic clock.
+Nanos monotonic_of(double wall_seconds) {
+  const auto wall_now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const Nanos age = wall_now - static_cast<Nanos>(wall_seconds * 1e9);
+  return MonotonicClock::read() - std::max<Nanos>(age, 0);
+}
+
+} // namespace
+
+void write_host_word(const std::string& shm_name, std::size_t offset, std::uint64_t value) {
+  const std::string path = "/dev/shm/" + shm_name;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw IvshmemError(fmt::format("host word: open {}: {}", path, std::strerror(errno)));
+  const std::size_t page = offset & ~std::size_t{4095};
+  void* map =
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(page));
+  ::close(fd);
+  if (map == MAP_FAILED || offset % 8 != 0)
+    throw IvshmemError(fmt::format("host word: cannot map offset {} of {}", offset, path));
+  auto* word = reinterpret_cast<std::uint64_t*>(static_cast<char*>(map) + (offset - page));
+  std::atomic_ref(*word).store(value, std::memory_order_relaxed); // a hint; orders nothing
+  ::munmap(map, 4096);
+}
+
+KvmMembership::KvmMembership(KvmMembershipOptions options) : options_(options) {
+  if (options_.policy == KvmMembershipOptions::Policy::periodic)
+    source_ = std::make_unique<PeriodicScanSource>(topology_, options_.period);
+  else
+    source_ = std::make_unique<EventWatchSource>(topology_, options_.delay);
+  ticker_ = std::thread([this] { tick_loop(); });
+}
+
+KvmMembership::~KvmMembership() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  ticker_.join();
+}
+
+void KvmMembership::add_host(HostId host, const std::string& shm_name) {
+  std::lock_guard lock(mutex_);
+  topology_.add_host(host);
+  hosts_[host] = shm_name;
+}
+
+void KvmMembership::add_guest(VmId vm, HostId host) {
+  std::unique_lock lock(mutex_);
+  if (!hosts_.count(host))
+    throw IvshmemError(fmt::format("membership: VM {} started on unknown host {}", vm, host));
+  believed_.emplace(vm, 0);
+  if (topology_.has_vm(vm)) return;
+  source_->on_event(topology_.create_vm(vm, {}, host, std::max(MonotonicClock::read(), last_run_)));
+  run_due_locked();
+  lock.unlock();
+  wake_.notify_all();
+}
+
+void KvmMembership::publish_notified() {
+  // A guest learns of its own creation or move when the source notifies that record (a view
+  // that stays empty, a lone guest's, fires no view-change callback, so records are the cue).
+  const std::vector<NotificationRecord>& records = source_->records();
+  published_.resize(records.size(), false);
+  for (std::size_t i = first_unpublished_; i < records.size(); ++i) {
+    const NotificationRecord& r = records[i];
+    if (published_[i] || r.t_notified == kNever) continue;
+    published_[i] = true;
+    if (r.subject != r.observer || !believed_.count(r.observer) || !topology_.has_vm(r.observer))
+      continue;
+    if (r.kind != ChangeKind::creation && r.kind != ChangeKind::migration_in) continue;
+    const HostId host = topology_.host_of(r.observer);
+    // The guest learns where it is, through the word of the region it is in now.
+    write_host_word(hosts_.at(host), options_.host_word, host);
+    believed_[r.observer] = host;
+    if (auto it = resumed_at_.find(r.observer);
+        it != resumed_at_.end() && r.kind == ChangeKind::migration_in) {
+      arrivals_.push_back({r.observer, host, it->second, MonotonicClock::read()});
+      resumed_at_.erase(it);
+    }
+  }
+  while (first_unpublished_ < published_.size() && published_[first_unpublished_])
+    ++first_unpublished_;
+}
+
+void KvmMembership::on_qmp_event(VmId vm, HostId host, const QmpEvent& event) {
+  if (event.name != "RESUME") return;
+  std::unique_lock lock(mutex_);
+  if (!hosts_.count(host))
+    throw IvshmemError(fmt::format("membership: RESUME of VM {} on unknown host {}", vm, host));
+  believed_.emplace(vm, 0);
+  // Events are reported in time order, never before a run_due() that already happened (a
+  // scan that ran before we saw the event did not see it: its time moves up to that scan).
+  const Nanos resumed = monotonic_of(event.timestamp);
+  const Nanos when = std::max(resumed, last_run_);
+  if (!topology_.has_vm(vm)) {
+    source_->on_event(topology_.create_vm(vm, {}, host, when));
+  } else if (topology_.host_of(vm) != host) {
+    resumed_at_[vm] = resumed;
+    source_->on_event(topology_.migrate_vm(vm, host, when));
+  } else {
+    return; // resumed where it was (after a pause): no change
+  }
+  // What is due by now is delivered now (an immediate watch publishes before we return).
+  run_due_locked();
+  lock.unlock();
+  wake_.notify_all();
+}
+
+void KvmMembership::guest_ended(VmId vm, HostId host) {
+  std::unique_lock lock(mutex_);
+  if (!topology_.has_vm(vm) || topology_.host_of(vm) != host) return; // it had moved on
+  source_->on_event(topology_.shutdown_vm(vm, std::max(MonotonicClock::read(), last_run_)));
+  lock.unlock();
+  wake_.notify_all();
+}
+
+std::vector<NotificationRecord> KvmMembership::records() const {
+  std::lock_guard lock(mutex_);
+  return source_->records();
+}
+
+std::vector<KvmMembership::Arrival> KvmMembership::arrivals() const {
+  std::lock_guard lock(mutex_);
+  return arrivals_;
+}
+
+std::string_view KvmMembership::policy_name() const {
+  return source_->name();
+}
+
+HostId KvmMembership::host_of(VmId vm) const {
+  std::lock_guard lock(mutex_);
+  return topology_.has_vm(vm) ? topology_.host_of(vm) : 0;
+}
+
+Nanos KvmMembership::run_due_locked() {
+  const Nanos now = MonotonicClock::read();
+  // Stamped with the real (late) time: that is when the guest's word is written.
+  // last_run_ moves only with a real run_due(): events are clamped to it, and a clamp that
+  // is not needed would shorten the race windows recorded.
+  while (source_->next_due() <= now) {
+    source_->run_due(now);
+    last_run_ = now;
+  }
+  publish_notified();
+  return now;
+}
+
+void KvmMembership::tick_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    const Nanos now = run_due_locked();
+    const Nanos due = source_->next_due();
+    const Nanos wait = due == kNever ? 1'000'000'000 : std::min<Nanos>(due - now, 1'000'000'000);
+    wake_.wait_for(lock, std::chrono::nanoseconds(std::max<Nanos>(wait, 100'000)));
+  }
+}
+
+} // namespace ivmc::kvm
