@@ -3,10 +3,16 @@
 
 #include "ivmc/sim/run.hpp"
 #include "ivmc/sim/scenario.hpp"
+#ifdef IVMC_HAVE_KVM_RUN
+#include "kvm_run.hpp"
+#endif
+
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -22,6 +28,16 @@ CLI::App* add_run(CLI::App& app, RunOptions& o) {
   cmd->add_option("--set", o.sets, "override KEY=VALUE (scenarios/FORMAT.md), in order")
       ->allow_extra_args(false);
   cmd->add_flag("--quiet", o.quiet, "print nothing but errors");
+  cmd->add_option("--backend", o.backend,
+                  "sim: simulate; kvm: run the workloads on real QEMU guests, one at a time, "
+                  "into the same results.csv schema")
+      ->check(CLI::IsMember({"sim", "kvm"}))
+      ->capture_default_str();
+  cmd->add_flag("--ignore-events", o.ignore_events,
+                "kvm: run the workloads with the initial placement even if the scenario has "
+                "[[event]]s or [[generator]]s (they are not played)");
+  cmd->add_option("--kvm-bytes", o.kvm_bytes, "kvm: bytes per stream workload")
+      ->capture_default_str();
   return cmd;
 }
 
@@ -38,8 +54,43 @@ int run_run(const RunOptions& o) {
                e.issues().size() == 1 ? "" : "s");
     return 2;
   }
+  sim::PointRunner runner = sim::run_scenario;
+  if (o.backend == "kvm") {
+#ifdef IVMC_HAVE_KVM_RUN
+    KvmRunOptions k;
+    const char* cache = std::getenv("IVMC_CACHE");
+    const char* home = std::getenv("HOME");
+    k.image_dir = (cache && *cache ? std::string(cache)
+                                   : std::string(home && *home ? home : "/root") + "/.cache/ivmc") +
+                  "/run-image";
+    k.log_dir =
+        o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/guest-logs";
+    k.stream_bytes = o.kvm_bytes;
+    k.ignore_events = o.ignore_events;
+    k.progress = !o.quiet;
+    if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
+      fmt::print(stderr,
+                 "ivmc run: {} has {} [[event]]s and {} [[generator]]s; the kvm backend does not "
+                 "play them yet (pass --ignore-events to run its workloads with the initial "
+                 "placement)\n",
+                 s.origin, s.events.size(), s.generators.size());
+      return 2;
+    }
+    runner = [k](const sim::Scenario& point) { return run_on_kvm(point, k); };
+#else
+    fmt::print(stderr, "ivmc run: this build has no guest agent (a sanitizer build?): no kvm "
+                       "backend\n");
+    return 2;
+#endif
+  }
   if (o.out.empty()) {
-    const sim::RunResult r = sim::run_scenario(s);
+    sim::RunResult r;
+    try {
+      r = runner(s);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "ivmc run: {}\n", e.what());
+      return 1;
+    }
     if (!o.quiet) std::fputs(r.summary.c_str(), stdout);
     return 0;
   }
@@ -51,11 +102,18 @@ int run_run(const RunOptions& o) {
   sweep.out_dir = o.out;
   std::string summary;
   const std::string summary_path = o.out + "/summary.txt";
-  sim::run_sweep(s, sweep, [&](const sim::Scenario& point) {
-    sim::RunResult r = sim::run_scenario(point);
-    std::ofstream(summary_path) << r.summary; // from the child: its summary for people
-    return r;
-  });
+  try {
+    sim::run_sweep(s, sweep, [&](const sim::Scenario& point) {
+      sim::RunResult r = runner(point);
+      std::ofstream(summary_path) << r.summary; // from the child: its summary for people
+      return r;
+    });
+  } catch (const sim::ScenarioError&) {
+    throw;
+  } catch (const std::runtime_error& e) { // the run failed (its error is in the text)
+    fmt::print(stderr, "ivmc run: {}\n", e.what());
+    return 1;
+  }
   if (!o.quiet) {
     std::ifstream in(summary_path);
     std::string line;

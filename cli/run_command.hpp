@@ -16,6 +16,9 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets; // KEY=VALUE overrides, in order
   bool quiet = false;
+  std::string backend = "sim"; // sim | kvm (real QEMU guests: kvm_run.hpp)
+  bool ignore_events = false;  // kvm: run the workloads with the initial placement
+  std::uint64_t kvm_bytes = 32u << 20;
 };
 
 CLI::App* add_run(CLI::App& app, RunOptions& o);

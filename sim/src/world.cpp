@@ -1262,7 +1262,45 @@ RunResult World::collect(double wall_s) {
       pending_bytes_, recovered_bytes_, total.lost_bytes, model_.events(), wall_s,
       static_cast<double>(model_.events()) / std::max(wall_s, 1e-9) / 1e6);
   r.summary = summary;
+  // metric_names() is the schema other backends write: it must be exactly this list.
+  const std::vector<std::string> schema = metric_names(s_);
+  bool same = schema.size() == r.metrics.size();
+  for (std::size_t i = 0; same && i < schema.size(); ++i) same = schema[i] == r.metrics[i].name;
+  if (!same) throw std::logic_error("metric_names() and World::collect() disagree");
   return r;
+}
+
+std::vector<std::string> metric_names(const Scenario& s) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < s.workloads.size(); ++i) {
+    const WorkloadConfig& w = s.workloads[i];
+    const std::string pre = fmt::format("w{}_", i);
+    const bool rr = w.kind == "tcp_rr" || w.kind == "udp_rr";
+    if (rr) {
+      names.push_back(pre + "transactions_per_s");
+    } else {
+      names.push_back(pre + "mbps");
+      names.push_back(pre + "messages_per_s");
+    }
+    for (double pct : s.latency_percentiles)
+      names.push_back(pre + fmt::format("{}_p{}_us", rr ? "rtt" : "latency", pct));
+    names.push_back(pre + "local_share");
+  }
+  for (const char* n :
+       {"stream_mbps", "rr_transactions_per_s", "notifications", "data_notifications",
+        "space_notifications", "wakeups", "sleeps", "membership_probes", "link_probes", "sends",
+        "sends_in_race_window", "race_exposure", "race_operations", "race_errors", "race_deferred"})
+    names.emplace_back(n);
+  for (const char* row : {"establishment", "pending_data", "teardown"})
+    for (const char* col : {"migration_in", "creation", "migration_out", "shutdown"})
+      names.push_back(fmt::format("race_{}_{}", row, col));
+  for (const char* n :
+       {"frames_local", "frames_remote", "switches_to_local", "switches_to_remote", "fallbacks",
+        "deferred_establishments", "channels_opened", "pending_bytes", "recovered_bytes",
+        "lost_messages", "lost_bytes", "udp_dropped", "trust_refusals", "pool_refusals",
+        "pool_renewals", "pool_utilisation", "migrations", "migration_s_mean"})
+    names.emplace_back(n);
+  return names;
 }
 
 namespace {

@@ -31,6 +31,10 @@ struct RunResult {
 // process); a second call throws std::logic_error. Throws ScenarioError on an invalid scenario.
 RunResult run_scenario(const Scenario& scenario);
 
+// The metrics a run of `scenario` reports, in order (results.csv's metric columns): the
+// schema a real backend's run of the same scenario writes too.
+std::vector<std::string> metric_names(const Scenario& scenario);
+
 // A sweep: the cross product of the parameter values, times `seeds` seeds per point.
 struct SweepOptions {
   std::vector<std::pair<std::string, std::vector<std::string>>> params; // key, values
