@@ -143,8 +143,8 @@ sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
     kvm::QemuOptions from_o = base, to_o = base;
     if (!local) {
       const std::uint16_t pf = kvm::free_udp_port(), pt = kvm::free_udp_port();
-      from_o.nic = kvm::GuestNic{false, pf, pt, "10.0.0.1/24", 1};
-      to_o.nic = kvm::GuestNic{false, pt, pf, "10.0.0.2/24", 2};
+      from_o.nic = kvm::GuestNic{pf, pt, "10.0.0.1/24", 1};
+      to_o.nic = kvm::GuestNic{pt, pf, "10.0.0.2/24", 2};
     }
     from_o.agent_args = from_args;
     to_o.agent_args = to_args;

@@ -217,15 +217,21 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
 // in place, so one lost, duplicated or reordered byte fails the test.
 TEST_CASE("a guest's link goes remote when it migrates away and local again when it returns",
           "[vm][migration][link]") {
-  Host host_a("link-a", 1u << 20, true), host_b("link-b");
   constexpr std::size_t kHostWord = (1u << 20) - 4096;
-  // The hosts' membership source: QMP's RESUME events in, host words out (event-driven).
+  // The hosts' membership source: QMP's RESUME events and the servers' notices in, host words
+  // out (event-driven).
   kvm::KvmMembershipOptions mo;
   mo.host_word = kHostWord;
   kvm::KvmMembership membership(mo);
+  Host host_a("link-a", 1u << 20, true,
+              [&](std::uint16_t peer, bool up) { membership.on_server_notice(1, peer, up); });
+  Host host_b("link-b", 1u << 20, false,
+              [&](std::uint16_t peer, bool up) { membership.on_server_notice(2, peer, up); });
   membership.add_host(1, host_a.shm_name());
   membership.add_host(2, host_b.shm_name());
   constexpr VmId kGuest = 1;
+  membership.bind_peer(1, 0, kGuest); // master=on: the guest's device is peer 0 on any server
+  membership.bind_peer(2, 0, kGuest);
   membership.add_guest(kGuest, 1); // created on A: its word says 1 before it boots
   kvm::TcpListener listener;       // the host process's end of the remote path (127.0.0.1)
   const std::string base = "/tmp/ivmc-vm-link-" + std::to_string(::getpid());
@@ -255,7 +261,7 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
                                           "77",
                                           "--remote",
                                           "10.0.2.2:" + std::to_string(listener.port())};
-  const kvm::GuestNic nic{true, 0, 0, "10.0.2.15/24", 1};
+  const kvm::GuestNic nic{0, 0, "10.0.2.15/24", 1, true}; // user networking
   auto first = launch(&host_a, {"link-a", agent, false, nic, true, base + "-a.qmp", ""});
   REQUIRE(first->wait_for_console("IVMC-INFO link started", kBootBudget));
 
@@ -294,16 +300,23 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   REQUIRE(on_b->wait_for_console("IVMC-LINK path remote", 60 * kSecond));
   std::this_thread::sleep_for(std::chrono::seconds(1)); // streaming over TCP
 
+  membership.bind_peer(1, 0, kGuest); // its device on A left with the first move; it returns
   auto back = launch(&host_a, {"link-back", agent, false, nic, true, base + "-a2.qmp", to_a});
   auto qa2 = kvm::QmpClient::connect(base + "-a2.qmp", 10 * kSecond);
   migrate(qb, qa2, to_a, [&](const kvm::QmpEvent& resumed) {
     membership.on_qmp_event(kGuest, 1, resumed);
     arrived_a = kvm::MonotonicClock::read();
   });
-  on_b->kill();
+  on_b->kill(); // B's device leaves after the move back: not a shutdown
+  std::this_thread::sleep_for(std::chrono::milliseconds(200)); // the server's notice
+  CHECK(membership.host_of(kGuest) == 1);
 
   const kvm::GuestOutcome end = back->wait();
   receiver.join();
+  // The guest powered off on A: the server's notice is its shutdown.
+  for (int i = 0; i < 100 && membership.host_of(kGuest) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(membership.host_of(kGuest) == 0);
   const kvm::ReportFields r = result_of(end);
   INFO(end.describe());
   INFO(received.line());

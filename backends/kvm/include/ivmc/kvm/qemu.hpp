@@ -42,14 +42,14 @@ Accel choose_accel(const std::string& qemu, const GuestImage& image, const std::
 // between two QEMUs on this machine (-netdev socket,udp=...), so two guests form a two-host
 // LAN with no bridge, tap device or privileges. The guest's /init brings eth0 up with `ip`.
 struct GuestNic {
-  // User networking (slirp) instead of a guest-to-guest UDP socket: the guest reaches the
-  // host's 127.0.0.1 at 10.0.2.2 (so `ip` is in 10.0.2.0/24, e.g. "10.0.2.15/24"); the ports
-  // below are unused. Its connections live in this QEMU and do not survive a migration.
-  bool user = false;
   std::uint16_t local_port = 0;  // this QEMU's UDP port on 127.0.0.1
   std::uint16_t remote_port = 0; // the other QEMU's
   std::string ip;                // the guest's address with prefix, e.g. "10.0.0.1/24"
   unsigned mac_suffix = 1;       // 52:54:00:00:00:<suffix>: distinct per guest
+  // User networking (slirp) instead of a guest-to-guest UDP socket: the guest reaches the
+  // host's 127.0.0.1 at 10.0.2.2 (so `ip` is in 10.0.2.0/24, e.g. "10.0.2.15/24"); the ports
+  // above are unused. Its connections live in this QEMU and do not survive a migration.
+  bool user = false;
 };
 // A free UDP port on 127.0.0.1 (the kernel's choice; free when this returns).
 std::uint16_t free_udp_port();
