@@ -130,3 +130,24 @@ TEST_CASE("KVM membership (periodic scan): the word changes at a later scan", "[
   CHECK(r->t_notified >= r->t_event);
   CHECK(r->t_notified - r->t_event <= o.period + 1'000'000'000); // a period (+ lateness)
 }
+
+TEST_CASE("KVM membership: a server's disconnect notice ends a guest unless it moved away",
+          "[membership][kvm]") {
+  ShmHost a("na"), b("nb");
+  KvmMembershipOptions o;
+  o.host_word = kWord;
+  KvmMembership m(o);
+  m.add_host(1, a.name);
+  m.add_host(2, b.name);
+  m.add_guest(7, 1);
+  m.bind_peer(1, 0, 7);
+  m.on_server_notice(1, 0, true); // joining: nothing happens
+  CHECK(m.host_of(7) == 1);
+  m.on_qmp_event(7, 2, resume_now()); // migrated to B ...
+  m.bind_peer(2, 0, 7);
+  m.on_server_notice(1, 0, false); // ... so the source's device leaving A is not a shutdown
+  CHECK(m.host_of(7) == 2);
+  m.on_server_notice(1, 5, false); // a peer nobody bound: ignored
+  m.on_server_notice(2, 0, false); // the guest's QEMU on B ends: shutdown
+  CHECK(m.host_of(7) == 0);
+}

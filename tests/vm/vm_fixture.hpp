@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,7 +49,9 @@ inline kvm::Accel accel() {
 // An ivshmem server ("a host") served by a thread of the test process.
 class Host {
 public:
-  Host(const std::string& tag, std::size_t region_bytes = 1u << 20, bool reuse_id_zero = false) {
+  // `on_peer`: the server's join/leave notices (a membership source's input), if wanted.
+  Host(const std::string& tag, std::size_t region_bytes = 1u << 20, bool reuse_id_zero = false,
+       std::function<void(std::uint16_t, bool)> on_peer = {}) {
     kvm::IvshmemServerOptions o;
     name_ = "ivmc-vm-" + tag + "-" + std::to_string(::getpid());
     const std::string& name = name_;
@@ -58,6 +61,7 @@ public:
     o.vectors = kVectors;
     o.reuse_id_zero = reuse_id_zero;
     o.log = [](std::string_view) {};
+    o.on_peer = std::move(on_peer);
     server_ = std::make_unique<kvm::IvshmemServerThread>(o);
   }
   const std::string& socket() const { return server_->socket_path(); }

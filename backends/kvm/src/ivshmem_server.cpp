@@ -508,6 +508,7 @@ void IvshmemServer::admit(UniqueFd socket) {
     log(fmt::format("peer {} connected ({} peers now)", client.id, clients_.size() + 1));
   const std::uint16_t id = client.id;
   clients_.emplace(id, std::move(client));
+  if (options_.on_peer) options_.on_peer(id, true);
 }
 
 void IvshmemServer::enqueue(Client& client, std::int64_t value, SharedFd fd) {
@@ -576,6 +577,7 @@ void IvshmemServer::drop(std::uint16_t id, std::string_view why) {
   for (auto& [other_id, other] : clients_) enqueue(other, id, nullptr);
   if (options_.verbose || why != "disconnected")
     log(fmt::format("peer {} {}; dropped ({} peers now)", id, why, clients_.size()));
+  if (options_.on_peer) options_.on_peer(id, false);
 }
 
 int ivshmem_server_main(const IvshmemServerOptions& options) {

@@ -138,6 +138,23 @@ void KvmMembership::guest_ended(VmId vm, HostId host) {
   wake_.notify_all();
 }
 
+void KvmMembership::bind_peer(HostId host, std::uint16_t peer, VmId vm) {
+  std::lock_guard lock(mutex_);
+  peers_[{host, peer}] = vm;
+}
+
+void KvmMembership::on_server_notice(HostId host, std::uint16_t peer, bool connected) {
+  VmId vm = 0;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = peers_.find({host, peer});
+    if (it == peers_.end() || connected) return; // a joining device is not a running guest yet
+    vm = it->second;
+    peers_.erase(it); // the ID may be given to another device next
+  }
+  guest_ended(vm, host);
+}
+
 std::vector<NotificationRecord> KvmMembership::records() const {
   std::lock_guard lock(mutex_);
   return source_->records();

@@ -47,6 +47,9 @@ struct IvshmemServerOptions {
   bool verbose = false;
   // Where log lines go (one line per call, no trailing newline); stderr when empty.
   std::function<void(std::string_view)> log;
+  // Told of every peer that joined (true) or left (false), from the server's thread, after the
+  // other peers' notices were queued: a membership source's input (KvmMembership).
+  std::function<void(std::uint16_t peer_id, bool connected)> on_peer;
 };
 
 // Parses "4096", "64K", "4M", "1G" (binary multiples, case-insensitive, optional "iB"/"B").

@@ -56,6 +56,11 @@ public:
   void on_qmp_event(VmId vm, HostId host, const QmpEvent& event);
   // `vm`'s QEMU on `host` ended without migrating away: shutdown.
   void guest_ended(VmId vm, HostId host);
+  // Server notices (IvshmemServerOptions::on_peer): `vm`'s device is peer `peer` of `host`'s
+  // server from now on; a disconnect of that peer is guest_ended(vm, host) (ignored when the
+  // guest had migrated away: the source QEMU's device leaves after the move).
+  void bind_peer(HostId host, std::uint16_t peer, VmId vm);
+  void on_server_notice(HostId host, std::uint16_t peer, bool connected);
 
   // The source's records (NotificationRecord: t_event, t_notified per observer), a copy.
   std::vector<NotificationRecord> records() const;
@@ -84,6 +89,7 @@ private:
   std::map<HostId, std::string> hosts_;
   std::map<VmId, HostId> believed_; // the host each guest's word says, as last published
   Nanos last_run_ = 0;
+  std::map<std::pair<HostId, std::uint16_t>, VmId> peers_; // bound server peers
   std::map<VmId, Nanos> resumed_at_; // migrations whose word is not written yet
   std::vector<Arrival> arrivals_;
   std::vector<bool> published_; // per record: handled by publish_notified()
