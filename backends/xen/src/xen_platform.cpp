@@ -84,7 +84,7 @@ XenEndpoint::XenEndpoint(XenPlatform& platform) : platform_(platform) {}
 
 XenEndpoint::~XenEndpoint() {
   platform_.unregister(this);
-  if (offering_) {
+  if (offering_ && !record_path_.empty()) { // empty: the offer failed before publishing
     try {
       platform_.store().remove(record_path_);
     } catch (const std::exception&) {
@@ -227,7 +227,8 @@ std::unique_ptr<XenEndpoint> XenPlatform::offer(std::uint32_t peer,
     }
     ep->live_ = std::make_unique<GrantMapping>(live, 1, sharer, nullptr);
   }
-  // Relaxed: a yes/no flag; the record below is what tells the mapper to look.
+  // Relaxed: a yes/no flag, and the mapper can only read it after the XenStore writes below
+  // (system calls: full barriers) published the record.
   live_byte(ep->live_->base, kOfferedByte).store(1, std::memory_order_relaxed);
 
   ChannelConfig config = options.channel;
@@ -300,7 +301,7 @@ std::unique_ptr<XenEndpoint> XenPlatform::map(std::uint32_t offerer,
     }
     ep->live_ = std::make_unique<GrantMapping>(live, 1, nullptr, table);
   }
-  // Relaxed: yes/no flags (see tick()).
+  // Relaxed: yes/no flags; the peer's kernel clears them, nothing else is ordered by them.
   if (live_byte(ep->live_->base, kOfferedByte).load(std::memory_order_relaxed) == 0)
     throw XenError(detail::format("map {}: the offerer already unmapped its pages", path));
   live_byte(ep->live_->base, kMapperByte).store(1, std::memory_order_relaxed);

@@ -81,7 +81,10 @@ XenBoot::XenBoot(XenBootOptions options) : options_(std::move(options)) {
               "-m", std::to_string(options_.memory_mib), "-smp", std::to_string(options_.cpus),
               "-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot", "-serial",
               "file:" + options_.serial_log, "-kernel", im.xen, "-append",
-              fmt::format("console=com1 com1=115200,8n1 dom0_mem={0}M,max:{0}M noreboot",
+              // dom0 gets one vCPU pinned to pCPU 0, so a domU's vCPU (one each) can run on
+              // the other while dom0 works: a polling pair must not share a pCPU.
+              fmt::format("console=com1 com1=115200,8n1 dom0_mem={0}M,max:{0}M dom0_max_vcpus=1 "
+                          "dom0_vcpus_pin noreboot",
                           options_.dom0_memory_mib),
               // Multiboot modules: dom0's kernel with its command line, then its initramfs.
               // (A comma in an argument would split the module list: none here.)

@@ -4,24 +4,31 @@
 //   dom0:  ivmc-xen-agent drive --peer 1 --job "stream policy=polling bytes=33554432"
 //                               --job "ping policy=on_demand count=2000 message=64" --job exit
 //   domU:  ivmc-xen-agent serve --peer 0
+//   dom0:  ivmc-xen-agent pair --offerer 4 --mapper 5     (domU 4 streams to domU 5)
+//   dom0:  ivmc-xen-agent membership --mode scan|watch    (domains appearing and going)
 //
 // `drive` offers one channel per job (named j0, j1, ...) to the peer domain with the job's
 // text in the XenStore record, runs its own side (receiving a stream, or pinging) and prints
 // one `IVMC-RESULT job=... ` line per job. `serve` maps the channels in turn and runs the other
 // side (sending the stream, echoing) as the record's job says, until the job "exit". Jobs:
-//   stream policy=P bytes=N message=M [kill=K]   the domU streams N bytes to dom0 through the
-//       ring; with kill=K dom0 runs --kill-command after K bytes and checks that the channel
-//       ends with peer_dead, that what arrived is an intact prefix of the stream, and that it
-//       holds everything the sender had sent by then (its progress, published in XenStore)
+//   stream policy=P bytes=N message=M [kill=K|crash=K]   the domU streams N bytes to dom0
+//       through the ring; with kill=K dom0 runs --kill-command after K bytes, with crash=K the
+//       domU's agent exits abruptly after K bytes; dom0 then checks that the channel ends with
+//       peer_dead, that what arrived is an intact prefix of the stream, and that it holds
+//       everything the sender had reported sent (its progress, published in XenStore)
 //   ping policy=P count=C message=M              C round trips of M bytes through the ring
 //   tcp-stream bytes=N message=M / tcp-ping count=C message=M   the same over TCP through
 //       the domains' network (dom0 listens on --listen-ip, port 5000 + job index)
+//   relay-offer peer=D name=N policy=P bytes=B / relay-map peer=D ...   domU <-> domU: this
+//       domU offers a channel named N to domU D (or maps D's) and streams through it; the
+//       outcome goes back to dom0 over the job's channel (`pair` sends these)
 //   exit                                         the domU's serve loop ends
 #include "ivmc/kvm/posix_clock.hpp"
 #include "ivmc/kvm/tcp_path.hpp"
 #include "ivmc/kvm/workload.hpp"
 #include "ivmc/xen/offer_record.hpp"
 #include "ivmc/xen/xen_platform.hpp"
+#include "ivmc/xen/xenstore_membership.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -76,7 +83,8 @@ Job parse_job(const std::string& text) {
     job.args[item.substr(0, eq)] = item.substr(eq + 1);
   }
   if (job.kind != "stream" && job.kind != "ping" && job.kind != "tcp-stream" &&
-      job.kind != "tcp-ping" && job.kind != "exit")
+      job.kind != "tcp-ping" && job.kind != "relay-offer" && job.kind != "relay-map" &&
+      job.kind != "exit")
     throw std::invalid_argument("job '" + text + "': unknown kind '" + job.kind + "'");
   return job;
 }
@@ -103,30 +111,39 @@ XenEndpointOptions endpoint_options(const std::string& name, const Job& job,
   return o;
 }
 
-// dom0's side of a stream whose sender is destroyed mid-stream.
-Report receive_until_killed(XenPlatform& platform, XenEndpoint& ep, const Job& job,
-                            const std::string& kill_command, Nanos timeout) {
+// dom0's side of a stream whose sender dies mid-stream: with kill=K dom0 runs the kill
+// command (xl destroy: the domain goes, its kernel never runs the unmap notification) after K
+// bytes; with crash=K the domU's agent exits abruptly after sending K bytes (its kernel unmaps
+// the pages and the notification clears its liveness byte). Either way the channel must end
+// with peer_dead, what arrived must be an intact prefix of the stream, and it must hold
+// everything the sender had reported sent (its XenStore progress).
+Report receive_until_dead(XenPlatform& platform, XenEndpoint& ep, const Job& job,
+                          const std::string& kill_command, Nanos timeout) {
   Report r;
-  r.mode = "recv-kill";
+  const bool kill = job.args.count("kill") != 0;
+  r.mode = kill ? "recv-kill" : "recv-crash";
   const std::uint64_t kill_at = job.number("kill", 8u << 20);
   std::vector<std::byte> buffer(ep.channel().max_message());
   kvm::StreamChecksum sum;
   std::optional<std::thread> killer;
   std::uint64_t snapshot = 0;
-  Nanos killed_at = -1, kill_done = -1, ended_at = -1;
+  Nanos killed_at = -1, kill_done = -1, last_message = -1;
+  auto read_progress = [&] {
+    const auto text = platform.store().read(progress_path(ep.peer()), 32);
+    std::uint32_t value = 0;
+    if (text && parse_decimal(*text, UINT32_MAX, value)) snapshot = value;
+  };
   Errc end = Errc::ok;
   for (;;) {
     std::size_t n = 0;
     end = ep.channel().recv(buffer, n, timeout);
     if (end != Errc::ok) break;
+    last_message = MonotonicClock::read();
     sum.update(std::span(buffer.data(), n));
     r.bytes += n;
     ++r.messages;
-    if (!killer && r.bytes >= kill_at) {
-      // What the sender had sent (send() returned) by now: all of it must arrive.
-      const auto text = platform.store().read(progress_path(ep.peer()), 32);
-      std::uint32_t value = 0;
-      if (text && parse_decimal(*text, UINT32_MAX, value)) snapshot = value;
+    if (kill && !killer && r.bytes >= kill_at) {
+      read_progress(); // the domain's XenStore directory goes with it: read it now
       killed_at = MonotonicClock::read();
       killer.emplace([&] {
         const int status = std::system(kill_command.c_str());
@@ -135,19 +152,23 @@ Report receive_until_killed(XenPlatform& platform, XenEndpoint& ep, const Job& j
       });
     }
   }
-  ended_at = MonotonicClock::read();
+  const Nanos ended_at = MonotonicClock::read();
   if (killer) killer->join();
+  if (!kill) read_progress(); // the crashed agent published its final count (its init waits)
   r.checksum = sum.value();
   r.stats = ep.channel().stats();
+  const Nanos detect_from = kill ? killed_at : last_message;
   char extra[256];
   std::snprintf(extra, sizeof extra,
-                " end=%s sent_snapshot=%" PRIu64 " detect_ms=%.1f kill_cmd_ms=%.1f prefix_ok=%d",
+                " end=%s sent_snapshot=%" PRIu64 " detect_ms=%.1f kill_cmd_ms=%.1f prefix_ok=%d"
+                " from_ns=%lld",
                 std::string(to_string(end)).c_str(), snapshot,
-                killed_at < 0 ? -1.0 : (ended_at - killed_at) / 1e6,
+                detect_from < 0 ? -1.0 : (ended_at - detect_from) / 1e6,
                 kill_done < 0 ? -1.0 : (kill_done - killed_at) / 1e6,
-                sum.value() == kvm::expected_checksum(r.bytes) ? 1 : 0);
+                sum.value() == kvm::expected_checksum(r.bytes) ? 1 : 0,
+                static_cast<long long>(detect_from));
   r.extra = extra;
-  if (!killer)
+  if (kill && !killer)
     r.error = "the stream ended before kill=" + std::to_string(kill_at) + ": " +
               std::string(to_string(end)) + " " + ep.channel().error_detail();
   else if (end != Errc::peer_dead)
@@ -200,8 +221,8 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
       if (job.kind == "exit") {
         r.mode = "exit";
         r.ok = true;
-      } else if (job.kind == "stream" && job.args.count("kill") != 0) {
-        r = receive_until_killed(*platform, *ep, job, kill_command, timeout);
+      } else if (job.kind == "stream" && (job.args.count("kill") + job.args.count("crash")) != 0) {
+        r = receive_until_dead(*platform, *ep, job, kill_command, timeout);
       } else if (job.kind == "stream") {
         r = kvm::stream_recv(ep->channel(), w);
       } else if (job.kind == "ping") {
@@ -211,7 +232,7 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
         kvm::FrameWorkloadPath path(tcp);
         r = job.kind == "tcp-stream" ? kvm::stream_recv(path, w) : kvm::ping(path, w);
       }
-      if (job.kind != "stream" || job.args.count("kill") == 0) {
+      if (r.mode != "recv-kill" && r.mode != "recv-crash") {
         if (job.kind == "stream" && r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
           r.ok = false;
           r.error = "checksum differs from the stream's";
@@ -240,6 +261,35 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
   w.count = 0; // echo until the peer closes
   w.timeout = timeout;
   if (job.kind == "ping") return kvm::echo(ep.channel(), w);
+  if (job.kind == "relay-offer" || job.kind == "relay-map") {
+    // domU <-> domU: this domain offers a channel to, or maps one from, another domU, and
+    // streams through it; dom0 learns the outcome over the control channel `ep`.
+    std::uint32_t other = 0;
+    if (!parse_decimal(job.text("peer", ""), kMaxDomainId, other))
+      throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+    XenEndpointOptions o = endpoint_options(job.text("name", "p0"), job, 30);
+    std::unique_ptr<XenEndpoint> pair;
+    if (job.kind == "relay-offer") {
+      pair = platform.offer(other, o);
+      if (const Errc e = pair->wait_for_peer(timeout); e != Errc::ok)
+        throw std::runtime_error("domain " + std::to_string(other) +
+                                 " did not map: " + std::string(to_string(e)));
+    } else {
+      pair = platform.map(other, o, timeout);
+    }
+    Report r = job.kind == "relay-offer" ? kvm::stream_send(pair->channel(), w)
+                                         : kvm::stream_recv(pair->channel(), w);
+    if (job.kind == "relay-map") {
+      pair->channel().close(5 * kSecond);
+      if (r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
+        r.ok = false;
+        r.error = "checksum differs from the stream's";
+      }
+    }
+    r.extra += " pair=1 policy=" + job.text("policy", "-") +
+               " self=" + std::to_string(platform.domid()) + " other=" + std::to_string(other);
+    return r;
+  }
   if (job.kind == "tcp-stream" || job.kind == "tcp-ping") {
     const std::string addr = job.text("addr", "");
     const std::size_t colon = addr.rfind(':');
@@ -259,6 +309,7 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
   const std::string progress = progress_path(platform.domid());
   const Nanos start = MonotonicClock::read();
   std::uint64_t next_publish = kProgressEvery;
+  const std::uint64_t crash_at = job.number("crash", UINT32_MAX); // crash=K: die after K bytes
   while (r.bytes < w.bytes) {
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(w.message, w.bytes - r.bytes));
     const std::span<std::byte> m(buffer.data(), n);
@@ -270,9 +321,13 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
     sum.update(m);
     r.bytes += n;
     ++r.messages;
-    if (r.bytes >= next_publish) {
+    if (r.bytes >= next_publish || r.bytes >= crash_at) {
       next_publish += kProgressEvery;
       platform.store().write(progress, std::to_string(r.bytes));
+    }
+    if (r.bytes >= crash_at) {
+      print("IVMC-INFO crashing on purpose after " + std::to_string(r.bytes) + " bytes");
+      std::_Exit(3); // no destructors: the kernel unmaps the pages (unmap notification)
     }
   }
   r.checksum = sum.value();
@@ -307,6 +362,11 @@ int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
         r = serve_job(*platform, *ep, job, timeout);
       }
       r.extra += " job=" + name + " kind=" + job.kind;
+      if (job.kind.rfind("relay-", 0) == 0) { // dom0 waits for the outcome on the channel
+        const std::string line = r.line();
+        ep->channel().send(std::as_bytes(std::span(line.data(), line.size())), timeout);
+        ep->channel().close(timeout);
+      }
     } catch (const std::exception& e) {
       r.ok = false;
       r.error = e.what();
@@ -317,6 +377,83 @@ int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
     if (stop) break;
   }
   return all_ok ? 0 : 1;
+}
+
+// dom0: domU `offerer` streams to domU `mapper` through a channel of their own, once per
+// policy; each domU's outcome comes back over its control channel and is printed.
+int pair(std::uint32_t offerer, std::uint32_t mapper, const std::vector<std::string>& policies,
+         std::uint64_t bytes, double timeout_s) {
+  auto platform = XenPlatform::open();
+  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  bool all_ok = true;
+  std::size_t index = 0;
+  auto control = [&](std::uint32_t domu, const std::string& job) {
+    XenEndpointOptions o;
+    o.name = "j" + std::to_string(index);
+    o.job = job;
+    o.channel.liveness.peer_timeout = 30 * kSecond;
+    return platform->offer(domu, o);
+  };
+  for (const std::string& policy : policies) {
+    const std::string args = " name=p" + std::to_string(index) + " policy=" + policy +
+                             " bytes=" + std::to_string(bytes) + " message=4096";
+    auto to_offerer = control(offerer, "relay-offer peer=" + std::to_string(mapper) + args);
+    auto to_mapper = control(mapper, "relay-map peer=" + std::to_string(offerer) + args);
+    for (auto* ep : {to_offerer.get(), to_mapper.get()}) {
+      std::vector<std::byte> buffer(ep->channel().max_message());
+      std::size_t n = 0;
+      std::string line;
+      if (const Errc e = ep->channel().recv(buffer, n, timeout); e == Errc::ok) {
+        line.assign(reinterpret_cast<const char*>(buffer.data()), n);
+      } else {
+        Report r;
+        r.mode = "pair";
+        r.error = "no outcome from domain " + std::to_string(ep->peer()) + ": " +
+                  std::string(to_string(e)) + " " + ep->channel().error_detail();
+        r.extra = " pair=1 policy=" + policy;
+        line = r.line();
+      }
+      // The line came from a domU: print only what a report line may hold.
+      for (char& c : line)
+        if (c < 0x20 || c > 0x7e) c = '?';
+      print(line);
+      all_ok = all_ok && line.find(" ok=1 ") != std::string::npos;
+      ep->channel().close(5 * kSecond);
+    }
+    ++index;
+  }
+  for (const std::uint32_t domu : {offerer, mapper}) {
+    auto ep = control(domu, "exit");
+    ep->wait_for_peer(timeout);
+  }
+  return all_ok ? 0 : 1;
+}
+
+// dom0: reports every domain that appears or goes, as the XenStore membership source in
+// `mode` learns it, until `seconds` passed (or it is killed).
+int membership(XenStoreMembership::Mode mode, double period_ms, double seconds) {
+  XenStoreMembership m(mode, static_cast<Nanos>(period_ms * 1e6));
+  const char* name = mode == XenStoreMembership::Mode::scan ? "scan" : "watch";
+  std::string present;
+  for (const std::uint32_t id : m.domains())
+    present += (present.empty() ? "" : ",") + std::to_string(id);
+  print(std::string("IVMC-MEMBERSHIP source=") + name + " start domains=" + present);
+  const Nanos end = MonotonicClock::read() + static_cast<Nanos>(seconds * 1e9);
+  while (MonotonicClock::read() < end) {
+    for (const auto& c : m.wait(200'000'000)) {
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "IVMC-MEMBERSHIP source=%s change=%s domid=%u t_ns=%lld dom0_believes=%d "
+                    "view_version=%llu reads=%llu",
+                    name, std::string(to_string(c.kind)).c_str(), c.domid,
+                    static_cast<long long>(c.detected),
+                    m.source().believes_co_resident(0, c.domid) ? 1 : 0,
+                    static_cast<unsigned long long>(m.source().view_version(0)),
+                    static_cast<unsigned long long>(m.directory_reads()));
+      print(line);
+    }
+  }
+  return 0;
 }
 
 } // namespace
@@ -336,12 +473,35 @@ int main(int argc, char** argv) {
   drive_cmd->add_option("--kill-command", kill_command, "run mid-stream by 'stream ... kill=K'");
   CLI::App* serve_cmd = app.add_subcommand("serve", "domU: map the offered channels, run the jobs");
   serve_cmd->add_option("--peer", peer, "the offering domain (dom0: 0)");
+  std::uint32_t pair_offerer = 0, pair_mapper = 0;
+  std::vector<std::string> pair_policies = {"polling", "on_demand"};
+  std::uint64_t pair_bytes = 32u << 20;
+  CLI::App* pair_cmd = app.add_subcommand("pair", "dom0: two domUs stream to each other");
+  pair_cmd->add_option("--offerer", pair_offerer, "the domU that offers and sends")->required();
+  pair_cmd->add_option("--mapper", pair_mapper, "the domU that maps and receives")->required();
+  pair_cmd->add_option("--policy", pair_policies, "one stream per policy");
+  pair_cmd->add_option("--bytes", pair_bytes, "bytes per stream");
+  pair_cmd->add_option("--timeout", timeout_s, "seconds to wait for each outcome");
+  std::string mode_text = "watch";
+  double period_ms = 500, seconds = 3600;
+  CLI::App* member_cmd =
+      app.add_subcommand("membership", "dom0: report domains appearing and going (XenStore)");
+  member_cmd->add_option("--mode", mode_text, "scan (periodic, XenLoop) or watch (event-driven)")
+      ->check(CLI::IsMember({"scan", "watch"}));
+  member_cmd->add_option("--period-ms", period_ms, "scan period");
+  member_cmd->add_option("--for", seconds, "seconds to run");
   for (CLI::App* sub : {drive_cmd, serve_cmd}) {
     sub->add_option("--timeout", timeout_s, "seconds to wait for the peer and each message");
     sub->add_option("--peer-timeout", peer_timeout_s, "seconds without a heartbeat: peer dead");
   }
   CLI11_PARSE(app, argc, argv);
   try {
+    if (app.got_subcommand(pair_cmd))
+      return pair(pair_offerer, pair_mapper, pair_policies, pair_bytes, timeout_s);
+    if (app.got_subcommand(member_cmd))
+      return membership(mode_text == "scan" ? XenStoreMembership::Mode::scan
+                                            : XenStoreMembership::Mode::watch,
+                        period_ms, seconds);
     if (app.got_subcommand(drive_cmd))
       return drive(peer, jobs, listen_ip, kill_command, timeout_s, peer_timeout_s);
     return serve(peer, timeout_s, peer_timeout_s);

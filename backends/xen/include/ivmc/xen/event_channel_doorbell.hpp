@@ -40,6 +40,7 @@ public:
   std::uint32_t local_port(Wake reason) const { return ports_[index(reason)]; }
   // The platform learnt that the peer is gone: every wait fails from now on.
   void declare_lost();
+  // Relaxed: diagnostic only.
   int last_errno() const { return last_errno_.load(std::memory_order_relaxed); }
 
 private:
