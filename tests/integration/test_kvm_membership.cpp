@@ -45,6 +45,22 @@ struct ShmHost {
   void* base = nullptr;
 };
 
+// Hosts 1 and 2 (their shm objects) under one membership source, guest 7 created on host 1.
+struct TwoHosts {
+  TwoHosts(const std::string& tag, KvmMembershipOptions o)
+      : a(tag + "a"), b(tag + "b"), m(with_word(o)) {
+    m.add_host(1, a.name);
+    m.add_host(2, b.name);
+    m.add_guest(7, 1);
+  }
+  static KvmMembershipOptions with_word(KvmMembershipOptions o) {
+    o.host_word = kWord;
+    return o;
+  }
+  ShmHost a, b;
+  KvmMembership m;
+};
+
 QmpEvent resume_now() {
   QmpEvent e;
   e.name = "RESUME";
@@ -66,13 +82,8 @@ const NotificationRecord* own_arrival(const std::vector<NotificationRecord>& rec
 
 TEST_CASE("KVM membership (watch): a RESUME moves the guest and its word at once",
           "[membership][kvm]") {
-  ShmHost a("wa"), b("wb");
-  KvmMembershipOptions o;
-  o.host_word = kWord;
-  KvmMembership m(o);
-  m.add_host(1, a.name);
-  m.add_host(2, b.name);
-  m.add_guest(7, 1);
+  TwoHosts t("w", {});
+  auto& [a, b, m] = t;
   CHECK(a.word() == 1);
   CHECK(b.word() == 0);
   m.on_qmp_event(7, 2, resume_now());
@@ -95,8 +106,9 @@ TEST_CASE("KVM membership (watch): a RESUME moves the guest and its word at once
   REQUIRE(arrivals.size() == 2);
   CHECK(arrivals[0].host == 2);
   CHECK(arrivals[1].host == 1);
-  for (const auto& a : arrivals) CHECK(a.published >= a.resumed - 1'000'000); // clocks: 1 ms
-  m.guest_ended(7, 2); // not where it is: ignored
+  for (const auto& arrival : arrivals)
+    CHECK(arrival.published >= arrival.resumed - 1'000'000); // two clocks: 1 ms
+  m.guest_ended(7, 2);                                       // not where it is: ignored
   CHECK(m.host_of(7) == 1);
   m.guest_ended(7, 1);
   CHECK(m.host_of(7) == 0);
@@ -104,16 +116,12 @@ TEST_CASE("KVM membership (watch): a RESUME moves the guest and its word at once
 }
 
 TEST_CASE("KVM membership (periodic scan): the word changes at a later scan", "[membership][kvm]") {
-  ShmHost a("pa"), b("pb");
   KvmMembershipOptions o;
-  o.host_word = kWord;
   o.policy = KvmMembershipOptions::Policy::periodic;
   o.period = 300'000'000; // long against the scheduling noise of a loaded machine
-  KvmMembership m(o);
+  TwoHosts t("p", o);
+  auto& [a, b, m] = t;
   CHECK(m.policy_name() == "periodic");
-  m.add_host(1, a.name);
-  m.add_host(2, b.name);
-  m.add_guest(7, 1);
   // Creation is learnt at a scan too.
   for (int i = 0; i < 100 && a.word() != 1; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -133,13 +141,8 @@ TEST_CASE("KVM membership (periodic scan): the word changes at a later scan", "[
 
 TEST_CASE("KVM membership: a server's disconnect notice ends a guest unless it moved away",
           "[membership][kvm]") {
-  ShmHost a("na"), b("nb");
-  KvmMembershipOptions o;
-  o.host_word = kWord;
-  KvmMembership m(o);
-  m.add_host(1, a.name);
-  m.add_host(2, b.name);
-  m.add_guest(7, 1);
+  TwoHosts t("n", {});
+  auto& m = t.m;
   m.bind_peer(1, 0, 7);
   m.on_server_notice(1, 0, true); // joining: nothing happens
   CHECK(m.host_of(7) == 1);
