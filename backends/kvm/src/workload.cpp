@@ -5,9 +5,11 @@
 #include "ivmc/kvm/posix_clock.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -212,6 +214,7 @@ Report ping(WorkloadPath& path, const WorkloadOptions& o) {
   const Nanos start = MonotonicClock::read();
   for (std::uint64_t i = 0; i < o.count; ++i) {
     fill_stream(i * o.message, out);
+    if (o.think > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(o.think));
     const Nanos t0 = MonotonicClock::read();
     Errc e = path.send(out, o.timeout);
     std::size_t n = 0;

@@ -47,6 +47,7 @@ struct WorkloadOptions {
   std::uint64_t count = 1000;      // ping: round trips; echo: stop after this many (0: at close)
   Nanos timeout = 60'000'000'000;  // longest wait for any single message
   bool close = true;               // close the channel at the end (orderly)
+  Nanos think = 0;                 // ping: pause before each round trip (the peer goes idle)
 };
 
 // The outcome of one workload, printable as one line.
