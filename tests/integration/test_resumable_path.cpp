@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -199,4 +200,40 @@ TEST_CASE("a resumable path refuses another session's or role's HELLO", "[resuma
   wrong.join();
   CHECK(receiver.last_error().find("session 2") != std::string::npos);
   CHECK(receiver.stats().connections == 0);
+}
+
+TEST_CASE("a resumable sender drops a connection whose ACK claims frames it never sent",
+          "[resumable]") {
+  auto listener = std::make_unique<TcpListener>();
+  const std::uint16_t port = listener->port();
+  ResumableOptions options;
+  options.session = 9;
+  options.stall_timeout = kSecond;
+  ResumablePath sender(
+      ResumablePath::Role::sender,
+      [&](Nanos t) { return TcpPath::try_connect("127.0.0.1", port, t); }, options);
+  // A hostile receiver: a correct HELLO, then an ACK for 1,000 frames when 1 was sent.
+  std::thread hostile([&] {
+    TcpPath c = listener->accept(5 * kSecond);
+    std::array<std::byte, 24> hello{};
+    std::memcpy(hello.data(), "IVMCRS-R", 8);
+    std::memcpy(hello.data() + 8, &options.session, 8);
+    REQUIRE(c.send(hello, {}, kSecond) == Errc::ok);
+    std::array<std::byte, 64> in{};
+    std::size_t n = 0;
+    REQUIRE(c.recv(in, {}, n, 5 * kSecond) == Errc::ok); // the sender's HELLO
+    REQUIRE(c.recv(in, {}, n, 5 * kSecond) == Errc::ok); // its one frame
+    const std::uint64_t lie = 1000;
+    std::array<std::byte, 8> ack{};
+    std::memcpy(ack.data(), &lie, 8);
+    REQUIRE(c.send(ack, {}, kSecond) == Errc::ok);
+  });
+  const std::array<std::byte, 4> f{};
+  REQUIRE(sender.send(f, {}, 5 * kSecond) == Errc::ok);
+  hostile.join();
+  listener.reset(); // nobody to reconnect to
+  // The next send reads the ACK, drops that connection and cannot make another.
+  CHECK(sender.send(f, {}, kSecond / 2) == Errc::timed_out);
+  CHECK(sender.last_error().find("only [0, 1] is possible") != std::string::npos);
+  CHECK(sender.unacknowledged() == 1); // the frame is kept for an honest receiver
 }
