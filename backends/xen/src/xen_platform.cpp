@@ -268,7 +268,10 @@ std::unique_ptr<XenEndpoint> XenPlatform::map(std::uint32_t offerer,
     if (parsed.record) break;
     if (!parsed.not_ready) throw XenError(detail::format("map {}: {}", path, parsed.error));
     if (clock_.now() >= deadline)
-      throw XenError(detail::format("map {}: nothing offered in time ({})", path, parsed.error));
+      throw XenError(detail::format("map {}: nothing offered in time ({}; a record this domain "
+                                    "may not read looks the same: the offerer must name domain "
+                                    "{} and offer after it existed)",
+                                    path, parsed.error, domid_));
     std::this_thread::sleep_for(std::chrono::nanoseconds(kRecordPoll));
   }
   OfferRecord& record = *parsed.record;
