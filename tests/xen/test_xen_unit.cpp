@@ -5,6 +5,7 @@
 #include "ivmc/xen/event_channel_doorbell.hpp"
 #include "ivmc/xen/offer_record.hpp"
 #include "ivmc/xen/xen_platform.hpp"
+#include "ivmc/xen/xenstore_membership.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -179,5 +180,35 @@ TEST_CASE("xen platform: without Xen, opening fails and says what and why", "[xe
     INFO(what);
     CHECK(what.find("xenevtchn_open") != std::string::npos);
     CHECK(what.find("No such file or directory") != std::string::npos);
+  }
+}
+
+TEST_CASE("xen membership: only a domain's own directory is a membership event", "[xen]") {
+  CHECK(names_domain_directory("/local/domain/0"));
+  CHECK(names_domain_directory("/local/domain/32751"));
+  CHECK_FALSE(names_domain_directory("/local/domain/32752")); // a reserved id
+  CHECK_FALSE(names_domain_directory("/local/domain"));
+  CHECK_FALSE(names_domain_directory("/local/domain/"));
+  CHECK_FALSE(names_domain_directory("/local/domain/3/data/ivmc-progress"));
+  CHECK_FALSE(names_domain_directory("/local/domain/03"));
+  CHECK_FALSE(names_domain_directory("/local/domain/x"));
+  CHECK_FALSE(names_domain_directory("/local/domainx/3"));
+  CHECK_FALSE(names_domain_directory("@releaseDomain"));
+}
+
+TEST_CASE("xen membership: without Xen, the source fails naming XenStore", "[xen]") {
+  if (std::filesystem::exists("/dev/xen/xenbus") ||
+      std::filesystem::exists("/proc/xen/capabilities")) {
+    SUCCEED("this machine is a Xen domain: the vm tests exercise the source");
+    return;
+  }
+  for (const auto mode : {XenStoreMembership::Mode::scan, XenStoreMembership::Mode::watch}) {
+    try {
+      XenStoreMembership m(mode, 500'000'000);
+      FAIL("a XenStore membership source opened on a machine without Xen");
+    } catch (const XenError& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find("xs_open") != std::string::npos);
+    }
   }
 }

@@ -20,6 +20,13 @@ constexpr std::string_view kDomains = "/local/domain";
 
 } // namespace
 
+bool names_domain_directory(std::string_view path) {
+  const std::string prefix = std::string(kDomains) + "/";
+  if (path.substr(0, prefix.size()) != prefix) return false;
+  std::uint32_t id = 0;
+  return parse_decimal(path.substr(prefix.size()), kMaxDomainId, id);
+}
+
 XenStoreMembership::XenStoreMembership(Mode mode, Nanos period, std::string_view source_kind,
                                        const MembershipParams& params)
     : mode_(mode), period_(period) {
@@ -88,11 +95,7 @@ std::vector<XenStoreMembership::Change> XenStoreMembership::wait(Nanos timeout) 
     if (n < 0 && errno != EINTR) return {};
     bool relevant = false;
     while (auto event = watch_store_->next_event()) {
-      const std::string& path = event->first;
-      // /local/domain/<id> itself (created or removed); deeper paths are a domain's own writes.
-      const bool domain_dir = path.rfind(std::string(kDomains) + "/", 0) == 0 &&
-                              path.find('/', kDomains.size() + 1) == std::string::npos;
-      relevant |= domain_dir;
+      relevant |= names_domain_directory(event->first);
     }
     if (relevant) {
       std::vector<Change> changes = reread(kvm::MonotonicClock::read());

@@ -25,6 +25,10 @@
 
 namespace ivmc::xen {
 
+// True for "/local/domain/<id>" exactly, with <id> a domain id: the events the watch re-reads on
+// (a domain's own deeper writes, and anything else, are not membership changes).
+bool names_domain_directory(std::string_view path);
+
 class XenStoreMembership {
 public:
   enum class Mode { scan, watch };
