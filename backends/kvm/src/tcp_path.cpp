@@ -21,7 +21,7 @@
 namespace ivmc::kvm {
 namespace {
 
-constexpr Nanos kStalledFrame = 10'000'000'000;
+constexpr Nanos kStalledFrame = 60'000'000'000; // TCG guests on a loaded machine stall for seconds
 
 int poll_ms(Nanos timeout) {
   if (timeout <= 0) return 0;
