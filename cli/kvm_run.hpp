@@ -9,7 +9,8 @@
 // without interrupts, the others through VFIO MSI-X); VMs on different hosts, or any pair
 // with the channel disabled, use the guests' TCP path (virtio-net over a QEMU socket tunnel).
 // Streams run saturating for `stream_bytes` (a scenario's rate limit is not applied); request/
-// response workloads make `rr_count` round trips of their message size.
+// response workloads make `rr_count` round trips of their message size. udp_stream and udp_rr
+// run as their TCP counterparts on the guests' network path (the agent has no UDP workload).
 //
 // Not played (refused unless `ignore_events`): [[event]] and [[generator]] (migrations,
 // creation, shutdown): the link across migration has its own vm test. Metrics the guests
