@@ -4,13 +4,12 @@
 
 #include "ivmc/kvm/host_platform.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
+#include "ivmc/kvm/kvm_membership.hpp" // write_host_word
 #include "ivmc/kvm/qemu.hpp"
 #include "ivmc/kvm/workload.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -70,16 +69,7 @@ public:
   // This host's membership source announcing itself to the guests on it: stores `value` in the
   // 64-bit word at `offset` of the region (the guest agent's --host-word).
   void set_host_word(std::size_t offset, std::uint64_t value) const {
-    const int fd = ::open(("/dev/shm/" + name_).c_str(), O_RDWR | O_CLOEXEC);
-    REQUIRE(fd >= 0);
-    const std::size_t page = offset & ~std::size_t{4095};
-    void* map =
-        ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(page));
-    ::close(fd);
-    REQUIRE(map != MAP_FAILED);
-    auto* word = reinterpret_cast<std::uint64_t*>(static_cast<char*>(map) + (offset - page));
-    std::atomic_ref(*word).store(value, std::memory_order_relaxed); // a hint; orders nothing
-    ::munmap(map, 4096);
+    kvm::write_host_word(name_, offset, value);
   }
 
 private:
