@@ -72,7 +72,7 @@ void KvmMembership::add_guest(VmId vm, HostId host) {
   std::unique_lock lock(mutex_);
   if (!hosts_.count(host))
     throw IvshmemError(fmt::format("membership: VM {} started on unknown host {}", vm, host));
-  believed_.emplace(vm, 0);
+  guests_.insert(vm);
   if (topology_.has_vm(vm)) return;
   source_->on_event(topology_.create_vm(vm, {}, host, std::max(MonotonicClock::read(), last_run_)));
   run_due_locked();
@@ -89,13 +89,12 @@ void KvmMembership::publish_notified() {
     const NotificationRecord& r = records[i];
     if (published_[i] || r.t_notified == kNever) continue;
     published_[i] = true;
-    if (r.subject != r.observer || !believed_.count(r.observer) || !topology_.has_vm(r.observer))
+    if (r.subject != r.observer || !guests_.count(r.observer) || !topology_.has_vm(r.observer))
       continue;
     if (r.kind != ChangeKind::creation && r.kind != ChangeKind::migration_in) continue;
     const HostId host = topology_.host_of(r.observer);
     // The guest learns where it is, through the word of the region it is in now.
     write_host_word(hosts_.at(host), options_.host_word, host);
-    believed_[r.observer] = host;
     if (auto it = resumed_at_.find(r.observer);
         it != resumed_at_.end() && r.kind == ChangeKind::migration_in) {
       arrivals_.push_back({r.observer, host, it->second, MonotonicClock::read()});
@@ -111,7 +110,7 @@ void KvmMembership::on_qmp_event(VmId vm, HostId host, const QmpEvent& event) {
   std::unique_lock lock(mutex_);
   if (!hosts_.count(host))
     throw IvshmemError(fmt::format("membership: RESUME of VM {} on unknown host {}", vm, host));
-  believed_.emplace(vm, 0);
+  guests_.insert(vm);
   // Events are reported in time order, never before a run_due() that already happened (a
   // scan that ran before we saw the event did not see it: its time moves up to that scan).
   const Nanos resumed = monotonic_of(event.timestamp);

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,7 +88,7 @@ private:
   Topology topology_;
   std::unique_ptr<MembershipSource> source_;
   std::map<HostId, std::string> hosts_;
-  std::map<VmId, HostId> believed_; // the host each guest's word says, as last published
+  std::set<VmId> guests_; // the VMs that are guests of ours (their words are published)
   Nanos last_run_ = 0;
   std::map<std::pair<HostId, std::uint16_t>, VmId> peers_; // bound server peers
   std::map<VmId, Nanos> resumed_at_; // migrations whose word is not written yet
