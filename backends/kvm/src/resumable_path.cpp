@@ -219,14 +219,12 @@ Errc ResumablePath::recv(std::span<std::byte> head, std::span<std::byte> body, s
   if (role_ != Role::receiver) return Errc::protocol_violation;
   const Nanos deadline = deadline_after(timeout);
   bool looked = false; // a zero timeout still gets one look at what is there
+  Nanos wait = 0;      // the first look does not wait; later ones wait a slice
   for (;;) {
     if (looked && now() >= deadline) return Errc::timed_out;
     looked = true;
-    if (!ensure_connection(deadline)) {
-      if (now() >= deadline) return Errc::timed_out;
-      continue;
-    }
-    const Errc e = connection_->recv(head, body, length, 0);
+    if (!ensure_connection(deadline)) continue;
+    const Errc e = connection_->recv(head, body, length, wait);
     if (e == Errc::ok) return delivered();
     if (e == Errc::buffer_too_small) return e;
     if (e != Errc::timed_out && e != Errc::would_block) {
@@ -245,15 +243,7 @@ Errc ResumablePath::recv(std::span<std::byte> head, std::span<std::byte> body, s
       }
       continue;
     }
-    const Nanos left = deadline - now();
-    if (left <= 0) continue; // one look was had: the loop's top returns timed_out
-    const Errc w = connection_->recv(head, body, length, std::min(left, kSlice));
-    if (w == Errc::ok) return delivered();
-    if (w == Errc::buffer_too_small) return w;
-    if (w != Errc::timed_out && w != Errc::would_block) {
-      drop("resumable path: connection lost: " + std::string(to_string(w)) + " " +
-           connection_->error());
-    }
+    wait = std::clamp<Nanos>(deadline - now(), 0, kSlice);
   }
 }
 
