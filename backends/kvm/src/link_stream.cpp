@@ -154,28 +154,30 @@ Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const Link
   r.mode = "link-recv";
   ResumablePath remote(
       ResumablePath::Role::receiver, [&](Nanos t) { return listener.try_accept(t); }, o.remote);
-  std::map<std::uint64_t, std::unique_ptr<IvshmemEndpoint>> endpoints;
-  std::map<std::uint64_t, std::unique_ptr<ChannelPath>> paths;
+  // The local instances this end opened, by epoch (the current one, and at most a lagging one).
+  struct Instance {
+    std::unique_ptr<IvshmemEndpoint> endpoint;
+    std::unique_ptr<ChannelPath> path;
+  };
+  std::map<std::uint64_t, Instance> instances;
   std::uint64_t current = 0;
   LinkEnvironment env;
   env.remote = &remote;
   env.find_local = [&](std::uint64_t epoch, Nanos timeout) -> FramePath* {
-    if (auto it = paths.find(epoch); it != paths.end()) return it->second.get();
+    if (auto it = instances.find(epoch); it != instances.end()) return it->second.path.get();
     EndpointOptions e = o.endpoint;
     e.offset = o.slots.offset(epoch);
+    Instance instance;
     try {
-      endpoints[epoch] = platform.attach_channel(e, std::max<Nanos>(timeout, 1'000'000));
+      instance.endpoint = platform.attach_channel(e, std::max<Nanos>(timeout, 1'000'000));
     } catch (const std::exception&) {
       return nullptr; // not created yet: the link asks again
     }
-    paths[epoch] = std::make_unique<ChannelPath>(endpoints[epoch]->channel());
+    instance.path = std::make_unique<ChannelPath>(instance.endpoint->channel());
     current = epoch;
-    return paths[epoch].get();
+    return (instances[epoch] = std::move(instance)).path.get();
   };
-  env.release_local = [&] {
-    paths.erase(current);
-    endpoints.erase(current);
-  };
+  env.release_local = [&] { instances.erase(current); };
   LinkReceiver receiver(env, platform.clock());
 
   std::vector<std::byte> buffer(16u << 20), expected;
