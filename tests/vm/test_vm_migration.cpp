@@ -23,26 +23,39 @@
 using namespace ivmc;
 using namespace ivmc::vmtest;
 
+namespace {
+
+constexpr std::size_t kHostWord = (1u << 20) - 4096; // the region's last page
+
+// The agent's `loop` across migrations: both ends of one channel in the guest, watching the
+// host word, 32 MiB more after the `moves`-th host change.
+std::vector<std::string> loop_agent(unsigned moves) {
+  return {"loop",
+          "--policy",
+          "on_demand",
+          "--bytes",
+          "64G",
+          "--after",
+          "32M",
+          "--moves",
+          std::to_string(moves),
+          "--timeout",
+          "120",
+          "--host-word",
+          std::to_string(kHostWord)};
+}
+
+} // namespace
+
 TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][migration]") {
   Host host_a("mig-a"), host_b("mig-b");
-  constexpr std::size_t kHostWord = (1u << 20) - 4096; // the region's last page
   REQUIRE(Channel::area_bytes(kRing, kRing) <= kHostWord);
   host_a.set_host_word(kHostWord, 1);
 
   const std::string base = "/tmp/ivmc-vm-mig-" + std::to_string(::getpid());
   const std::string qmp_a = base + "-a.qmp", qmp_b = base + "-b.qmp";
   const std::string uri = "unix:" + base + ".migrate";
-  const std::vector<std::string> agent = {"loop",
-                                          "--policy",
-                                          "on_demand",
-                                          "--bytes",
-                                          "64G",
-                                          "--after",
-                                          "32M",
-                                          "--timeout",
-                                          "120",
-                                          "--host-word",
-                                          std::to_string(kHostWord)};
+  const std::vector<std::string> agent = loop_agent(1);
   auto source = launch(&host_a, {"mig-source", agent, false, {}, true, qmp_a, ""});
   auto dest = launch(&host_b, {"mig-dest", agent, false, {}, true, qmp_b, uri});
 
@@ -151,23 +164,10 @@ Migration migrate(kvm::QmpClient& from, kvm::QmpClient& to, const std::string& u
 // incoming migration overwrites host A's region), so nothing else may use A's region meanwhile.
 TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm][migration]") {
   Host host_a("mig2-a", 1u << 20, true), host_b("mig2-b");
-  constexpr std::size_t kHostWord = (1u << 20) - 4096;
   host_a.set_host_word(kHostWord, 1);
   const std::string base = "/tmp/ivmc-vm-mig2-" + std::to_string(::getpid());
   const std::string to_b = "unix:" + base + ".to-b", to_a = "unix:" + base + ".to-a";
-  const std::vector<std::string> agent = {"loop",
-                                          "--policy",
-                                          "on_demand",
-                                          "--bytes",
-                                          "64G",
-                                          "--after",
-                                          "32M",
-                                          "--moves",
-                                          "2",
-                                          "--timeout",
-                                          "120",
-                                          "--host-word",
-                                          std::to_string(kHostWord)};
+  const std::vector<std::string> agent = loop_agent(2);
   auto first = launch(&host_a, {"mig2-a", agent, false, {}, true, base + "-a.qmp", ""});
   REQUIRE(first->wait_for_console("IVMC-INFO loop started", kBootBudget));
   // A host process on A, connected throughout: it holds the next round-robin ID.
@@ -217,7 +217,6 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
 // in place, so one lost, duplicated or reordered byte fails the test.
 TEST_CASE("a guest's link goes remote when it migrates away and local again when it returns",
           "[vm][migration][link]") {
-  constexpr std::size_t kHostWord = (1u << 20) - 4096;
   // The hosts' membership source: QMP's RESUME events and the servers' notices in, host words
   // out (event-driven).
   kvm::KvmMembershipOptions mo;
