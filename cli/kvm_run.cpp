@@ -1,6 +1,8 @@
 // `ivmc run --backend kvm`: see kvm_run.hpp.
 #include "kvm_run.hpp"
 
+#include "guest_results.hpp"
+
 #include "ivmc/core/channel.hpp"
 #include "ivmc/kvm/host_platform.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
@@ -21,12 +23,7 @@
 namespace ivmc::cli {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr Nanos kGuestBudget = 180'000'000'000; // launch to power-off, per guest
-
-struct Pair {
-  kvm::ReportFields from, to; // the workload's sender (or pinger) and receiver (or echo)
-};
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
@@ -52,11 +49,6 @@ kvm::ReportFields only_report(const kvm::GuestOutcome& out, const std::string& w
   if (r.count("ok") == 0 || r.at("ok") != "1")
     throw std::runtime_error(fmt::format("{} failed: {}", what, out.describe()));
   return r;
-}
-
-double field(const kvm::ReportFields& r, const char* key) {
-  const auto it = r.find(key);
-  return it == r.end() ? kNaN : std::stod(it->second);
 }
 
 } // namespace
@@ -85,9 +77,7 @@ sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
     throw std::runtime_error("no VM named '" + vm + "'");
   };
 
-  std::map<std::string, double> m;
-  double stream_mbps = 0, rr_tps = 0, data_rings = 0, wakeups = 0, sleeps = 0;
-  double frames_local = 0, frames_remote = 0, channels = 0;
+  std::vector<GuestWorkloadOutcome> outcomes;
   std::string summary = fmt::format("{} on real QEMU guests ({}), {} workloads one at a time\n",
                                     s.name, to_string(accel), s.workloads.size());
   for (std::size_t i = 0; i < s.workloads.size(); ++i) {
@@ -160,65 +150,9 @@ sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
     const kvm::ReportFields b =
         only_report(to_out, fmt::format("workload {}: guest {} ({})", i, w.to, to_args[0]));
 
-    const std::string pre = fmt::format("w{}_", i);
-    std::string line;
-    if (rr) {
-      const double mean_ns = field(a, "rtt_mean_ns");
-      const double tps = mean_ns > 0 ? 1e9 / mean_ns : kNaN;
-      m[pre + "transactions_per_s"] = tps;
-      rr_tps += tps;
-      for (double pct : s.latency_percentiles) {
-        const char* key = pct == 50 ? "rtt_p50_ns" : pct == 99 ? "rtt_p99_ns" : nullptr;
-        m[pre + fmt::format("rtt_p{}_us", pct)] = key ? field(a, key) / 1e3 : kNaN;
-      }
-      line = fmt::format("{:10.0f} trans/s  rtt p50 {:.1f} us", tps, field(a, "rtt_p50_ns") / 1e3);
-    } else {
-      const double secs = field(b, "ns") / 1e9;
-      const double mbps = field(b, "bytes") * 8 / secs / 1e6;
-      m[pre + "mbps"] = mbps;
-      m[pre + "messages_per_s"] = field(b, "messages") / secs;
-      stream_mbps += mbps;
-      for (double pct : s.latency_percentiles)
-        m[pre + fmt::format("latency_p{}_us", pct)] = kNaN; // no one-way clock in the guests
-      line = fmt::format("{:10.1f} Mb/s", mbps);
-    }
-    m[pre + "local_share"] = local ? 1 : 0;
-    const double messages = field(a, "messages");
-    (local ? frames_local : frames_remote) += messages;
-    if (local) ++channels;
-    data_rings += field(a, "data_rings") + field(b, "data_rings");
-    wakeups += field(a, "wakeups") + field(b, "wakeups");
-    sleeps += field(a, "sleeps") + field(b, "sleeps");
-    summary += fmt::format("  {:<10} {:>6} -> {:<6} {:>7} B  {}  {}\n", w.kind, w.from, w.to,
-                           w.message_bytes, line, local ? "channel" : "TCP");
+    outcomes.push_back({a, b, local});
   }
-  m["stream_mbps"] = stream_mbps;
-  m["rr_transactions_per_s"] = rr_tps;
-  m["notifications"] = data_rings; // the agents report data rings; space rings are not counted
-  m["data_notifications"] = data_rings;
-  m["wakeups"] = wakeups;
-  m["sleeps"] = sleeps;
-  m["sends"] = frames_local + frames_remote;
-  m["frames_local"] = frames_local;
-  m["frames_remote"] = frames_remote;
-  m["channels_opened"] = channels;
-  // Every stream was checked end to end (checksums) and every round trip returned.
-  m["lost_messages"] = 0;
-  m["lost_bytes"] = 0;
-  m["migrations"] = 0;
-  m["switches_to_local"] = 0;
-  m["switches_to_remote"] = 0;
-  m["fallbacks"] = 0;
-
-  sim::RunResult r;
-  for (const std::string& name : sim::metric_names(s)) {
-    const auto it = m.find(name);
-    r.metrics.push_back({name, it == m.end() ? kNaN : it->second});
-  }
-  r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  summary += fmt::format("  {:.1f} s wall; metrics the guests cannot observe are NaN\n", r.wall_s);
-  r.summary = summary;
-  return r;
+  return guest_results(s, outcomes, summary, wall0);
 }
 
 } // namespace ivmc::cli
