@@ -22,7 +22,11 @@
 //   relay-offer peer=D name=N policy=P bytes=B / relay-map peer=D ...   domU <-> domU: this
 //       domU offers a channel named N to domU D (or maps D's) and streams through it; the
 //       outcome goes back to dom0 over the job's channel (`pair` sends these)
+//   relay-offer/relay-map ... work=send|recv|ping|echo message=M count=C ring=BYTES: the same
+//       with any work (`plan` sends these), and net-listen/net-connect addr=IP:PORT work=...:
+//       domU <-> domU over the domains' network (TCP routed by dom0)
 //   exit                                         the domU's serve loop ends
+//   dom0:  ivmc-xen-agent plan --plan FILE --domains FILE   (a scenario's workloads, see run_plan)
 #include "ivmc/kvm/posix_clock.hpp"
 #include "ivmc/kvm/tcp_path.hpp"
 #include "ivmc/kvm/workload.hpp"
@@ -36,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -84,7 +89,7 @@ Job parse_job(const std::string& text) {
   }
   if (job.kind != "stream" && job.kind != "ping" && job.kind != "tcp-stream" &&
       job.kind != "tcp-ping" && job.kind != "relay-offer" && job.kind != "relay-map" &&
-      job.kind != "exit")
+      job.kind != "net-listen" && job.kind != "net-connect" && job.kind != "exit")
     throw std::invalid_argument("job '" + text + "': unknown kind '" + job.kind + "'");
   return job;
 }
@@ -102,7 +107,7 @@ XenEndpointOptions endpoint_options(const std::string& name, const Job& job,
                                     double peer_timeout_s) {
   XenEndpointOptions o;
   o.name = name;
-  o.channel.ring_bytes = 256 * 1024;
+  o.channel.ring_bytes = static_cast<std::uint32_t>(job.number("ring", 256 * 1024));
   NotifyPolicy policy = NotifyPolicy::on_demand;
   if (!parse_notify_policy(job.text("policy", "on_demand"), policy))
     throw std::invalid_argument("job: unknown policy '" + job.text("policy", "") + "'");
@@ -253,17 +258,53 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
   return all_ok ? 0 : 1;
 }
 
-// The domU's side of one job.
-Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos timeout) {
-  kvm::WorkloadOptions w;
-  w.bytes = job.number("bytes", 32u << 20);
-  w.message = static_cast<std::uint32_t>(job.number("message", 4096));
-  w.count = 0; // echo until the peer closes
-  w.timeout = timeout;
-  if (job.kind == "ping") return kvm::echo(ep.channel(), w);
-  if (job.kind == "relay-offer" || job.kind == "relay-map") {
-    // domU <-> domU: this domain offers a channel to, or maps one from, another domU, and
-    // streams through it; dom0 learns the outcome over the control channel `ep`.
+// A job's addr=ADDRESS:PORT.
+std::pair<std::string, std::uint16_t> job_address(const Job& job) {
+  const std::string addr = job.text("addr", "");
+  const std::size_t colon = addr.rfind(':');
+  std::uint32_t port = 0;
+  if (colon == std::string::npos || !parse_decimal(addr.substr(colon + 1), 65535, port))
+    throw std::invalid_argument("job: addr='" + addr + "' is not ADDRESS:PORT");
+  return {addr.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+// The work a domU does with another domU (send, recv, ping or echo) over `path`, checked as
+// the vm tests check it: a stream's receiver compares the stream's checksum.
+Report run_work(kvm::WorkloadPath& path, const std::string& work, const kvm::WorkloadOptions& w) {
+  if (work == "send") return kvm::stream_send(path, w);
+  if (work == "ping") return kvm::ping(path, w);
+  if (work == "echo") return kvm::echo(path, w);
+  Report r = kvm::stream_recv(path, w);
+  if (r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
+    r.ok = false;
+    r.error = "checksum differs from the stream's";
+  }
+  return r;
+}
+
+// domU <-> domU: this domain offers a ring to another domU or maps one from it (relay-offer,
+// relay-map), or reaches it over the domains' network (net-listen, net-connect: TCP through
+// netfront, dom0's netback and dom0's routing), and does its part of the work there:
+//   work=send|recv|ping|echo (default: the offerer and the connector send, the others
+//   receive), message=M, bytes=N (streams), count=C (pings), ring=BYTES (the offerer's rings).
+// dom0 learns the outcome over the control channel the job came on (serve sends it back).
+Report peer_job(XenPlatform& platform, const Job& job, kvm::WorkloadOptions w, Nanos timeout) {
+  const bool first = job.kind == "relay-offer" || job.kind == "net-connect";
+  const std::string work = job.text("work", first ? "send" : "recv");
+  if (work != "send" && work != "recv" && work != "ping" && work != "echo")
+    throw std::invalid_argument("job: work='" + work + "' is not send, recv, ping or echo");
+  w.count = work == "ping" ? job.number("count", 1000) : 0; // echo: until the peer closes
+  Report r;
+  if (job.kind == "net-listen" || job.kind == "net-connect") {
+    const auto [host, port] = job_address(job);
+    std::optional<kvm::TcpListener> listener;
+    if (job.kind == "net-listen") listener.emplace(host, port);
+    kvm::TcpPath tcp =
+        listener ? listener->accept(timeout) : kvm::TcpPath::connect(host, port, timeout);
+    kvm::FrameWorkloadPath path(tcp, work == "send");
+    r = run_work(path, work, w);
+    r.extra += " path=net";
+  } else {
     std::uint32_t other = 0;
     if (!parse_decimal(job.text("peer", ""), kMaxDomainId, other))
       throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
@@ -277,27 +318,30 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
     } else {
       pair = platform.map(other, o, timeout);
     }
-    Report r = job.kind == "relay-offer" ? kvm::stream_send(pair->channel(), w)
-                                         : kvm::stream_recv(pair->channel(), w);
-    if (job.kind == "relay-map") {
-      pair->channel().close(5 * kSecond);
-      if (r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
-        r.ok = false;
-        r.error = "checksum differs from the stream's";
-      }
-    }
-    r.extra += " pair=1 policy=" + job.text("policy", "-") +
-               " self=" + std::to_string(platform.domid()) + " other=" + std::to_string(other);
-    return r;
+    kvm::ChannelWorkloadPath path(pair->channel());
+    r = run_work(path, work, w);
+    if (work == "recv" || work == "echo") pair->channel().close(5 * kSecond);
+    r.extra += " pair=1 path=ring other=" + std::to_string(other);
   }
-  if (job.kind == "tcp-stream" || job.kind == "tcp-ping") {
-    const std::string addr = job.text("addr", "");
-    const std::size_t colon = addr.rfind(':');
-    std::uint32_t port = 0;
-    if (colon == std::string::npos || !parse_decimal(addr.substr(colon + 1), 65535, port))
-      throw std::invalid_argument("job: addr='" + addr + "' is not ADDRESS:PORT");
-    kvm::TcpPath tcp =
-        kvm::TcpPath::connect(addr.substr(0, colon), static_cast<std::uint16_t>(port), timeout);
+  r.extra += " policy=" + job.text("policy", "-") + " work=" + work +
+             " self=" + std::to_string(platform.domid());
+  return r;
+}
+
+// The domU's side of one job.
+Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos timeout) {
+  kvm::WorkloadOptions w;
+  w.bytes = job.number("bytes", 32u << 20);
+  w.message = static_cast<std::uint32_t>(job.number("message", 4096));
+  w.count = 0; // echo until the peer closes
+  w.timeout = timeout;
+  if (job.kind == "ping") return kvm::echo(ep.channel(), w);
+  if (job.kind == "relay-offer" || job.kind == "relay-map" || job.kind == "net-listen" ||
+      job.kind == "net-connect")
+    return peer_job(platform, job, w, timeout);
+  if (job.kind == "tcp-stream" || job.kind == "tcp-ping") { // with dom0, which listens
+    const auto [host, port] = job_address(job);
+    kvm::TcpPath tcp = kvm::TcpPath::connect(host, port, timeout);
     kvm::FrameWorkloadPath path(tcp, job.kind == "tcp-stream");
     return job.kind == "tcp-stream" ? kvm::stream_send(path, w) : kvm::echo(path, w);
   }
@@ -362,7 +406,8 @@ int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
         r = serve_job(*platform, *ep, job, timeout);
       }
       r.extra += " job=" + name + " kind=" + job.kind;
-      if (job.kind.rfind("relay-", 0) == 0) { // dom0 waits for the outcome on the channel
+      if (job.kind.rfind("relay-", 0) == 0 || job.kind.rfind("net-", 0) == 0) {
+        // dom0 waits for the outcome on the channel
         const std::string line = r.line();
         ep->channel().send(std::as_bytes(std::span(line.data(), line.size())), timeout);
         ep->channel().close(timeout);
@@ -429,6 +474,144 @@ int pair(std::uint32_t offerer, std::uint32_t mapper, const std::vector<std::str
   return all_ok ? 0 : 1;
 }
 
+// dom0: runs a scenario's workloads between domUs (`ivmc run --backend xen` writes the plan;
+// dom0's /init creates one domU per `vm` line and lists their domain ids). Plan lines:
+//   vm NAME ADDRESS                                   a domU and its address on the network
+//   work stream|rr ring|net FROM TO key=value...      one workload, run to the end before the
+//       next: through a ring the two domUs share (FROM offers, policy= ring=) or over their
+//       network (TO listens); message= bytes= (stream) count= (rr)
+// Each domU's outcome comes back over its control channel and is printed as an IVMC-RESULT
+// line with w=INDEX side=from|to vm=NAME added by dom0. At the end every domU gets "exit".
+int run_plan(const std::string& plan_path, const std::string& domains_path, double timeout_s) {
+  struct Vm {
+    std::string address;
+    std::uint32_t domid = 0;
+    std::size_t next_job = 0; // the domU's serve loop maps j0, j1, ... in order
+  };
+  std::map<std::string, Vm> vms;
+  std::vector<std::vector<std::string>> works;
+  auto words_of = [](const std::string& line) {
+    std::vector<std::string> words;
+    std::istringstream in(line);
+    for (std::string w; in >> w;) words.push_back(w);
+    return words;
+  };
+  std::ifstream plan(plan_path);
+  if (!plan) throw std::runtime_error("plan: cannot read " + plan_path);
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(plan, line);) {
+    ++line_no;
+    const auto words = words_of(line);
+    const std::string where = plan_path + ":" + std::to_string(line_no);
+    if (words.empty() || words[0][0] == '#') continue;
+    if (words[0] == "vm" && words.size() == 3) {
+      vms[words[1]].address = words[2];
+    } else if (words[0] == "work" && words.size() >= 5 &&
+               (words[1] == "stream" || words[1] == "rr") &&
+               (words[2] == "ring" || words[2] == "net")) {
+      for (std::size_t i = 5; i < words.size(); ++i)
+        if (words[i].find('=') == std::string::npos)
+          throw std::runtime_error(where + ": '" + words[i] + "' is not key=value");
+      works.push_back(words);
+    } else {
+      throw std::runtime_error(where +
+                               ": not 'vm NAME ADDRESS' or 'work stream|rr ring|net "
+                               "FROM TO key=value...': " +
+                               line);
+    }
+  }
+  std::ifstream domains(domains_path);
+  if (!domains) throw std::runtime_error("plan: cannot read " + domains_path);
+  for (std::string line; std::getline(domains, line);) {
+    const auto words = words_of(line);
+    if (words.size() != 2 || !vms.count(words[0]) ||
+        !parse_decimal(words[1], kMaxDomainId, vms[words[0]].domid))
+      throw std::runtime_error(domains_path + ": not 'NAME DOMID' of a plan vm: " + line);
+  }
+  for (const auto& [name, vm] : vms)
+    if (vm.domid == 0) throw std::runtime_error("plan: vm " + name + " has no domain");
+
+  auto platform = XenPlatform::open();
+  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  auto control = [&](Vm& vm, const std::string& job) {
+    XenEndpointOptions o;
+    o.name = "j" + std::to_string(vm.next_job++);
+    o.job = job;
+    o.channel.liveness.peer_timeout = 30 * kSecond;
+    return platform->offer(vm.domid, o);
+  };
+  // The domU's outcome line, re-emitted field by field with dom0's own fields last (a domU's
+  // line is its own report, not dom0's word: it cannot pose as another workload).
+  auto outcome = [&](XenEndpoint& ep, std::size_t index, const char* side,
+                     const std::string& name) {
+    std::vector<std::byte> buffer(ep.channel().max_message());
+    std::size_t n = 0;
+    std::optional<kvm::ReportFields> fields;
+    std::string problem;
+    if (const Errc e = ep.channel().recv(buffer, n, timeout); e == Errc::ok) {
+      fields = kvm::parse_report(std::string_view(reinterpret_cast<const char*>(buffer.data()), n));
+      if (!fields) problem = "its outcome is not a report line";
+    } else {
+      problem = "no outcome: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
+    }
+    ep.channel().close(5 * kSecond);
+    if (!fields) {
+      fields = kvm::ReportFields{
+          {"ok", "0"},
+          {"error", "domain " + std::to_string(ep.peer()) + " (" + name + "): " + problem}};
+    }
+    (*fields)["w"] = std::to_string(index);
+    (*fields)["side"] = side;
+    (*fields)["vm"] = name;
+    std::string line = "IVMC-RESULT";
+    for (const auto& [key, value] : *fields) {
+      std::string v = value;
+      for (char& c : v)
+        if (c < 0x20 || c > 0x7e || c == '"') c = '?';
+      line += " " + key + "=" + (v.find(' ') == std::string::npos ? v : "\"" + v + "\"");
+    }
+    print(line);
+    return fields->count("ok") && fields->at("ok") == "1";
+  };
+  bool all_ok = true;
+  for (std::size_t i = 0; i < works.size(); ++i) {
+    const auto& w = works[i];
+    const bool rr = w[1] == "rr", ring = w[2] == "ring";
+    for (const std::string* name : {&w[3], &w[4]})
+      if (!vms.count(*name)) throw std::runtime_error("plan: work uses unknown vm " + *name);
+    Vm& from = vms[w[3]];
+    Vm& to = vms[w[4]];
+    std::string args;
+    for (std::size_t k = 5; k < w.size(); ++k) args += " " + w[k];
+    print("IVMC-STEP work " + std::to_string(i) + " " + w[1] + " " + w[3] + " -> " + w[4] +
+          " over " + w[2]);
+    std::string from_job, to_job;
+    if (ring) {
+      const std::string name = " name=w" + std::to_string(i);
+      from_job = "relay-offer peer=" + std::to_string(to.domid) + name;
+      to_job = "relay-map peer=" + std::to_string(from.domid) + name;
+    } else {
+      const std::string addr = " addr=" + to.address + ":" + std::to_string(6000 + i);
+      from_job = "net-connect" + addr;
+      to_job = "net-listen" + addr;
+    }
+    from_job += std::string(" work=") + (rr ? "ping" : "send") + args;
+    to_job += std::string(" work=") + (rr ? "echo" : "recv") + args;
+    auto to_ep = control(to, to_job); // the listener (or mapper) first
+    auto from_ep = control(from, from_job);
+    all_ok = outcome(*from_ep, i, "from", w[3]) && all_ok;
+    all_ok = outcome(*to_ep, i, "to", w[4]) && all_ok;
+  }
+  for (auto& [name, vm] : vms) {
+    auto ep = control(vm, "exit");
+    if (ep->wait_for_peer(timeout) != Errc::ok) {
+      print("IVMC-WARN vm " + name + " did not take its exit job");
+      all_ok = false;
+    }
+  }
+  return all_ok ? 0 : 1;
+}
+
 // dom0: reports every domain that appears or goes, as the XenStore membership source in
 // `mode` learns it, until `seconds` passed (or it is killed).
 int membership(XenStoreMembership::Mode mode, double period_ms, double seconds) {
@@ -490,6 +673,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"scan", "watch"}));
   member_cmd->add_option("--period-ms", period_ms, "scan period");
   member_cmd->add_option("--for", seconds, "seconds to run");
+  std::string plan_path, domains_path;
+  CLI::App* plan_cmd =
+      app.add_subcommand("plan", "dom0: run a scenario's workloads between domUs (ivmc run)");
+  plan_cmd->add_option("--plan", plan_path, "the plan (vm and work lines)")->required();
+  plan_cmd->add_option("--domains", domains_path, "NAME DOMID per vm")->required();
+  plan_cmd->add_option("--timeout", timeout_s, "seconds to wait for each outcome");
   for (CLI::App* sub : {drive_cmd, serve_cmd}) {
     sub->add_option("--timeout", timeout_s, "seconds to wait for the peer and each message");
     sub->add_option("--peer-timeout", peer_timeout_s, "seconds without a heartbeat: peer dead");
@@ -502,6 +691,7 @@ int main(int argc, char** argv) {
       return membership(mode_text == "scan" ? XenStoreMembership::Mode::scan
                                             : XenStoreMembership::Mode::watch,
                         period_ms, seconds);
+    if (app.got_subcommand(plan_cmd)) return run_plan(plan_path, domains_path, timeout_s);
     if (app.got_subcommand(drive_cmd))
       return drive(peer, jobs, listen_ip, kill_command, timeout_s, peer_timeout_s);
     return serve(peer, timeout_s, peer_timeout_s);
