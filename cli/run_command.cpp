@@ -6,6 +6,9 @@
 #ifdef IVMC_HAVE_KVM_RUN
 #include "kvm_run.hpp"
 #endif
+#ifdef IVMC_HAVE_XEN_RUN
+#include "xen_run.hpp"
+#endif
 
 #include <unistd.h>
 
@@ -30,13 +33,14 @@ CLI::App* add_run(CLI::App& app, RunOptions& o) {
   cmd->add_flag("--quiet", o.quiet, "print nothing but errors");
   cmd->add_option("--backend", o.backend,
                   "sim: simulate; kvm: run the workloads on real QEMU guests, one at a time, "
-                  "into the same results.csv schema")
-      ->check(CLI::IsMember({"sim", "kvm"}))
+                  "into the same results.csv schema; xen: the same between domains of a real "
+                  "Xen hypervisor booted under QEMU")
+      ->check(CLI::IsMember({"sim", "kvm", "xen"}))
       ->capture_default_str();
   cmd->add_flag("--ignore-events", o.ignore_events,
-                "kvm: run the workloads with the initial placement even if the scenario has "
+                "kvm, xen: run the workloads with the initial placement even if the scenario has "
                 "[[event]]s or [[generator]]s (they are not played)");
-  cmd->add_option("--kvm-bytes", o.kvm_bytes, "kvm: bytes per stream workload")
+  cmd->add_option("--guest-bytes,--kvm-bytes", o.guest_bytes, "kvm, xen: bytes per stream workload")
       ->capture_default_str();
   return cmd;
 }
@@ -65,7 +69,7 @@ int run_run(const RunOptions& o) {
                   "/run-image";
     k.log_dir =
         o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/guest-logs";
-    k.stream_bytes = o.kvm_bytes;
+    k.stream_bytes = o.guest_bytes;
     k.ignore_events = o.ignore_events;
     k.progress = !o.quiet;
     if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
@@ -80,6 +84,40 @@ int run_run(const RunOptions& o) {
 #else
     fmt::print(stderr, "ivmc run: this build has no guest agent (a sanitizer build?): no kvm "
                        "backend\n");
+    return 2;
+#endif
+  }
+  if (o.backend == "xen") {
+#ifdef IVMC_HAVE_XEN_RUN
+    XenRunOptions x;
+    const char* cache = std::getenv("IVMC_CACHE");
+    const char* home = std::getenv("HOME");
+    x.image_dir = (cache && *cache ? std::string(cache)
+                                   : std::string(home && *home ? home : "/root") + "/.cache/ivmc") +
+                  "/xen-run-image";
+    x.log_dir =
+        o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/xen-logs";
+    x.stream_bytes = o.guest_bytes;
+    x.ignore_events = o.ignore_events;
+    x.progress = !o.quiet;
+    if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
+      fmt::print(stderr,
+                 "ivmc run: {} has {} [[event]]s and {} [[generator]]s; the xen backend does not "
+                 "play them yet (pass --ignore-events to run its workloads with the initial "
+                 "placement)\n",
+                 s.origin, s.events.size(), s.generators.size());
+      return 2;
+    }
+    try {
+      (void)xen_plan(s, x); // refuse what cannot run before a minute of booting
+    } catch (const std::runtime_error& e) {
+      fmt::print(stderr, "ivmc run: {}\n", e.what());
+      return 2;
+    }
+    runner = [x](const sim::Scenario& point) { return run_on_xen(point, x); };
+#else
+    fmt::print(stderr, "ivmc run: this build has no Xen agent (no libxen-dev, or a sanitizer "
+                       "build): no xen backend\n");
     return 2;
 #endif
   }

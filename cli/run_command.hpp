@@ -16,9 +16,9 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets; // KEY=VALUE overrides, in order
   bool quiet = false;
-  std::string backend = "sim"; // sim | kvm (real QEMU guests: kvm_run.hpp)
-  bool ignore_events = false;  // kvm: run the workloads with the initial placement
-  std::uint64_t kvm_bytes = 32u << 20;
+  std::string backend = "sim";           // sim | kvm (QEMU guests: kvm_run.hpp) | xen (xen_run.hpp)
+  bool ignore_events = false;            // kvm, xen: run the workloads with the initial placement
+  std::uint64_t guest_bytes = 32u << 20; // kvm, xen: bytes per stream workload
 };
 
 CLI::App* add_run(CLI::App& app, RunOptions& o);

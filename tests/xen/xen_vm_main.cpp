@@ -9,15 +9,22 @@
 //       is missing.
 //   xen_vm_harness check NAME --log FILE
 //       checks one scenario's lines in FILE; exit 77 when the boot was skipped.
+//   xen_vm_harness ivmc-run --ivmc BIN --scenario FILE --image DIR --out DIR
+//       `ivmc run FILE --backend xen` as a user runs it (its own boot), checked against the
+//       simulation of the same scenario: the same results.csv columns, which pairs took the
+//       ring, the figures; exit 77 when the image or QEMU is missing.
 #include "ivmc/kvm/workload.hpp"
+#include "ivmc/sim/run.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -293,6 +300,62 @@ void figures(const std::string& console) {
   std::fflush(stdout);
 }
 
+// `ivmc run SCENARIO --backend xen` end to end against `ivmc run SCENARIO` (simulated).
+int ivmc_run(const std::string& ivmc, const std::string& scenario, const std::string& image_dir,
+             const std::string& out) {
+  std::filesystem::create_directories(out);
+  if (find_qemu().empty())
+    return skip(out + "/run", "qemu-system-x86_64 not found (scripts/deps.sh test)");
+  std::string why;
+  if (!xen::XenImage::from_dir(image_dir, why))
+    return skip(out + "/run", "no Xen test image (xen_vm_image skipped?): " + why);
+  std::string rm = "rm -rf '" + out + "/sim' '" + out + "/xen'";
+  if (std::system(rm.c_str()) != 0) return 1;
+  const std::string sim_cmd = ivmc + " run " + scenario + " --quiet --out " + out + "/sim";
+  const std::string xen_cmd = ivmc + " run " + scenario + " --backend xen --out " + out + "/xen";
+  Checker c;
+  std::printf("$ %s\n", sim_cmd.c_str());
+  c.expect(std::system(sim_cmd.c_str()) == 0, "the simulated run succeeded");
+  std::printf("$ %s\n", xen_cmd.c_str());
+  std::fflush(stdout);
+  c.expect(std::system(xen_cmd.c_str()) == 0, "ivmc run --backend xen succeeded");
+  if (!c.failures.empty()) return 1;
+  auto header = [](const std::string& csv) {
+    std::ifstream in(csv);
+    std::string line;
+    std::getline(in, line);
+    return line;
+  };
+  const std::string sim_header = header(out + "/sim/results.csv");
+  c.expect(!sim_header.empty(), "the simulation wrote results.csv");
+  c.expect(header(out + "/xen/results.csv") == sim_header,
+           "the xen run's results.csv has exactly the simulation's columns");
+  const auto rows = sim::read_results(out + "/xen/results.csv");
+  c.expect(rows.size() == 1, "one row of results");
+  if (rows.size() != 1) return 1;
+  const auto& row = rows.front();
+  auto num = [&](const char* key) {
+    const auto it = row.find(key);
+    return it == row.end() ? std::nan("") : std::stod(it->second);
+  };
+  c.expect(num("w0_local_share") == 1, "a -> b (one scenario host) went through the ring");
+  c.expect(num("w1_local_share") == 0, "a -> c (two scenario hosts) went over the network");
+  c.expect(num("w0_mbps") > 0 && num("w1_mbps") > 0, "both streams moved their bytes");
+  c.expect(num("w2_transactions_per_s") > 0 && num("w3_transactions_per_s") > 0,
+           "both request/response loops made their round trips");
+  c.expect(num("channels_opened") == 2, "two rings were set up (w0 and w2)");
+  c.expect(num("wakeups") > 0, "on_demand rings woke their domUs through event channels");
+  c.expect(num("lost_messages") == 0, "nothing lost (checksums end to end)");
+  c.expect(std::isnan(num("race_exposure")), "race exposure is NaN: not observable on Xen");
+  std::printf("VM-FIGURE xen ivmc run: domU->domU ring stream (xen_pair w0): %.1f Mb/s\n",
+              num("w0_mbps"));
+  std::printf("VM-FIGURE xen ivmc run: domU->domU TCP through dom0 (xen_pair w1): %.1f Mb/s\n",
+              num("w1_mbps"));
+  std::printf("VM-FIGURE xen ivmc run: 64 B RR ring (w2) %.0f trans/s, network (w3) %.0f trans/s\n",
+              num("w2_transactions_per_s"), num("w3_transactions_per_s"));
+  return c.failures.empty() ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -311,8 +374,15 @@ int main(int argc, char** argv) {
   CLI::App* chk = app.add_subcommand("check", "check one scenario in the log");
   chk->add_option("name", name)->required();
   chk->add_option("--log", log)->required();
+  std::string ivmc, scenario, out_dir;
+  CLI::App* run_cmd = app.add_subcommand("ivmc-run", "ivmc run --backend xen, end to end");
+  run_cmd->add_option("--ivmc", ivmc)->required();
+  run_cmd->add_option("--scenario", scenario)->required();
+  run_cmd->add_option("--image", image_dir)->required();
+  run_cmd->add_option("--out", out_dir)->required();
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand(chk)) return check(name, log);
+  if (app.got_subcommand(run_cmd)) return ivmc_run(ivmc, scenario, image_dir, out_dir);
 
   (void)::unlink((log + ".skip").c_str());
   const std::string qemu = find_qemu();
