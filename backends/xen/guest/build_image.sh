@@ -52,13 +52,19 @@ flock 8 # one download/unpack at a time
 fetch() {
   local pkg=$1 keep=${2:-} ver dir tmp
   ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '/^Version:/ {print $2; exit}') || true
+  # The newest complete cached version, for when the current one cannot be had.
+  cached() {
+    local d
+    d=$(ls -td "$cache/xen/${pkg}_"*/ 2>/dev/null | head -1 || true)
+    d=${d%/}
+    [[ -n "$d" && -f "$d/.complete" ]] || return 1
+    echo "build_image.sh: $1; using the cached $(basename "$d")" >&2
+    echo "$d"
+  }
   if [[ -z "$ver" ]]; then
-    dir=$(ls -td "$cache/xen/${pkg}_"*/ 2>/dev/null | head -1 || true)
-    dir=${dir%/}
-    [[ -n "$dir" && -f "$dir/.complete" ]] ||
+    cached "apt-cache knows no $pkg" ||
       { echo "SKIP: build_image.sh: apt-cache knows no $pkg and nothing is cached (apt-get update?)" >&2; exit 77; }
-    echo "build_image.sh: apt-cache knows no $pkg; using the cached $(basename "$dir")" >&2
-    echo "$dir"; return 0
+    return 0
   fi
   dir="$cache/xen/${pkg}_${ver}"
   if [[ ! -f "$dir/.complete" ]]; then
@@ -66,7 +72,9 @@ fetch() {
     echo "build_image.sh: fetching $pkg $ver" >&2
     if ! (cd "$tmp" && apt-get download -q "$pkg=$ver" 2>&1 |
           grep -v "^W: Download is performed unsandboxed" >&2; [[ -n "$(ls "$tmp"/*.deb 2>/dev/null)" ]]); then
-      rm -rf "$tmp"; echo "SKIP: build_image.sh: apt-get download $pkg=$ver failed (offline?)" >&2; exit 77
+      rm -rf "$tmp"
+      cached "apt-get download $pkg=$ver failed (offline?)" && return 0
+      echo "SKIP: build_image.sh: apt-get download $pkg=$ver failed (offline?) and nothing is cached" >&2; exit 77
     fi
     dpkg-deb -x "$tmp"/*.deb "$tmp/root"
     [[ -n "$keep" ]] && "$keep" "$tmp/root"
