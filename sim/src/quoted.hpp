@@ -1,6 +1,6 @@
 // One escaper for the two text formats ivmc writes: TOML basic strings (scenario.cpp, to_toml)
-// and JSON strings (sweep.cpp, meta.json). For what ivmc writes their escapes coincide: \" \\
-// \n \r \t, and \uXXXX for every other control character and DEL (which TOML requires).
+// and JSON strings (sweep.cpp, meta.json). For what ivmc writes their escapes coincide:
+// \" \\ \n \r \t, and \uXXXX for every other control character and DEL (which TOML requires).
 #pragma once
 
 #include <cstdio>
