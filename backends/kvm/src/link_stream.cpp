@@ -11,7 +11,6 @@
 #include <stdexcept>
 
 namespace ivmc::kvm {
-namespace {
 
 std::string link_counters(const LinkStats& s) {
   char text[400];
@@ -33,8 +32,6 @@ std::string link_counters(const LinkStats& s) {
   return text;
 }
 
-} // namespace
-
 std::size_t LinkSlots::offset(std::uint64_t epoch) const {
   if (epoch == 0 || count == 0) throw std::invalid_argument("link slots: no slot for epoch 0");
   return first_offset + ((epoch - 1) % count) * slot_bytes;
@@ -42,7 +39,6 @@ std::size_t LinkSlots::offset(std::uint64_t epoch) const {
 
 Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
   Report r;
-  r.mode = "link-send";
   const SharedRegion region = platform.region();
   if (o.host_word % 8 != 0 || o.host_word + 8 > region.size)
     throw std::invalid_argument("--host-word is not an aligned offset inside BAR2");
@@ -88,43 +84,28 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
   std::printf("IVMC-INFO link started peer_id=%u host=%llu\n", platform.id(),
               static_cast<unsigned long long>(host));
   std::fflush(stdout);
-  std::vector<std::byte> buffer(o.message);
-  StreamChecksum sum;
-  std::uint64_t limit = o.max_bytes;
   unsigned moves = 0;
-  PathKind path = sender.path();
   const Nanos start = MonotonicClock::read();
-  while (r.bytes < limit) {
-    if (const std::uint64_t now_host = host_now(); now_host != host) {
-      // The membership source says this guest is on another host now: the view changes,
-      // and the remote connection stayed behind with the old QEMU.
-      std::printf("IVMC-LINK host %llu -> %llu after %llu bytes\n",
-                  static_cast<unsigned long long>(host), static_cast<unsigned long long>(now_host),
-                  static_cast<unsigned long long>(r.bytes));
-      std::fflush(stdout);
-      host = now_host;
-      hosts += "," + std::to_string(host);
-      ++version;
-      remote.request_reconnect();
-      if (++moves == o.moves) limit = std::min(limit, r.bytes + o.after);
-    }
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(o.message, limit - r.bytes));
-    const std::span<std::byte> m(buffer.data(), n);
-    fill_stream(r.bytes, m);
-    if (const Errc e = sender.send(m, o.timeout); e != Errc::ok) {
-      r.error = "link send: " + std::string(to_string(e)) + " " + remote.last_error();
-      break;
-    }
-    if (sender.path() != path) {
-      path = sender.path();
-      std::printf("IVMC-LINK path %s after %llu bytes\n", std::string(to_string(path)).c_str(),
-                  static_cast<unsigned long long>(r.bytes));
-      std::fflush(stdout);
-    }
-    sum.update(m);
-    r.bytes += n;
-    ++r.messages;
-  }
+  r = send_link_stream(sender, o.max_bytes, o.message, o.timeout,
+                       [&](std::uint64_t bytes, std::uint64_t& limit) {
+                         const std::uint64_t now_host = host_now();
+                         if (now_host == host) return;
+                         // The membership source says this guest is on another host now: the
+                         // view changes, and the remote connection stayed behind with the old
+                         // QEMU.
+                         std::printf("IVMC-LINK host %llu -> %llu after %llu bytes\n",
+                                     static_cast<unsigned long long>(host),
+                                     static_cast<unsigned long long>(now_host),
+                                     static_cast<unsigned long long>(bytes));
+                         std::fflush(stdout);
+                         host = now_host;
+                         hosts += "," + std::to_string(host);
+                         ++version;
+                         remote.request_reconnect();
+                         if (++moves == o.moves) limit = std::min(limit, bytes + o.after);
+                       });
+  r.mode = "link-send";
+  if (!r.error.empty()) r.error += " " + remote.last_error();
   if (r.error.empty()) {
     if (const Errc e = sender.finish(o.timeout); e != Errc::ok)
       r.error = "link finish: " + std::string(to_string(e));
@@ -140,7 +121,6 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
           "remote path not acknowledged: " + std::string(to_string(e)) + " " + remote.last_error();
   }
   r.elapsed = MonotonicClock::read() - start;
-  r.checksum = sum.value();
   r.extra = link_counters(sender.stats()) + " moves=" + std::to_string(moves) + " hosts=" + hosts +
             " connections=" + std::to_string(remote.stats().connections) +
             " remote_resent=" + std::to_string(remote.stats().resent);
@@ -151,7 +131,6 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
 Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const LinkReceiveOptions& o,
                     std::vector<PathChange>* changes) {
   Report r;
-  r.mode = "link-recv";
   ResumablePath remote(
       ResumablePath::Role::receiver, [&](Nanos t) { return listener.try_accept(t); }, o.remote);
   // The local instances this end opened, by epoch (the current one, and at most a lagging one).
@@ -180,17 +159,60 @@ Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const Link
   env.release_local = [&] { instances.erase(current); };
   LinkReceiver receiver(env, platform.clock());
 
+  r = receive_link_stream(receiver, o.timeout, changes);
+  if (!r.error.empty()) r.error += "; remote: " + remote.last_error();
+  r.extra += " connections=" + std::to_string(remote.stats().connections);
+  return r;
+}
+
+Report send_link_stream(LinkSender& sender, std::uint64_t limit, std::uint32_t message,
+                        Nanos timeout,
+                        const std::function<void(std::uint64_t, std::uint64_t&)>& before_send) {
+  Report r;
+  r.mode = "link-send";
+  std::vector<std::byte> buffer(message);
+  StreamChecksum sum;
+  PathKind path = sender.path();
+  while (r.bytes < limit) {
+    if (before_send) before_send(r.bytes, limit);
+    if (r.bytes >= limit) break;
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(message, limit - r.bytes));
+    const std::span<std::byte> m(buffer.data(), n);
+    fill_stream(r.bytes, m);
+    if (const Errc e = sender.send(m, timeout); e != Errc::ok) {
+      r.error = "link send: " + std::string(to_string(e));
+      break;
+    }
+    if (sender.path() != path) {
+      path = sender.path();
+      std::printf("IVMC-LINK path %s after %llu bytes\n", std::string(to_string(path)).c_str(),
+                  static_cast<unsigned long long>(r.bytes));
+      std::fflush(stdout);
+    }
+    sum.update(m);
+    r.bytes += n;
+    ++r.messages;
+  }
+  r.checksum = sum.value();
+  r.ok = r.error.empty();
+  return r;
+}
+
+Report receive_link_stream(LinkReceiver& receiver, Nanos timeout,
+                           std::vector<PathChange>* changes) {
+  Report r;
+  r.mode = "link-recv";
   std::vector<std::byte> buffer(16u << 20), expected;
   StreamChecksum sum;
   PathKind path = receiver.path();
   Nanos start = -1;
   for (;;) {
     std::size_t n = 0;
-    const Errc e = receiver.recv(buffer, n, o.timeout);
+    const Errc e = receiver.recv(buffer, n, timeout);
     if (e == Errc::peer_closed) break;
     if (e != Errc::ok) {
       r.error = "link recv: " + std::string(to_string(e)) + " after " + std::to_string(r.bytes) +
-                " bytes; remote: " + remote.last_error();
+                " bytes";
       break;
     }
     if (start < 0) start = MonotonicClock::read();
@@ -213,8 +235,7 @@ Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const Link
   }
   r.elapsed = start < 0 ? 0 : MonotonicClock::read() - start;
   r.checksum = sum.value();
-  r.extra = link_counters(receiver.stats()) +
-            " connections=" + std::to_string(remote.stats().connections);
+  r.extra = link_counters(receiver.stats());
   r.ok = r.error.empty();
   return r;
 }

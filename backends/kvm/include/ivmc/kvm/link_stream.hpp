@@ -77,4 +77,18 @@ struct PathChange {
 Report link_receive(IvshmemPlatform& platform, TcpListener& listener,
                     const LinkReceiveOptions& options, std::vector<PathChange>* changes = nullptr);
 
+// The checked stream over any platform's link (the Xen agent uses these too).
+// Sends the stream until `limit` bytes; `before_send(bytes_so_far, limit)` runs before each
+// message (a platform follows its membership view there, and may lower the limit). Prints
+// `IVMC-LINK path ...` on each switch. Finishing the stream (and draining the platform's
+// paths) is the caller's; the report has bytes, messages, checksum and the error if any.
+Report send_link_stream(LinkSender& sender, std::uint64_t limit, std::uint32_t message,
+                        Nanos timeout,
+                        const std::function<void(std::uint64_t, std::uint64_t&)>& before_send);
+// Receives until the sender finishes, checking every byte in place against the stream.
+Report receive_link_stream(LinkReceiver& receiver, Nanos timeout,
+                           std::vector<PathChange>* changes = nullptr);
+// The link's counters as " key=value" pairs for a report line.
+std::string link_counters(const LinkStats& stats);
+
 } // namespace ivmc::kvm
