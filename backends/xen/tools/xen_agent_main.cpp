@@ -27,6 +27,7 @@
 //       domU <-> domU over the domains' network (TCP routed by dom0)
 //   exit                                         the domU's serve loop ends
 //   dom0:  ivmc-xen-agent plan --plan FILE --domains FILE   (a scenario's workloads, see run_plan)
+#include "ivmc/kvm/link_stream.hpp"
 #include "ivmc/kvm/posix_clock.hpp"
 #include "ivmc/kvm/tcp_path.hpp"
 #include "ivmc/kvm/workload.hpp"
@@ -36,6 +37,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -89,7 +91,8 @@ Job parse_job(const std::string& text) {
   }
   if (job.kind != "stream" && job.kind != "ping" && job.kind != "tcp-stream" &&
       job.kind != "tcp-ping" && job.kind != "relay-offer" && job.kind != "relay-map" &&
-      job.kind != "net-listen" && job.kind != "net-connect" && job.kind != "exit")
+      job.kind != "net-listen" && job.kind != "net-connect" && job.kind != "link-send" &&
+      job.kind != "link-recv" && job.kind != "exit")
     throw std::invalid_argument("job '" + text + "': unknown kind '" + job.kind + "'");
   return job;
 }
@@ -328,6 +331,149 @@ Report peer_job(XenPlatform& platform, const Job& job, kvm::WorkloadOptions w, N
   return r;
 }
 
+// Where dom0 publishes a domU's view: the domain ids it may reach through a ring (XenLoop's
+// discovery: dom0 advertises co-residency, the guests follow). "N id id ...": N is the view's
+// version.
+std::string view_path(std::uint32_t domid) {
+  return "/local/domain/" + std::to_string(domid) + "/data/ivmc-view";
+}
+
+// domU -> domU over a link (core/link.hpp): the ring while dom0's view says the receiver is
+// co-resident, TCP over the domains' network otherwise, switched with nothing lost, duplicated
+// or reordered (the receiver checks every byte in place). Each ring instance (epoch e) is the
+// channel "l<e>". The sender reads its view at most every 10 ms (a XenStore read is a
+// round trip through xenstored) and publishes its progress for dom0.
+Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
+  std::uint32_t peer = 0;
+  if (!parse_decimal(job.text("peer", ""), kMaxDomainId, peer))
+    throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+  const auto [host, port] = job_address(job);
+  kvm::TcpPath remote = kvm::TcpPath::connect(host, port, timeout);
+  std::unique_ptr<XenEndpoint> endpoint;
+  std::unique_ptr<ChannelPath> local;
+  std::uint64_t epoch = 0, version = 0;
+  bool co_resident = false;
+  Nanos view_read_at = -1;
+  std::string view_text;
+  auto refresh_view = [&] {
+    const Nanos now = MonotonicClock::read();
+    if (view_read_at >= 0 && now - view_read_at < 10'000'000) return;
+    view_read_at = now;
+    const std::string text = platform.store().read(view_path(platform.domid()), 256).value_or("");
+    if (text == view_text) return;
+    view_text = text;
+    std::istringstream words(text);
+    std::string word;
+    words >> word; // the version dom0 wrote
+    co_resident = false;
+    while (words >> word) co_resident = co_resident || word == std::to_string(peer);
+    ++version;
+    print("IVMC-INFO view " + text + " co_resident=" + (co_resident ? "1" : "0"));
+  };
+  LinkEnvironment env;
+  env.remote = &remote;
+  env.open_local = [&](Nanos) -> LocalPath {
+    if (!endpoint) {
+      // Offered, not yet mapped: the receiver maps it once the path_end frame on the remote
+      // path names this epoch; until then the ring holds what is sent.
+      endpoint = platform.offer(peer, endpoint_options("l" + std::to_string(++epoch), job, 30));
+      local = std::make_unique<ChannelPath>(endpoint->channel());
+    }
+    return {local.get(), epoch};
+  };
+  // The teardown: the instance goes only once the receiver consumed what it holds.
+  env.release_local = [&] {
+    if (endpoint) endpoint->channel().close(timeout);
+    local.reset();
+    endpoint.reset();
+  };
+  env.believes_co_resident = [&] {
+    refresh_view();
+    return co_resident;
+  };
+  env.view_version = [&] { return version; };
+  env.probe_co_resident = env.believes_co_resident;
+  LinkConfig config;
+  // A ring here breaks only when a domain goes; a slow consumer (a TCG vCPU descheduled) is
+  // not a reason to fall back.
+  config.stale_timeout = 5 * kSecond;
+  config.establish_timeout = 5 * kSecond;
+  LinkSender sender(env, config, platform.clock());
+  const std::string progress = progress_path(platform.domid());
+  std::uint64_t next_publish = kProgressEvery;
+  // views=K after=N: once the K-th view (the first included) arrived, N more bytes and done.
+  const std::uint64_t views = job.number("views", 0), after = job.number("after", 8u << 20);
+  Report r = kvm::send_link_stream(sender, job.number("bytes", UINT32_MAX),
+                                   static_cast<std::uint32_t>(job.number("message", 4096)), timeout,
+                                   [&](std::uint64_t bytes, std::uint64_t& limit) {
+                                     if (views != 0 && version >= views && limit > bytes + after)
+                                       limit = bytes + after;
+                                     if (bytes < next_publish) return;
+                                     next_publish += kProgressEvery;
+                                     platform.store().write(progress, std::to_string(bytes));
+                                   });
+  if (r.error.empty()) {
+    if (const Errc e = sender.finish(timeout); e != Errc::ok)
+      r.error = "link finish: " + std::string(to_string(e));
+  }
+  if (r.error.empty() && endpoint) {
+    if (const Errc e = endpoint->channel().close(timeout); e != Errc::ok)
+      r.error = "closing the ring: " + std::string(to_string(e));
+  }
+  // The TCP path needs no drain: its frames are in the kernel's send buffer, delivered before
+  // the FIN when the socket closes, and the receiver reports what it got.
+  r.ok = r.error.empty();
+  r.extra = kvm::link_counters(sender.stats()) + " epochs=" + std::to_string(epoch) +
+            " views=" + std::to_string(version);
+  return r;
+}
+
+Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
+  std::uint32_t peer = 0;
+  if (!parse_decimal(job.text("peer", ""), kMaxDomainId, peer))
+    throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+  const auto [host, port] = job_address(job);
+  kvm::TcpListener listener(host, port);
+  kvm::TcpPath remote = listener.accept(timeout);
+  struct Instance {
+    std::unique_ptr<XenEndpoint> endpoint;
+    std::unique_ptr<ChannelPath> path;
+  };
+  std::map<std::uint64_t, Instance> instances;
+  std::uint64_t current = 0;
+  LinkEnvironment env;
+  env.remote = &remote;
+  env.find_local = [&](std::uint64_t epoch, Nanos wait) -> FramePath* {
+    if (auto it = instances.find(epoch); it != instances.end()) return it->second.path.get();
+    Instance instance;
+    try {
+      instance.endpoint = platform.map(peer, endpoint_options("l" + std::to_string(epoch), job, 30),
+                                       std::max<Nanos>(wait, 50'000'000));
+    } catch (const std::exception&) {
+      return nullptr; // not offered yet: the link asks again
+    }
+    instance.path = std::make_unique<ChannelPath>(instance.endpoint->channel());
+    current = epoch;
+    return (instances[epoch] = std::move(instance)).path.get();
+  };
+  env.release_local = [&] { instances.erase(current); };
+  LinkReceiver receiver(env, platform.clock());
+  std::vector<kvm::PathChange> changes;
+  Report r = kvm::receive_link_stream(receiver, timeout, &changes);
+  const std::uint64_t bytes = job.number("bytes", 0); // 0: as many as the sender sends
+  if (r.ok && bytes != 0 && r.bytes != bytes) {
+    r.ok = false;
+    r.error = "the stream ended after " + std::to_string(r.bytes) + " of " + std::to_string(bytes) +
+              " bytes";
+  }
+  std::string path_changes;
+  for (const auto& c : changes)
+    path_changes += (path_changes.empty() ? "" : ",") + std::string(to_string(c.to)) + "@" +
+                    std::to_string(c.bytes);
+  r.extra += " changes=" + (path_changes.empty() ? std::string("none") : path_changes);
+  return r;
+}
+
 // The domU's side of one job.
 Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos timeout) {
   kvm::WorkloadOptions w;
@@ -339,6 +485,8 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
   if (job.kind == "relay-offer" || job.kind == "relay-map" || job.kind == "net-listen" ||
       job.kind == "net-connect")
     return peer_job(platform, job, w, timeout);
+  if (job.kind == "link-send") return link_send_job(platform, job, timeout);
+  if (job.kind == "link-recv") return link_recv_job(platform, job, timeout);
   if (job.kind == "tcp-stream" || job.kind == "tcp-ping") { // with dom0, which listens
     const auto [host, port] = job_address(job);
     kvm::TcpPath tcp = kvm::TcpPath::connect(host, port, timeout);
@@ -406,7 +554,8 @@ int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
         r = serve_job(*platform, *ep, job, timeout);
       }
       r.extra += " job=" + name + " kind=" + job.kind;
-      if (job.kind.rfind("relay-", 0) == 0 || job.kind.rfind("net-", 0) == 0) {
+      if (job.kind.rfind("relay-", 0) == 0 || job.kind.rfind("net-", 0) == 0 ||
+          job.kind.rfind("link-", 0) == 0) {
         // dom0 waits for the outcome on the channel
         const std::string line = r.line();
         ep->channel().send(std::as_bytes(std::span(line.data(), line.size())), timeout);
@@ -472,6 +621,94 @@ int pair(std::uint32_t offerer, std::uint32_t mapper, const std::vector<std::str
     ep->wait_for_peer(timeout);
   }
   return all_ok ? 0 : 1;
+}
+
+// dom0: a domU's outcome from its control channel `ep`, re-emitted field by field with dom0's
+// `tags` last (a domU's line is its own report, not dom0's word: it cannot pose as another
+// workload). True when the domU reported ok=1.
+bool relay_outcome(XenEndpoint& ep, Nanos timeout,
+                   const std::vector<std::pair<std::string, std::string>>& tags) {
+  std::vector<std::byte> buffer(ep.channel().max_message());
+  std::size_t n = 0;
+  std::optional<kvm::ReportFields> fields;
+  std::string problem;
+  if (const Errc e = ep.channel().recv(buffer, n, timeout); e == Errc::ok) {
+    fields = kvm::parse_report(std::string_view(reinterpret_cast<const char*>(buffer.data()), n));
+    if (!fields) problem = "its outcome is not a report line";
+  } else {
+    problem = "no outcome: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
+  }
+  ep.channel().close(5 * kSecond);
+  if (!fields)
+    fields = kvm::ReportFields{{"ok", "0"},
+                               {"error", "domain " + std::to_string(ep.peer()) + ": " + problem}};
+  for (const auto& [key, value] : tags) (*fields)[key] = value;
+  std::string line = "IVMC-RESULT";
+  for (const auto& [key, value] : *fields) {
+    std::string v = value;
+    for (char& c : v)
+      if (c < 0x20 || c > 0x7e || c == '"') c = '?';
+    line += " " + key + "=" + (v.find(' ') == std::string::npos ? v : "\"" + v + "\"");
+  }
+  print(line);
+  return fields->count("ok") && fields->at("ok") == "1";
+}
+
+// dom0: domU `from` streams to domU `to` over a link (link-send/link-recv jobs) while dom0
+// changes `from`'s view: co-resident at first, then not, then again, `flips` times, one
+// change every `period_ms` (XenLoop's discovery advertising and withdrawing a peer). Both
+// outcomes are printed with link=1 side=from|to.
+int link(std::uint32_t from, std::uint32_t to, const std::string& addr, unsigned flips,
+         double period_ms, const std::string& policy, double timeout_s) {
+  auto platform = XenPlatform::open();
+  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  std::uint64_t version = 0;
+  auto publish = [&](bool co_resident) {
+    const std::string path = view_path(from);
+    platform->store().write(path, std::to_string(++version) +
+                                      (co_resident ? " " + std::to_string(to) : std::string()));
+    platform->store().set_owner_and_reader(path, 0, from);
+    print("IVMC-STEP view " + std::to_string(version) + " of domain " + std::to_string(from) +
+          ": domain " + std::to_string(to) + (co_resident ? " co-resident" : " not co-resident"));
+  };
+  auto control = [&](std::uint32_t domu, const std::string& name, const std::string& job) {
+    XenEndpointOptions o;
+    o.name = name;
+    o.job = job;
+    o.channel.liveness.peer_timeout = 30 * kSecond;
+    return platform->offer(domu, o);
+  };
+  publish(true);
+  const std::string common = " addr=" + addr + " policy=" + policy + " message=4096";
+  auto to_ep = control(to, "j0", "link-recv peer=" + std::to_string(from) + common);
+  auto from_ep = control(from, "j0",
+                         "link-send peer=" + std::to_string(to) + common +
+                             " views=" + std::to_string(flips + 1) +
+                             " after=8388608 bytes=268435456"); // a cap, if views go missing
+  // The first change only once the stream runs (the domUs map their jobs when their serve
+  // loops start, seconds after `xl create` under TCG): each change must meet a live link.
+  bool running =
+      to_ep->wait_for_peer(timeout) == Errc::ok && from_ep->wait_for_peer(timeout) == Errc::ok;
+  const Nanos deadline = MonotonicClock::read() + timeout;
+  while (running && !platform->store().read(progress_path(from), 32)) {
+    if (MonotonicClock::read() > deadline) running = false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!running)
+    print("IVMC-WARN the link between domains " + std::to_string(from) + " and " +
+          std::to_string(to) + " did not start: no view changes");
+  for (unsigned k = 1; running && k <= flips; ++k) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(period_ms)));
+    publish(k % 2 == 0);
+  }
+  bool ok = relay_outcome(*from_ep, timeout, {{"link", "1"}, {"side", "from"}});
+  ok = relay_outcome(*to_ep, timeout, {{"link", "1"}, {"side", "to"}}) && ok;
+  for (const std::uint32_t domu : {from, to}) {
+    auto ep = control(domu, "j1", "exit");
+    ep->wait_for_peer(timeout);
+  }
+  platform->store().remove(view_path(from));
+  return ok ? 0 : 1;
 }
 
 // dom0: runs a scenario's workloads between domUs (`ivmc run --backend xen` writes the plan;
@@ -540,39 +777,6 @@ int run_plan(const std::string& plan_path, const std::string& domains_path, doub
     o.channel.liveness.peer_timeout = 30 * kSecond;
     return platform->offer(vm.domid, o);
   };
-  // The domU's outcome line, re-emitted field by field with dom0's own fields last (a domU's
-  // line is its own report, not dom0's word: it cannot pose as another workload).
-  auto outcome = [&](XenEndpoint& ep, std::size_t index, const char* side,
-                     const std::string& name) {
-    std::vector<std::byte> buffer(ep.channel().max_message());
-    std::size_t n = 0;
-    std::optional<kvm::ReportFields> fields;
-    std::string problem;
-    if (const Errc e = ep.channel().recv(buffer, n, timeout); e == Errc::ok) {
-      fields = kvm::parse_report(std::string_view(reinterpret_cast<const char*>(buffer.data()), n));
-      if (!fields) problem = "its outcome is not a report line";
-    } else {
-      problem = "no outcome: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
-    }
-    ep.channel().close(5 * kSecond);
-    if (!fields) {
-      fields = kvm::ReportFields{
-          {"ok", "0"},
-          {"error", "domain " + std::to_string(ep.peer()) + " (" + name + "): " + problem}};
-    }
-    (*fields)["w"] = std::to_string(index);
-    (*fields)["side"] = side;
-    (*fields)["vm"] = name;
-    std::string line = "IVMC-RESULT";
-    for (const auto& [key, value] : *fields) {
-      std::string v = value;
-      for (char& c : v)
-        if (c < 0x20 || c > 0x7e || c == '"') c = '?';
-      line += " " + key + "=" + (v.find(' ') == std::string::npos ? v : "\"" + v + "\"");
-    }
-    print(line);
-    return fields->count("ok") && fields->at("ok") == "1";
-  };
   bool all_ok = true;
   for (std::size_t i = 0; i < works.size(); ++i) {
     const auto& w = works[i];
@@ -599,8 +803,10 @@ int run_plan(const std::string& plan_path, const std::string& domains_path, doub
     to_job += std::string(" work=") + (rr ? "echo" : "recv") + args;
     auto to_ep = control(to, to_job); // the listener (or mapper) first
     auto from_ep = control(from, from_job);
-    all_ok = outcome(*from_ep, i, "from", w[3]) && all_ok;
-    all_ok = outcome(*to_ep, i, "to", w[4]) && all_ok;
+    const std::string index = std::to_string(i);
+    all_ok =
+        relay_outcome(*from_ep, timeout, {{"w", index}, {"side", "from"}, {"vm", w[3]}}) && all_ok;
+    all_ok = relay_outcome(*to_ep, timeout, {{"w", index}, {"side", "to"}, {"vm", w[4]}}) && all_ok;
   }
   for (auto& [name, vm] : vms) {
     auto ep = control(vm, "exit");
@@ -673,6 +879,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"scan", "watch"}));
   member_cmd->add_option("--period-ms", period_ms, "scan period");
   member_cmd->add_option("--for", seconds, "seconds to run");
+  std::uint32_t link_from = 0, link_to = 0;
+  unsigned flips = 4;
+  double flip_ms = 400;
+  std::string link_addr, link_policy = "on_demand";
+  CLI::App* link_cmd = app.add_subcommand(
+      "link", "dom0: a domU streams to another over a link while dom0 changes its view");
+  link_cmd->add_option("--from", link_from, "the sending domU")->required();
+  link_cmd->add_option("--to", link_to, "the receiving domU")->required();
+  link_cmd->add_option("--addr", link_addr, "the receiver's ADDRESS:PORT (TCP path)")->required();
+  link_cmd->add_option("--flips", flips, "view changes after the first");
+  link_cmd->add_option("--period-ms", flip_ms, "time between view changes");
+  link_cmd->add_option("--policy", link_policy, "the rings' notification policy");
+  link_cmd->add_option("--timeout", timeout_s, "seconds to wait for each outcome");
   std::string plan_path, domains_path;
   CLI::App* plan_cmd =
       app.add_subcommand("plan", "dom0: run a scenario's workloads between domUs (ivmc run)");
@@ -691,6 +910,8 @@ int main(int argc, char** argv) {
       return membership(mode_text == "scan" ? XenStoreMembership::Mode::scan
                                             : XenStoreMembership::Mode::watch,
                         period_ms, seconds);
+    if (app.got_subcommand(link_cmd))
+      return link(link_from, link_to, link_addr, flips, flip_ms, link_policy, timeout_s);
     if (app.got_subcommand(plan_cmd)) return run_plan(plan_path, domains_path, timeout_s);
     if (app.got_subcommand(drive_cmd))
       return drive(peer, jobs, listen_ip, kill_command, timeout_s, peer_timeout_s);
