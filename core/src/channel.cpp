@@ -496,7 +496,15 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
   // Acquire: pairs with the producer's release of this header; the payload is visible.
   const std::uint64_t header = shared(*word).load(std::memory_order_acquire);
   if (header == 0) {
-    // Nothing yet: give the producer back all the space we used before we wait.
+    // Nothing yet. Touch the line after the header's while we wait: the producer writes that
+    // line before the header's, so a record reaching into it (a 64-byte message does) often
+    // finds it here already when its header appears, and the copy does not wait for it.
+    auto* second = reinterpret_cast<std::uint64_t*>(
+        rx_.data + (((pos | (wire::kCacheLine - 1)) + 1) & rx_.mask));
+    // Relaxed: only brings the line here; the copy reads it again after the header's acquire.
+    const std::uint64_t touched = shared(*second).load(std::memory_order_relaxed);
+    asm volatile("" ::"r"(touched)); // keep the load; its value is never used
+    // Give the producer back all the space we used before we wait.
     if (rx_.published != pos) publish_consumed();
     return Errc::would_block;
   }
