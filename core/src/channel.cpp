@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,21 @@ void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p, const std::by
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
   std::memcpy(ring + off, src, first);
   std::memcpy(ring, src + first, n - first);
+}
+
+// Copies bytes [from, to) of the message head + body into the ring, whose payload starts at
+// position `payload`.
+void copy_in_range(std::byte* ring, std::uint64_t size, std::uint64_t payload,
+                   std::span<const std::byte> head, std::span<const std::byte> body,
+                   std::uint64_t from, std::uint64_t to) {
+  const std::uint64_t h = head.size();
+  if (from < h) {
+    copy_in(ring, size, payload + from, head.data() + from, std::min(to, h) - from);
+  }
+  if (to > h) {
+    const std::uint64_t b = std::max(from, h) - h; // first body byte to copy
+    copy_in(ring, size, payload + h + b, body.data() + b, to - h - b);
+  }
 }
 
 void copy_out(const std::byte* ring, std::uint64_t size, std::uint64_t p, std::byte* dst,
@@ -343,12 +359,19 @@ Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byt
   const std::uint64_t pos = tx_.position;
   const std::uint64_t end = wire::record_end(pos, length);
   if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
-  const std::uint64_t payload = wire::payload_position(pos, length);
-  copy_in(tx_.data, tx_.size, payload, head.data(), head.size());
-  copy_in(tx_.data, tx_.size, payload + head.size(), body.data(), body.size());
+  // Store order: the lines after the header's first (terminator, payload), then the payload
+  // bytes that share the header's line, then the header. The consumer polls the header's
+  // line; writing it in one burst at the end takes that line from the consumer once, instead
+  // of once for the payload and again for the header after the other lines were written.
   auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
-  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
   shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the release below
+  const std::uint64_t payload = wire::payload_position(pos, length);
+  const std::uint64_t header_line_end = (pos | (wire::kCacheLine - 1)) + 1;
+  const std::uint64_t in_header_line =
+      std::min<std::uint64_t>(length, header_line_end > payload ? header_line_end - payload : 0);
+  copy_in_range(tx_.data, tx_.size, payload, head, body, in_header_line, length);
+  copy_in_range(tx_.data, tx_.size, payload, head, body, 0, in_header_line);
+  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
   // Release: payload and terminator are visible before the header that announces them.
   shared(*header).store(wire::make_header(pos, length), std::memory_order_release);
   tx_.position = end;
@@ -473,7 +496,15 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
   // Acquire: pairs with the producer's release of this header; the payload is visible.
   const std::uint64_t header = shared(*word).load(std::memory_order_acquire);
   if (header == 0) {
-    // Nothing yet: give the producer back all the space we used before we wait.
+    // Nothing yet. Touch the line after the header's while we wait: the producer writes that
+    // line before the header's, so a record reaching into it (a 64-byte message does) often
+    // finds it here already when its header appears, and the copy does not wait for it.
+    auto* second = reinterpret_cast<std::uint64_t*>(
+        rx_.data + (((pos | (wire::kCacheLine - 1)) + 1) & rx_.mask));
+    // Relaxed: only brings the line here; the copy reads it again after the header's acquire.
+    const std::uint64_t touched = shared(*second).load(std::memory_order_relaxed);
+    asm volatile("" ::"r"(touched)); // keep the load; its value is never used
+    // Give the producer back all the space we used before we wait.
     if (rx_.published != pos) publish_consumed();
     return Errc::would_block;
   }
