@@ -191,6 +191,8 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
   }
   waiter.join();
   if (o.progress) follower.poll();
+  std::error_code ignored; // the run's initramfs is the image's plus the plan: not worth keeping
+  std::filesystem::remove(initrd, ignored);
 
   // Every workload's two outcome lines (dom0 adds w=, side= and vm= to what the domUs sent).
   std::vector<GuestWorkloadOutcome> outcomes(s.workloads.size());
