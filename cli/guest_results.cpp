@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <stdexcept>
 
 namespace ivmc::cli {
 namespace {
@@ -20,6 +21,42 @@ double report_number(const kvm::ReportFields& r, const char* key) {
   return *end == '\0' ? v : kNaN;
 }
 
+bool is_request_response(const sim::WorkloadConfig& w) {
+  return w.kind == "tcp_rr" || w.kind == "udp_rr";
+}
+
+bool through_channel(const sim::Scenario& s, const sim::WorkloadConfig& w) {
+  auto host_of = [&](const std::string& vm) {
+    for (const sim::VmConfig& v : s.vms)
+      if (v.name == vm) return v.host;
+    throw std::runtime_error("no VM named '" + vm + "'");
+  };
+  return s.channel.enabled && host_of(w.from) == host_of(w.to);
+}
+
+void refuse_unplayed_events(const sim::Scenario& s, bool ignore_events, const char* backend) {
+  if (ignore_events || (s.events.empty() && s.generators.empty())) return;
+  throw std::runtime_error(fmt::format(
+      "{}: the {} backend plays no [[event]] or [[generator]] yet ({} events, {} generators: "
+      "migrations, creation, shutdown); pass --ignore-events to run the workloads with the "
+      "initial placement",
+      s.origin, backend, s.events.size(), s.generators.size()));
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void build_guest_image(const std::string& script, const std::string& agent,
+                       const std::string& dir) {
+  const std::string cmd = fmt::format("{} --agent {} --out {} >&2", shell_quote(script),
+                                      shell_quote(agent), shell_quote(dir));
+  if (std::system(cmd.c_str()) != 0)
+    throw std::runtime_error("the guest image could not be built (" + cmd + ")");
+}
+
 sim::RunResult guest_results(const sim::Scenario& s,
                              const std::vector<GuestWorkloadOutcome>& outcomes, std::string summary,
                              std::chrono::steady_clock::time_point wall0) {
@@ -31,7 +68,7 @@ sim::RunResult guest_results(const sim::Scenario& s,
     const kvm::ReportFields& a = outcomes[i].from;
     const kvm::ReportFields& b = outcomes[i].to;
     const bool local = outcomes[i].local;
-    const bool rr = w.kind == "tcp_rr" || w.kind == "udp_rr";
+    const bool rr = is_request_response(w);
     const std::string pre = fmt::format("w{}_", i);
     std::string line;
     if (rr) {

@@ -25,20 +25,10 @@ namespace {
 
 constexpr Nanos kGuestBudget = 180'000'000'000; // launch to power-off, per guest
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 kvm::GuestImage prepare_image(const KvmRunOptions& o) {
   // Cached: the script rebuilds only when the agent, /init or the kernel changed.
-  const std::string cmd =
-      fmt::format("{} --agent {} --out {} >&2",
-                  shell_quote(IVMC_SOURCE_DIR "/backends/kvm/guest/build_image.sh"),
-                  shell_quote(IVMC_GUEST_AGENT), shell_quote(o.image_dir));
-  if (std::system(cmd.c_str()) != 0)
-    throw std::runtime_error("the guest image could not be built (" + cmd + ")");
+  build_guest_image(IVMC_SOURCE_DIR "/backends/kvm/guest/build_image.sh", IVMC_GUEST_AGENT,
+                    o.image_dir);
   return kvm::GuestImage::from_dir(o.image_dir);
 }
 
@@ -54,13 +44,7 @@ kvm::ReportFields only_report(const kvm::GuestOutcome& out, const std::string& w
 } // namespace
 
 sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
-  if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
-    throw std::runtime_error(fmt::format(
-        "{}: the kvm backend plays no [[event]] or [[generator]] yet ({} events, {} generators: "
-        "migrations, creation, shutdown); pass --ignore-events to run the workloads with the "
-        "initial placement",
-        s.origin, s.events.size(), s.generators.size()));
-  }
+  refuse_unplayed_events(s, o.ignore_events, "kvm");
   const auto wall0 = std::chrono::steady_clock::now();
   std::filesystem::create_directories(o.log_dir);
   const kvm::GuestImage image = prepare_image(o);
@@ -71,19 +55,14 @@ sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
     throw std::runtime_error("channel.notify '" + s.channel.notify + "' is not a policy");
   const bool interrupts = policy != NotifyPolicy::polling;
   const std::uint32_t ring = s.channel.ring_kib * 1024;
-  auto host_of = [&](const std::string& vm) {
-    for (const sim::VmConfig& v : s.vms)
-      if (v.name == vm) return v.host;
-    throw std::runtime_error("no VM named '" + vm + "'");
-  };
 
   std::vector<GuestWorkloadOutcome> outcomes;
   std::string summary = fmt::format("{} on real QEMU guests ({}), {} workloads one at a time\n",
                                     s.name, to_string(accel), s.workloads.size());
   for (std::size_t i = 0; i < s.workloads.size(); ++i) {
     const sim::WorkloadConfig& w = s.workloads[i];
-    const bool rr = w.kind == "tcp_rr" || w.kind == "udp_rr";
-    const bool local = s.channel.enabled && host_of(w.from) == host_of(w.to);
+    const bool rr = is_request_response(w);
+    const bool local = through_channel(s, w);
     const std::string tag = fmt::format("run-{}-w{}", ::getpid(), i);
     const std::string message = std::to_string(w.message_bytes);
     const std::string bytes = std::to_string(o.stream_bytes);

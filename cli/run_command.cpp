@@ -4,6 +4,7 @@
 #include "ivmc/sim/run.hpp"
 #include "ivmc/sim/scenario.hpp"
 #ifdef IVMC_HAVE_KVM_RUN
+#include "guest_results.hpp"
 #include "kvm_run.hpp"
 #endif
 #ifdef IVMC_HAVE_XEN_RUN
@@ -59,67 +60,53 @@ int run_run(const RunOptions& o) {
     return 2;
   }
   sim::PointRunner runner = sim::run_scenario;
-  if (o.backend == "kvm") {
+  // The real backends: their image under IVMC_CACHE (default ~/.cache/ivmc), their logs under
+  // --out (or /tmp), and what they cannot run refused before any guest starts.
+  [[maybe_unused]] auto cache_dir = [](const char* leaf) {
+    const char* cache = std::getenv("IVMC_CACHE");
+    const char* home = std::getenv("HOME");
+    return (cache && *cache ? std::string(cache)
+                            : std::string(home && *home ? home : "/root") + "/.cache/ivmc") +
+           "/" + leaf;
+  };
+  [[maybe_unused]] auto log_dir = [&](const char* leaf) {
+    return o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/" + leaf;
+  };
+  try {
+    if (o.backend == "kvm") {
 #ifdef IVMC_HAVE_KVM_RUN
-    KvmRunOptions k;
-    const char* cache = std::getenv("IVMC_CACHE");
-    const char* home = std::getenv("HOME");
-    k.image_dir = (cache && *cache ? std::string(cache)
-                                   : std::string(home && *home ? home : "/root") + "/.cache/ivmc") +
-                  "/run-image";
-    k.log_dir =
-        o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/guest-logs";
-    k.stream_bytes = o.guest_bytes;
-    k.ignore_events = o.ignore_events;
-    k.progress = !o.quiet;
-    if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
-      fmt::print(stderr,
-                 "ivmc run: {} has {} [[event]]s and {} [[generator]]s; the kvm backend does not "
-                 "play them yet (pass --ignore-events to run its workloads with the initial "
-                 "placement)\n",
-                 s.origin, s.events.size(), s.generators.size());
-      return 2;
-    }
-    runner = [k](const sim::Scenario& point) { return run_on_kvm(point, k); };
+      KvmRunOptions k;
+      k.image_dir = cache_dir("run-image");
+      k.log_dir = log_dir("guest-logs");
+      k.stream_bytes = o.guest_bytes;
+      k.ignore_events = o.ignore_events;
+      k.progress = !o.quiet;
+      refuse_unplayed_events(s, o.ignore_events, "kvm");
+      runner = [k](const sim::Scenario& point) { return run_on_kvm(point, k); };
 #else
-    fmt::print(stderr, "ivmc run: this build has no guest agent (a sanitizer build?): no kvm "
-                       "backend\n");
-    return 2;
+      throw std::runtime_error("this build has no guest agent (a sanitizer build?): no kvm "
+                               "backend");
 #endif
-  }
-  if (o.backend == "xen") {
+    }
+    if (o.backend == "xen") {
 #ifdef IVMC_HAVE_XEN_RUN
-    XenRunOptions x;
-    const char* cache = std::getenv("IVMC_CACHE");
-    const char* home = std::getenv("HOME");
-    x.image_dir = (cache && *cache ? std::string(cache)
-                                   : std::string(home && *home ? home : "/root") + "/.cache/ivmc") +
-                  "/xen-run-image";
-    x.log_dir =
-        o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/xen-logs";
-    x.stream_bytes = o.guest_bytes;
-    x.ignore_events = o.ignore_events;
-    x.progress = !o.quiet;
-    if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
-      fmt::print(stderr,
-                 "ivmc run: {} has {} [[event]]s and {} [[generator]]s; the xen backend does not "
-                 "play them yet (pass --ignore-events to run its workloads with the initial "
-                 "placement)\n",
-                 s.origin, s.events.size(), s.generators.size());
-      return 2;
-    }
-    try {
+      XenRunOptions x;
+      x.image_dir = cache_dir("xen-run-image");
+      x.log_dir = log_dir("xen-logs");
+      x.stream_bytes = o.guest_bytes;
+      x.ignore_events = o.ignore_events;
+      x.progress = !o.quiet;
+      refuse_unplayed_events(s, o.ignore_events, "xen");
       (void)xen_plan(s, x); // refuse what cannot run before a minute of booting
-    } catch (const std::runtime_error& e) {
-      fmt::print(stderr, "ivmc run: {}\n", e.what());
-      return 2;
-    }
-    runner = [x](const sim::Scenario& point) { return run_on_xen(point, x); };
+      runner = [x](const sim::Scenario& point) { return run_on_xen(point, x); };
 #else
-    fmt::print(stderr, "ivmc run: this build has no Xen agent (no libxen-dev, or a sanitizer "
-                       "build): no xen backend\n");
-    return 2;
+      throw std::runtime_error("this build has no Xen agent (no libxen-dev, or a sanitizer "
+                               "build): no xen backend");
 #endif
+    }
+  } catch (const std::runtime_error& e) {
+    fmt::print(stderr, "ivmc run: {}\n", e.what());
+    return 2;
   }
   if (o.out.empty()) {
     sim::RunResult r;

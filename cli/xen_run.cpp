@@ -4,6 +4,7 @@
 #include "guest_results.hpp"
 
 #include "ivmc/core/channel.hpp"
+#include "ivmc/kvm/qemu.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <fmt/format.h>
@@ -30,28 +31,8 @@ constexpr std::size_t kMaxDomains = 8;
 // and the control area of one channel, with room to spare.
 constexpr std::uint32_t kMaxRingKib = 1024;
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 void run_shell(const std::string& cmd, const std::string& what) {
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error(what + " (" + cmd + ")");
-}
-
-bool is_rr(const sim::WorkloadConfig& w) {
-  return w.kind == "tcp_rr" || w.kind == "udp_rr";
-}
-
-std::string host_of(const sim::Scenario& s, const std::string& vm) {
-  for (const sim::VmConfig& v : s.vms)
-    if (v.name == vm) return std::to_string(v.host);
-  throw std::runtime_error("no VM named '" + vm + "'");
-}
-
-bool through_ring(const sim::Scenario& s, const sim::WorkloadConfig& w) {
-  return s.channel.enabled && host_of(s, w.from) == host_of(s, w.to);
 }
 
 // dom0's console as it grows: its IVMC-STEP lines on stderr, so a long boot shows progress.
@@ -111,7 +92,7 @@ std::string xen_plan(const sim::Scenario& s, const XenRunOptions& o) {
       if (name.empty() || name.find_first_of(" \t\n=#") != std::string::npos)
         throw std::runtime_error(
             fmt::format("workload {}: VM name '{}' cannot go in a plan", i, name));
-    const bool ring_path = through_ring(s, w);
+    const bool ring_path = through_channel(s, w);
     if (ring_path && w.message_bytes > wire::max_payload_for(ring))
       throw std::runtime_error(
           fmt::format("workload {} ({} -> {}): {} B messages do not fit a {} KiB ring", i, w.from,
@@ -119,23 +100,17 @@ std::string xen_plan(const sim::Scenario& s, const XenRunOptions& o) {
     if (w.message_bytes == 0 || w.message_bytes > (1u << 20))
       throw std::runtime_error(
           fmt::format("workload {}: message_bytes {} is not in 1..1 MiB", i, w.message_bytes));
-    plan += fmt::format("work {} {} {} {} message={}", is_rr(w) ? "rr" : "stream",
+    plan += fmt::format("work {} {} {} {} message={}", is_request_response(w) ? "rr" : "stream",
                         ring_path ? "ring" : "net", w.from, w.to, w.message_bytes);
     if (ring_path) plan += fmt::format(" policy={} ring={}", s.channel.notify, ring);
-    plan += is_rr(w) ? fmt::format(" count={}\n", o.rr_count)
-                     : fmt::format(" bytes={}\n", o.stream_bytes);
+    plan += is_request_response(w) ? fmt::format(" count={}\n", o.rr_count)
+                                   : fmt::format(" bytes={}\n", o.stream_bytes);
   }
   return plan;
 }
 
 sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
-  if ((!s.events.empty() || !s.generators.empty()) && !o.ignore_events) {
-    throw std::runtime_error(fmt::format(
-        "{}: the xen backend plays no [[event]] or [[generator]] yet ({} events, {} generators: "
-        "migrations, creation, shutdown); pass --ignore-events to run the workloads with the "
-        "initial placement",
-        s.origin, s.events.size(), s.generators.size()));
-  }
+  refuse_unplayed_events(s, o.ignore_events, "xen");
   if (s.workloads.empty()) throw std::runtime_error(s.origin + ": no workloads to run");
   const auto wall0 = std::chrono::steady_clock::now();
   const std::string plan = xen_plan(s, o);
@@ -146,11 +121,8 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
   std::ofstream(work_dir + "/plan/ivmc-plan") << plan;
 
   // The image (cached: rebuilt only when the agent or the scripts changed).
-  const std::string build =
-      fmt::format("{} --agent {} --out {} >&2",
-                  shell_quote(IVMC_SOURCE_DIR "/backends/xen/guest/build_image.sh"),
-                  shell_quote(IVMC_XEN_AGENT), shell_quote(o.image_dir));
-  run_shell(build, "the Xen image could not be built");
+  build_guest_image(IVMC_SOURCE_DIR "/backends/xen/guest/build_image.sh", IVMC_XEN_AGENT,
+                    o.image_dir);
   std::string why;
   auto image = xen::XenImage::from_dir(o.image_dir, why);
   if (!image) throw std::runtime_error("the Xen image in " + o.image_dir + ": " + why);
@@ -166,8 +138,10 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
   image->initrd = initrd;
 
   xen::XenBootOptions boot;
-  const char* qemu = std::getenv("IVMC_QEMU");
-  boot.qemu = qemu && *qemu ? qemu : "qemu-system-x86_64";
+  boot.qemu = kvm::find_qemu();
+  if (boot.qemu.empty())
+    throw std::runtime_error("qemu-system-x86_64 not found (scripts/deps.sh test, or set "
+                             "IVMC_QEMU)");
   boot.image = *image;
   boot.serial_log = work_dir + "/console.log";
   // dom0 up (~20-40 s), each domU (~5-15 s), each workload (seconds; minutes at worst).
@@ -223,7 +197,7 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
                                            : seen[i] == 1 ? "the receiver"
                                                           : "the sender",
                                            out.describe()));
-    outcomes[i].local = through_ring(s, s.workloads[i]);
+    outcomes[i].local = through_channel(s, s.workloads[i]);
   }
   if (out.timed_out || !out.exit_code || *out.exit_code != 0)
     throw std::runtime_error("the Xen run did not end cleanly: " + out.describe());
