@@ -133,30 +133,14 @@ Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const Link
   Report r;
   ResumablePath remote(
       ResumablePath::Role::receiver, [&](Nanos t) { return listener.try_accept(t); }, o.remote);
-  // The local instances this end opened, by epoch (the current one, and at most a lagging one).
-  struct Instance {
-    std::unique_ptr<IvshmemEndpoint> endpoint;
-    std::unique_ptr<ChannelPath> path;
-  };
-  std::map<std::uint64_t, Instance> instances;
-  std::uint64_t current = 0;
-  LinkEnvironment env;
-  env.remote = &remote;
-  env.find_local = [&](std::uint64_t epoch, Nanos timeout) -> FramePath* {
-    if (auto it = instances.find(epoch); it != instances.end()) return it->second.path.get();
+  ReceiverInstances<IvshmemEndpoint> instances([&](std::uint64_t epoch, Nanos timeout) {
     EndpointOptions e = o.endpoint;
     e.offset = o.slots.offset(epoch);
-    Instance instance;
-    try {
-      instance.endpoint = platform.attach_channel(e, std::max<Nanos>(timeout, 1'000'000));
-    } catch (const std::exception&) {
-      return nullptr; // not created yet: the link asks again
-    }
-    instance.path = std::make_unique<ChannelPath>(instance.endpoint->channel());
-    current = epoch;
-    return (instances[epoch] = std::move(instance)).path.get();
-  };
-  env.release_local = [&] { instances.erase(current); };
+    return platform.attach_channel(e, std::max<Nanos>(timeout, 1'000'000));
+  });
+  LinkEnvironment env;
+  env.remote = &remote;
+  instances.install(env);
   LinkReceiver receiver(env, platform.clock());
 
   r = receive_link_stream(receiver, o.timeout, changes);

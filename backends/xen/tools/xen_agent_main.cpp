@@ -435,28 +435,13 @@ Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   const auto [host, port] = job_address(job);
   kvm::TcpListener listener(host, port);
   kvm::TcpPath remote = listener.accept(timeout);
-  struct Instance {
-    std::unique_ptr<XenEndpoint> endpoint;
-    std::unique_ptr<ChannelPath> path;
-  };
-  std::map<std::uint64_t, Instance> instances;
-  std::uint64_t current = 0;
+  kvm::ReceiverInstances<XenEndpoint> instances([&](std::uint64_t epoch, Nanos wait) {
+    return platform.map(peer, endpoint_options("l" + std::to_string(epoch), job, 30),
+                        std::max<Nanos>(wait, 50'000'000));
+  });
   LinkEnvironment env;
   env.remote = &remote;
-  env.find_local = [&](std::uint64_t epoch, Nanos wait) -> FramePath* {
-    if (auto it = instances.find(epoch); it != instances.end()) return it->second.path.get();
-    Instance instance;
-    try {
-      instance.endpoint = platform.map(peer, endpoint_options("l" + std::to_string(epoch), job, 30),
-                                       std::max<Nanos>(wait, 50'000'000));
-    } catch (const std::exception&) {
-      return nullptr; // not offered yet: the link asks again
-    }
-    instance.path = std::make_unique<ChannelPath>(instance.endpoint->channel());
-    current = epoch;
-    return (instances[epoch] = std::move(instance)).path.get();
-  };
-  env.release_local = [&] { instances.erase(current); };
+  instances.install(env);
   LinkReceiver receiver(env, platform.clock());
   std::vector<kvm::PathChange> changes;
   Report r = kvm::receive_link_stream(receiver, timeout, &changes);

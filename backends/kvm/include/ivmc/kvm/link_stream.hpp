@@ -23,7 +23,10 @@
 #include "ivmc/kvm/workload.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,6 +79,41 @@ struct PathChange {
 // The report (mode=link-recv) carries the link's counters; `changes` gets every path change.
 Report link_receive(IvshmemPlatform& platform, TcpListener& listener,
                     const LinkReceiveOptions& options, std::vector<PathChange>* changes = nullptr);
+
+// A receiver's local instances, by epoch (the current one, and at most a lagging one), for any
+// platform: `open(epoch, timeout)` maps or attaches that instance's endpoint and throws while
+// the sender has not set it up yet (the link then asks again). Installs find_local and
+// release_local into a link environment; must outlive the link end that uses it.
+template <class Endpoint>
+class ReceiverInstances {
+public:
+  using Open = std::function<std::unique_ptr<Endpoint>(std::uint64_t epoch, Nanos timeout)>;
+  explicit ReceiverInstances(Open open) : open_(std::move(open)) {}
+  void install(LinkEnvironment& env) {
+    env.find_local = [this](std::uint64_t epoch, Nanos timeout) -> FramePath* {
+      if (auto it = instances_.find(epoch); it != instances_.end()) return it->second.path.get();
+      Instance instance;
+      try {
+        instance.endpoint = open_(epoch, timeout);
+      } catch (const std::exception&) {
+        return nullptr; // not there yet: the link asks again
+      }
+      instance.path = std::make_unique<ChannelPath>(instance.endpoint->channel());
+      current_ = epoch;
+      return (instances_[epoch] = std::move(instance)).path.get();
+    };
+    env.release_local = [this] { instances_.erase(current_); };
+  }
+
+private:
+  struct Instance {
+    std::unique_ptr<Endpoint> endpoint;
+    std::unique_ptr<ChannelPath> path;
+  };
+  Open open_;
+  std::map<std::uint64_t, Instance> instances_;
+  std::uint64_t current_ = 0;
+};
 
 // The checked stream over any platform's link (the Xen agent uses these too).
 // Sends the stream until `limit` bytes; `before_send(bytes_so_far, limit)` runs before each
