@@ -261,6 +261,14 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
   return all_ok ? 0 : 1;
 }
 
+// A job's peer=DOMID.
+std::uint32_t job_domain(const Job& job) {
+  std::uint32_t domid = 0;
+  if (!parse_decimal(job.text("peer", ""), kMaxDomainId, domid))
+    throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+  return domid;
+}
+
 // A job's addr=ADDRESS:PORT.
 std::pair<std::string, std::uint16_t> job_address(const Job& job) {
   const std::string addr = job.text("addr", "");
@@ -308,9 +316,7 @@ Report peer_job(XenPlatform& platform, const Job& job, kvm::WorkloadOptions w, N
     r = run_work(path, work, w);
     r.extra += " path=net";
   } else {
-    std::uint32_t other = 0;
-    if (!parse_decimal(job.text("peer", ""), kMaxDomainId, other))
-      throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+    const std::uint32_t other = job_domain(job);
     XenEndpointOptions o = endpoint_options(job.text("name", "p0"), job, 30);
     std::unique_ptr<XenEndpoint> pair;
     if (job.kind == "relay-offer") {
@@ -344,9 +350,7 @@ std::string view_path(std::uint32_t domid) {
 // channel "l<e>". The sender reads its view at most every 10 ms (a XenStore read is a
 // round trip through xenstored) and publishes its progress for dom0.
 Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
-  std::uint32_t peer = 0;
-  if (!parse_decimal(job.text("peer", ""), kMaxDomainId, peer))
-    throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+  const std::uint32_t peer = job_domain(job);
   const auto [host, port] = job_address(job);
   kvm::TcpPath remote = kvm::TcpPath::connect(host, port, timeout);
   std::unique_ptr<XenEndpoint> endpoint;
@@ -429,9 +433,7 @@ Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
 }
 
 Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
-  std::uint32_t peer = 0;
-  if (!parse_decimal(job.text("peer", ""), kMaxDomainId, peer))
-    throw std::invalid_argument("job: peer='" + job.text("peer", "") + "' is not a domain id");
+  const std::uint32_t peer = job_domain(job);
   const auto [host, port] = job_address(job);
   kvm::TcpListener listener(host, port);
   kvm::TcpPath remote = listener.accept(timeout);
@@ -558,56 +560,6 @@ int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
   return all_ok ? 0 : 1;
 }
 
-// dom0: domU `offerer` streams to domU `mapper` through a channel of their own, once per
-// policy; each domU's outcome comes back over its control channel and is printed.
-int pair(std::uint32_t offerer, std::uint32_t mapper, const std::vector<std::string>& policies,
-         std::uint64_t bytes, double timeout_s) {
-  auto platform = XenPlatform::open();
-  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
-  bool all_ok = true;
-  std::size_t index = 0;
-  auto control = [&](std::uint32_t domu, const std::string& job) {
-    XenEndpointOptions o;
-    o.name = "j" + std::to_string(index);
-    o.job = job;
-    o.channel.liveness.peer_timeout = 30 * kSecond;
-    return platform->offer(domu, o);
-  };
-  for (const std::string& policy : policies) {
-    const std::string args = " name=p" + std::to_string(index) + " policy=" + policy +
-                             " bytes=" + std::to_string(bytes) + " message=4096";
-    auto to_offerer = control(offerer, "relay-offer peer=" + std::to_string(mapper) + args);
-    auto to_mapper = control(mapper, "relay-map peer=" + std::to_string(offerer) + args);
-    for (auto* ep : {to_offerer.get(), to_mapper.get()}) {
-      std::vector<std::byte> buffer(ep->channel().max_message());
-      std::size_t n = 0;
-      std::string line;
-      if (const Errc e = ep->channel().recv(buffer, n, timeout); e == Errc::ok) {
-        line.assign(reinterpret_cast<const char*>(buffer.data()), n);
-      } else {
-        Report r;
-        r.mode = "pair";
-        r.error = "no outcome from domain " + std::to_string(ep->peer()) + ": " +
-                  std::string(to_string(e)) + " " + ep->channel().error_detail();
-        r.extra = " pair=1 policy=" + policy;
-        line = r.line();
-      }
-      // The line came from a domU: print only what a report line may hold.
-      for (char& c : line)
-        if (c < 0x20 || c > 0x7e) c = '?';
-      print(line);
-      all_ok = all_ok && line.find(" ok=1 ") != std::string::npos;
-      ep->channel().close(5 * kSecond);
-    }
-    ++index;
-  }
-  for (const std::uint32_t domu : {offerer, mapper}) {
-    auto ep = control(domu, "exit");
-    ep->wait_for_peer(timeout);
-  }
-  return all_ok ? 0 : 1;
-}
-
 // dom0: a domU's outcome from its control channel `ep`, re-emitted field by field with dom0's
 // `tags` last (a domU's line is its own report, not dom0's word: it cannot pose as another
 // workload). True when the domU reported ok=1.
@@ -639,6 +591,44 @@ bool relay_outcome(XenEndpoint& ep, Nanos timeout,
   return fields->count("ok") && fields->at("ok") == "1";
 }
 
+// dom0: offers domU `domu` the control channel `name` carrying `job` (its serve loop maps
+// the channels j0, j1, ... in order).
+std::unique_ptr<XenEndpoint> offer_job(XenPlatform& platform, std::uint32_t domu,
+                                       const std::string& name, const std::string& job) {
+  XenEndpointOptions o;
+  o.name = name;
+  o.job = job;
+  o.channel.liveness.peer_timeout = 30 * kSecond;
+  return platform.offer(domu, o);
+}
+
+// dom0: domU `offerer` streams to domU `mapper` through a channel of their own, once per
+// policy; each domU's outcome comes back over its control channel and is printed.
+int pair(std::uint32_t offerer, std::uint32_t mapper, const std::vector<std::string>& policies,
+         std::uint64_t bytes, double timeout_s) {
+  auto platform = XenPlatform::open();
+  const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  bool all_ok = true;
+  std::size_t index = 0;
+  auto control = [&](std::uint32_t domu, const std::string& job) {
+    return offer_job(*platform, domu, "j" + std::to_string(index), job);
+  };
+  for (const std::string& policy : policies) {
+    const std::string args = " name=p" + std::to_string(index) + " policy=" + policy +
+                             " bytes=" + std::to_string(bytes) + " message=4096";
+    auto to_offerer = control(offerer, "relay-offer peer=" + std::to_string(mapper) + args);
+    auto to_mapper = control(mapper, "relay-map peer=" + std::to_string(offerer) + args);
+    for (auto* ep : {to_offerer.get(), to_mapper.get()})
+      all_ok = relay_outcome(*ep, timeout, {{"pair", "1"}}) && all_ok;
+    ++index;
+  }
+  for (const std::uint32_t domu : {offerer, mapper}) {
+    auto ep = control(domu, "exit");
+    ep->wait_for_peer(timeout);
+  }
+  return all_ok ? 0 : 1;
+}
+
 // dom0: domU `from` streams to domU `to` over a link (link-send/link-recv jobs) while dom0
 // changes `from`'s view: co-resident at first, then not, then again, `flips` times, one
 // change every `period_ms` (XenLoop's discovery advertising and withdrawing a peer). Both
@@ -656,20 +646,13 @@ int link(std::uint32_t from, std::uint32_t to, const std::string& addr, unsigned
     print("IVMC-STEP view " + std::to_string(version) + " of domain " + std::to_string(from) +
           ": domain " + std::to_string(to) + (co_resident ? " co-resident" : " not co-resident"));
   };
-  auto control = [&](std::uint32_t domu, const std::string& name, const std::string& job) {
-    XenEndpointOptions o;
-    o.name = name;
-    o.job = job;
-    o.channel.liveness.peer_timeout = 30 * kSecond;
-    return platform->offer(domu, o);
-  };
   publish(true);
   const std::string common = " addr=" + addr + " policy=" + policy + " message=4096";
-  auto to_ep = control(to, "j0", "link-recv peer=" + std::to_string(from) + common);
-  auto from_ep = control(from, "j0",
-                         "link-send peer=" + std::to_string(to) + common +
-                             " views=" + std::to_string(flips + 1) +
-                             " after=8388608 bytes=268435456"); // a cap, if views go missing
+  auto to_ep = offer_job(*platform, to, "j0", "link-recv peer=" + std::to_string(from) + common);
+  auto from_ep = offer_job(*platform, from, "j0",
+                           "link-send peer=" + std::to_string(to) + common +
+                               " views=" + std::to_string(flips + 1) +
+                               " after=8388608 bytes=268435456"); // a cap, if views go missing
   // The first change only once the stream runs (the domUs map their jobs when their serve
   // loops start, seconds after `xl create` under TCG): each change must meet a live link.
   bool running =
@@ -689,7 +672,7 @@ int link(std::uint32_t from, std::uint32_t to, const std::string& addr, unsigned
   bool ok = relay_outcome(*from_ep, timeout, {{"link", "1"}, {"side", "from"}});
   ok = relay_outcome(*to_ep, timeout, {{"link", "1"}, {"side", "to"}}) && ok;
   for (const std::uint32_t domu : {from, to}) {
-    auto ep = control(domu, "j1", "exit");
+    auto ep = offer_job(*platform, domu, "j1", "exit");
     ep->wait_for_peer(timeout);
   }
   platform->store().remove(view_path(from));
@@ -756,11 +739,7 @@ int run_plan(const std::string& plan_path, const std::string& domains_path, doub
   auto platform = XenPlatform::open();
   const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
   auto control = [&](Vm& vm, const std::string& job) {
-    XenEndpointOptions o;
-    o.name = "j" + std::to_string(vm.next_job++);
-    o.job = job;
-    o.channel.liveness.peer_timeout = 30 * kSecond;
-    return platform->offer(vm.domid, o);
+    return offer_job(*platform, vm.domid, "j" + std::to_string(vm.next_job++), job);
   };
   bool all_ok = true;
   for (std::size_t i = 0; i < works.size(); ++i) {
