@@ -17,6 +17,12 @@ struct Throughput {
   double msgs_per_s = 0;
 };
 
+// Round trips of a transport and of its baseline, per round, taken together in the same two
+// processes (a ratio is only meaningful between figures taken together).
+struct PairedRtt {
+  std::vector<double> ring_ns, baseline_ns; // ring_ns: the transport measured, ring or not
+};
+
 enum class SocketKind { tcp_loopback, unix_stream };
 
 double memcpy_gbps(std::size_t size, double seconds);

@@ -2,7 +2,9 @@
 #include "ivmc/bench/bench.hpp"
 
 #include "baselines.hpp"
+#include "cleanup_guard.hpp"
 #include "harness.hpp"
+#include "iceoryx_baseline.hpp"
 
 #include "ivmc/core/channel.hpp"
 #include "ivmc/kvm/host_platform.hpp"
@@ -38,10 +40,15 @@ void expect_ok(Errc e, const char* what, kvm::HostEndpoint& ep) {
   }
 }
 
+// The name of this run's ivshmem server: its shared memory object and socket.
+std::string server_tag() {
+  return fmt::format("ivmc-bench-{}", getpid());
+}
+
 // A server on a private socket, served by a thread of this process for the whole run.
 kvm::IvshmemServerThread private_server(std::size_t region_bytes) {
   kvm::IvshmemServerOptions o;
-  const auto tag = fmt::format("ivmc-bench-{}", getpid());
+  const auto tag = server_tag();
   o.socket_path = "/tmp/" + tag + ".sock";
   o.shm_name = tag;
   o.size = region_bytes;
@@ -49,10 +56,6 @@ kvm::IvshmemServerThread private_server(std::size_t region_bytes) {
   o.log = [](std::string_view) {};
   return kvm::IvshmemServerThread(o);
 }
-
-struct PairedRtt {
-  std::vector<double> ring_ns, baseline_ns; // per round, taken together
-};
 
 // The cache-line round trip between the two CPUs right now: the placement of the moment.
 double probe_placement(const PairCpus& cpus) {
@@ -229,6 +232,12 @@ BenchReport run_bench(const BenchOptions& o) {
   }
   note("memcpy done");
 
+  // The ivshmem server's shared memory, socket and lock file go even if the bench is
+  // interrupted (its own destructor removes them otherwise).
+  const auto tag = server_tag();
+  const CleanupGuard server_files[] = {CleanupGuard("/dev/shm/" + tag),
+                                       CleanupGuard("/tmp/" + tag + ".sock"),
+                                       CleanupGuard("/tmp/" + tag + ".sock.lock")};
   auto server = private_server(kvm::HostPlatform::region_bytes_for(o.ring_bytes));
   auto platform = kvm::HostPlatform::connect(server.socket_path(), kSetupTimeout);
   RingExperiment ring{o, cpus, *platform, server.socket_path()};
@@ -239,6 +248,26 @@ BenchReport run_bench(const BenchOptions& o) {
   const PairedRtt block = ring.rtt("block");
   note(fmt::format("blocking 64 B round trip {:.0f} ns, eventfd {:.0f} ns", median(block.ring_ns),
                    median(block.baseline_ns)));
+
+  // iceoryx, when built in and its daemon starts. A failure later on drops its rows and says
+  // why; it does not end the bench.
+  std::string iceoryx_why;
+  auto iceoryx = start_iceoryx(cpus, o.sizes, o.ring_bytes, iceoryx_why);
+  PairedRtt iceoryx_rtt;
+  auto iceoryx_failed = [&](const std::exception& e) {
+    iceoryx_why = std::string("failed: ") + e.what();
+    iceoryx.reset(); // stops iox-roudi
+  };
+  if (iceoryx) {
+    try {
+      iceoryx_rtt = iceoryx->rtt(std::max(3, o.repeats * 3), o.rtt_iterations);
+      note(fmt::format("iceoryx 64 B round trip {:.0f} ns, cache line {:.0f} ns",
+                       median(iceoryx_rtt.ring_ns), median(iceoryx_rtt.baseline_ns)));
+    } catch (const std::exception& e) {
+      iceoryx_failed(e);
+    }
+  }
+  if (!iceoryx) note("iceoryx: " + iceoryx_why);
 
   // Throughput: the transports take turns within each repeat, and every run is preceded by a
   // placement probe, so runs can be compared at like placement.
@@ -257,15 +286,27 @@ BenchReport run_bench(const BenchOptions& o) {
        [&](std::size_t s) {
          return socket_throughput(SocketKind::unix_stream, cpus, s, o.seconds_per_point);
        }},
+      {"iceoryx", "zero_copy",
+       [&](std::size_t s) {
+         if (!iceoryx) return Throughput{};
+         try {
+           return iceoryx->throughput(s, o.seconds_per_point);
+         } catch (const std::exception& e) {
+           iceoryx_failed(e);
+           return Throughput{};
+         }
+       }},
   };
   struct Runs {
     std::vector<double> gbps, msgs, probe;
   };
   std::map<std::pair<std::size_t, std::size_t>, Runs> runs; // (size, path) -> runs
   double fastest = *std::min_element(poll.baseline_ns.begin(), poll.baseline_ns.end());
+  for (double b : iceoryx_rtt.baseline_ns) fastest = std::min(fastest, b);
   for (std::size_t s : o.sizes) {
     for (int rep = 0; rep < o.repeats; ++rep) {
       for (std::size_t p = 0; p < paths.size(); ++p) {
+        if (paths[p].transport == "iceoryx" && !iceoryx) continue;
         const double probe = cpus.parent < 0 ? 0 : probe_placement(cpus);
         fastest = std::min(fastest, probe);
         const Throughput t = paths[p].measure(s);
@@ -296,8 +337,19 @@ BenchReport run_bench(const BenchOptions& o) {
   report.eventfd_rtt_ns = block_efd;
   report.block_rtt_ratio = block_ratio;
 
+  const bool iceoryx_measured = iceoryx != nullptr; // no failure on the way
+  iceoryx.reset();                                  // stop iox-roudi now
+  report.iceoryx = iceoryx_measured ? "measured" : "skipped: " + iceoryx_why;
+  if (iceoryx_measured) {
+    const auto [iox_rtt, iox_line, iox_ratio] = rtt_ratio(iceoryx_rtt);
+    (void)iox_line;
+    report.iceoryx_rtt_ns = iox_rtt;
+    report.iceoryx_rtt_ratio = iox_ratio;
+  }
+
   for (std::size_t s : o.sizes) {
     for (std::size_t p = 0; p < paths.size(); ++p) {
+      if (paths[p].transport == "iceoryx" && !iceoryx_measured) continue;
       const Runs& r = runs[{s, p}];
       auto idx = near_runs(r.probe, fastest);
       const bool near = !idx.empty();
@@ -314,7 +366,8 @@ BenchReport run_bench(const BenchOptions& o) {
       if (s == 64 && paths[p].transport == "ring") {
         t.rtt_p50_ns = paths[p].mode == "poll" ? poll_ring : block_ring;
       }
-      if (s == 64 && paths[p].transport != "ring") {
+      if (s == 64 && paths[p].transport == "iceoryx") t.rtt_p50_ns = report.iceoryx_rtt_ns;
+      if (s == 64 && (paths[p].transport == "tcp" || paths[p].transport == "unix")) {
         const auto kind =
             paths[p].transport == "tcp" ? SocketKind::tcp_loopback : SocketKind::unix_stream;
         t.rtt_p50_ns = median_of(o.repeats, [&] {
@@ -338,6 +391,19 @@ const TransportResult* find(const BenchReport& r, std::string_view transport, st
   return nullptr;
 }
 
+std::string json_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";
   return fmt::format("{:.6g}", v);
@@ -355,6 +421,9 @@ std::string to_json(const BenchReport& r) {
   out += fmt::format("\"eventfd_rtt_ns\": {}, ", number(r.eventfd_rtt_ns));
   out += fmt::format("\"poll_rtt_ratio\": {}, ", number(r.poll_rtt_ratio));
   out += fmt::format("\"block_rtt_ratio\": {}, ", number(r.block_rtt_ratio));
+  out += fmt::format("\"iceoryx\": \"{}\", ", json_escape(r.iceoryx));
+  out += fmt::format("\"iceoryx_rtt_ratio\": {}, ",
+                     r.iceoryx == "measured" ? number(r.iceoryx_rtt_ratio) : "null");
   out += "\"memcpy_gbps\": {";
   bool first = true;
   for (const auto& [size, gbps] : r.memcpy_gbps) {
@@ -384,6 +453,9 @@ std::string to_table(const BenchReport& r) {
   out += fmt::format("cache-line round trip p50 {:.0f} ns (fastest probe {:.0f} ns); raw eventfd "
                      "round trip p50 {:.0f} ns\n",
                      r.cacheline_rtt_ns, r.near_rtt_ns, r.eventfd_rtt_ns);
+  out += r.iceoryx == "measured"
+             ? std::string("iceoryx 2.0: measured (iox-roudi started and stopped by the bench)\n")
+             : "iceoryx 2.0: " + r.iceoryx + "\n";
   out += "memcpy (one thread):";
   for (const auto& [size, gbps] : r.memcpy_gbps)
     out += fmt::format("  {} B {:.1f} GB/s", size, gbps);
@@ -405,10 +477,10 @@ std::string to_table(const BenchReport& r) {
   };
   // Throughput ratios: at near placement when both rows had near runs, and over all runs.
   auto ratio_line = [&](const std::string& what, std::string_view ta, std::string_view ma,
-                        std::size_t sa, std::string_view tb, std::size_t sb, bool msgs,
-                        double denominator_override, const std::string& target) {
+                        std::size_t sa, std::string_view tb, std::string_view mb, std::size_t sb,
+                        bool msgs, double denominator_override, const std::string& target) {
     const auto* a = find(r, ta, ma, sa);
-    const auto* b = tb.empty() ? nullptr : find(r, tb, "block", sb);
+    const auto* b = tb.empty() ? nullptr : find(r, tb, mb, sb);
     if (!a || (!tb.empty() && !b)) return;
     auto value = [&](const TransportResult& x, bool all) {
       return msgs ? (all ? x.msgs_per_s_all : x.msgs_per_s) : (all ? x.gbps_all : x.gbps);
@@ -422,13 +494,22 @@ std::string to_table(const BenchReport& r) {
     out += fmt::format("  {:<52} {:>8}  all runs {:>7.2f}x  [{}]\n", what, near_text, all, target);
   };
   line("64 B polled RTT / cache-line RTT (paired rounds)", r.poll_rtt_ratio, "<= 2.0");
-  if (r.memcpy_gbps.count(1u << 20)) {
-    ratio_line("64 KiB polled throughput / memcpy of 1 MiB", "ring", "poll", 65536, "", 0, false,
-               r.memcpy_gbps.at(1u << 20), ">= 0.5");
+  if (r.iceoryx == "measured") {
+    line("64 B polled RTT / iceoryx RTT (each over its cache line)",
+         r.poll_rtt_ratio / r.iceoryx_rtt_ratio, "<= 1.0");
+    ratio_line("64 B msg/s polled / iceoryx", "ring", "poll", 64, "iceoryx", "zero_copy", 64, true,
+               1, ">= 1.0");
+    ratio_line("64 KiB throughput polled / iceoryx", "ring", "poll", 65536, "iceoryx", "zero_copy",
+               65536, false, 1, "");
   }
-  ratio_line("64 B msg/s / TCP loopback", "ring", "poll", 64, "tcp", 64, true, 1, ">= 100");
-  ratio_line("64 KiB throughput / TCP loopback", "ring", "poll", 65536, "tcp", 65536, false, 1,
-             ">= 8");
+  if (r.memcpy_gbps.count(1u << 20)) {
+    ratio_line("64 KiB polled throughput / memcpy of 1 MiB", "ring", "poll", 65536, "", "", 0,
+               false, r.memcpy_gbps.at(1u << 20), ">= 0.5");
+  }
+  ratio_line("64 B msg/s / TCP loopback", "ring", "poll", 64, "tcp", "block", 64, true, 1,
+             ">= 100");
+  ratio_line("64 KiB throughput / TCP loopback", "ring", "poll", 65536, "tcp", "block", 65536,
+             false, 1, ">= 8");
   line("blocking 64 B RTT / raw eventfd RTT (paired rounds)", r.block_rtt_ratio, "<= 1.15");
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -43,6 +44,10 @@ inline double median(std::vector<double> v) {
   const std::size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+// Reads every byte of [data, data + n) once, as a receiver that uses its message would, and
+// returns a value depending on all of them (so that no read can be left out).
+std::uint64_t touch_bytes(const std::byte* data, std::size_t n);
 
 // Pins the calling process to one CPU; false if that CPU is not available.
 bool pin_to_cpu(int cpu);

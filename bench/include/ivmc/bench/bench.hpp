@@ -1,5 +1,6 @@
 // ivmc bench: the shared-memory ring against its baselines, measured in one run between two
-// real processes (memcpy, a cache-line ping-pong, raw eventfd, TCP loopback, UNIX sockets).
+// real processes (memcpy, a cache-line ping-pong, raw eventfd, TCP loopback, UNIX sockets,
+// iceoryx).
 #pragma once
 
 #include <cstddef>
@@ -23,8 +24,8 @@ struct BenchOptions {
 };
 
 struct TransportResult {
-  std::string transport; // "ring", "tcp", "unix"
-  std::string mode;      // "poll", "block"
+  std::string transport; // "ring", "tcp", "unix", "iceoryx"
+  std::string mode;      // "poll", "block", "zero_copy" (iceoryx: loan, write in place, publish)
   std::size_t size = 0;
   double gbps = 0;
   double msgs_per_s = 0;
@@ -45,8 +46,11 @@ struct BenchReport {
   double cacheline_rtt_ns = 0; // p50 round trip of one cache line between the processes
   double eventfd_rtt_ns = 0;   // p50 round trip of a raw eventfd ping-pong (blocking baseline)
   // Ring RTT over its baseline, the median of per-round ratios taken in the same processes.
-  double poll_rtt_ratio = 0;                 // polled 64 B ring RTT / cache-line RTT
-  double block_rtt_ratio = 0;                // blocking 64 B ring RTT / raw eventfd RTT
+  double poll_rtt_ratio = 0;    // polled 64 B ring RTT / cache-line RTT
+  double block_rtt_ratio = 0;   // blocking 64 B ring RTT / raw eventfd RTT
+  std::string iceoryx;          // "measured", or "skipped: <why>" (then no iceoryx rows)
+  double iceoryx_rtt_ns = 0;    // iceoryx 64 B round trip p50 (near rounds)
+  double iceoryx_rtt_ratio = 0; // iceoryx 64 B RTT / cache-line RTT (paired rounds)
   std::map<std::size_t, double> memcpy_gbps; // single thread, by copy size
   std::vector<TransportResult> results;
   std::uint32_t ring_bytes = 0;
