@@ -4,6 +4,7 @@
 
 #include "cleanup_guard.hpp"
 #include "harness.hpp"
+#include "placement.hpp"
 #include "roudi.hpp"
 
 #include "iceoryx_hoofs/log/logmanager.hpp"
@@ -51,6 +52,7 @@ struct Shared {
   std::atomic<std::uint32_t> sender_done{0};  // the peer published its last message
   std::atomic<std::uint32_t> measure_done{0}; // the measuring process took its last message
   double gbps = 0, msgs_per_s = 0;
+  ProcessPlacement measuring, peer; // each written by its process before it exits
   int rounds = 0;
   double rtt_ns[kMaxRounds], line_ns[kMaxRounds];
 };
@@ -151,7 +153,8 @@ void wait_flag(const std::atomic<std::uint32_t>& flag, const char* what) {
 // ends with exit(), not _exit(): the runtime's static destructor deregisters it from RouDi,
 // which would otherwise keep the pid registered until its monitoring notices, and signal it
 // when RouDi stops.
-pid_t spawn(int cpu, const std::string& runtime_name, const std::function<void()>& role) {
+pid_t spawn(int cpu, const std::string& runtime_name, const std::function<void()>& role,
+            ProcessPlacement* placement) {
   std::fflush(nullptr);
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -165,7 +168,9 @@ pid_t spawn(int cpu, const std::string& runtime_name, const std::function<void()
         iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
     iox::runtime::PoshRuntime::initRuntime(
         iox::RuntimeName_t(iox::cxx::TruncateToCapacity, runtime_name.c_str()));
+    const ProcessSample from = sample_process();
     role(); // its publisher and subscriber are gone when it returns or throws
+    *placement = placement_between(from, sample_process());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ivmc bench (iceoryx process %s): %s\n", runtime_name.c_str(), e.what());
     rc = 3;
@@ -234,7 +239,8 @@ public:
             }
           }
           wait_flag(shared->measure_done, "the last response to be taken");
-        });
+        },
+        shared.get());
     PairedRtt out;
     for (int r = 0; r < shared->rounds; ++r) {
       out.ring_ns.push_back(shared->rtt_ns[r]);
@@ -301,8 +307,13 @@ public:
           shared->sender_done.store(1, std::memory_order_release);
           // Keep the publisher until everything was taken: its chunks are in the queue.
           wait_flag(shared->measure_done, "the subscriber to take the last message");
-        });
-    return {shared->gbps, shared->msgs_per_s};
+        },
+        shared.get());
+    Throughput result{shared->gbps, shared->msgs_per_s, {}};
+    result.placement = last_placement_;
+    result.placement.measuring = shared->measuring;
+    result.placement.peer = shared->peer;
+    return result;
   }
 
 private:
@@ -313,11 +324,19 @@ private:
   // Runs the two roles in fresh processes and waits for both; a process that fails or hangs
   // ends the other, and throws naming `what`.
   void run(const std::string& what, const std::function<void()>& measure,
-           const std::function<void()>& peer) {
+           const std::function<void()>& peer, Shared& shared) {
     const std::string base = "ivmc-bench-" + std::to_string(getpid()) + "-" + std::to_string(runs_);
-    pid_t pids[2] = {spawn(cpus_.child, base + "-peer", peer), -1};
+    const double steal_from = steal_ns(cpus_.parent) + steal_ns(cpus_.child), t0 = now_s();
+    // Each runtime has a socket (and its lock file) named after it in /tmp, which a killed
+    // process leaves behind: removed if the bench is interrupted, and after every run.
+    const std::string names[2] = {base + "-peer", base + "-measure"};
+    const std::string files[4] = {"/tmp/" + names[0], "/tmp/" + names[0] + ".lock",
+                                  "/tmp/" + names[1], "/tmp/" + names[1] + ".lock"};
+    const CleanupGuard file_guards[4] = {CleanupGuard(files[0]), CleanupGuard(files[1]),
+                                         CleanupGuard(files[2]), CleanupGuard(files[3])};
+    pid_t pids[2] = {spawn(cpus_.child, names[0], peer, &shared.peer), -1};
     CleanupGuard peer_guard(pids[0], SIGKILL);
-    pids[1] = spawn(cpus_.parent, base + "-measure", measure);
+    pids[1] = spawn(cpus_.parent, names[1], measure, &shared.measuring);
     CleanupGuard measure_guard(pids[1], SIGKILL);
     int status[2] = {0, 0};
     bool done[2] = {false, false};
@@ -343,13 +362,18 @@ private:
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    for (const std::string& f : files) unlink(f.c_str()); // gone already unless killed
     if (!failure.empty()) throw std::runtime_error(what + ": " + failure);
+    const double steal_to = steal_ns(cpus_.parent) + steal_ns(cpus_.child), t1 = now_s();
+    last_placement_.steal_share =
+        steal_from < 0 || steal_to < 0 ? -1 : (steal_to - steal_from) / (2e9 * (t1 - t0));
   }
 
   PairCpus cpus_;
   std::uint32_t in_flight_bytes_;
   std::unique_ptr<Roudi> roudi_;
   int runs_ = 0;
+  PairPlacement last_placement_; // steal during the last run()
 };
 
 } // namespace
