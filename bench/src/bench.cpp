@@ -200,6 +200,7 @@ BenchReport run_bench(const BenchOptions& o) {
         run.measuring = t.placement.measuring;
         run.peer = t.placement.peer;
         run.steal_share = t.placement.steal_share;
+        run.speed = speed_of(run);
         runs_of[{s, p}].push_back(report.runs.size());
         report.runs.push_back(run);
       }
@@ -238,26 +239,49 @@ BenchReport run_bench(const BenchOptions& o) {
 
   for (std::size_t s : o.sizes) {
     for (std::size_t p = 0; p < paths.size(); ++p) {
-      const auto& used = runs_of[{s, p}];
-      if (used.empty()) continue;
-      std::vector<double> gbps, msgs, probe;
-      for (std::size_t i : used) {
-        gbps.push_back(report.runs[i].gbps);
-        msgs.push_back(report.runs[i].msgs_per_s);
-        probe.push_back(report.runs[i].probe_rtt_ns);
+      const auto& all = runs_of[{s, p}];
+      if (all.empty()) continue;
+      // The runs whose figures count: full CPUs at near placement, else full, else near, else
+      // all of them (TransportResult).
+      auto select = [&](bool need_full, bool need_near) {
+        std::vector<std::size_t> out;
+        for (std::size_t i : all) {
+          const RunRecord& x = report.runs[i];
+          if (need_full && x.speed != "full") continue;
+          if (need_near && x.probe_rtt_ns > 1.5 * fastest) continue;
+          out.push_back(i);
+        }
+        return out;
+      };
+      TransportResult t;
+      t.transport = paths[p].transport;
+      t.mode = paths[p].mode;
+      t.size = s;
+      std::vector<std::size_t> used = select(true, true);
+      t.full = t.near = !used.empty();
+      if (used.empty()) {
+        used = select(true, false);
+        t.full = !used.empty();
       }
-      auto idx = near_runs(probe, fastest);
-      const bool near = !idx.empty();
-      if (!near) {
-        for (std::size_t i = 0; i < probe.size(); ++i) idx.push_back(i);
+      if (used.empty()) {
+        used = select(false, true);
+        t.near = !used.empty();
       }
-      TransportResult t{paths[p].transport,      paths[p].mode,           s,
-                        median(pick(gbps, idx)), median(pick(msgs, idx)), std::nullopt};
-      t.placement_rtt_ns = median(pick(probe, idx));
-      t.gbps_all = median(gbps);
-      t.msgs_per_s_all = median(msgs);
-      t.near = near;
-      t.runs_used = static_cast<int>(idx.size());
+      if (used.empty()) used = all;
+      auto medians = [&](const std::vector<std::size_t>& idx, auto field) {
+        std::vector<double> v;
+        for (std::size_t i : idx) v.push_back(field(report.runs[i]));
+        return median(v);
+      };
+      t.gbps = medians(used, [](const RunRecord& x) { return x.gbps; });
+      t.msgs_per_s = medians(used, [](const RunRecord& x) { return x.msgs_per_s; });
+      t.placement_rtt_ns = medians(used, [](const RunRecord& x) { return x.probe_rtt_ns; });
+      t.wait_share = medians(used, [](const RunRecord& x) { return worst_wait(x); });
+      t.gbps_all = medians(all, [](const RunRecord& x) { return x.gbps; });
+      t.msgs_per_s_all = medians(all, [](const RunRecord& x) { return x.msgs_per_s; });
+      t.runs_used = static_cast<int>(used.size());
+      t.runs = static_cast<int>(all.size());
+      t.runs_full = static_cast<int>(select(true, false).size());
       if (s == 64 && paths[p].transport == "ring") {
         t.rtt_p50_ns = paths[p].mode == "poll"        ? poll_ring
                        : paths[p].mode == "zero_copy" ? zc_ring

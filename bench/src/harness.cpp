@@ -27,20 +27,34 @@ TscTimer::TscTimer() {
   ns_per_tick_ = (t1 - t0) * 1e9 / static_cast<double>(c1 - c0);
 }
 
-std::uint64_t touch_bytes(const std::byte* data, std::size_t n) {
-  // Four independent 64-bit lanes: the loads, not a dependency chain, set the pace.
-  std::uint64_t a = 0, b = 0, c = 0, d = 0;
+namespace {
+using Lanes = std::uint64_t __attribute__((vector_size(64))); // one cache line
+} // namespace
+
+// As wide as the CPU reads (one build, dispatched at load time): with 8-byte loads, reading a
+// message in place ran at 19 GB/s from L1, slower than the ring delivers it, and a receiver
+// that uses its data would not be that slow.
+__attribute__((target_clones("avx512f", "avx2", "default"))) std::uint64_t
+touch_bytes(const std::byte* data, std::size_t n) {
+  Lanes a{}, b{};
   std::size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    std::uint64_t w[4];
-    std::memcpy(w, data + i, sizeof w);
-    a ^= w[0];
-    b ^= w[1];
-    c ^= w[2];
-    d ^= w[3];
+  for (; i + 128 <= n; i += 128) { // two independent lines per step
+    Lanes x, y;
+    std::memcpy(&x, data + i, sizeof x);
+    std::memcpy(&y, data + i + 64, sizeof y);
+    a ^= x;
+    b ^= y;
   }
-  for (; i < n; ++i) a += static_cast<std::uint64_t>(data[i]);
-  return a ^ b ^ c ^ d;
+  a ^= b;
+  std::uint64_t r = 0;
+  for (int k = 0; k < 8; ++k) r ^= a[k];
+  for (; i + 8 <= n; i += 8) { // a small message, or the tail of a large one
+    std::uint64_t w;
+    std::memcpy(&w, data + i, sizeof w);
+    r ^= w;
+  }
+  for (; i < n; ++i) r += static_cast<std::uint64_t>(data[i]);
+  return r;
 }
 
 bool pin_to_cpu(int cpu) {

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -178,6 +179,14 @@ std::string hypervisor_vendor() {
   if (!vendor.empty()) return vendor;
 #endif
   return "unknown";
+}
+
+double worst_wait(const RunRecord& run) {
+  return std::max(run.measuring.wait_share, run.peer.wait_share);
+}
+
+std::string speed_of(const RunRecord& run) {
+  return worst_wait(run) < 0.10 && run.steal_share < 0.05 ? "full" : "shared";
 }
 
 void load_average(double (&load)[3]) {

@@ -34,6 +34,12 @@ double measure_ghz(); // on the calling thread's CPU
 std::string cpu_model_name();
 std::string hypervisor_vendor(); // "" on bare metal
 
+// A run's speed mode: "full" when both processes had their CPUs (each waited less than 10 % of
+// its part behind other processes, and the host stole less than 5 % of the two CPUs), "shared"
+// otherwise. Blocking transports sleep by design, so CPU time is not the test: waiting is.
+std::string speed_of(const RunRecord& run);
+double worst_wait(const RunRecord& run); // the larger of the two processes' wait shares
+
 // /proc/loadavg's three averages.
 void load_average(double (&load)[3]);
 

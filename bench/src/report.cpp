@@ -4,8 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace ivmc::bench {
 namespace {
@@ -79,6 +82,72 @@ std::string run_json(const RunRecord& x) {
                      x.steal_share < 0 ? "null" : number(x.steal_share), x.speed);
 }
 
+// One target of the issue as a ratio between figures of this run.
+struct Ratio {
+  std::string key, label;
+  std::optional<double> value; // from the rows' selected runs (full CPUs, near placement)
+  std::optional<double> all;   // from all runs (throughput ratios only)
+  std::string target;          // "" when the ratio is only context
+};
+
+std::vector<Ratio> ratios(const BenchReport& r) {
+  std::vector<Ratio> out;
+  const bool iceoryx = r.iceoryx == "measured";
+  auto rtt = [&](std::string key, std::string label, double v, std::string target) {
+    out.push_back({std::move(key), std::move(label), v, std::nullopt, std::move(target)});
+  };
+  auto rows = [&](std::string key, std::string label, std::string_view ta, std::string_view ma,
+                  std::size_t sa, std::string_view tb, std::string_view mb, std::size_t sb,
+                  bool msgs, std::string target) {
+    const auto* a = find(r, ta, ma, sa);
+    const auto* b = find(r, tb, mb, sb);
+    if (!a || !b) return;
+    auto value = [&](const TransportResult& x, bool all) {
+      return msgs ? (all ? x.msgs_per_s_all : x.msgs_per_s) : (all ? x.gbps_all : x.gbps);
+    };
+    out.push_back({std::move(key), std::move(label), value(*a, false) / value(*b, false),
+                   value(*a, true) / value(*b, true), std::move(target)});
+  };
+  auto over_memcpy = [&](std::string key, std::string label, std::string_view mode,
+                         std::string target) {
+    const auto* a = find(r, "ring", mode, 65536);
+    if (!a || !r.memcpy_gbps.count(1u << 20)) return;
+    const double m = r.memcpy_gbps.at(1u << 20);
+    out.push_back(
+        {std::move(key), std::move(label), a->gbps / m, a->gbps_all / m, std::move(target)});
+  };
+  rtt("poll_rtt_over_cacheline", "64 B polled RTT / cache-line RTT", r.poll_rtt_ratio,
+      "<= 2.0 for payloads <= 56 B");
+  rtt("zero_copy_rtt_over_cacheline", "64 B zero-copy RTT / cache-line RTT", r.zero_copy_rtt_ratio,
+      "");
+  if (iceoryx) {
+    rtt("iceoryx_rtt_over_cacheline", "64 B iceoryx RTT / cache-line RTT", r.iceoryx_rtt_ratio, "");
+    rtt("poll_rtt_over_iceoryx", "64 B polled RTT / iceoryx RTT",
+        r.poll_rtt_ratio / r.iceoryx_rtt_ratio, "<= 1.0");
+    rows("poll_msgs_64_over_iceoryx", "64 B msg/s, polled / iceoryx", "ring", "poll", 64, "iceoryx",
+         "zero_copy", 64, true, ">= 1.0");
+    rows("zero_copy_gbps_64k_over_iceoryx", "64 KiB GB/s, zero-copy / iceoryx", "ring", "zero_copy",
+         65536, "iceoryx", "zero_copy", 65536, false, ">= 1.0");
+  }
+  over_memcpy("poll_gbps_64k_over_memcpy_1m", "64 KiB GB/s, polled (copying) / memcpy 1 MiB",
+              "poll", ">= 0.5");
+  over_memcpy("zero_copy_gbps_64k_over_memcpy_1m", "64 KiB GB/s, zero-copy / memcpy 1 MiB",
+              "zero_copy", "");
+  rows("zero_copy_gbps_64k_over_poll", "64 KiB GB/s, zero-copy / polled (copying)", "ring",
+       "zero_copy", 65536, "ring", "poll", 65536, false, "");
+  rows("poll_msgs_64_over_tcp", "64 B msg/s, polled / TCP loopback", "ring", "poll", 64, "tcp",
+       "block", 64, true, ">= 100");
+  rows("poll_gbps_64k_over_tcp", "64 KiB GB/s, polled / TCP loopback", "ring", "poll", 65536, "tcp",
+       "block", 65536, false, ">= 8");
+  rtt("block_rtt_over_eventfd", "blocking 64 B RTT / raw eventfd RTT", r.block_rtt_ratio,
+      "<= 1.15");
+  return out;
+}
+
+std::string optional_number(const std::optional<double>& v) {
+  return v ? number(*v) : "null";
+}
+
 } // namespace
 
 // JSON by hand: the schema is small and fixed, and no JSON library is among our dependencies.
@@ -108,13 +177,23 @@ std::string to_json(const BenchReport& r) {
     out += fmt::format(
         "{}{{\"transport\": \"{}\", \"mode\": \"{}\", \"size\": {}, \"gbps\": {}, "
         "\"msgs_per_s\": {}, \"rtt_p50_ns\": {}, \"placement_rtt_ns\": {}, "
-        "\"near\": {}, \"runs_used\": {}, \"gbps_all\": {}, \"msgs_per_s_all\": {}}}",
+        "\"near\": {}, \"full\": {}, \"wait_share\": {}, \"runs_used\": {}, "
+        "\"runs_full\": {}, \"runs\": {}, \"gbps_all\": {}, \"msgs_per_s_all\": {}}}",
         first ? "" : ", ", x.transport, x.mode, x.size, number(x.gbps), number(x.msgs_per_s),
         x.rtt_p50_ns ? number(*x.rtt_p50_ns) : std::string("null"), number(x.placement_rtt_ns),
-        x.near ? "true" : "false", x.runs_used, number(x.gbps_all), number(x.msgs_per_s_all));
+        x.near ? "true" : "false", x.full ? "true" : "false", number(x.wait_share), x.runs_used,
+        x.runs_full, x.runs, number(x.gbps_all), number(x.msgs_per_s_all));
     first = false;
   }
-  out += "], \"runs\": [";
+  out += "], \"ratios\": {";
+  first = true;
+  for (const Ratio& x : ratios(r)) {
+    out += fmt::format("{}\"{}\": {{\"value\": {}, \"all_runs\": {}, \"target\": \"{}\"}}",
+                       first ? "" : ", ", x.key, optional_number(x.value), optional_number(x.all),
+                       json_escape(x.target));
+    first = false;
+  }
+  out += "}, \"runs\": [";
   first = true;
   for (const auto& x : r.runs) {
     out += (first ? "" : ", ") + run_json(x);
@@ -126,8 +205,41 @@ std::string to_json(const BenchReport& r) {
 
 std::string to_table(const BenchReport& r) {
   std::string out;
+  const MachineReport& m = r.machine;
   out +=
       fmt::format("ivmc bench: {}; ring {} KiB per direction\n", r.placement, r.ring_bytes / 1024);
+  out += fmt::format("machine: {}{}, {} CPUs online\n", m.model_name,
+                     m.hypervisor.empty() ? "" : " (" + m.hypervisor + " guest)", m.online_cpus);
+  if (!m.topology.empty()) out += "  " + m.topology + "\n";
+  for (const CpuDescription& c : m.cpus) {
+    out += fmt::format("  CPU {}: core clock measured {:.2f} GHz at the start, {:.2f} GHz at the "
+                       "end (reported {:.0f} MHz)\n",
+                       c.cpu, c.measured_ghz_start, c.measured_ghz_end, c.reported_mhz);
+  }
+  out += fmt::format("  load average {:.2f} at the start, {:.2f} at the end; host steal on the "
+                     "two CPUs {}\n",
+                     m.load_start[0], m.load_end[0],
+                     m.steal_share < 0 ? std::string("unreadable")
+                                       : fmt::format("{:.1f} % of the run", 100 * m.steal_share));
+  int full = 0;
+  std::vector<double> shared_waits;
+  for (const RunRecord& x : r.runs) {
+    if (x.speed == "full") {
+      ++full;
+    } else {
+      shared_waits.push_back(std::max(x.measuring.wait_share, x.peer.wait_share));
+    }
+  }
+  std::vector<double> sorted = shared_waits;
+  std::sort(sorted.begin(), sorted.end());
+  out += fmt::format("speed modes: {} of {} throughput runs had both CPUs to themselves (full){}\n",
+                     full, r.runs.size(),
+                     sorted.empty()
+                         ? std::string()
+                         : fmt::format("; {} shared a CPU with other processes or the host "
+                                       "(median wait {:.0f} % of the run): slower, and not used "
+                                       "where full runs exist",
+                                       sorted.size(), 100 * sorted[sorted.size() / 2]));
   out += fmt::format("cache-line round trip p50 {:.0f} ns (fastest probe {:.0f} ns); raw eventfd "
                      "round trip p50 {:.0f} ns\n",
                      r.cacheline_rtt_ns, r.near_rtt_ns, r.eventfd_rtt_ns);
@@ -138,57 +250,26 @@ std::string to_table(const BenchReport& r) {
   for (const auto& [size, gbps] : r.memcpy_gbps)
     out += fmt::format("  {} B {:.1f} GB/s", size, gbps);
   out += "\n\n";
-  out += fmt::format("{:<6} {:<6} {:>8} {:>10} {:>14} {:>14} {:>18}\n", "path", "mode", "size",
-                     "GB/s", "msg/s", "64 B RTT p50", "placement (runs)");
+  out += fmt::format("{:<8} {:<10} {:>6} {:>8} {:>12} {:>10} {:>14} {:>22}\n", "path", "mode",
+                     "size", "GB/s", "msg/s", "64 B RTT", "probe (near?)", "CPUs (runs used/all)");
   for (const auto& x : r.results) {
-    out += fmt::format(
-        "{:<6} {:<6} {:>8} {:>10.3f} {:>14.0f} {:>14} {:>11.0f} ns {}{}\n", x.transport, x.mode,
-        x.size, x.gbps, x.msgs_per_s, x.rtt_p50_ns ? fmt::format("{:.0f} ns", *x.rtt_p50_ns) : "",
-        x.placement_rtt_ns, x.near ? "near" : "FAR", fmt::format("({})", x.runs_used));
+    const std::string cpus = x.full ? fmt::format("full ({}/{})", x.runs_used, x.runs)
+                                    : fmt::format("SHARED, wait {:.0f}% ({}/{})",
+                                                  100 * x.wait_share, x.runs_used, x.runs);
+    out += fmt::format("{:<8} {:<10} {:>6} {:>8.3f} {:>12.0f} {:>10} {:>8.0f} ns {:<4} {:>22}\n",
+                       x.transport, x.mode, x.size, x.gbps, x.msgs_per_s,
+                       x.rtt_p50_ns ? fmt::format("{:.0f} ns", *x.rtt_p50_ns) : "",
+                       x.placement_rtt_ns, x.near ? "near" : "FAR", cpus);
   }
-  // The targets, as ratios from this same run.
-  out += fmt::format("\nratios from this run at near placement (cache line <= {:.0f} ns; "
-                     "target in brackets):\n",
+  out += fmt::format("\nratios from this run (rows: runs with full CPUs at near placement, cache "
+                     "line <= {:.0f} ns; RTTs: paired rounds; target in brackets):\n",
                      1.5 * r.near_rtt_ns);
-  auto line = [&](const std::string& what, double v, const std::string& target) {
-    out += fmt::format("  {:<52} {:>8.2f}x  [{}]\n", what, v, target);
-  };
-  // Throughput ratios: at near placement when both rows had near runs, and over all runs.
-  auto ratio_line = [&](const std::string& what, std::string_view ta, std::string_view ma,
-                        std::size_t sa, std::string_view tb, std::string_view mb, std::size_t sb,
-                        bool msgs, double denominator_override, const std::string& target) {
-    const auto* a = find(r, ta, ma, sa);
-    const auto* b = tb.empty() ? nullptr : find(r, tb, mb, sb);
-    if (!a || (!tb.empty() && !b)) return;
-    auto value = [&](const TransportResult& x, bool all) {
-      return msgs ? (all ? x.msgs_per_s_all : x.msgs_per_s) : (all ? x.gbps_all : x.gbps);
-    };
-    const double all = value(*a, true) / (b ? value(*b, true) : denominator_override);
-    const bool near = a->near && (!b || b->near);
-    const std::string near_text =
-        near ? fmt::format("{:.2f}x",
-                           value(*a, false) / (b ? value(*b, false) : denominator_override))
-             : "n/a";
-    out += fmt::format("  {:<52} {:>8}  all runs {:>7.2f}x  [{}]\n", what, near_text, all, target);
-  };
-  line("64 B polled RTT / cache-line RTT (paired rounds)", r.poll_rtt_ratio, "<= 2.0");
-  if (r.iceoryx == "measured") {
-    line("64 B polled RTT / iceoryx RTT (each over its cache line)",
-         r.poll_rtt_ratio / r.iceoryx_rtt_ratio, "<= 1.0");
-    ratio_line("64 B msg/s polled / iceoryx", "ring", "poll", 64, "iceoryx", "zero_copy", 64, true,
-               1, ">= 1.0");
-    ratio_line("64 KiB throughput polled / iceoryx", "ring", "poll", 65536, "iceoryx", "zero_copy",
-               65536, false, 1, "");
+  for (const Ratio& x : ratios(r)) {
+    out += fmt::format("  {:<46} {:>8}", x.label,
+                       x.value ? fmt::format("{:.2f}x", *x.value) : std::string("n/a"));
+    out += x.all ? fmt::format("  all runs {:>7.2f}x", *x.all) : std::string(19, ' ');
+    out += x.target.empty() ? "\n" : fmt::format("  [{}]\n", x.target);
   }
-  if (r.memcpy_gbps.count(1u << 20)) {
-    ratio_line("64 KiB polled throughput / memcpy of 1 MiB", "ring", "poll", 65536, "", "", 0,
-               false, r.memcpy_gbps.at(1u << 20), ">= 0.5");
-  }
-  ratio_line("64 B msg/s / TCP loopback", "ring", "poll", 64, "tcp", "block", 64, true, 1,
-             ">= 100");
-  ratio_line("64 KiB throughput / TCP loopback", "ring", "poll", 65536, "tcp", "block", 65536,
-             false, 1, ">= 8");
-  line("blocking 64 B RTT / raw eventfd RTT (paired rounds)", r.block_rtt_ratio, "<= 1.15");
   return out;
 }
 

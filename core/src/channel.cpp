@@ -370,6 +370,25 @@ Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
   return wait_for(Wake::space, timeout, try_once, false);
 }
 
+// Writes the terminator and the payload of the record at tx_.position (ending at `end`).
+// Store order: the lines after the header's first (terminator, payload), then the payload bytes
+// that share the header's line. The consumer polls the header's line; writing it in one burst
+// with the header (publish_record, next) takes that line from the consumer once, instead of
+// once for the payload and again for the header after the other lines were written.
+[[gnu::always_inline]] inline void Channel::write_payload(std::uint64_t end, std::uint32_t length,
+                                                          std::span<const std::byte> head,
+                                                          std::span<const std::byte> body) {
+  const std::uint64_t pos = tx_.position;
+  auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
+  shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the header's release
+  const std::uint64_t payload = wire::payload_position(pos, length);
+  const std::uint64_t header_line_end = (pos | (wire::kCacheLine - 1)) + 1;
+  const std::uint64_t in_header_line =
+      std::min<std::uint64_t>(length, header_line_end > payload ? header_line_end - payload : 0);
+  copy_in_range(tx_.data, tx_.size, payload, head, body, in_header_line, length);
+  copy_in_range(tx_.data, tx_.size, payload, head, body, 0, in_header_line);
+}
+
 // Publishes the record at tx_.position, whose payload and terminator are written, and moves on.
 [[gnu::always_inline]] inline void Channel::publish_record(std::uint64_t end,
                                                            std::uint32_t length) {
@@ -387,21 +406,11 @@ Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
 Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
   const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
-  const std::uint64_t pos = tx_.position;
-  const std::uint64_t end = wire::record_end(pos, length);
-  if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
-  // Store order: the lines after the header's first (terminator, payload), then the payload
-  // bytes that share the header's line, then the header. The consumer polls the header's
-  // line; writing it in one burst at the end takes that line from the consumer once, instead
-  // of once for the payload and again for the header after the other lines were written.
-  auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
-  shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the header's release
-  const std::uint64_t payload = wire::payload_position(pos, length);
-  const std::uint64_t header_line_end = (pos | (wire::kCacheLine - 1)) + 1;
-  const std::uint64_t in_header_line =
-      std::min<std::uint64_t>(length, header_line_end > payload ? header_line_end - payload : 0);
-  copy_in_range(tx_.data, tx_.size, payload, head, body, in_header_line, length);
-  copy_in_range(tx_.data, tx_.size, payload, head, body, 0, in_header_line);
+  const std::uint64_t end = wire::record_end(tx_.position, length);
+  if (const Errc room = tx_room(end - tx_.position + wire::kTerminatorBytes); room != Errc::ok) {
+    return room;
+  }
+  write_payload(end, length, head, body);
   publish_record(end, length);
   return Errc::ok;
 }
@@ -613,12 +622,21 @@ Errc Channel::try_reserve(std::uint32_t length, WritableRecord& space) {
   const std::uint64_t pos = tx_.position;
   const std::uint64_t end = wire::record_end(pos, length);
   if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
-  // The terminator first, as send() writes it: the caller only writes inside the payload.
+  tx_.reserved = true;
+  tx_.reserved_length = length;
+  if (length < wire::kAlignedPayloadMin) {
+    // A small payload shares the header's line, which the consumer polls: written there by
+    // the caller at its own pace, that line would cross to the consumer and back for every
+    // write. It is staged here instead and written in one burst with the header, as send()
+    // writes it.
+    space = {{tx_.staging, length}, {}};
+    return Errc::ok;
+  }
+  // A payload of kAlignedPayloadMin or more starts on a line of its own: the caller writes it
+  // in place. The terminator first, as send() writes it; the caller writes only the payload.
   auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
   shared(*terminator).store(0, std::memory_order_relaxed); // ordered by commit()'s release
   space = spans_at(tx_.data, tx_.size, wire::payload_position(pos, length), length);
-  tx_.reserved = true;
-  tx_.reserved_length = length;
   return Errc::ok;
 }
 
@@ -627,7 +645,10 @@ Errc Channel::commit() {
   tx_.reserved = false;
   if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f; // detail
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
-  publish_record(wire::record_end(tx_.position, tx_.reserved_length), tx_.reserved_length);
+  const std::uint32_t length = tx_.reserved_length;
+  const std::uint64_t end = wire::record_end(tx_.position, length);
+  if (length < wire::kAlignedPayloadMin) write_payload(end, length, {tx_.staging, length}, {});
+  publish_record(end, length);
   return Errc::ok;
 }
 

@@ -107,12 +107,15 @@ TEST_CASE("zero-copy and copying calls interleave in one stream, in order",
 TEST_CASE("zero-copy records at every 8-byte offset, across the ring's end",
           "[channel][zero_copy]") {
   // A record whose payload crosses the ring's end comes back as two spans, in order: the
-  // first ends at the ring's end and the second starts at the ring's start.
+  // first ends at the ring's end and the second starts at the ring's start. A payload of 256
+  // bytes or more is reserved in place (the same spans); a smaller one is staged off the ring
+  // and reaches it only at commit().
   constexpr std::uint32_t kRing = 512;
   std::uint32_t seed = 0;
   for (std::size_t size : {1, 8, 55, 56, 57, 64, 120, 255, 256, 300}) {
     for (std::uint64_t offset = 0; offset < kRing; offset += 8) {
       Pair p(config(NotifyPolicy::polling, kRing));
+      const std::byte* ring0 = p.area.bytes + 4096;
       std::vector<std::byte> buf(kRing);
       std::size_t n = 0;
       // Move both sides to `offset` with filler records (8-byte records: empty payloads).
@@ -125,20 +128,31 @@ TEST_CASE("zero-copy records at every 8-byte offset, across the ring's end",
       REQUIRE(p.a->reserve(size, space, 0) == Errc::ok);
       const std::uint64_t payload =
           wire::payload_position(offset, static_cast<std::uint32_t>(size));
+      const auto at = static_cast<std::ptrdiff_t>(payload % kRing);
       const bool wraps = (payload % kRing) + size > kRing;
-      REQUIRE(ring0_offset(p, space.first.data(), kRing) ==
-              static_cast<std::ptrdiff_t>(payload % kRing));
-      REQUIRE(space.second.empty() == !wraps);
-      if (wraps) {
-        REQUIRE(ring0_offset(p, space.second.data(), kRing) == 0);
-        REQUIRE(space.first.size() == kRing - payload % kRing);
+      const bool in_place = size >= wire::kAlignedPayloadMin;
+      REQUIRE(space.size() == size);
+      if (in_place) {
+        REQUIRE(ring0_offset(p, space.first.data(), kRing) == at);
+        REQUIRE(space.second.empty() == !wraps);
+        if (wraps) {
+          REQUIRE(ring0_offset(p, space.second.data(), kRing) == 0);
+          REQUIRE(space.first.size() == kRing - payload % kRing);
+        }
+      } else {
+        REQUIRE(ring0_offset(p, space.first.data(), kRing) == -1);
+        REQUIRE(space.second.empty());
       }
+      const std::vector<std::byte> before(ring0, ring0 + kRing);
       fill(space, bytes_of(msg));
-      REQUIRE(p.a->commit() == Errc::ok);
+      if (!in_place) REQUIRE(std::memcmp(ring0, before.data(), kRing) == 0); // staged
       ReadableRecord r;
+      REQUIRE(p.b->peek(r, 0) == Errc::would_block); // nothing before commit
+      REQUIRE(p.a->commit() == Errc::ok);
       REQUIRE(p.b->peek(r, 0) == Errc::ok);
-      REQUIRE(r.first.data() == space.first.data());
-      REQUIRE(r.second.size() == space.second.size());
+      REQUIRE(ring0_offset(p, r.first.data(), kRing) == at); // a view is always the ring
+      REQUIRE(r.second.empty() == !wraps);
+      if (wraps) REQUIRE(ring0_offset(p, r.second.data(), kRing) == 0);
       REQUIRE(gather(r) == msg);
       REQUIRE(p.b->release() == Errc::ok);
       // The stream goes on normally after it.

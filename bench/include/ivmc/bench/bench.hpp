@@ -40,7 +40,8 @@ struct RunRecord {
   double probe_rtt_ns = 0;          // the cache-line probe taken just before the run
   ProcessPlacement measuring, peer; // the receiver (measuring) and the sender (peer)
   double steal_share = -1;          // host steal on the two CPUs / (2 x wall); -1 unreadable
-  std::string speed;                // the speed mode the run was in (BenchReport::speed_modes)
+  std::string speed; // "full": both processes had their CPUs (each waited < 10 % of the run
+                     // behind other processes, host steal < 5 %); "shared" otherwise
 };
 
 // One CPU as the guest sees it, and the clock its core ran at, measured.
@@ -71,13 +72,18 @@ struct TransportResult {
   double gbps = 0;
   double msgs_per_s = 0;
   std::optional<double> rtt_p50_ns; // measured at 64 B only
-  // The vCPU placement changes under the benchmark (the cache-line round trip moves 3-6x
-  // between seconds), so every run of a point is preceded by a cache-line probe. A point's
-  // figures are the medians over its runs at near placement (probe within 1.5x of the run's
-  // fastest probe), or over all runs when none was near.
+  // Two things move a figure between runs: the vCPU placement (the cache-line round trip moves
+  // 3-6x between seconds on some hosts), and CPU sharing (another process or guest running on
+  // one of the two CPUs: a polled transport then loses what its process waits). Every run of a
+  // point is preceded by a cache-line probe and records both processes' CPU shares
+  // (RunRecord). A point's figures are the medians over its runs that had both CPUs to
+  // themselves (speed "full") at near placement (probe within 1.5x of the run's fastest
+  // probe); failing that over its full runs, its near runs, or all runs, in that order.
   double placement_rtt_ns = 0; // median probe of the runs used
-  bool near = false;
-  int runs_used = 0;
+  bool near = false;           // the runs used were at near placement
+  bool full = false;           // the runs used had both CPUs (speed "full")
+  int runs_used = 0, runs_full = 0, runs = 0;
+  double wait_share = 0; // median over the runs used of the larger of the two waits
   double gbps_all = 0, msgs_per_s_all = 0; // medians over every run, whatever the placement
 };
 

@@ -130,13 +130,18 @@ public:
             Nanos timeout);
 
   // Zero-copy sending, for a sender that can write its message in place. reserve() waits (as
-  // send() does) for room for a `length`-byte message and returns that ring space; fill all of
-  // it, then commit() publishes it as one message, in the same record format as send(), and
-  // rings the peer as the policy says. Nothing is visible to the peer before commit().
-  // While a reservation is outstanding send() returns misuse (or the failure that ended the
-  // reservation), and reserve() again replaces it (its bytes are never published: the way to
-  // abandon one). commit() without a reservation is misuse; commit() after this endpoint
-  // failed or shut its sending side returns why and drops the reservation. Sending thread only.
+  // send() does) for room for a `length`-byte message and returns that space; fill all of it,
+  // then commit() publishes it as one message, in the same record format as send(), and rings
+  // the peer as the policy says. Nothing is visible to the peer before commit(). A payload of
+  // wire::kAlignedPayloadMin (256) bytes or more is written in place, in the ring (two spans
+  // when it wraps around the ring's end). A smaller one shares its header's cache line, which
+  // the receiver polls: it is staged in the endpoint and commit() writes it with the header in
+  // one burst, as send() does (writing it in place under a polling receiver cost a 64 B round
+  // trip about 25 %, BENCHMARKS.md). While a reservation is outstanding send() returns misuse
+  // (or the failure that ended the reservation), and reserve() again replaces it (its bytes
+  // are never published: the way to abandon one). commit() without a reservation is misuse;
+  // commit() after this endpoint failed or shut its sending side returns why and drops the
+  // reservation. Sending thread only.
   Errc reserve(std::size_t length, WritableRecord& space, Nanos timeout = kForever);
   Errc commit();
   // Zero-copy receiving. peek() waits (as recv() does) for the next message and returns it in
@@ -220,6 +225,8 @@ private:
     std::uint64_t cached_consumed = 0; // last validated consumed index of the peer
     bool reserved = false;             // reserve() handed out the record at `position`
     std::uint32_t reserved_length = 0; // its payload length
+    // Where a small reserved payload is written until commit() (see reserve()).
+    alignas(wire::kCacheLine) std::byte staging[wire::kAlignedPayloadMin];
     // Written by the sending thread only; read by stats() (relaxed: counts order nothing).
     std::atomic<std::uint64_t> messages{0}, bytes{0}, ring_full{0}, too_large{0};
   };
@@ -244,6 +251,8 @@ private:
   Errc receive(Nanos timeout, Try try_once);
   Errc try_send(std::span<const std::byte> head, std::span<const std::byte> body);
   Errc try_reserve(std::uint32_t length, WritableRecord& space);
+  void write_payload(std::uint64_t end, std::uint32_t length, std::span<const std::byte> head,
+                     std::span<const std::byte> body);
   void publish_record(std::uint64_t end, std::uint32_t length);
   Errc try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length);
   Errc try_peek(ReadableRecord& record);
