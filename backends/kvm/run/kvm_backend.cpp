@@ -38,10 +38,10 @@ GuestImage prepare_image(const KvmRunOptions& o) {
   return GuestImage::from_dir(o.image_dir);
 }
 
-ReportFields only_report(const GuestOutcome& out, const std::string& what) {
+posix::ReportFields only_report(const GuestOutcome& out, const std::string& what) {
   if (!out.ok() || out.reports.size() != 1)
     throw std::runtime_error(fmt::format("{}: {}", what, out.describe()));
-  const ReportFields& r = out.reports.front();
+  const posix::ReportFields& r = out.reports.front();
   if (r.count("ok") == 0 || r.at("ok") != "1")
     throw std::runtime_error(fmt::format("{} failed: {}", what, out.describe()));
   return r;
@@ -73,7 +73,7 @@ experiment::RunResult KvmBackend::run(const Scenario& scenario, std::uint64_t se
   const auto wall0 = std::chrono::steady_clock::now();
   std::filesystem::create_directories(o.log_dir);
   const GuestImage image = prepare_image(o);
-  const std::string qemu = find_qemu();
+  const std::string qemu = posix::find_qemu();
   const Accel accel = choose_accel(qemu, image, o.image_dir + "/accel-probe");
   const bool interrupts = s.channel.notify != NotifyPolicy::polling;
   const std::uint32_t ring = s.channel.ring_kib * 1024;
@@ -143,9 +143,9 @@ experiment::RunResult KvmBackend::run(const Scenario& scenario, std::uint64_t se
     QemuGuest from_guest(from_o);
     const GuestOutcome from_out = from_guest.wait();
     const GuestOutcome to_out = to_guest.wait();
-    const ReportFields a =
+    const posix::ReportFields a =
         only_report(from_out, fmt::format("workload {}: guest {} ({})", i, w.from, from_args[0]));
-    const ReportFields b =
+    const posix::ReportFields b =
         only_report(to_out, fmt::format("workload {}: guest {} ({})", i, w.to, to_args[0]));
 
     outcomes.push_back({a, b, local});

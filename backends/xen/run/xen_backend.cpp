@@ -2,7 +2,8 @@
 #include "ivmc/xen/xen_backend.hpp"
 
 #include "ivmc/guest_results/guest_results.hpp"
-#include "ivmc/kvm/qemu.hpp"
+#include "ivmc/posix/qemu_process.hpp"
+#include "ivmc/posix/workload.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <fmt/format.h>
@@ -98,7 +99,7 @@ experiment::RunResult XenBackend::run(const Scenario& scenario, std::uint64_t se
   image->initrd = initrd;
 
   XenBootOptions boot;
-  boot.qemu = kvm::find_qemu();
+  boot.qemu = posix::find_qemu();
   if (boot.qemu.empty())
     throw std::runtime_error("qemu-system-x86_64 not found (scripts/deps.sh test, or set "
                              "IVMC_QEMU)");
@@ -133,7 +134,7 @@ experiment::RunResult XenBackend::run(const Scenario& scenario, std::uint64_t se
   std::vector<int> seen(s.workloads.size(), 0);
   std::istringstream console(out.console);
   for (std::string line; std::getline(console, line);) {
-    auto f = kvm::parse_report(line);
+    auto f = posix::parse_report(line);
     if (!f || !f->count("w") || !f->count("side")) continue;
     const double w = report_number(*f, "w");
     if (!(w >= 0) || w >= static_cast<double>(outcomes.size())) continue;
