@@ -1,7 +1,10 @@
 // What real guests measured, in the simulator's results.csv schema (sim::metric_names): one
 // mapping shared by `ivmc run --backend kvm` and `--backend xen`, whose agents print the same
-// report lines (posix::Report). Metrics the guests cannot observe (race windows, membership
-// probes, pools, one-way latencies) are NaN.
+// report lines (posix::Report). Which path a workload took (local_share, frames_local,
+// frames_remote, sends, channels_opened) comes from the agents' measured path counters
+// (posix::PathCounters), never from the plan: a line without valid counters makes those
+// metrics NaN. Metrics the guests cannot observe (race windows, membership probes, pools,
+// one-way latencies) are NaN.
 #pragma once
 
 #include "ivmc/posix/workload.hpp"
@@ -17,7 +20,9 @@ namespace ivmc::cli {
 // One workload's two report lines: the sender (or pinger) and the receiver (or echo).
 struct GuestWorkloadOutcome {
   posix::ReportFields from, to;
-  bool local = false; // through the shared-memory channel (else the guests' network path)
+  // What the plan chose (the shared-memory channel, else the guests' network path). Only the
+  // summary shows it, next to what was measured when the two differ; no metric uses it.
+  bool planned_local = false;
 };
 
 // `outcomes[i]` is the scenario's workload i. `path_names` name the two paths in the summary

@@ -197,7 +197,7 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
                                            : seen[i] == 1 ? "the receiver"
                                                           : "the sender",
                                            out.describe()));
-    outcomes[i].local = through_channel(s, s.workloads[i]);
+    outcomes[i].planned_local = through_channel(s, s.workloads[i]);
   }
   if (out.timed_out || !out.exit_code || *out.exit_code != 0)
     throw std::runtime_error("the Xen run did not end cleanly: " + out.describe());
