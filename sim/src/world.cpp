@@ -16,6 +16,8 @@
 #include "ivmc/sim/model.hpp"
 #include "ivmc/sim/run.hpp"
 
+#include "ivmc/experiment/validate.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -31,6 +33,20 @@
 #include <unordered_map>
 
 namespace ivmc::sim {
+
+using experiment::Arrivals;
+using experiment::Detection;
+using experiment::EventConfig;
+using experiment::EventKind;
+using experiment::GeneratorConfig;
+using experiment::GuestNic;
+using experiment::Hypervisor;
+using experiment::RunResult;
+using experiment::Scenario;
+using experiment::ScenarioError;
+using experiment::Trust;
+using experiment::VmConfig;
+using experiment::WorkloadConfig;
 
 class World;
 
@@ -310,12 +326,8 @@ World::World(const Scenario& s)
       }()),
       rng_(s.seed) {
   costs_.apply(s.costs);
-  if (!parse_notify_policy(s.channel.notify, policy_)) {
-    throw std::invalid_argument("channel.notify: unknown policy " + s.channel.notify);
-  }
-  if (!parse_race_policy(s.membership.race, race_)) {
-    throw std::invalid_argument("membership.race: unknown policy " + s.membership.race);
-  }
+  policy_ = s.channel.notify;
+  race_ = s.membership.race;
   warmup_ = ns(s.warmup_s * 1e9);
   end_ = ns(s.duration_s * 1e9);
   host_stage_.resize(s.platform.hosts);
@@ -324,7 +336,7 @@ World::World(const Scenario& s)
     PoolConfig pc;
     pc.pool_bytes = std::uint64_t(s.pool.pool_mib) << 20;
     pc.chunk_bytes = s.pool.chunk_kib << 10;
-    pc.policy = *parse_pool_policy(s.pool.allocation);
+    pc.policy = s.pool.allocation;
     pc.max_pairs = s.pool.max_pairs;
     for (std::size_t h = 0; h < s.platform.hosts; ++h) {
       pools_.push_back(std::make_unique<SharedPool>(pc));
@@ -333,7 +345,7 @@ World::World(const Scenario& s)
 }
 
 bool World::trusted(VmId a, VmId b) const {
-  if (s_.channel.trust != "list") return true;
+  if (s_.channel.trust != Trust::list) return true;
   for (const auto& [x, y] : s_.channel.trusted) {
     const VmId i = ids_.count(x) ? ids_.at(x) : 0, j = ids_.count(y) ? ids_.at(y) : 0;
     if ((i == a && j == b) || (i == b && j == a)) return true;
@@ -349,8 +361,8 @@ std::uint32_t World::pieces_for(std::size_t bytes) const {
 }
 
 double World::nic_packets(const Pipe& p, std::size_t bytes) const {
-  const bool tso = p.proto == Proto::tcp &&
-                   (s_.platform.hypervisor == "xen" || s_.platform.guest_nic == "virtio");
+  const bool tso = p.proto == Proto::tcp && (s_.platform.hypervisor == Hypervisor::xen ||
+                                             s_.platform.guest_nic == GuestNic::virtio);
   const double unit = tso ? std::max(costs_.gso_bytes, costs_.mss_bytes) : costs_.mss_bytes;
   return std::max(1.0, std::ceil(static_cast<double>(bytes) / unit));
 }
@@ -407,10 +419,10 @@ Nanos World::remote_send_cost(const Pipe& p, std::size_t frame) const {
   const auto& c = costs_;
   const double k = nic_packets(p, frame);
   double front = 0, notify = 0;
-  if (s_.platform.hypervisor == "xen") {
+  if (s_.platform.hypervisor == Hypervisor::xen) {
     front = c.xen_netfront_per_packet_ns;
     notify = c.xen_event_channel_ns;
-  } else if (s_.platform.guest_nic == "emulated") {
+  } else if (s_.platform.guest_nic == GuestNic::emulated) {
     front = c.kvm_emulated_per_packet_ns;
     notify = 0; // its exits are in the per-packet cost
   } else {
@@ -425,9 +437,9 @@ Nanos World::remote_send_cost(const Pipe& p, std::size_t frame) const {
 Nanos World::remote_recv_cost(const Pipe& p, std::size_t frame) const {
   const auto& c = costs_;
   const double k = nic_packets(p, frame);
-  const double front = s_.platform.hypervisor == "xen"       ? c.xen_netfront_per_packet_ns
-                       : s_.platform.guest_nic == "emulated" ? c.kvm_emulated_per_packet_ns
-                                                             : c.kvm_virtio_per_packet_ns;
+  const double front = s_.platform.hypervisor == Hypervisor::xen     ? c.xen_netfront_per_packet_ns
+                       : s_.platform.guest_nic == GuestNic::emulated ? c.kvm_emulated_per_packet_ns
+                                                                     : c.kvm_virtio_per_packet_ns;
   const double stack = p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
   return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte + k * (stack + front));
 }
@@ -441,7 +453,7 @@ Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
   const Topology& topo = model_.topology();
   if (!topo.has_vm(p.to) || !topo.has_vm(p.from)) return leaves; // nobody will read it
   const HostId a = topo.host_of(p.from), b = topo.host_of(p.to);
-  const bool xen = s_.platform.hypervisor == "xen";
+  const bool xen = s_.platform.hypervisor == Hypervisor::xen;
   const double per_packet = xen ? c.xen_dom0_per_packet_ns : c.kvm_vhost_per_packet_ns;
   const double copy =
       xen ? c.xen_grant_copy_ns_per_byte * c.xen_grant_copies : c.kvm_host_copy_ns_per_byte;
@@ -873,8 +885,8 @@ void World::receiver_step(Pipe& p) {
 void World::setup_workloads() {
   for (std::size_t i = 0; i < s_.workloads.size(); ++i) {
     const WorkloadConfig& w = s_.workloads[i];
-    const bool rr = w.kind == "tcp_rr" || w.kind == "udp_rr";
-    const Proto proto = w.kind.rfind("udp", 0) == 0 ? Proto::udp : Proto::tcp;
+    const bool rr = experiment::is_request_response(w.kind);
+    const Proto proto = experiment::is_udp(w.kind) ? Proto::udp : Proto::tcp;
     const VmId a = vm_id(w.from), b = vm_id(w.to);
     const Nanos start = ns(w.start_s * 1e9);
     const Nanos stop = w.stop_s < 0 ? end_ : std::min(end_, ns(w.stop_s * 1e9));
@@ -901,7 +913,7 @@ void World::setup_workloads() {
     if (!rr) {
       if (w.rate_per_s > 0) { // offered load: evenly spaced, or Poisson arrivals
         const double rate = w.rate_per_s;
-        const bool poisson = w.arrivals == "poisson";
+        const bool poisson = w.arrivals == Arrivals::poisson;
         auto tick = std::make_shared<std::function<void(Nanos)>>();
         *tick = [this, f, rate, poisson, stop, message, tick](Nanos t) {
           if (t > stop) return;
@@ -963,7 +975,7 @@ void World::setup_events() {
   }
   // VMs created by events get ids too (their names are known up front).
   for (const EventConfig& e : s_.events) {
-    if (e.kind == "create" && !ids_.count(e.vm)) {
+    if (e.kind == EventKind::create && !ids_.count(e.vm)) {
       const VmId id = static_cast<VmId>(vms_.size() + 1);
       vms_.push_back({id, e.vm});
       ids_[e.vm] = id;
@@ -986,12 +998,12 @@ void World::setup_events() {
   mp.period_min = ns(s_.membership.period_min_ms * 1e6);
   mp.period_max = ns(s_.membership.period_max_ms * 1e6);
   mp.watch_delay = ns(s_.membership.watch_delay_us * 1e3);
-  if (s_.membership.detection == "static") {
+  if (s_.membership.detection == Detection::static_list) {
     std::map<std::size_t, std::string> lines;
     for (const VmConfig& v : s_.vms) lines[v.host] += " " + std::to_string(ids_[v.name]);
     for (const auto& [h, l] : lines) mp.static_list_text += fmt::format("host {}:{}\n", h, l);
   }
-  source_ = make_membership_source(s_.membership.detection, topo, mp);
+  source_ = make_membership_source(experiment::to_string(s_.membership.detection), topo, mp);
   group_ = dynamic_cast<GroupRegistrationSource*>(source_.get());
   if (group_ != nullptr) {
     for (const VmConfig& v : s_.vms) group_->register_vm(ids_[v.name], 1, 0);
@@ -1033,9 +1045,9 @@ void World::setup_events() {
   for (const VmConfig& v : s_.vms) ram[ids_[v.name]] = v.ram_mib;
   for (const EventConfig& e : s_.events) {
     const VmId id = ids_.at(e.vm);
-    if (e.kind == "migrate") model_.migrate_at(e.at_s, id, static_cast<HostId>(e.host));
-    if (e.kind == "shutdown") model_.shutdown_at(e.at_s, id);
-    if (e.kind == "create") {
+    if (e.kind == EventKind::migrate) model_.migrate_at(e.at_s, id, static_cast<HostId>(e.host));
+    if (e.kind == EventKind::shutdown) model_.shutdown_at(e.at_s, id);
+    if (e.kind == EventKind::create) {
       model_.create_vm_at(e.at_s, id, address(id), static_cast<HostId>(e.host), e.ram_mib << 20);
     }
   }
@@ -1049,7 +1061,7 @@ void World::setup_events() {
     for (double t = g.start_s + rng_.exponential(g.rate_per_s); t < stop;
          t += rng_.exponential(g.rate_per_s)) {
       const VmId vm = candidates[rng_.below(candidates.size())];
-      if (g.kind == "migrate") {
+      if (g.kind == EventKind::migrate) {
         // Another host, uniformly; the model skips it if the VM is moving at that time.
         const std::size_t other = rng_.below(s_.platform.hosts - 1);
         model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
@@ -1058,7 +1070,7 @@ void World::setup_events() {
           const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);
           model_.migrate_at(t, vm, to);
         });
-      } else if (g.kind == "shutdown") {
+      } else if (g.kind == EventKind::shutdown) {
         model_.shutdown_at(t, vm);
       } else {
         model_.create_vm_at(t, vm, address(vm), static_cast<HostId>(rng_.below(s_.platform.hosts)),
@@ -1136,23 +1148,24 @@ RunResult World::collect(double wall_s) {
   double stream_mbps = 0, rr_tps = 0;
   std::string summary = fmt::format("{}: {:.3f} s simulated, {} hosts, {} VMs, seed {}\n", s_.name,
                                     s_.duration_s, s_.platform.hosts, s_.vms.size(), s_.seed);
-  const std::string timer =
-      s_.membership.detection == "periodic" || s_.membership.detection == "adaptive"
-          ? fmt::format("T {} ms", s_.membership.period_ms)
-      : s_.membership.detection == "watch"
-          ? fmt::format("delay {} us", s_.membership.watch_delay_us)
-          : std::string("no timer");
+  const std::string timer = s_.membership.detection == Detection::periodic ||
+                                    s_.membership.detection == Detection::adaptive
+                                ? fmt::format("T {} ms", s_.membership.period_ms)
+                            : s_.membership.detection == Detection::watch
+                                ? fmt::format("delay {} us", s_.membership.watch_delay_us)
+                                : std::string("no timer");
   summary += fmt::format(
       "  {} hosts; channel {}: layer {}, {}, {} KiB rings{}; membership {} ({}), "
       "race {}\n",
-      s_.platform.hypervisor, s_.channel.enabled ? "on" : "off", s_.channel.layer,
-      s_.channel.notify, s_.channel.ring_kib, s_.pool.enabled ? ", pool " + s_.pool.allocation : "",
-      s_.membership.detection, timer, s_.membership.race);
+      experiment::to_string(s_.platform.hypervisor), s_.channel.enabled ? "on" : "off",
+      s_.channel.layer, to_string(s_.channel.notify), s_.channel.ring_kib,
+      s_.pool.enabled ? ", pool " + std::string(to_string(s_.pool.allocation)) : "",
+      experiment::to_string(s_.membership.detection), timer, to_string(s_.membership.race));
   for (std::size_t i = 0; i < s_.workloads.size(); ++i) {
     const WorkloadConfig& w = s_.workloads[i];
     WorkloadStats& st = wstats_[i];
     const std::string pre = fmt::format("w{}_", i);
-    const bool rr = w.kind == "tcp_rr" || w.kind == "udp_rr";
+    const bool rr = experiment::is_request_response(w.kind);
     const double mbps = static_cast<double>(st.bytes) * 8 / span / 1e6;
     if (rr) {
       const double tps = static_cast<double>(st.transactions) / span;
@@ -1176,8 +1189,8 @@ RunResult World::collect(double wall_s) {
                                                 : 0;
     add(pre + "local_share", local_share);
     summary += fmt::format(
-        "  {:<10} {:>6} -> {:<6} {:>7} B  {}{}  local {:.0f}%\n", w.kind, w.from, w.to,
-        w.message_bytes,
+        "  {:<10} {:>6} -> {:<6} {:>7} B  {}{}  local {:.0f}%\n", experiment::to_string(w.kind),
+        w.from, w.to, w.message_bytes,
         rr ? fmt::format("{:10.0f} trans/s", static_cast<double>(st.transactions) / span)
            : fmt::format("{:10.1f} Mb/s   ", mbps),
         fmt::format("  {} us:{}", rr ? "rtt" : "latency", lat), local_share * 100);
@@ -1263,44 +1276,11 @@ RunResult World::collect(double wall_s) {
       static_cast<double>(model_.events()) / std::max(wall_s, 1e-9) / 1e6);
   r.summary = summary;
   // metric_names() is the schema other backends write: it must be exactly this list.
-  const std::vector<std::string> schema = metric_names(s_);
+  const std::vector<std::string> schema = experiment::metric_names(s_);
   bool same = schema.size() == r.metrics.size();
   for (std::size_t i = 0; same && i < schema.size(); ++i) same = schema[i] == r.metrics[i].name;
   if (!same) throw std::logic_error("metric_names() and World::collect() disagree");
   return r;
-}
-
-std::vector<std::string> metric_names(const Scenario& s) {
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < s.workloads.size(); ++i) {
-    const WorkloadConfig& w = s.workloads[i];
-    const std::string pre = fmt::format("w{}_", i);
-    const bool rr = w.kind == "tcp_rr" || w.kind == "udp_rr";
-    if (rr) {
-      names.push_back(pre + "transactions_per_s");
-    } else {
-      names.push_back(pre + "mbps");
-      names.push_back(pre + "messages_per_s");
-    }
-    for (double pct : s.latency_percentiles)
-      names.push_back(pre + fmt::format("{}_p{}_us", rr ? "rtt" : "latency", pct));
-    names.push_back(pre + "local_share");
-  }
-  for (const char* n :
-       {"stream_mbps", "rr_transactions_per_s", "notifications", "data_notifications",
-        "space_notifications", "wakeups", "sleeps", "membership_probes", "link_probes", "sends",
-        "sends_in_race_window", "race_exposure", "race_operations", "race_errors", "race_deferred"})
-    names.emplace_back(n);
-  for (const char* row : {"establishment", "pending_data", "teardown"})
-    for (const char* col : {"migration_in", "creation", "migration_out", "shutdown"})
-      names.push_back(fmt::format("race_{}_{}", row, col));
-  for (const char* n :
-       {"frames_local", "frames_remote", "switches_to_local", "switches_to_remote", "fallbacks",
-        "deferred_establishments", "channels_opened", "pending_bytes", "recovered_bytes",
-        "lost_messages", "lost_bytes", "udp_dropped", "trust_refusals", "pool_refusals",
-        "pool_renewals", "pool_utilisation", "migrations", "migration_s_mean"})
-    names.emplace_back(n);
-  return names;
 }
 
 namespace {
@@ -1308,7 +1288,8 @@ bool g_ran = false;
 }
 
 RunResult run_scenario(const Scenario& scenario) {
-  if (const auto issues = validate(scenario); !issues.empty()) throw ScenarioError(issues);
+  if (const auto issues = experiment::validate(scenario); !issues.empty())
+    throw ScenarioError(issues);
   if (g_ran) {
     throw std::logic_error("run_scenario: this process already ran a point (one SimGrid engine "
                            "per process; run each point in its own process)");

@@ -1,8 +1,10 @@
 // Whole simulated runs through run_sweep (a child process per run, as `ivmc sweep` does):
 // determinism whatever the parallelism, VM creation and shutdown under traffic, and a
 // 1,000-host, 10,000-VM scenario with its memory.
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/presets.hpp"
 #include "ivmc/sim/run.hpp"
-#include "ivmc/sim/scenario.hpp"
 
 #include "sweep_support.hpp"
 
@@ -16,7 +18,8 @@
 #include <string>
 #include <vector>
 
-using namespace ivmc::sim;
+using namespace ivmc;
+using namespace ivmc::experiment;
 using ivmc::test::num;
 using ivmc::test::Rows;
 using ivmc::test::sweep;
@@ -103,7 +106,7 @@ TEST_CASE("1,000 hosts and 10,000 VMs with traffic and migrations run, memory re
   }
   for (std::size_t i = 0; i < 100; ++i) { // 100 pairs: half co-resident, half across hosts
     WorkloadConfig w;
-    w.kind = i % 2 ? "tcp_rr" : "udp_stream";
+    w.kind = i % 2 ? WorkloadKind::tcp_rr : WorkloadKind::udp_stream;
     w.from = "vm" + std::to_string(i);
     w.to = "vm" + std::to_string(i % 2 ? i + 1000 : i + 1);
     w.message_bytes = 1024;
@@ -111,7 +114,7 @@ TEST_CASE("1,000 hosts and 10,000 VMs with traffic and migrations run, memory re
     s.workloads.push_back(w);
   }
   GeneratorConfig g;
-  g.kind = "migrate";
+  g.kind = EventKind::migrate;
   g.rate_per_s = 200; // about 40 migrations in 0.2 s among the 10,000
   s.generators.push_back(g);
   s.membership.period_ms = 50;

@@ -1,12 +1,12 @@
-// The real backends' results (cli/guest_results.hpp): which path each workload took, how many
+// The real backends' results (backends/guest_results): which path each workload took, how many
 // frames went each way and how many rings were opened come from the counters the agents
 // measured and printed on their report lines, never from the plan; a line without valid
 // counters (another machine wrote it) gives NaN, never a guess. No guest runs here: the
 // report lines are made as the agents make them.
-#include "guest_results.hpp"
+#include "ivmc/guest_results/guest_results.hpp"
 
+#include "ivmc/experiment/load.hpp"
 #include "ivmc/posix/workload.hpp"
-#include "ivmc/sim/scenario.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -19,9 +19,9 @@ using namespace ivmc;
 
 namespace {
 
-sim::Scenario pair_scenario() {
+experiment::Scenario pair_scenario() {
   // w0 a -> b stream, w1 a -> c stream, w2 a -> b rr, w3 a -> c rr; a and b share host 0.
-  return sim::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/kvm_pair.toml");
+  return experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/kvm_pair.toml");
 }
 
 // One agent's report line, parsed as the launcher parses it.
@@ -39,7 +39,7 @@ posix::ReportFields report(const char* mode, posix::PathCounters paths) {
 
 // What kvm_pair's agents measure when every workload takes its planned path: 4096 stream
 // frames, 1000 round trips (a request and a reply each).
-std::vector<cli::GuestWorkloadOutcome> as_planned() {
+std::vector<guest_results::GuestWorkloadOutcome> as_planned() {
   return {
       {report("send", {4096, 0, 1}), report("recv", {0, 0, 1}), true},
       {report("send", {0, 4096, 0}), report("recv", {0, 0, 0}), false},
@@ -49,18 +49,18 @@ std::vector<cli::GuestWorkloadOutcome> as_planned() {
 }
 
 struct Metrics {
-  sim::RunResult result;
+  experiment::RunResult result;
   double operator()(const std::string& name) const {
-    for (const sim::Metric& m : result.metrics)
+    for (const experiment::Metric& m : result.metrics)
       if (m.name == name) return m.value;
     FAIL("no metric " << name);
     return 0;
   }
 };
 
-Metrics map(const std::vector<cli::GuestWorkloadOutcome>& outcomes) {
-  return {
-      cli::guest_results(pair_scenario(), outcomes, "test\n", std::chrono::steady_clock::now())};
+Metrics map(const std::vector<guest_results::GuestWorkloadOutcome>& outcomes) {
+  return {guest_results::guest_results(pair_scenario(), outcomes, "test\n",
+                                       std::chrono::steady_clock::now())};
 }
 
 } // namespace

@@ -2,7 +2,7 @@
 // real guests, into the same results.csv columns as the simulation of the same scenario.
 #include "vm_fixture.hpp"
 
-#include "ivmc/sim/run.hpp"
+#include "ivmc/experiment/results.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -42,7 +42,7 @@ TEST_CASE("ivmc run --backend kvm writes the simulation's results schema from re
   REQUIRE(!sim_header.empty());
   CHECK(header_of(base + "/kvm/results.csv") == sim_header);
 
-  const auto rows = sim::read_results(base + "/kvm/results.csv");
+  const auto rows = experiment::read_results(base + "/kvm/results.csv");
   REQUIRE(rows.size() == 1);
   const auto& row = rows.front();
   auto num = [&](const char* key) { return std::stod(row.at(key)); };

@@ -13,9 +13,9 @@
 //       `ivmc run FILE --backend xen` as a user runs it (its own boot), checked against the
 //       simulation of the same scenario: the same results.csv columns, which pairs took the
 //       ring, the figures; exit 77 when the image or QEMU is missing.
+#include "ivmc/experiment/results.hpp"
 #include "ivmc/posix/qemu_process.hpp"
 #include "ivmc/posix/workload.hpp"
-#include "ivmc/sim/run.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <CLI/CLI.hpp>
@@ -358,7 +358,7 @@ int ivmc_run(const std::string& ivmc, const std::string& scenario, const std::st
   c.expect(!sim_header.empty(), "the simulation wrote results.csv");
   c.expect(header(out + "/xen/results.csv") == sim_header,
            "the xen run's results.csv has exactly the simulation's columns");
-  const auto rows = sim::read_results(out + "/xen/results.csv");
+  const auto rows = experiment::read_results(out + "/xen/results.csv");
   c.expect(rows.size() == 1, "one row of results");
   if (rows.size() != 1) return 1;
   const auto& row = rows.front();
