@@ -1,6 +1,7 @@
 // `ivmc run`: see run_command.hpp.
 #include "run_command.hpp"
 
+#include "ivmc/host/host_backend.hpp"
 #include "ivmc/sim/run.hpp"
 #include "ivmc/sim/scenario.hpp"
 #ifdef IVMC_HAVE_KVM_RUN
@@ -36,7 +37,7 @@ CLI::App* add_run(CLI::App& app, RunOptions& o) {
                   "sim: simulate; kvm: run the workloads on real QEMU guests, one at a time, "
                   "into the same results.csv schema; xen: the same between domains of a real "
                   "Xen hypervisor booted under QEMU")
-      ->check(CLI::IsMember({"sim", "kvm", "xen"}))
+      ->check(CLI::IsMember({"sim", "host", "kvm", "xen"}))
       ->capture_default_str();
   cmd->add_flag("--ignore-events", o.ignore_events,
                 "kvm, xen: run the workloads with the initial placement even if the scenario has "
@@ -73,6 +74,13 @@ int run_run(const RunOptions& o) {
     return o.out.empty() ? "/tmp/ivmc-run-logs-" + std::to_string(::getpid()) : o.out + "/" + leaf;
   };
   try {
+    if (o.backend == "host") {
+      if (const auto issues = host::check(s); !issues.empty()) throw sim::ScenarioError(issues);
+      const bool progress = !o.quiet;
+      runner = [progress](const sim::Scenario& point) {
+        return host::run_on_host(point, point.seed, progress);
+      };
+    }
     if (o.backend == "kvm") {
 #ifdef IVMC_HAVE_KVM_RUN
       KvmRunOptions k;
@@ -104,6 +112,10 @@ int run_run(const RunOptions& o) {
                                "build): no xen backend");
 #endif
     }
+  } catch (const sim::ScenarioError& e) {
+    for (const auto& i : e.issues()) fmt::print(stderr, "{}: {}\n", i.where, i.what);
+    fmt::print(stderr, "ivmc run: nothing ran\n");
+    return 2;
   } catch (const std::runtime_error& e) {
     fmt::print(stderr, "ivmc run: {}\n", e.what());
     return 2;
