@@ -38,13 +38,39 @@ private:
   std::mt19937_64 engine_;
 };
 
-void sleep_until(Nanos t, const std::atomic<bool>& abort) {
+// What an idle sender watches (between paced messages, or while it waits for a response):
+// a local path that broke, or a new view, re-decides the path now, as a membership
+// subscription would, rather than at the next message (which may never come).
+class IdleWatch {
+public:
+  IdleWatch(VmContext& vm, SenderEnd* tx) : vm_(vm), tx_(tx) {}
+  void operator()() {
+    if (tx_ == nullptr) return;
+    const std::uint64_t version = vm_.board.view_version(vm_.self);
+    FramePath* local = tx_->link().local_path();
+    const bool view_changed = version != seen_ && vm_.link.race != RacePolicy::prevention;
+    if ((local != nullptr && local->broken()) || view_changed) {
+      seen_ = version;
+      tx_->link().refresh();
+    }
+  }
+
+private:
+  VmContext& vm_;
+  SenderEnd* tx_;
+  std::uint64_t seen_ = 0;
+};
+
+constexpr Nanos kIdleSlice = 5'000'000; // how often an idle sender looks (see IdleWatch)
+
+void sleep_until(Nanos t, const std::atomic<bool>& abort, IdleWatch* idle = nullptr) {
   for (;;) {
     // relaxed: a stop request; seen within one slice.
     if (abort.load(std::memory_order_relaxed)) return;
+    if (idle != nullptr) (*idle)();
     const Nanos now = kvm::MonotonicClock::read();
     if (now >= t) return;
-    const Nanos until = std::min(t, now + 50'000'000);
+    const Nanos until = std::min(t, now + (idle != nullptr ? kIdleSlice : 50'000'000));
     timespec ts{static_cast<time_t>(until / 1'000'000'000),
                 static_cast<long>(until % 1'000'000'000)};
     ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
@@ -80,10 +106,12 @@ bool both_exist(VmContext& vm, VmId peer, Nanos stop, bool& existed,
 // One checked receive; returns the link's outcome and fills `h` on a good message.
 enum class Got { message, end, nothing, failed };
 Got receive_one(ReceiverEnd& rx, std::vector<std::byte>& buffer, std::uint32_t pipe,
-                const RunWindow& window, WorkResult& r, MessageHeader& h, std::uint64_t& expected) {
+                const RunWindow& window, WorkResult& r, MessageHeader& h, std::uint64_t& expected,
+                IdleWatch* idle = nullptr) {
   std::size_t length = 0;
   const std::uint64_t drained_before = rx.link().stats().drained_after_break;
-  const Errc e = rx.link().recv(buffer, length, 50'000'000);
+  if (idle != nullptr) (*idle)();
+  const Errc e = rx.link().recv(buffer, length, idle != nullptr ? kIdleSlice : 50'000'000);
   if (e == Errc::peer_closed) return Got::end;
   if (e == Errc::timed_out || e == Errc::would_block) {
     if (kvm::MonotonicClock::read() > window.give_up) {
@@ -112,10 +140,32 @@ Got receive_one(ReceiverEnd& rx, std::vector<std::byte>& buffer, std::uint32_t p
   return Got::message;
 }
 
-void stream_send(VmContext& vm, const WorkSpec& s, SenderEnd& tx, const std::atomic<bool>& abort,
-                 WorkResult& r) {
+// Ends a sender's stream so that the receiver gets every message and the end: the end is
+// sent, then, while the local path holds frames the receiver has not consumed, the sender
+// waits; if that path breaks meanwhile, its frames and the end go again on the remote path.
+bool end_stream(SenderEnd& tx, Nanos give_up) {
+  tx.link().refresh();
+  Errc e = tx.link().finish(5'000'000'000);
+  for (;;) {
+    FramePath* local = tx.link().local_path();
+    Channel* channel = tx.local_channel();
+    if (local == nullptr || channel == nullptr) return e == Errc::ok;
+    if (local->broken()) {
+      tx.link().refresh(); // falls back: pending frames re-sent remote
+      return tx.link().finish(5'000'000'000) == Errc::ok;
+    }
+    if (channel->unconsumed_outgoing() == 0) return e == Errc::ok;
+    if (kvm::MonotonicClock::read() > give_up) return false;
+    timespec ts{0, 1'000'000};
+    ::nanosleep(&ts, nullptr);
+  }
+}
+
+void stream_send(VmContext& vm, const WorkSpec& s, SenderEnd& tx, const RunWindow& window,
+                 const std::atomic<bool>& abort, WorkResult& r) {
   std::vector<std::byte> buffer(s.bytes);
   Draws draws(s.seed);
+  IdleWatch idle(vm, &tx);
   sleep_until(s.start, abort);
   Nanos next = s.start;
   bool existed = false;
@@ -127,7 +177,7 @@ void stream_send(VmContext& vm, const WorkSpec& s, SenderEnd& tx, const std::ato
       const double gap_s = s.poisson ? draws.exponential(s.rate) : (k == 0 ? 0 : 1.0 / s.rate);
       next += static_cast<Nanos>(std::llround(gap_s * 1e9));
       if (next >= s.stop) break;
-      sleep_until(next, abort);
+      sleep_until(next, abort, &idle);
       created = next;
     } else {
       created = kvm::MonotonicClock::read();
@@ -150,7 +200,7 @@ void stream_send(VmContext& vm, const WorkSpec& s, SenderEnd& tx, const std::ato
     if (in_window) ++r.sends_in_window;
     ++r.sent;
   }
-  r.finished = tx.link().finish(5'000'000'000) == Errc::ok;
+  r.finished = end_stream(tx, window.give_up);
 }
 
 void stream_recv(const WorkSpec& s, ReceiverEnd& rx, const RunWindow& window,
@@ -178,6 +228,7 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
   std::vector<std::byte> request(s.bytes), response(std::max<std::size_t>(s.bytes, 64));
   std::uint64_t expected = 0;
   bool existed = false;
+  IdleWatch idle(vm, &tx);
   sleep_until(s.start, abort);
   // relaxed: a stop request.
   while (!abort.load(std::memory_order_relaxed) && kvm::MonotonicClock::read() < s.stop) {
@@ -198,7 +249,7 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
     Got g = Got::nothing;
     // relaxed: a stop request.
     while (g == Got::nothing && !abort.load(std::memory_order_relaxed)) {
-      g = receive_one(rx, response, s.rx_pipe, window, r, h, expected);
+      g = receive_one(rx, response, s.rx_pipe, window, r, h, expected, &idle);
     }
     if (g != Got::message) {
       if (g == Got::end) r.error = "the server ended the responses early";
@@ -214,11 +265,11 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
       r.latency_us.push_back(static_cast<double>(now - created) / 1e3);
     }
   }
-  r.finished = tx.link().finish(5'000'000'000) == Errc::ok;
+  r.finished = end_stream(tx, window.give_up);
   // The server answers our end with its own.
   MessageHeader h;
   for (;;) {
-    const Got g = receive_one(rx, response, s.rx_pipe, window, r, h, expected);
+    const Got g = receive_one(rx, response, s.rx_pipe, window, r, h, expected, &idle);
     if (g == Got::end) return;
     if (g == Got::failed) return;
     // relaxed: a stop request.
@@ -230,10 +281,11 @@ void rr_server(VmContext& vm, const WorkSpec& s, ReceiverEnd& rx, SenderEnd& tx,
                const RunWindow& window, const std::atomic<bool>& abort, WorkResult& r) {
   std::vector<std::byte> request(std::max<std::size_t>(s.bytes, 64)), response(s.bytes);
   std::uint64_t expected = 0;
+  IdleWatch idle(vm, &tx);
   // relaxed: a stop request.
   while (!abort.load(std::memory_order_relaxed)) {
     MessageHeader h;
-    const Got g = receive_one(rx, request, s.rx_pipe, window, r, h, expected);
+    const Got g = receive_one(rx, request, s.rx_pipe, window, r, h, expected, &idle);
     if (g == Got::end) break;
     if (g == Got::failed) return;
     if (g != Got::message) continue;
@@ -249,7 +301,7 @@ void rr_server(VmContext& vm, const WorkSpec& s, ReceiverEnd& rx, SenderEnd& tx,
     if (in_window) ++r.sends_in_window;
     ++r.sent;
   }
-  r.finished = tx.link().finish(5'000'000'000) == Errc::ok;
+  r.finished = end_stream(tx, window.give_up);
 }
 
 } // namespace
@@ -320,7 +372,7 @@ void run_work(VmContext& vm, const WorkSpec& spec, SenderEnd* tx, ReceiverEnd* r
   try {
     switch (spec.role) {
     case Role::stream_send:
-      stream_send(vm, spec, *tx, abort, result);
+      stream_send(vm, spec, *tx, window, abort, result);
       break;
     case Role::stream_recv:
       stream_recv(spec, *rx, window, abort, result);

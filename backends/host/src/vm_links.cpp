@@ -59,7 +59,9 @@ LocalPath SenderEnd::open_local() {
   // row 1), as the simulator's platform defers it.
   if (!vm_.board.co_resident(vm_.self, peer_)) return {};
   std::shared_ptr<Attachment> at = vm_.residence.current();
-  if (!at) return {}; // on no host (not created yet, or shut down)
+  // On no host (not created yet, shut down), or not arrived yet: the process runs again
+  // after its switch-over a moment before it has joined its new host's server.
+  if (!at || at->host != vm_.board.host_of(vm_.self)) return {};
   if (local_) release_local();
   const std::uint64_t epoch = epoch_ + 1;
   kvm::EndpointOptions o;
@@ -114,7 +116,7 @@ ReceiverEnd::~ReceiverEnd() {
 FramePath* ReceiverEnd::find_local(std::uint64_t epoch, Nanos timeout) {
   if (auto it = instances_.find(epoch); it != instances_.end()) return &it->second->path();
   std::shared_ptr<Attachment> at = vm_.residence.current();
-  if (!at) return nullptr;
+  if (!at || at->host != vm_.board.host_of(vm_.self)) return nullptr; // not (yet) there
   kvm::EndpointOptions o;
   o.channel = vm_.channel;
   o.offset = vm_.slots.offset(pipe_, epoch);

@@ -63,6 +63,8 @@ public:
   VmId peer() const { return peer_; }
   std::uint32_t pipe() const { return pipe_; }
   std::uint64_t channels_opened() const { return channels_opened_; }
+  // The channel of the local instance in use, if any (for the end of a stream).
+  Channel* local_channel() { return local_ ? &local_->channel() : nullptr; }
 
 private:
   LocalPath open_local();
