@@ -13,7 +13,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 } // namespace
 
-double report_number(const kvm::ReportFields& r, const char* key) {
+double report_number(const posix::ReportFields& r, const char* key) {
   const auto it = r.find(key);
   if (it == r.end() || it->second.empty()) return kNaN;
   char* end = nullptr;
@@ -65,8 +65,8 @@ sim::RunResult guest_results(const sim::Scenario& s,
   double frames_local = 0, frames_remote = 0, channels = 0;
   for (std::size_t i = 0; i < outcomes.size() && i < s.workloads.size(); ++i) {
     const sim::WorkloadConfig& w = s.workloads[i];
-    const kvm::ReportFields& a = outcomes[i].from;
-    const kvm::ReportFields& b = outcomes[i].to;
+    const posix::ReportFields& a = outcomes[i].from;
+    const posix::ReportFields& b = outcomes[i].to;
     const bool local = outcomes[i].local;
     const bool rr = is_request_response(w);
     const std::string pre = fmt::format("w{}_", i);

@@ -1,10 +1,10 @@
 // What real guests measured, in the simulator's results.csv schema (sim::metric_names): one
 // mapping shared by `ivmc run --backend kvm` and `--backend xen`, whose agents print the same
-// report lines (kvm::Report). Metrics the guests cannot observe (race windows, membership
+// report lines (posix::Report). Metrics the guests cannot observe (race windows, membership
 // probes, pools, one-way latencies) are NaN.
 #pragma once
 
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/posix/workload.hpp"
 #include "ivmc/sim/run.hpp"
 #include "ivmc/sim/scenario.hpp"
 
@@ -16,7 +16,7 @@ namespace ivmc::cli {
 
 // One workload's two report lines: the sender (or pinger) and the receiver (or echo).
 struct GuestWorkloadOutcome {
-  kvm::ReportFields from, to;
+  posix::ReportFields from, to;
   bool local = false; // through the shared-memory channel (else the guests' network path)
 };
 
@@ -27,7 +27,7 @@ sim::RunResult guest_results(const sim::Scenario& scenario,
                              std::chrono::steady_clock::time_point wall0);
 
 // A report line's field as a number; NaN when absent or not a number.
-double report_number(const kvm::ReportFields& r, const char* key);
+double report_number(const posix::ReportFields& r, const char* key);
 
 // What both real backends decide the same way.
 // tcp_rr and udp_rr: round trips; the others stream.

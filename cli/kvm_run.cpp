@@ -32,10 +32,10 @@ kvm::GuestImage prepare_image(const KvmRunOptions& o) {
   return kvm::GuestImage::from_dir(o.image_dir);
 }
 
-kvm::ReportFields only_report(const kvm::GuestOutcome& out, const std::string& what) {
+posix::ReportFields only_report(const kvm::GuestOutcome& out, const std::string& what) {
   if (!out.ok() || out.reports.size() != 1)
     throw std::runtime_error(fmt::format("{}: {}", what, out.describe()));
-  const kvm::ReportFields& r = out.reports.front();
+  const posix::ReportFields& r = out.reports.front();
   if (r.count("ok") == 0 || r.at("ok") != "1")
     throw std::runtime_error(fmt::format("{} failed: {}", what, out.describe()));
   return r;
@@ -48,7 +48,7 @@ sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
   const auto wall0 = std::chrono::steady_clock::now();
   std::filesystem::create_directories(o.log_dir);
   const kvm::GuestImage image = prepare_image(o);
-  const std::string qemu = kvm::find_qemu();
+  const std::string qemu = posix::find_qemu();
   const kvm::Accel accel = kvm::choose_accel(qemu, image, o.image_dir + "/accel-probe");
   NotifyPolicy policy = NotifyPolicy::polling;
   if (!parse_notify_policy(s.channel.notify, policy))
@@ -124,9 +124,9 @@ sim::RunResult run_on_kvm(const sim::Scenario& s, const KvmRunOptions& o) {
     kvm::QemuGuest from_guest(from_o);
     const kvm::GuestOutcome from_out = from_guest.wait();
     const kvm::GuestOutcome to_out = to_guest.wait();
-    const kvm::ReportFields a =
+    const posix::ReportFields a =
         only_report(from_out, fmt::format("workload {}: guest {} ({})", i, w.from, from_args[0]));
-    const kvm::ReportFields b =
+    const posix::ReportFields b =
         only_report(to_out, fmt::format("workload {}: guest {} ({})", i, w.to, to_args[0]));
 
     outcomes.push_back({a, b, local});

@@ -4,7 +4,7 @@
 #include "guest_results.hpp"
 
 #include "ivmc/core/channel.hpp"
-#include "ivmc/kvm/qemu.hpp"
+#include "ivmc/posix/qemu_process.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <fmt/format.h>
@@ -138,7 +138,7 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
   image->initrd = initrd;
 
   xen::XenBootOptions boot;
-  boot.qemu = kvm::find_qemu();
+  boot.qemu = posix::find_qemu();
   if (boot.qemu.empty())
     throw std::runtime_error("qemu-system-x86_64 not found (scripts/deps.sh test, or set "
                              "IVMC_QEMU)");
@@ -173,7 +173,7 @@ sim::RunResult run_on_xen(const sim::Scenario& s, const XenRunOptions& o) {
   std::vector<int> seen(s.workloads.size(), 0);
   std::istringstream console(out.console);
   for (std::string line; std::getline(console, line);) {
-    auto f = kvm::parse_report(line);
+    auto f = posix::parse_report(line);
     if (!f || !f->count("w") || !f->count("side")) continue;
     const double w = report_number(*f, "w");
     if (!(w >= 0) || w >= static_cast<double>(outcomes.size())) continue;

@@ -8,8 +8,8 @@
 #include "ivmc/kvm/ivshmem_peer.hpp"
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/clock.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -48,11 +48,11 @@ using ivmc::Wake;
 using ivmc::kvm::EventfdDoorbell;
 using ivmc::kvm::IvshmemError;
 using ivmc::kvm::IvshmemPeer;
-using ivmc::kvm::MonotonicClock;
 using ivmc::kvm::PeerEvent;
 using ivmc::kvm::ServerLink;
-using ivmc::kvm::UniqueFd;
 using ivmc::kvm::WakeVectors;
+using ivmc::posix::MonotonicClock;
+using ivmc::posix::UniqueFd;
 
 namespace {
 

@@ -2,7 +2,7 @@
 // (RESUME with its wall-clock timestamp): views go out through each guest's host word, and
 // the core source's records give the race windows.
 #include "ivmc/kvm/kvm_membership.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -17,6 +17,7 @@
 
 using namespace ivmc;
 using namespace ivmc::kvm;
+using namespace ivmc::posix;
 
 namespace {
 

@@ -3,7 +3,7 @@
 // message is checked; nothing may be lost, duplicated or reordered.
 #include "ivmc/core/link.hpp"
 #include "ivmc/kvm/host_platform.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/posix/tcp_path.hpp"
 
 #include "../support/host_fixture.hpp"
 
@@ -91,12 +91,12 @@ TEST_CASE("a link between two processes switches between shared memory and TCP m
   constexpr std::uint64_t kMessages = 60000;
   constexpr std::uint64_t kSwitchEvery = 300; // 200 switches
   ServerThread server(kvm::HostPlatform::region_bytes_for(kRing), "link");
-  kvm::TcpListener listener;
+  posix::TcpListener listener;
   const std::uint16_t port = listener.port();
 
   const pid_t sender = spawn([&] {
     auto platform = kvm::HostPlatform::connect(server.socket_path(), 5 * kSecond);
-    kvm::TcpPath tcp = kvm::TcpPath::connect("127.0.0.1", port, 5 * kSecond);
+    posix::TcpPath tcp = posix::TcpPath::connect("127.0.0.1", port, 5 * kSecond);
     SenderLocal local{*platform, policy};
     bool co_resident = false;
     std::uint64_t version = 0;
@@ -128,7 +128,7 @@ TEST_CASE("a link between two processes switches between shared memory and TCP m
   });
 
   auto platform = kvm::HostPlatform::connect(server.socket_path(), 5 * kSecond);
-  kvm::TcpPath tcp = listener.accept(5 * kSecond);
+  posix::TcpPath tcp = listener.accept(5 * kSecond);
   ReceiverLocal local{*platform, policy};
   LinkEnvironment env;
   env.remote = &tcp;

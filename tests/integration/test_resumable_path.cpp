@@ -3,9 +3,9 @@
 // through a proxy thread that can drop them with data in flight (it throws away what it holds)
 // or stop forwarding without closing (a black hole); every frame must still arrive once, in
 // order.
-#include "ivmc/kvm/posix_clock.hpp"
-#include "ivmc/kvm/resumable_path.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/posix/clock.hpp"
+#include "ivmc/posix/resumable_path.hpp"
+#include "ivmc/posix/tcp_path.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -23,7 +23,7 @@
 #include <vector>
 
 using namespace ivmc;
-using namespace ivmc::kvm;
+using namespace ivmc::posix;
 
 namespace {
 

@@ -47,7 +47,7 @@ TEST_CASE("a guest killed mid-transfer: the host peer gets the server's notice",
   Nanos killed_at = 0;
   Errc last = Errc::ok;
   for (;;) {
-    kvm::fill_stream(sent, message);
+    posix::fill_stream(sent, message);
     last = ch.send(message, 60 * kSecond);
     if (last != Errc::ok) break;
     sent += message.size();
@@ -90,15 +90,15 @@ TEST_CASE("a guest killed mid-transfer: the peer guest detects it by heartbeat",
   std::this_thread::sleep_for(std::chrono::seconds(2));
   REQUIRE(a->running());
   a->kill();
-  const Nanos killed_at = kvm::MonotonicClock::read();
+  const Nanos killed_at = posix::MonotonicClock::read();
   const bool reported = b->wait_for_console("IVMC-RESULT", kGuestBound);
-  const Nanos detected = kvm::MonotonicClock::read() - killed_at;
+  const Nanos detected = posix::MonotonicClock::read() - killed_at;
   const kvm::GuestOutcome out = b->wait();
   INFO("survivor: " << out.describe());
   REQUIRE(reported);
   REQUIRE(out.agent_status.has_value()); // it ended by itself, not at the launcher's timeout
   REQUIRE(out.reports.size() == 1);
-  const kvm::ReportFields& r = out.reports.front();
+  const posix::ReportFields& r = out.reports.front();
   CHECK(r.at("ok") == "0");
   CHECK(r.at("error").find("peer_dead") != std::string::npos);
   // Mid-transfer: it had received more than a ring's worth, and not everything.

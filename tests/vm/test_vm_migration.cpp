@@ -11,10 +11,10 @@
 // move it sends 32 MiB more and must end with every byte, in order, with the stream's checksum.
 #include "vm_fixture.hpp"
 
+#include "ivmc/kvm/ivshmem_link_stream.hpp"
 #include "ivmc/kvm/kvm_membership.hpp"
-#include "ivmc/kvm/link_stream.hpp"
 #include "ivmc/kvm/qmp.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/posix/tcp_path.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -67,7 +67,7 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   qb.execute("migrate-set-capabilities", events, 10 * kSecond);
   std::this_thread::sleep_for(std::chrono::seconds(1)); // the stream is under way
 
-  const Nanos t0 = kvm::MonotonicClock::read();
+  const Nanos t0 = posix::MonotonicClock::read();
   qa.execute("migrate", R"({"uri": ")" + uri + R"("})", 10 * kSecond);
   const auto completed = qa.wait_event("MIGRATION", "completed", 60 * kSecond);
   INFO("source events: " << qa.history().size()
@@ -97,7 +97,7 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   source->kill(); // paused after the migration: its job is done
 
   const kvm::GuestOutcome out = dest->wait();
-  const kvm::ReportFields r = result_of(out);
+  const posix::ReportFields r = result_of(out);
   CHECK(out.console.find("IVMC-TOPOLOGY") != std::string::npos);
   CHECK(r.at("ok") == "1");
   CHECK(r.at("id_before") == "0");
@@ -109,7 +109,7 @@ TEST_CASE("a guest live-migrates to another host while streaming (QMP)", "[vm][m
   CHECK(r.at("bytes") == r.at("sent"));
   const std::uint64_t bytes = std::stoull(r.at("bytes"));
   CHECK(bytes >= std::stoull(r.at("moved_at")) + (32u << 20));
-  CHECK(r.at("checksum") == hex16(kvm::expected_checksum(bytes)));
+  CHECK(r.at("checksum") == hex16(posix::expected_checksum(bytes)));
 
   figure("live migration 256 MiB guest: total (query-migrate)", total_ms, "ms");
   figure("live migration: downtime (query-migrate)", downtime_ms, "ms");
@@ -191,7 +191,7 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
   on_b->kill();
 
   const kvm::GuestOutcome end = back->wait();
-  const kvm::ReportFields r = result_of(end);
+  const posix::ReportFields r = result_of(end);
   CHECK(r.at("ok") == "1");
   CHECK(r.at("moves") == "2");
   CHECK(r.at("hosts") == "1,2,1");
@@ -200,7 +200,7 @@ TEST_CASE("a guest live-migrates to another host and back while streaming", "[vm
   CHECK(ret.stop_to_resume_ms > 0);
   CHECK(r.at("bytes") == r.at("sent"));
   const std::uint64_t bytes = std::stoull(r.at("bytes"));
-  CHECK(r.at("checksum") == hex16(kvm::expected_checksum(bytes)));
+  CHECK(r.at("checksum") == hex16(posix::expected_checksum(bytes)));
   figure("live migration A -> B: total", out.total_ms, "ms");
   figure("live migration A -> B: downtime", out.downtime_ms, "ms");
   figure("live migration B -> A: total", ret.total_ms, "ms");
@@ -232,7 +232,7 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   membership.bind_peer(1, 0, kGuest); // master=on: the guest's device is peer 0 on any server
   membership.bind_peer(2, 0, kGuest);
   membership.add_guest(kGuest, 1); // created on A: its word says 1 before it boots
-  kvm::TcpListener listener;       // the host process's end of the remote path (127.0.0.1)
+  posix::TcpListener listener;     // the host process's end of the remote path (127.0.0.1)
   const std::string base = "/tmp/ivmc-vm-link-" + std::to_string(::getpid());
   const std::string to_b = "unix:" + base + ".to-b", to_a = "unix:" + base + ".to-a";
   const std::vector<std::string> agent = {"link-send",
@@ -265,8 +265,8 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   REQUIRE(first->wait_for_console("IVMC-INFO link started", kBootBudget));
 
   // The host process joins after the guest (a master=on device must be the first peer).
-  std::vector<kvm::PathChange> changes;
-  kvm::Report received;
+  std::vector<posix::PathChange> changes;
+  posix::Report received;
   std::thread receiver([&] {
     auto platform = kvm::HostPlatform::connect(host_a.socket(), 10 * kSecond, kVectors);
     kvm::LinkReceiveOptions o;
@@ -292,7 +292,7 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   Nanos arrived_b = 0, arrived_a = 0;
   migrate(qa, qb, to_b, [&](const kvm::QmpEvent& resumed) {
     membership.on_qmp_event(kGuest, 2, resumed);
-    arrived_b = kvm::MonotonicClock::read();
+    arrived_b = posix::MonotonicClock::read();
   });
   first->kill(); // its server A disconnect notice reaches the receiver's platform
   CHECK(membership.host_of(kGuest) == 2);
@@ -304,7 +304,7 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   auto qa2 = kvm::QmpClient::connect(base + "-a2.qmp", 10 * kSecond);
   migrate(qb, qa2, to_a, [&](const kvm::QmpEvent& resumed) {
     membership.on_qmp_event(kGuest, 1, resumed);
-    arrived_a = kvm::MonotonicClock::read();
+    arrived_a = posix::MonotonicClock::read();
   });
   on_b->kill(); // B's device leaves after the move back: not a shutdown
   std::this_thread::sleep_for(std::chrono::milliseconds(200)); // the server's notice
@@ -316,7 +316,7 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   for (int i = 0; i < 100 && membership.host_of(kGuest) != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(membership.host_of(kGuest) == 0);
-  const kvm::ReportFields r = result_of(end);
+  const posix::ReportFields r = result_of(end);
   INFO(end.describe());
   INFO(received.line());
   CHECK(r.at("moves") == "2");
@@ -326,19 +326,19 @@ TEST_CASE("a guest's link goes remote when it migrates away and local again when
   CHECK(std::stoull(r.at("connections")) >= 3); // from A, from B, from A again
   REQUIRE(received.ok);
   CHECK(received.bytes == std::stoull(r.at("bytes")));
-  CHECK(received.checksum == kvm::expected_checksum(received.bytes));
+  CHECK(received.checksum == posix::expected_checksum(received.bytes));
   CHECK(hex16(received.checksum) == r.at("checksum"));
   // The receiver followed: local, remote after the first move, local after the return.
   std::vector<PathKind> path;
-  for (const kvm::PathChange& c : changes) path.push_back(c.to);
+  for (const posix::PathChange& c : changes) path.push_back(c.to);
   REQUIRE(path.size() >= 3);
   CHECK(path.front() == PathKind::local);
   const auto away = std::find_if(changes.begin(), changes.end(),
-                                 [&](const kvm::PathChange& c) { return c.when > arrived_b; });
+                                 [&](const posix::PathChange& c) { return c.when > arrived_b; });
   REQUIRE(away != changes.end());
   CHECK(away->to == PathKind::remote);
   const auto home = std::find_if(changes.begin(), changes.end(),
-                                 [&](const kvm::PathChange& c) { return c.when > arrived_a; });
+                                 [&](const posix::PathChange& c) { return c.when > arrived_a; });
   REQUIRE(home != changes.end());
   CHECK(home->to == PathKind::local);
   CHECK(changes.back().to == PathKind::local);

@@ -25,7 +25,7 @@ double mb_per_s(std::uint64_t bytes, Nanos ns) {
 // A host process (this one) and one guest over a channel the host creates at offset 0; the
 // host runs `host_side` once the guest attached. Returns the host's and the guest's reports.
 template <class HostSide>
-std::pair<kvm::Report, kvm::ReportFields>
+std::pair<posix::Report, posix::ReportFields>
 host_and_guest(const std::string& tag, NotifyPolicy policy, bool interrupts,
                std::vector<std::string> guest_args, HostSide host_side) {
   Host host(tag);
@@ -34,17 +34,17 @@ host_and_guest(const std::string& tag, NotifyPolicy policy, bool interrupts,
   guest_args.insert(guest_args.end(), {"--role", "attach", "--offset", "0"});
   auto guest = launch(&host, {tag, guest_args, interrupts, {}});
   wait_for_guest(*ep, *guest);
-  const kvm::Report mine = host_side(ep->channel());
+  const posix::Report mine = host_side(ep->channel());
   const kvm::GuestOutcome out = guest->wait();
   INFO("host side: " << mine.line());
   return {mine, result_of(out)};
 }
 
 // Two guests on one host: `a` creates the channel at offset 0, `b` attaches.
-std::pair<kvm::ReportFields, kvm::ReportFields> two_guests(const std::string& tag,
-                                                           std::vector<std::string> a_args,
-                                                           std::vector<std::string> b_args,
-                                                           bool interrupts) {
+std::pair<posix::ReportFields, posix::ReportFields> two_guests(const std::string& tag,
+                                                               std::vector<std::string> a_args,
+                                                               std::vector<std::string> b_args,
+                                                               bool interrupts) {
   Host host(tag);
   a_args.insert(a_args.end(), {"--role", "create", "--offset", "0"});
   b_args.insert(b_args.end(), {"--role", "attach", "--offset", "0"});
@@ -57,19 +57,19 @@ std::pair<kvm::ReportFields, kvm::ReportFields> two_guests(const std::string& ta
   return {result_of(out_a), result_of(out_b)};
 }
 
-void check_stream(const kvm::ReportFields& sender, const kvm::ReportFields& receiver,
+void check_stream(const posix::ReportFields& sender, const posix::ReportFields& receiver,
                   std::uint64_t bytes) {
   CHECK(sender.at("ok") == "1");
   CHECK(receiver.at("ok") == "1");
   CHECK(sender.at("bytes") == std::to_string(bytes));
   CHECK(receiver.at("bytes") == std::to_string(bytes));
-  CHECK(sender.at("checksum") == hex16(kvm::expected_checksum(bytes)));
-  CHECK(receiver.at("checksum") == hex16(kvm::expected_checksum(bytes)));
+  CHECK(sender.at("checksum") == hex16(posix::expected_checksum(bytes)));
+  CHECK(receiver.at("checksum") == hex16(posix::expected_checksum(bytes)));
   CHECK(sender.at("messages") == receiver.at("messages"));
 }
 
-kvm::ReportFields fields(const kvm::Report& r) {
-  auto f = kvm::parse_report(r.line());
+posix::ReportFields fields(const posix::Report& r) {
+  auto f = posix::parse_report(r.line());
   REQUIRE(f.has_value());
   return *f;
 }
@@ -78,12 +78,12 @@ kvm::ReportFields fields(const kvm::Report& r) {
 
 TEST_CASE("a host process streams to a guest through ivshmem (polling)", "[vm][host]") {
   INFO("accel " << to_string(accel()));
-  kvm::WorkloadOptions w;
+  posix::WorkloadOptions w;
   w.bytes = kHostBytes;
   auto [host, guest] =
       host_and_guest("h2g", NotifyPolicy::polling, false,
                      {"recv", "--bytes", bytes_arg(kHostBytes), "--policy", "polling"},
-                     [&](Channel& ch) { return kvm::stream_send(ch, w); });
+                     [&](Channel& ch) { return posix::stream_send(ch, w); });
   INFO(host.line());
   check_stream(fields(host), guest, kHostBytes);
   figure("host->guest polling stream (receiver)", mb_per_s(kHostBytes, std::stoll(guest.at("ns"))),
@@ -91,24 +91,24 @@ TEST_CASE("a host process streams to a guest through ivshmem (polling)", "[vm][h
 }
 
 TEST_CASE("a guest streams to a host process through ivshmem (polling)", "[vm][host]") {
-  kvm::WorkloadOptions w;
+  posix::WorkloadOptions w;
   w.bytes = kHostBytes;
   auto [host, guest] = host_and_guest(
       "g2h", NotifyPolicy::polling, false,
       {"send", "--bytes", bytes_arg(kHostBytes), "--message", "4096", "--policy", "polling"},
-      [&](Channel& ch) { return kvm::stream_recv(ch, w); });
+      [&](Channel& ch) { return posix::stream_recv(ch, w); });
   INFO(host.line());
   check_stream(guest, fields(host), kHostBytes);
   figure("guest->host polling stream (receiver)", mb_per_s(kHostBytes, host.elapsed), "MB/s");
 }
 
 TEST_CASE("a host process and a guest ping-pong through ivshmem (polling)", "[vm][host]") {
-  kvm::WorkloadOptions w;
+  posix::WorkloadOptions w;
   w.count = 2000;
   w.message = 64;
   auto [host, guest] =
       host_and_guest("pp", NotifyPolicy::polling, false, {"echo", "--policy", "polling"},
-                     [&](Channel& ch) { return kvm::ping(ch, w); });
+                     [&](Channel& ch) { return posix::ping(ch, w); });
   INFO(host.line());
   CHECK(host.ok);
   CHECK(host.messages == w.count);
@@ -171,11 +171,11 @@ TEST_CASE("two guests ping-pong through ivshmem, interrupt-driven (VFIO MSI-X)",
 }
 
 TEST_CASE("a host process streams to a guest, interrupt-driven (VFIO MSI-X)", "[vm][host][irq]") {
-  kvm::WorkloadOptions w;
+  posix::WorkloadOptions w;
   w.bytes = kHostBytes;
   auto [host, guest] = host_and_guest("h2g-irq", NotifyPolicy::on_demand, true,
                                       {"recv", "--bytes", bytes_arg(kHostBytes)},
-                                      [&](Channel& ch) { return kvm::stream_send(ch, w); });
+                                      [&](Channel& ch) { return posix::stream_send(ch, w); });
   INFO(host.line());
   check_stream(fields(host), guest, kHostBytes);
   // Which side sleeps depends on which is faster this run: a slow TCG guest keeps the ring full
@@ -189,7 +189,7 @@ TEST_CASE("a host process streams to a guest, interrupt-driven (VFIO MSI-X)", "[
 
 TEST_CASE("a host process and a guest ping-pong, interrupt-driven (VFIO MSI-X)",
           "[vm][host][irq]") {
-  kvm::WorkloadOptions w;
+  posix::WorkloadOptions w;
   w.count = 300;
   w.message = 64;
   // Each round trip after a pause: the guest has gone to sleep, and only the host's ring (an
@@ -197,7 +197,7 @@ TEST_CASE("a host process and a guest ping-pong, interrupt-driven (VFIO MSI-X)",
   // machine finds each ping already there and never sleeps (wakeups 0, no interrupt tested).
   w.think = 2'000'000;
   auto [host, guest] = host_and_guest("pp-irq", NotifyPolicy::on_demand, true, {"echo"},
-                                      [&](Channel& ch) { return kvm::ping(ch, w); });
+                                      [&](Channel& ch) { return posix::ping(ch, w); });
   INFO(host.line());
   CHECK(host.ok);
   CHECK(guest.at("messages") == std::to_string(w.count));
@@ -212,9 +212,9 @@ TEST_CASE("a host process and a guest ping-pong, interrupt-driven (VFIO MSI-X)",
 // virtio-net NICs are joined by a QEMU UDP socket (no ivshmem device).
 namespace {
 
-std::pair<kvm::ReportFields, kvm::ReportFields> two_guests_tcp(const std::string& tag,
-                                                               std::vector<std::string> a_args,
-                                                               std::vector<std::string> b_args) {
+std::pair<posix::ReportFields, posix::ReportFields>
+two_guests_tcp(const std::string& tag, std::vector<std::string> a_args,
+               std::vector<std::string> b_args) {
   const std::uint16_t port_a = kvm::free_udp_port(), port_b = kvm::free_udp_port();
   REQUIRE(port_a != port_b);
   a_args.insert(a_args.end(), {"--tcp-listen", "10.0.0.1:5000"});

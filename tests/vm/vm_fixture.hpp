@@ -6,7 +6,7 @@
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
 #include "ivmc/kvm/kvm_membership.hpp" // write_host_word
 #include "ivmc/kvm/qemu.hpp"
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/posix/workload.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -35,7 +35,7 @@ inline const kvm::GuestImage& image() {
 }
 
 inline const std::string& qemu() {
-  static const std::string path = kvm::find_qemu();
+  static const std::string path = posix::find_qemu();
   return path;
 }
 
@@ -140,7 +140,7 @@ inline void wait_for_guest(kvm::HostEndpoint& ep, kvm::QemuGuest& guest) {
 }
 
 // The one IVMC-RESULT of a finished guest, after checking it ran to completion.
-inline kvm::ReportFields result_of(const kvm::GuestOutcome& out) {
+inline posix::ReportFields result_of(const kvm::GuestOutcome& out) {
   INFO(out.describe());
   REQUIRE(out.ok());
   REQUIRE(out.reports.size() == 1);

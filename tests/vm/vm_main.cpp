@@ -12,7 +12,7 @@
 int main(int argc, char** argv) {
   bool listing = false;
   for (int i = 1; i < argc; ++i) listing |= std::string_view(argv[i]).rfind("--list", 0) == 0;
-  if (!listing && ivmc::kvm::find_qemu().empty()) {
+  if (!listing && ivmc::posix::find_qemu().empty()) {
     std::printf("SKIP: qemu-system-x86_64 not found (install it: scripts/deps.sh test, or set "
                 "IVMC_QEMU)\n");
     return 77;

@@ -13,7 +13,8 @@
 //       `ivmc run FILE --backend xen` as a user runs it (its own boot), checked against the
 //       simulation of the same scenario: the same results.csv columns, which pairs took the
 //       ring, the figures; exit 77 when the image or QEMU is missing.
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/posix/qemu_process.hpp"
+#include "ivmc/posix/workload.hpp"
 #include "ivmc/sim/run.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
@@ -39,17 +40,6 @@ namespace {
 
 constexpr int kSkip = 77;
 
-std::string find_qemu() {
-  if (const char* env = std::getenv("IVMC_QEMU"); env && *env) return env;
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string candidate = dir + "/qemu-system-x86_64";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return {};
-}
-
 int skip(const std::string& log, const std::string& why) {
   std::printf("SKIP: %s\n", why.c_str());
   std::ofstream(log + ".skip") << why << "\n";
@@ -58,7 +48,7 @@ int skip(const std::string& log, const std::string& why) {
 
 // The console's IVMC-RESULT lines, each with the domU it ran against ("domu").
 struct Run {
-  std::vector<kvm::ReportFields> results;
+  std::vector<posix::ReportFields> results;
   std::map<std::string, std::string> sizes;                   // IVMC-SIZES bytes= count= kill=
   std::map<std::string, std::string> domids;                  // domU name -> domid
   std::vector<std::map<std::string, std::string>> membership; // IVMC-MEMBERSHIP lines' fields
@@ -86,7 +76,7 @@ Run parse_console(const std::string& console) {
         if (const std::size_t eq = w.find('='); eq != std::string::npos)
           fields[w.substr(0, eq)] = w.substr(eq + 1);
       run.membership.push_back(std::move(fields));
-    } else if (auto fields = kvm::parse_report(line)) {
+    } else if (auto fields = posix::parse_report(line)) {
       (*fields)["domu"] = domu;
       run.results.push_back(std::move(*fields));
     }
@@ -94,18 +84,18 @@ Run parse_console(const std::string& console) {
   return run;
 }
 
-std::string get(const kvm::ReportFields& f, const std::string& key) {
+std::string get(const posix::ReportFields& f, const std::string& key) {
   const auto it = f.find(key);
   return it == f.end() ? std::string() : it->second;
 }
-std::uint64_t number(const kvm::ReportFields& f, const std::string& key) {
+std::uint64_t number(const posix::ReportFields& f, const std::string& key) {
   const std::string v = get(f, key);
   return v.empty() ? 0 : std::stoull(v);
 }
 
 // The first result of `kind` against `domu` (with `policy`, and `mode` if given).
-const kvm::ReportFields* find(const Run& run, const std::string& domu, const std::string& kind,
-                              const std::string& policy = "", const std::string& mode = "") {
+const posix::ReportFields* find(const Run& run, const std::string& domu, const std::string& kind,
+                                const std::string& policy = "", const std::string& mode = "") {
   for (const auto& f : run.results)
     if (get(f, "domu") == domu && get(f, "kind") == kind &&
         (policy.empty() || get(f, "policy") == policy) && (mode.empty() || get(f, "mode") == mode))
@@ -126,7 +116,7 @@ const std::map<std::string, std::string>* membership(const Run& run, const std::
 
 // Milliseconds from the destroy of domU b (dom0's kill command) to `source`'s notice, or -1.
 double membership_delay_ms(const Run& run, const std::string& source) {
-  const kvm::ReportFields* kill = find(run, "b", "stream", "", "recv-kill");
+  const posix::ReportFields* kill = find(run, "b", "stream", "", "recv-kill");
   if (!kill || !run.domids.count("b")) return -1;
   const auto* m = membership(run, source, "shutdown", run.domids.at("b"));
   if (!m || !m->count("t_ns")) return -1;
@@ -147,18 +137,18 @@ struct Checker {
     if (!ok) failures.push_back(what);
   }
   // A stream's receiver result: ok, all bytes, the stream's checksum.
-  void stream(const kvm::ReportFields* f, const std::string& name, std::uint64_t bytes) {
+  void stream(const posix::ReportFields* f, const std::string& name, std::uint64_t bytes) {
     expect(f != nullptr, name + ": a result line");
     if (!f) return;
     expect(get(*f, "ok") == "1", name + ": ok=1 (error: " + get(*f, "error") + ")");
     expect(number(*f, "bytes") == bytes,
            name + ": bytes=" + get(*f, "bytes") + " of " + std::to_string(bytes));
-    expect(get(*f, "checksum") == hex16(kvm::expected_checksum(bytes)),
+    expect(get(*f, "checksum") == hex16(posix::expected_checksum(bytes)),
            name + ": checksum " + get(*f, "checksum") + " is the stream's");
   }
   // A stream whose sender died: peer_dead, an intact prefix holding all it had reported sent,
   // noticed in bounded time, and the platform's reason names the mechanism (`because`).
-  void death(const kvm::ReportFields* f, const std::string& name, const std::string& because) {
+  void death(const posix::ReportFields* f, const std::string& name, const std::string& because) {
     expect(f != nullptr, name + ": a result line");
     if (!f) return;
     expect(get(*f, "ok") == "1", name + ": ok=1 (error: " + get(*f, "error") + ")");
@@ -174,7 +164,7 @@ struct Checker {
     expect(get(*f, "reason").find(because) != std::string::npos,
            name + ": the platform's reason: " + get(*f, "reason"));
   }
-  void ping(const kvm::ReportFields* f, const std::string& name, std::uint64_t count) {
+  void ping(const posix::ReportFields* f, const std::string& name, std::uint64_t count) {
     expect(f != nullptr, name + ": a result line");
     if (!f) return;
     expect(get(*f, "ok") == "1", name + ": ok=1 (error: " + get(*f, "error") + ")");
@@ -209,11 +199,11 @@ int check(const std::string& name, const std::string& log) {
   } else if (name == "ring_stream_polling") {
     c.stream(find(run, "a", "stream", "polling"), "dom0 <- domU a, polling", bytes);
   } else if (name == "ring_stream_on_demand") {
-    const kvm::ReportFields* f = find(run, "a", "stream", "on_demand");
+    const posix::ReportFields* f = find(run, "a", "stream", "on_demand");
     c.stream(f, "dom0 <- domU a, on_demand (event channels)", bytes);
   } else if (name == "ring_ping_64b") {
     c.ping(find(run, "a", "ping", "polling"), "64 B ping, polling", count);
-    const kvm::ReportFields* f = find(run, "a", "ping", "on_demand");
+    const posix::ReportFields* f = find(run, "a", "ping", "on_demand");
     c.ping(f, "64 B ping, on_demand", count);
     // Under on_demand the pinger sleeps on its event channel and each reply's notify ends it.
     if (f)
@@ -227,13 +217,13 @@ int check(const std::string& name, const std::string& log) {
     c.death(find(run, "b", "stream", "on_demand", "recv-kill"), "domU b destroyed mid-stream",
             "is gone");
   } else if (name == "domu_agent_crash_unmap_notify") {
-    const kvm::ReportFields* f = find(run, "c", "stream", "on_demand", "recv-crash");
+    const posix::ReportFields* f = find(run, "c", "stream", "on_demand", "recv-crash");
     c.death(f, "domU c's agent exits abruptly mid-stream", "unmapped");
     if (f) c.expect(number(*f, "sent_snapshot") > 0, "the crashed sender's final count was read");
   } else if (name == "domu_to_domu_stream") {
     for (const std::string policy : {"polling", "on_demand"}) {
       c.stream(find(run, "e", "relay-map", policy), "domU d -> domU e, " + policy, bytes);
-      const kvm::ReportFields* sender = find(run, "e", "relay-offer", policy);
+      const posix::ReportFields* sender = find(run, "e", "relay-offer", policy);
       c.expect(sender && get(*sender, "ok") == "1",
                "domU d's sending side, " + policy + ": ok=1" +
                    (sender ? " (error: " + get(*sender, "error") + ")" : ""));
@@ -263,8 +253,8 @@ int check(const std::string& name, const std::string& log) {
     // domU f -> domU g over a link while dom0 flipped f's view of g four times: ring, TCP,
     // ring, TCP, ring. Every byte arrived once and in order (the receiver checks each in
     // place), both ends agree on the stream, and the link really switched each way.
-    const kvm::ReportFields* sent = find(run, "g", "link-send");
-    const kvm::ReportFields* got = find(run, "g", "link-recv");
+    const posix::ReportFields* sent = find(run, "g", "link-send");
+    const posix::ReportFields* got = find(run, "g", "link-recv");
     c.expect(sent && got, "both link ends reported");
     if (!sent || !got) return 1;
     c.expect(get(*sent, "ok") == "1", "f's sending end: ok=1 (error: " + get(*sent, "error") + ")");
@@ -273,7 +263,7 @@ int check(const std::string& name, const std::string& log) {
     c.expect(number(*got, "bytes") == number(*sent, "bytes") && number(*got, "bytes") > 0,
              "g received the " + get(*sent, "bytes") + " bytes f sent: " + get(*got, "bytes"));
     c.expect(get(*got, "checksum") == get(*sent, "checksum") &&
-                 get(*got, "checksum") == hex16(kvm::expected_checksum(number(*got, "bytes"))),
+                 get(*got, "checksum") == hex16(posix::expected_checksum(number(*got, "bytes"))),
              "both ends have the stream's checksum " + get(*got, "checksum"));
     c.expect(number(*sent, "to_local") >= 3 && number(*sent, "to_remote") >= 2,
              "f switched to the ring 3 times and to TCP twice (to_local=" + get(*sent, "to_local") +
@@ -297,12 +287,12 @@ int check(const std::string& name, const std::string& log) {
 
 void figures(const std::string& console) {
   const Run run = parse_console(console);
-  auto stream_rate = [&](const kvm::ReportFields* f, const std::string& what) {
+  auto stream_rate = [&](const posix::ReportFields* f, const std::string& what) {
     if (f && get(*f, "ok") == "1" && number(*f, "ns") > 0)
       std::printf("VM-FIGURE xen %s: %.1f MB/s\n", what.c_str(),
                   number(*f, "bytes") * 1e3 / number(*f, "ns"));
   };
-  auto rtt = [&](const kvm::ReportFields* f, const std::string& what) {
+  auto rtt = [&](const posix::ReportFields* f, const std::string& what) {
     if (f && get(*f, "ok") == "1")
       std::printf("VM-FIGURE xen %s: p50 %.1f us, p99 %.1f us\n", what.c_str(),
                   number(*f, "rtt_p50_ns") / 1e3, number(*f, "rtt_p99_ns") / 1e3);
@@ -340,7 +330,7 @@ void figures(const std::string& console) {
 int ivmc_run(const std::string& ivmc, const std::string& scenario, const std::string& image_dir,
              const std::string& out) {
   std::filesystem::create_directories(out);
-  if (find_qemu().empty())
+  if (posix::find_qemu().empty())
     return skip(out + "/run", "qemu-system-x86_64 not found (scripts/deps.sh test)");
   std::string why;
   if (!xen::XenImage::from_dir(image_dir, why))
@@ -421,7 +411,7 @@ int main(int argc, char** argv) {
   if (app.got_subcommand(run_cmd)) return ivmc_run(ivmc, scenario, image_dir, out_dir);
 
   (void)::unlink((log + ".skip").c_str());
-  const std::string qemu = find_qemu();
+  const std::string qemu = posix::find_qemu();
   if (qemu.empty())
     return skip(log, "qemu-system-x86_64 not found (scripts/deps.sh test, or set IVMC_QEMU)");
   std::string why;

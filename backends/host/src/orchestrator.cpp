@@ -5,7 +5,7 @@
 #include "ivmc/host/board.hpp"
 #include "ivmc/host/control.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "vm_links.hpp"
 
 #include <dirent.h>
@@ -36,7 +36,7 @@ namespace ivmc::host {
 
 namespace {
 
-using kvm::MonotonicClock;
+using posix::MonotonicClock;
 constexpr Nanos kSecond = 1'000'000'000;
 constexpr unsigned kVectors = 16;
 

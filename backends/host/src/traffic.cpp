@@ -68,7 +68,7 @@ void sleep_until(Nanos t, const std::atomic<bool>& abort, IdleWatch* idle = null
     // relaxed: a stop request; seen within one slice.
     if (abort.load(std::memory_order_relaxed)) return;
     if (idle != nullptr) (*idle)();
-    const Nanos now = kvm::MonotonicClock::read();
+    const Nanos now = posix::MonotonicClock::read();
     if (now >= t) return;
     const Nanos until = std::min(t, now + (idle != nullptr ? kIdleSlice : 50'000'000));
     timespec ts{static_cast<time_t>(until / 1'000'000'000),
@@ -98,8 +98,8 @@ bool both_exist(VmContext& vm, VmId peer, Nanos stop, bool& existed,
     }
     // relaxed: a stop request.
     if (existed || abort.load(std::memory_order_relaxed)) return false;
-    if (kvm::MonotonicClock::read() >= stop) return false;
-    sleep_until(kvm::MonotonicClock::read() + 1'000'000, abort);
+    if (posix::MonotonicClock::read() >= stop) return false;
+    sleep_until(posix::MonotonicClock::read() + 1'000'000, abort);
   }
 }
 
@@ -114,7 +114,7 @@ Got receive_one(ReceiverEnd& rx, std::vector<std::byte>& buffer, std::uint32_t p
   const Errc e = rx.link().recv(buffer, length, idle != nullptr ? kIdleSlice : 50'000'000);
   if (e == Errc::peer_closed) return Got::end;
   if (e == Errc::timed_out || e == Errc::would_block) {
-    if (kvm::MonotonicClock::read() > window.give_up) {
+    if (posix::MonotonicClock::read() > window.give_up) {
       r.finished = false;
       return Got::failed;
     }
@@ -155,7 +155,7 @@ bool end_stream(SenderEnd& tx, Nanos give_up) {
       return tx.link().finish(5'000'000'000) == Errc::ok;
     }
     if (channel->unconsumed_outgoing() == 0) return e == Errc::ok;
-    if (kvm::MonotonicClock::read() > give_up) return false;
+    if (posix::MonotonicClock::read() > give_up) return false;
     timespec ts{0, 1'000'000};
     ::nanosleep(&ts, nullptr);
   }
@@ -180,12 +180,12 @@ void stream_send(VmContext& vm, const WorkSpec& s, SenderEnd& tx, const RunWindo
       sleep_until(next, abort, &idle);
       created = next;
     } else {
-      created = kvm::MonotonicClock::read();
+      created = posix::MonotonicClock::read();
       if (created >= s.stop) break;
     }
     if (!vm.board.host_of(vm.self) || !vm.board.host_of(s.peer)) {
       if (!both_exist(vm, s.peer, s.stop, existed, abort)) break;
-      next = kvm::MonotonicClock::read(); // no backlog from the time a VM did not exist
+      next = posix::MonotonicClock::read(); // no backlog from the time a VM did not exist
       created = next;
     }
     existed = true;
@@ -213,7 +213,7 @@ void stream_recv(const WorkSpec& s, ReceiverEnd& rx, const RunWindow& window,
     const Got g = receive_one(rx, buffer, s.rx_pipe, window, r, h, expected);
     if (g == Got::end || g == Got::failed) return;
     if (g != Got::message) continue;
-    const Nanos now = kvm::MonotonicClock::read();
+    const Nanos now = posix::MonotonicClock::read();
     if (measured(window, now)) {
       ++r.measured_messages;
       r.measured_bytes += h.bytes;
@@ -231,9 +231,9 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
   IdleWatch idle(vm, &tx);
   sleep_until(s.start, abort);
   // relaxed: a stop request.
-  while (!abort.load(std::memory_order_relaxed) && kvm::MonotonicClock::read() < s.stop) {
+  while (!abort.load(std::memory_order_relaxed) && posix::MonotonicClock::read() < s.stop) {
     if (!both_exist(vm, s.peer, s.stop, existed, abort)) break;
-    const Nanos created = kvm::MonotonicClock::read();
+    const Nanos created = posix::MonotonicClock::read();
     const std::uint64_t k = r.sent;
     fill_message(request, {k, created, s.tx_pipe, s.bytes});
     const bool in_window = vm.board.race(vm.self, s.peer).has_value();
@@ -257,7 +257,7 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
       return;
     }
     if (h.index != k) continue; // a lost request's response never comes: counted as a gap
-    const Nanos now = kvm::MonotonicClock::read();
+    const Nanos now = posix::MonotonicClock::read();
     if (measured(window, now)) {
       ++r.transactions;
       ++r.measured_messages;

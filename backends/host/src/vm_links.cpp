@@ -30,7 +30,7 @@ RaceLedger VmContext::ledger() const {
 // --- SenderEnd -------------------------------------------------------------------------------
 
 SenderEnd::SenderEnd(VmContext& vm, std::uint32_t pipe, VmId peer, bool local_allowed,
-                     kvm::TcpPath remote)
+                     posix::TcpPath remote)
     : vm_(vm), pipe_(pipe), peer_(peer), local_allowed_(local_allowed), remote_(std::move(remote)) {
   LinkEnvironment env;
   env.remote = &remote_;
@@ -90,7 +90,7 @@ void SenderEnd::release_local() {
 
 // --- ReceiverEnd -----------------------------------------------------------------------------
 
-ReceiverEnd::ReceiverEnd(VmContext& vm, std::uint32_t pipe, VmId peer, kvm::TcpPath remote)
+ReceiverEnd::ReceiverEnd(VmContext& vm, std::uint32_t pipe, VmId peer, posix::TcpPath remote)
     : vm_(vm), pipe_(pipe), peer_(peer), remote_(std::move(remote)) {
   LinkEnvironment env;
   env.remote = &remote_;

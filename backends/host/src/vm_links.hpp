@@ -8,8 +8,8 @@
 #include "ivmc/core/link.hpp"
 #include "ivmc/core/race_ledger.hpp"
 #include "ivmc/host/board.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/posix/clock.hpp"
+#include "ivmc/posix/tcp_path.hpp"
 #include "residence.hpp"
 
 #include <atomic>
@@ -44,7 +44,7 @@ struct VmContext {
   ChannelConfig channel; // ring size and notification policy of the channels this VM creates
   LinkConfig link;
   SlotPlan slots;
-  kvm::MonotonicClock clock;
+  posix::MonotonicClock clock;
 
   void record(LinkOperation op, VmId peer, Errc outcome, std::uint64_t bytes);
   RaceLedger ledger() const;
@@ -57,7 +57,7 @@ private:
 class SenderEnd {
 public:
   // `local_allowed`: the channel is enabled and the trust list admits the pair.
-  SenderEnd(VmContext& vm, std::uint32_t pipe, VmId peer, bool local_allowed, kvm::TcpPath remote);
+  SenderEnd(VmContext& vm, std::uint32_t pipe, VmId peer, bool local_allowed, posix::TcpPath remote);
   ~SenderEnd();
   LinkSender& link() { return *link_; }
   VmId peer() const { return peer_; }
@@ -74,7 +74,7 @@ private:
   std::uint32_t pipe_;
   VmId peer_;
   bool local_allowed_;
-  kvm::TcpPath remote_;
+  posix::TcpPath remote_;
   std::unique_ptr<LocalInstance> local_;
   std::uint64_t epoch_ = 0;
   std::uint64_t channels_opened_ = 0;
@@ -83,7 +83,7 @@ private:
 
 class ReceiverEnd {
 public:
-  ReceiverEnd(VmContext& vm, std::uint32_t pipe, VmId peer, kvm::TcpPath remote);
+  ReceiverEnd(VmContext& vm, std::uint32_t pipe, VmId peer, posix::TcpPath remote);
   ~ReceiverEnd();
   LinkReceiver& link() { return *link_; }
   VmId peer() const { return peer_; }
@@ -96,7 +96,7 @@ private:
   VmContext& vm_;
   std::uint32_t pipe_;
   VmId peer_;
-  kvm::TcpPath remote_;
+  posix::TcpPath remote_;
   std::map<std::uint64_t, std::unique_ptr<LocalInstance>> instances_; // by epoch
   std::uint64_t current_ = 0;
   std::unique_ptr<LinkReceiver> link_;

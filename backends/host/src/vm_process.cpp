@@ -3,7 +3,7 @@
 
 #include "ivmc/host/board.hpp"
 #include "ivmc/host/control.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/posix/tcp_path.hpp"
 #include "residence.hpp"
 #include "traffic.hpp"
 #include "vm_links.hpp"
@@ -92,7 +92,7 @@ private:
   std::map<std::uint32_t, VmId> tx_pipes_, rx_pipes_; // pipe -> peer
   std::map<std::uint32_t, std::unique_ptr<SenderEnd>> senders_;
   std::map<std::uint32_t, std::unique_ptr<ReceiverEnd>> receivers_;
-  std::unique_ptr<kvm::TcpListener> listener_;
+  std::unique_ptr<posix::TcpListener> listener_;
   std::map<VmId, std::uint16_t> ports_;
   std::atomic<bool> abort_{false};
   std::uint64_t pending_bytes_ = 0;
@@ -167,7 +167,7 @@ void VmProcess::configure() {
   vm_->channel = cc;
   vm_->link = lc;
   vm_->slots = slots;
-  listener_ = std::make_unique<kvm::TcpListener>();
+  listener_ = std::make_unique<posix::TcpListener>();
   ctl_.send(Message("ready").set("port", unsigned{listener_->port()}));
 }
 
@@ -184,15 +184,15 @@ void VmProcess::connect_paths() {
   }
   // Accept the receivers' paths on a thread while this VM connects its senders' (every VM
   // does both at once).
-  std::map<std::uint32_t, kvm::TcpPath> accepted;
+  std::map<std::uint32_t, posix::TcpPath> accepted;
   std::string accept_error;
   std::thread acceptor([&] {
     try {
-      const Nanos deadline = kvm::MonotonicClock::read() + kSetupTimeout;
+      const Nanos deadline = posix::MonotonicClock::read() + kSetupTimeout;
       while (accepted.size() < rx_pipes_.size()) {
-        const Nanos left = deadline - kvm::MonotonicClock::read();
+        const Nanos left = deadline - posix::MonotonicClock::read();
         if (left <= 0) throw std::runtime_error("the senders' TCP paths did not all arrive");
-        std::optional<kvm::TcpPath> path = listener_->try_accept(left);
+        std::optional<posix::TcpPath> path = listener_->try_accept(left);
         if (!path) continue;
         // The hello is hostile input: 16 bytes, our magic, a pipe we receive on, once.
         std::array<std::byte, 16> hello{};
@@ -215,7 +215,7 @@ void VmProcess::connect_paths() {
   for (const auto& [pipe, peer] : tx_pipes_) {
     try {
       if (!ports_.count(peer)) throw std::runtime_error("no port for VM " + std::to_string(peer));
-      kvm::TcpPath path = kvm::TcpPath::connect("127.0.0.1", ports_[peer], kSetupTimeout);
+      posix::TcpPath path = posix::TcpPath::connect("127.0.0.1", ports_[peer], kSetupTimeout);
       std::array<std::byte, 16> hello{};
       const std::uint64_t p = pipe;
       std::memcpy(hello.data(), &kHelloMagic, 8);

@@ -4,7 +4,7 @@
 #include "eventfd_wait.hpp"
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/ivshmem_peer.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "syscall_error.hpp"
 
 #include <fcntl.h>
@@ -27,9 +27,9 @@ constexpr std::string_view kContext = "eventfd doorbell";
 // A private, non-blocking, close-on-exec copy of `fd`. O_NONBLOCK lives in the open file
 // description, shared with the server and QEMU (which sets it too): it makes ring() on a
 // saturated counter and read() after a lost race return EAGAIN instead of blocking.
-UniqueFd duplicate(int fd, std::string_view what) {
+posix::UniqueFd duplicate(int fd, std::string_view what) {
   if (fd < 0) throw IvshmemError(fmt::format("{}: {} is not available", kContext, what));
-  UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  posix::UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
   if (!copy) detail::throw_syscall(kContext, "fcntl(F_DUPFD_CLOEXEC)", what);
   int flags = ::fcntl(copy.get(), F_GETFL);
   if (flags < 0 || ::fcntl(copy.get(), F_SETFL, flags | O_NONBLOCK) != 0)
@@ -91,7 +91,7 @@ void EventfdDoorbell::declare_lost() {
   lost_.store(true, std::memory_order_release);
   // Wake any waiter now rather than at its timeout; it sees `lost_` after the wake-up.
   const std::uint64_t one = 1;
-  for (const UniqueFd& fd : wait_fds_) (void)!::write(fd.get(), &one, sizeof one);
+  for (const posix::UniqueFd& fd : wait_fds_) (void)!::write(fd.get(), &one, sizeof one);
 }
 
 } // namespace ivmc::kvm

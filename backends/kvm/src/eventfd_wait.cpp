@@ -1,7 +1,7 @@
 // See eventfd_wait.hpp.
 #include "eventfd_wait.hpp"
 
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <poll.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@ namespace ivmc::kvm::detail {
 
 WaitResult wait_eventfd(int fd, Nanos timeout, int& err) {
   // Only EINTR needs the deadline; it saturates for "practically forever" timeouts.
-  const Nanos now = MonotonicClock::read();
+  const Nanos now = posix::MonotonicClock::read();
   const Nanos left_at_start = std::max<Nanos>(timeout, 0);
   const Nanos deadline = left_at_start > std::numeric_limits<Nanos>::max() - now
                              ? std::numeric_limits<Nanos>::max()
@@ -31,7 +31,7 @@ WaitResult wait_eventfd(int fd, Nanos timeout, int& err) {
         err = errno;
         return WaitResult::failed;
       }
-      left = deadline - MonotonicClock::read();
+      left = deadline - posix::MonotonicClock::read();
       if (left > 0) continue;
       ready = 0;
     }

@@ -4,7 +4,7 @@
 
 #include "eventfd_wait.hpp"
 #include "ivmc/kvm/error.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -52,7 +52,7 @@ std::string read_text(const std::string& path) {
 }
 
 void write_text(const std::string& path, const std::string& text, bool allow_exists = false) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  posix::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) fail("open", path);
   if (::write(fd.get(), text.data(), text.size()) < 0 && !(allow_exists && errno == EEXIST))
     fail("write \"" + text + "\" to", path);
@@ -203,13 +203,13 @@ private:
     auto regs = std::make_shared<Registers>();
     // BAR0 may share its page with another small BAR: map the page, index into it.
     const std::size_t in_page = bar_start(dir_, 0) % kPage;
-    bar0_fd_ = UniqueFd(::open((dir_ + "/resource0").c_str(), O_RDWR | O_SYNC | O_CLOEXEC));
+    bar0_fd_ = posix::UniqueFd(::open((dir_ + "/resource0").c_str(), O_RDWR | O_SYNC | O_CLOEXEC));
     if (!bar0_fd_) fail("open", dir_ + "/resource0");
     bar0_.map(bar0_fd_.get(), kPage, 0, dir_ + "/resource0");
     regs->use_mapping(
         reinterpret_cast<volatile std::uint32_t*>(static_cast<char*>(bar0_.base) + in_page));
     regs_ = std::move(regs);
-    UniqueFd bar2(::open((dir_ + "/resource2").c_str(), O_RDWR | O_CLOEXEC));
+    posix::UniqueFd bar2(::open((dir_ + "/resource2").c_str(), O_RDWR | O_CLOEXEC));
     if (!bar2) fail("open", dir_ + "/resource2");
     struct stat st {};
     if (::fstat(bar2.get(), &st) != 0) fail("fstat", dir_ + "/resource2");
@@ -217,7 +217,7 @@ private:
   }
 
   void open_vfio(const GuestDeviceOptions& options) {
-    const Nanos deadline = MonotonicClock::read() + options.setup_timeout;
+    const Nanos deadline = posix::MonotonicClock::read() + options.setup_timeout;
     // Bind 1af4:1110 to vfio-pci (EEXIST: the id was added before).
     const std::string driver_link = dir_ + "/driver";
     char target[512] = {};
@@ -238,12 +238,12 @@ private:
     const std::string group_path(group_target, static_cast<std::size_t>(g));
     const std::string group_node = "/dev/vfio/" + group_path.substr(group_path.rfind('/') + 1);
     for (;;) {
-      group_fd_ = UniqueFd(::open(group_node.c_str(), O_RDWR | O_CLOEXEC));
+      group_fd_ = posix::UniqueFd(::open(group_node.c_str(), O_RDWR | O_CLOEXEC));
       if (group_fd_) break;
-      if (errno != ENOENT || MonotonicClock::read() > deadline) fail("open", group_node);
+      if (errno != ENOENT || posix::MonotonicClock::read() > deadline) fail("open", group_node);
       nap(10'000'000);
     }
-    container_fd_ = UniqueFd(::open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC));
+    container_fd_ = posix::UniqueFd(::open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC));
     if (!container_fd_) fail("open", "/dev/vfio/vfio");
     if (::ioctl(container_fd_.get(), VFIO_GET_API_VERSION) != VFIO_API_VERSION)
       fail_plain("/dev/vfio/vfio speaks another VFIO API version");
@@ -261,7 +261,8 @@ private:
                                     : VFIO_TYPE1_IOMMU;
     if (::ioctl(container, VFIO_SET_IOMMU, iommu) != 0)
       fail("VFIO_SET_IOMMU", "/dev/vfio/vfio (is vfio_iommu_type1 loaded?)");
-    device_fd_ = UniqueFd(::ioctl(group_fd_.get(), VFIO_GROUP_GET_DEVICE_FD, address_.c_str()));
+    device_fd_ =
+        posix::UniqueFd(::ioctl(group_fd_.get(), VFIO_GROUP_GET_DEVICE_FD, address_.c_str()));
     if (!device_fd_) fail("VFIO_GROUP_GET_DEVICE_FD", address_);
 
     // BAR0 through the device fd (a 256-byte BAR need not be mappable), BAR2 mapped.
@@ -328,8 +329,8 @@ private:
   unsigned vectors_;
   std::uint16_t id_ = 0;
   // Declared before the mappings and regs_, so they are closed after them.
-  UniqueFd container_fd_, group_fd_, device_fd_, bar0_fd_;
-  std::vector<UniqueFd> irq_fds_;
+  posix::UniqueFd container_fd_, group_fd_, device_fd_, bar0_fd_;
+  std::vector<posix::UniqueFd> irq_fds_;
   Mapping bar0_, bar2_;
   std::shared_ptr<const Registers> regs_;
 };

@@ -3,7 +3,7 @@
 
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/ivshmem_protocol.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "syscall_error.hpp"
 
 #include <fcntl.h>
@@ -40,14 +40,14 @@ std::int64_t from_little_endian(const std::array<unsigned char, 8>& bytes) {
 
 // Milliseconds for poll(), rounded up so we never wake before the deadline.
 int poll_timeout_ms(Nanos deadline) {
-  Nanos left = deadline - MonotonicClock::read();
+  Nanos left = deadline - posix::MonotonicClock::read();
   if (left <= 0) return 0;
   Nanos ms = (left + 999'999) / 1'000'000;
   return static_cast<int>(std::min<Nanos>(ms, std::numeric_limits<int>::max()));
 }
 
 Nanos deadline_after(Nanos timeout) {
-  Nanos now = MonotonicClock::read();
+  Nanos now = posix::MonotonicClock::read();
   return timeout > std::numeric_limits<Nanos>::max() - now ? std::numeric_limits<Nanos>::max()
                                                            : now + std::max<Nanos>(timeout, 0);
 }
@@ -103,7 +103,7 @@ void IvshmemPeer::open_socket(Nanos deadline) {
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
   for (;;) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    posix::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) fail(syscall_message("socket", "AF_UNIX", errno));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
       socket_ = std::move(fd);
@@ -113,10 +113,10 @@ void IvshmemPeer::open_socket(Nanos deadline) {
     // Not there yet, a stale socket, or a full backlog: the server may be starting; retry.
     const bool transient = err == ENOENT || err == ECONNREFUSED || err == EAGAIN || err == EINTR;
     if (!transient) fail(syscall_message("connect", socket_path_, err));
-    if (MonotonicClock::read() >= deadline)
+    if (posix::MonotonicClock::read() >= deadline)
       fail(fmt::format("no server accepted a connection before the deadline; last attempt: {}",
                        syscall_message("connect", socket_path_, err)));
-    const Nanos pause = std::min<Nanos>(10'000'000, deadline - MonotonicClock::read());
+    const Nanos pause = std::min<Nanos>(10'000'000, deadline - posix::MonotonicClock::read());
     if (pause > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(pause));
   }
 }
@@ -139,7 +139,7 @@ std::string IvshmemPeer::expectation() const {
 }
 
 void IvshmemPeer::handshake(Nanos deadline) {
-  const Nanos started = MonotonicClock::read();
+  const Nanos started = posix::MonotonicClock::read();
   while (stage_ != Stage::done) {
     std::optional<Message> message = read_message();
     if (message) {
@@ -152,10 +152,10 @@ void IvshmemPeer::handshake(Nanos deadline) {
     pollfd pfd{socket_.get(), POLLIN, 0};
     int ready = ::poll(&pfd, 1, poll_timeout_ms(deadline));
     if (ready < 0 && errno != EINTR) fail(syscall_message("poll", socket_path_, errno));
-    if (ready == 0 && MonotonicClock::read() >= deadline)
+    if (ready == 0 && posix::MonotonicClock::read() >= deadline)
       fail(fmt::format("handshake timed out after {:.0f} ms having received {} messages; still "
                        "waiting for {}",
-                       millis(MonotonicClock::read() - started), messages_received_,
+                       millis(posix::MonotonicClock::read() - started), messages_received_,
                        expectation()));
   }
 }
@@ -178,7 +178,7 @@ std::optional<IvshmemPeer::Message> IvshmemPeer::read_message() {
     const std::uint64_t index = messages_received_ + 1;
 
     // Take ownership of every fd first, so an error below never leaks one.
-    std::vector<UniqueFd> fds;
+    std::vector<posix::UniqueFd> fds;
     for (cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr; c = CMSG_NXTHDR(&header, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

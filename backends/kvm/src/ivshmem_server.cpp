@@ -8,7 +8,7 @@
 
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/ivshmem_protocol.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "syscall_error.hpp"
 
 #include <fcntl.h>
@@ -178,7 +178,7 @@ void IvshmemServer::acquire_lock() {
   // A server that shuts down unlinks the lock file before closing it, so the file we lock may
   // be unlinked under us; then we retry on the new file.
   for (int attempt = 0; attempt < 10; ++attempt) {
-    UniqueFd fd(::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+    posix::UniqueFd fd(::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (!fd) throw_syscall(kContext, "open", lock_path_);
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) throw_syscall(kContext, "flock", lock_path_);
@@ -227,7 +227,7 @@ void IvshmemServer::clean_stale_state() {
                                      kContext, options_.socket_path));
     // A listener there that does not hold our lock is alive (another server implementation):
     // never steal its socket.
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    posix::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!probe) throw_syscall(kContext, "socket", "AF_UNIX");
     sockaddr_un address = unix_address(options_.socket_path);
     // Non-blocking: a live listener with a full backlog answers EAGAIN instead of stalling us.
@@ -243,7 +243,7 @@ void IvshmemServer::clean_stale_state() {
     throw_syscall(kContext, "lstat", options_.socket_path);
   }
 
-  UniqueFd stale_shm(::shm_open(shm_name_.c_str(), O_RDONLY | O_CLOEXEC, 0));
+  posix::UniqueFd stale_shm(::shm_open(shm_name_.c_str(), O_RDONLY | O_CLOEXEC, 0));
   if (stale_shm) {
     // A live server holds a lock on its object (see create_shared_memory()); one on another
     // socket may use the same shm name, and its object is not ours to remove.
@@ -271,7 +271,8 @@ void IvshmemServer::clean_stale_state() {
 
 void IvshmemServer::create_shared_memory() {
   // O_EXCL: the region must be fresh (zero-filled by ftruncate), never one somebody else holds.
-  UniqueFd lock_fd(::shm_open(shm_name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  posix::UniqueFd lock_fd(
+      ::shm_open(shm_name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!lock_fd) throw_syscall(kContext, "shm_open", shm_name_);
   owns_shm_ = true;
   // The object itself is locked for the server's life, so another server sharing the shm name
@@ -281,14 +282,14 @@ void IvshmemServer::create_shared_memory() {
   if (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) throw_syscall(kContext, "flock", shm_name_);
   if (::ftruncate(lock_fd.get(), static_cast<off_t>(options_.size)) != 0)
     throw_syscall(kContext, "ftruncate", fmt::format("{}, {} bytes", shm_name_, options_.size));
-  UniqueFd fd(::shm_open(shm_name_.c_str(), O_RDWR | O_CLOEXEC, 0));
+  posix::UniqueFd fd(::shm_open(shm_name_.c_str(), O_RDWR | O_CLOEXEC, 0));
   if (!fd) throw_syscall(kContext, "shm_open", shm_name_);
   shm_lock_fd_ = std::move(lock_fd);
-  shm_fd_ = std::make_shared<const UniqueFd>(std::move(fd));
+  shm_fd_ = std::make_shared<const posix::UniqueFd>(std::move(fd));
 }
 
 void IvshmemServer::create_listening_socket() {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  posix::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) throw_syscall(kContext, "socket", "AF_UNIX");
   sockaddr_un address = unix_address(options_.socket_path);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
@@ -361,7 +362,7 @@ bool IvshmemServer::poll_round(int timeout_ms, int stop_fd) {
   std::vector<std::uint16_t> ids; // fds[first_client + i] belongs to ids[i]
   fds.reserve(clients_.size() + 2);
   if (stop_fd >= 0) fds.push_back({stop_fd, POLLIN, 0});
-  const Nanos now = MonotonicClock::read();
+  const Nanos now = posix::MonotonicClock::read();
   const bool accepting = now >= accept_paused_until_ns_;
   if (accepting) fds.push_back({listen_fd_.get(), POLLIN, 0});
   const std::size_t first_client = fds.size();
@@ -427,7 +428,8 @@ void IvshmemServer::drop_departed_clients() {
 void IvshmemServer::accept_clients() {
   // Bounded so a flood of connections cannot starve the clients already connected.
   for (int i = 0; i < kListenBacklog; ++i) {
-    UniqueFd socket(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    posix::UniqueFd socket(
+        ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (socket) {
       // Whoever left before this client connected must be neither announced to it nor counted
       // against max_peers: the round's poll() may predate their hang-up.
@@ -446,7 +448,7 @@ void IvshmemServer::accept_clients() {
       // Out of fds or memory: the pending connection stays queued; retry a little later
       // instead of spinning on a listening socket that stays readable.
       log(syscall_message("accept4", options_.socket_path, errno) + "; pausing accept for 100 ms");
-      accept_paused_until_ns_ = MonotonicClock::read() + kAcceptBackoff;
+      accept_paused_until_ns_ = posix::MonotonicClock::read() + kAcceptBackoff;
       return;
     }
   }
@@ -469,7 +471,7 @@ bool IvshmemServer::allocate_id(std::uint16_t& id) {
   return false;
 }
 
-void IvshmemServer::admit(UniqueFd socket) {
+void IvshmemServer::admit(posix::UniqueFd socket) {
   if (clients_.size() >= options_.max_peers) {
     log(fmt::format("refusing a client: {} peers are connected, the maximum", clients_.size()));
     return; // closing the socket tells the client
@@ -483,13 +485,13 @@ void IvshmemServer::admit(UniqueFd socket) {
   for (unsigned v = 0; v < options_.vectors; ++v) {
     // Non-blocking: QEMU sets O_NONBLOCK on these anyway (it is shared by every copy of the
     // fd), and no reader or writer may ever block on a doorbell.
-    UniqueFd eventfd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    posix::UniqueFd eventfd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!eventfd) {
       log(syscall_message("eventfd", fmt::format("peer {} vector {}", client.id, v), errno) +
           "; refusing the client");
       return;
     }
-    client.vectors.push_back(std::make_shared<const UniqueFd>(std::move(eventfd)));
+    client.vectors.push_back(std::make_shared<const posix::UniqueFd>(std::move(eventfd)));
   }
 
   // The order below is the one the spec prescribes; QEMU relies on the first three.
@@ -598,7 +600,7 @@ int ivshmem_server_main(const IvshmemServerOptions& options) {
   } restore_mask{previous_mask};
   ::signal(SIGPIPE, SIG_IGN); // sendmsg uses MSG_NOSIGNAL; this covers stray writes
 
-  UniqueFd stop_fd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  posix::UniqueFd stop_fd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!stop_fd) {
     fmt::print(stderr, "{}: error: {}\n", kContext,
                syscall_message("signalfd", "SIGINT, SIGTERM", errno));

@@ -3,7 +3,7 @@
 
 #include "ivmc/core/membership_sources.hpp"
 #include "ivmc/kvm/error.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <fmt/format.h>
 
@@ -25,7 +25,7 @@ Nanos monotonic_of(double wall_seconds) {
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
   const Nanos age = wall_now - static_cast<Nanos>(wall_seconds * 1e9);
-  return MonotonicClock::read() - std::max<Nanos>(age, 0);
+  return posix::MonotonicClock::read() - std::max<Nanos>(age, 0);
 }
 
 } // namespace
@@ -74,7 +74,8 @@ void KvmMembership::add_guest(VmId vm, HostId host) {
     throw IvshmemError(fmt::format("membership: VM {} started on unknown host {}", vm, host));
   guests_.insert(vm);
   if (topology_.has_vm(vm)) return;
-  source_->on_event(topology_.create_vm(vm, {}, host, std::max(MonotonicClock::read(), last_run_)));
+  source_->on_event(
+      topology_.create_vm(vm, {}, host, std::max(posix::MonotonicClock::read(), last_run_)));
   run_due_locked();
   lock.unlock();
   wake_.notify_all();
@@ -97,7 +98,7 @@ void KvmMembership::publish_notified() {
     write_host_word(hosts_.at(host), options_.host_word, host);
     if (auto it = resumed_at_.find(r.observer);
         it != resumed_at_.end() && r.kind == ChangeKind::migration_in) {
-      arrivals_.push_back({r.observer, host, it->second, MonotonicClock::read()});
+      arrivals_.push_back({r.observer, host, it->second, posix::MonotonicClock::read()});
       resumed_at_.erase(it);
     }
   }
@@ -132,7 +133,7 @@ void KvmMembership::on_qmp_event(VmId vm, HostId host, const QmpEvent& event) {
 void KvmMembership::guest_ended(VmId vm, HostId host) {
   std::unique_lock lock(mutex_);
   if (!topology_.has_vm(vm) || topology_.host_of(vm) != host) return; // it had moved on
-  source_->on_event(topology_.shutdown_vm(vm, std::max(MonotonicClock::read(), last_run_)));
+  source_->on_event(topology_.shutdown_vm(vm, std::max(posix::MonotonicClock::read(), last_run_)));
   lock.unlock();
   wake_.notify_all();
 }
@@ -174,7 +175,7 @@ HostId KvmMembership::host_of(VmId vm) const {
 }
 
 Nanos KvmMembership::run_due_locked() {
-  const Nanos now = MonotonicClock::read();
+  const Nanos now = posix::MonotonicClock::read();
   // Stamped with the real (late) time: that is when the guest's word is written.
   // last_run_ moves only with a real run_due(): events are clamped to it, and a clamp that
   // is not needed would shorten the race windows recorded.

@@ -2,15 +2,12 @@
 #include "ivmc/kvm/qemu.hpp"
 
 #include "ivmc/kvm/error.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -41,10 +38,6 @@ std::string last_lines(const std::string& text, std::size_t count) {
     if (text[at] == '\n') ++n;
   }
   return text.substr(at == 0 ? 0 : at + 1);
-}
-
-bool executable(const std::string& path) {
-  return !path.empty() && ::access(path.c_str(), X_OK) == 0;
 }
 
 } // namespace
@@ -84,20 +77,6 @@ std::uint16_t free_udp_port() {
 
 std::string_view to_string(Accel a) {
   return a == Accel::kvm ? "kvm" : "tcg";
-}
-
-std::string find_qemu() {
-  if (const char* env = std::getenv("IVMC_QEMU"); env && *env) {
-    return executable(env) ? std::string(env) : std::string();
-  }
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/qemu-system-x86_64";
-    if (executable(candidate)) return candidate;
-  }
-  return {};
 }
 
 Accel choose_accel(const std::string& qemu, const GuestImage& image,
@@ -147,48 +126,49 @@ std::string GuestOutcome::describe() const {
                      last_lines(console, 25), last_lines(qemu_output, 10));
 }
 
-QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
-  if (options_.serial_log.empty()) throw IvshmemError("QemuGuest: serial_log is required");
+namespace {
+
+// QemuGuest's command line; throws on options that cannot make one.
+std::vector<std::string> guest_command(const QemuOptions& o) {
+  if (o.serial_log.empty()) throw IvshmemError("QemuGuest: serial_log is required");
   std::string append = "console=ttyS0 quiet panic=-1";
-  if (options_.iommu) append += " intel_iommu=on ivmc_modules=vfio-pci,vfio_iommu_type1";
-  if (options_.nic) append += " ivmc_ip=" + options_.nic->ip;
-  for (const std::string& a : options_.kernel_args) append += " " + a;
+  if (o.iommu) append += " intel_iommu=on ivmc_modules=vfio-pci,vfio_iommu_type1";
+  if (o.nic) append += " ivmc_ip=" + o.nic->ip;
+  for (const std::string& a : o.kernel_args) append += " " + a;
   append += " --";
-  for (const std::string& a : options_.agent_args) {
+  for (const std::string& a : o.agent_args) {
     if (a.empty() || a.find_first_of(" \"\t\n") != std::string::npos)
       throw IvshmemError(fmt::format("QemuGuest: agent argument '{}' cannot go on a kernel "
                                      "command line (empty, or a space or quote in it)",
                                      a));
     append += " " + a;
   }
-  auto& c = command_;
-  c = {options_.qemu,
-       "-accel",
-       std::string(to_string(options_.accel)),
-       "-m",
-       std::to_string(options_.memory_mib),
-       "-smp",
-       "1",
-       "-nodefaults",
-       "-display",
-       "none",
-       "-no-reboot",
-       "-serial",
-       "file:" + options_.serial_log};
-  if (options_.iommu) c.insert(c.end(), {"-M", "q35", "-device", "intel-iommu"});
-  if (!options_.ivshmem_socket.empty()) {
-    c.insert(c.end(),
-             {"-chardev", "socket,path=" + options_.ivshmem_socket + ",id=ivshmem", "-device",
-              fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}{}", options_.vectors,
-                          options_.ivshmem_master ? ",master=on" : "")});
+  std::vector<std::string> c = {o.qemu,
+                                "-accel",
+                                std::string(to_string(o.accel)),
+                                "-m",
+                                std::to_string(o.memory_mib),
+                                "-smp",
+                                "1",
+                                "-nodefaults",
+                                "-display",
+                                "none",
+                                "-no-reboot",
+                                "-serial",
+                                "file:" + o.serial_log};
+  if (o.iommu) c.insert(c.end(), {"-M", "q35", "-device", "intel-iommu"});
+  if (!o.ivshmem_socket.empty()) {
+    c.insert(c.end(), {"-chardev", "socket,path=" + o.ivshmem_socket + ",id=ivshmem", "-device",
+                       fmt::format("ivshmem-doorbell,chardev=ivshmem,vectors={}{}", o.vectors,
+                                   o.ivshmem_master ? ",master=on" : "")});
   }
-  if (!options_.qmp_socket.empty()) {
-    (void)::unlink(options_.qmp_socket.c_str()); // a stale socket of an earlier run
-    c.insert(c.end(), {"-qmp", "unix:" + options_.qmp_socket + ",server=on,wait=off"});
+  if (!o.qmp_socket.empty()) {
+    (void)::unlink(o.qmp_socket.c_str()); // a stale socket of an earlier run
+    c.insert(c.end(), {"-qmp", "unix:" + o.qmp_socket + ",server=on,wait=off"});
   }
-  if (!options_.incoming.empty()) c.insert(c.end(), {"-incoming", options_.incoming});
-  if (options_.nic) {
-    const GuestNic& n = *options_.nic;
+  if (!o.incoming.empty()) c.insert(c.end(), {"-incoming", o.incoming});
+  if (o.nic) {
+    const GuestNic& n = *o.nic;
     c.insert(
         c.end(),
         {"-netdev",
@@ -198,43 +178,16 @@ QemuGuest::QemuGuest(QemuOptions options) : options_(std::move(options)) {
          "-device",
          fmt::format("virtio-net-pci,netdev=net0,mac=52:54:00:00:00:{:02x}", n.mac_suffix & 0xff)});
   }
-  c.insert(c.end(), options_.qemu_args.begin(), options_.qemu_args.end());
-  c.insert(c.end(),
-           {"-kernel", options_.image.kernel, "-initrd", options_.image.initrd, "-append", append});
-
-  // Everything the child needs is prepared before fork(): it only calls async-signal-safe
-  // functions before exec.
-  std::vector<char*> argv;
-  for (std::string& s : c) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  qemu_output_path_ = options_.serial_log + ".qemu";
-  (void)::unlink(options_.serial_log.c_str()); // a stale console must not be read as this one's
-  const int out = ::open(qemu_output_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const int null_in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (out < 0 || null_in < 0) {
-    if (out >= 0) ::close(out);
-    if (null_in >= 0) ::close(null_in);
-    throw IvshmemError(fmt::format("QemuGuest: cannot open {}", qemu_output_path_));
-  }
-  const pid_t parent = ::getpid();
-  started_ = MonotonicClock::read();
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    // QEMU dies with this process, whatever happens to it.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);
-    ::dup2(null_in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    ::execv(argv[0], argv.data());
-    const char msg[] = "QemuGuest: execv of QEMU failed\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
-  ::close(out);
-  ::close(null_in);
-  if (pid_ < 0) throw IvshmemError("QemuGuest: fork failed");
+  c.insert(c.end(), o.qemu_args.begin(), o.qemu_args.end());
+  c.insert(c.end(), {"-kernel", o.image.kernel, "-initrd", o.image.initrd, "-append", append});
+  return c;
 }
+
+} // namespace
+
+QemuGuest::QemuGuest(QemuOptions options)
+    : options_(std::move(options)),
+      process_(guest_command(options_), options_.serial_log, "QemuGuest") {}
 
 QemuGuest::~QemuGuest() {
   kill();
@@ -244,38 +197,10 @@ QemuGuest::~QemuGuest() {
     (void)::unlink(options_.incoming.substr(kUnix.size()).c_str());
 }
 
-void QemuGuest::reap(bool block) {
-  if (ended_ || pid_ <= 0) return;
-  int status = 0;
-  const pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-  if (r == pid_) {
-    ended_ = true;
-    ended_at_ = MonotonicClock::read();
-    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  } else if (r < 0) {
-    ended_ = true; // not our child any more (reaped elsewhere): nothing left to kill
-    ended_at_ = MonotonicClock::read();
-  }
-}
-
-bool QemuGuest::running() {
-  reap(false);
-  return !ended_;
-}
-
-void QemuGuest::kill() {
-  reap(false);
-  if (ended_ || pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  reap(true);
-}
-
 GuestOutcome QemuGuest::wait() {
-  const Nanos deadline = started_ + options_.timeout;
-  while (!ended_) {
-    reap(false);
-    if (ended_) break;
-    if (MonotonicClock::read() >= deadline) {
+  const Nanos deadline = process_.started() + options_.timeout;
+  while (process_.running()) {
+    if (posix::MonotonicClock::read() >= deadline) {
       timed_out_ = true;
       kill();
       break;
@@ -286,11 +211,10 @@ GuestOutcome QemuGuest::wait() {
 }
 
 bool QemuGuest::wait_for_console(const std::string& text, Nanos timeout) {
-  const Nanos deadline = MonotonicClock::read() + timeout;
+  const Nanos deadline = posix::MonotonicClock::read() + timeout;
   for (;;) {
-    if (read_file(options_.serial_log).find(text) != std::string::npos) return true;
-    reap(false);
-    if (ended_ || MonotonicClock::read() >= deadline) return false;
+    if (process_.console().find(text) != std::string::npos) return true;
+    if (!process_.running() || posix::MonotonicClock::read() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -298,10 +222,10 @@ bool QemuGuest::wait_for_console(const std::string& text, Nanos timeout) {
 GuestOutcome QemuGuest::outcome() const {
   GuestOutcome out;
   out.timed_out = timed_out_;
-  out.qemu_status = status_;
-  out.console = read_file(options_.serial_log);
-  out.qemu_output = read_file(qemu_output_path_);
-  out.wall = (ended_ ? ended_at_ : MonotonicClock::read()) - started_;
+  out.qemu_status = process_.status();
+  out.console = process_.console();
+  out.qemu_output = process_.output();
+  out.wall = process_.wall();
   std::istringstream lines(out.console);
   std::string line;
   while (std::getline(lines, line)) {
@@ -311,7 +235,7 @@ GuestOutcome QemuGuest::outcome() const {
       } catch (const std::exception&) {
         // a garbled line: the status stays unknown
       }
-    } else if (auto fields = parse_report(line)) {
+    } else if (auto fields = posix::parse_report(line)) {
       out.reports.push_back(std::move(*fields));
     }
   }

@@ -2,7 +2,7 @@
 #include "ivmc/kvm/qmp.hpp"
 
 #include "ivmc/kvm/error.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -63,25 +63,25 @@ std::optional<double> json_number(std::string_view json, std::string_view key) {
 }
 
 QmpClient QmpClient::connect(const std::string& path, Nanos timeout) {
-  const Nanos deadline = MonotonicClock::read() + timeout;
+  const Nanos deadline = posix::MonotonicClock::read() + timeout;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path)
     throw IvshmemError(fmt::format("QMP: socket path {} is too long", path));
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   for (;;) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    posix::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) throw IvshmemError("QMP: socket() failed");
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
       QmpClient client(std::move(fd), path);
       const auto greeting = client.read_line(deadline);
       if (!greeting || greeting->find("\"QMP\"") == std::string::npos)
         throw IvshmemError(fmt::format("QMP {}: no greeting in time", path));
-      client.execute("qmp_capabilities", "", deadline - MonotonicClock::read());
+      client.execute("qmp_capabilities", "", deadline - posix::MonotonicClock::read());
       return client;
     }
     const int err = errno;
-    if ((err != ENOENT && err != ECONNREFUSED) || MonotonicClock::read() >= deadline)
+    if ((err != ENOENT && err != ECONNREFUSED) || posix::MonotonicClock::read() >= deadline)
       throw IvshmemError(fmt::format("QMP: connect to {} failed: {}", path, std::strerror(err)));
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -96,7 +96,7 @@ std::optional<std::string> QmpClient::read_line(Nanos deadline) {
       if (line.empty()) continue;
       return line;
     }
-    const Nanos left = deadline - MonotonicClock::read();
+    const Nanos left = deadline - posix::MonotonicClock::read();
     if (left <= 0) return std::nullopt;
     pollfd p{fd_.get(), POLLIN, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(std::min<Nanos>(left / 1'000'000 + 1, 1000)));
@@ -116,7 +116,7 @@ void QmpClient::queue_event(const std::string& line) {
   ev.status = json_string(line, "status").value_or("");
   ev.timestamp = json_number(line, "seconds").value_or(0) +
                  json_number(line, "microseconds").value_or(0) / 1e6;
-  ev.received = MonotonicClock::read();
+  ev.received = posix::MonotonicClock::read();
   ev.json = line;
   history_.push_back(ev);
   pending_.push_back(std::move(ev));
@@ -124,7 +124,7 @@ void QmpClient::queue_event(const std::string& line) {
 
 std::string QmpClient::execute(const std::string& command, const std::string& arguments,
                                Nanos timeout) {
-  const Nanos deadline = MonotonicClock::read() + timeout;
+  const Nanos deadline = posix::MonotonicClock::read() + timeout;
   std::string request = "{\"execute\": \"" + command + "\"";
   if (!arguments.empty()) request += ", \"arguments\": " + arguments;
   request += "}\n";
@@ -153,7 +153,7 @@ std::string QmpClient::execute(const std::string& command, const std::string& ar
 
 std::optional<QmpEvent> QmpClient::wait_event(const std::function<bool(const QmpEvent&)>& match,
                                               Nanos timeout) {
-  const Nanos deadline = MonotonicClock::read() + timeout;
+  const Nanos deadline = posix::MonotonicClock::read() + timeout;
   for (;;) {
     while (!pending_.empty()) {
       QmpEvent ev = std::move(pending_.front());

@@ -16,9 +16,9 @@
 //                                          (a link to a host process: channel while on its
 //                                           host, resumable TCP otherwise; link_stream.hpp)
 #include "ivmc/kvm/guest_platform.hpp"
-#include "ivmc/kvm/link_stream.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/kvm/ivshmem_link_stream.hpp"
+#include "ivmc/posix/tcp_path.hpp"
+#include "ivmc/posix/workload.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -32,6 +32,7 @@
 
 using namespace ivmc;
 using namespace ivmc::kvm;
+using namespace ivmc::posix;
 
 namespace {
 

@@ -2,7 +2,7 @@
 // include/ivmc/xen/event_channel_doorbell.hpp.
 #include "ivmc/xen/event_channel_doorbell.hpp"
 
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "ivmc/xen/error.hpp"
 
 extern "C" {
@@ -98,12 +98,12 @@ void EventChannelDoorbell::declare_lost() {
 WaitResult EventChannelDoorbell::wait(Wake reason, Nanos timeout) {
   const int i = index(reason);
   const int fd = ::xenevtchn_fd(handles_[i]);
-  const Nanos start = kvm::MonotonicClock::read();
+  const Nanos start = posix::MonotonicClock::read();
   // acquire: pairs with declare_lost()'s release store.
   auto lost = [this] { return lost_.load(std::memory_order_acquire); };
   for (;;) {
     if (lost()) return WaitResult::failed;
-    const Nanos waited = kvm::MonotonicClock::read() - start;
+    const Nanos waited = posix::MonotonicClock::read() - start;
     const Nanos left = timeout - waited;
     pollfd p{fd, POLLIN, 0};
     const Nanos slice = std::max<Nanos>(0, std::min(left, kLivenessSlice));

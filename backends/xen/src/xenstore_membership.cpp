@@ -1,7 +1,7 @@
 // Domains from XenStore as membership changes: see include/ivmc/xen/xenstore_membership.hpp.
 #include "ivmc/xen/xenstore_membership.hpp"
 
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "ivmc/xen/offer_record.hpp"
 
 #include <poll.h>
@@ -38,7 +38,7 @@ XenStoreMembership::XenStoreMembership(Mode mode, Nanos period, std::string_view
     watch_store_ = std::make_unique<XenStore>();
     watch_store_->watch(std::string(kDomains), "domains");
   }
-  const Nanos now = kvm::MonotonicClock::read();
+  const Nanos now = posix::MonotonicClock::read();
   reread(now); // the domains already there: the starting state
   next_scan_ = now + period_;
 }
@@ -71,10 +71,10 @@ std::vector<XenStoreMembership::Change> XenStoreMembership::reread(Nanos now) {
 }
 
 std::vector<XenStoreMembership::Change> XenStoreMembership::wait(Nanos timeout) {
-  const Nanos start = kvm::MonotonicClock::read();
+  const Nanos start = posix::MonotonicClock::read();
   const Nanos deadline = start + timeout;
   for (;;) {
-    const Nanos now = kvm::MonotonicClock::read();
+    const Nanos now = posix::MonotonicClock::read();
     if (mode_ == Mode::scan) {
       if (now >= next_scan_) {
         next_scan_ = std::max(next_scan_ + period_, now + 1); // a late scan does not pile up
@@ -98,7 +98,7 @@ std::vector<XenStoreMembership::Change> XenStoreMembership::wait(Nanos timeout) 
       relevant |= names_domain_directory(event->first);
     }
     if (relevant) {
-      std::vector<Change> changes = reread(kvm::MonotonicClock::read());
+      std::vector<Change> changes = reread(posix::MonotonicClock::read());
       if (!changes.empty()) return changes;
     }
   }

@@ -27,10 +27,10 @@
 //       domU <-> domU over the domains' network (TCP routed by dom0)
 //   exit                                         the domU's serve loop ends
 //   dom0:  ivmc-xen-agent plan --plan FILE --domains FILE   (a scenario's workloads, see run_plan)
-#include "ivmc/kvm/link_stream.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/posix/clock.hpp"
+#include "ivmc/posix/link_stream.hpp"
+#include "ivmc/posix/tcp_path.hpp"
+#include "ivmc/posix/workload.hpp"
 #include "ivmc/xen/offer_record.hpp"
 #include "ivmc/xen/xen_platform.hpp"
 #include "ivmc/xen/xenstore_membership.hpp"
@@ -52,8 +52,8 @@
 
 using namespace ivmc;
 using namespace ivmc::xen;
-using kvm::MonotonicClock;
-using kvm::Report;
+using posix::MonotonicClock;
+using posix::Report;
 
 namespace {
 
@@ -132,7 +132,7 @@ Report receive_until_dead(XenPlatform& platform, XenEndpoint& ep, const Job& job
   r.mode = kill ? "recv-kill" : "recv-crash";
   const std::uint64_t kill_at = job.number("kill", 8u << 20);
   std::vector<std::byte> buffer(ep.channel().max_message());
-  kvm::StreamChecksum sum;
+  posix::StreamChecksum sum;
   std::optional<std::thread> killer;
   std::uint64_t snapshot = 0;
   Nanos killed_at = -1, kill_done = -1, last_message = -1;
@@ -173,7 +173,7 @@ Report receive_until_dead(XenPlatform& platform, XenEndpoint& ep, const Job& job
                 std::string(to_string(end)).c_str(), snapshot,
                 detect_from < 0 ? -1.0 : (ended_at - detect_from) / 1e6,
                 kill_done < 0 ? -1.0 : (kill_done - killed_at) / 1e6,
-                sum.value() == kvm::expected_checksum(r.bytes) ? 1 : 0,
+                sum.value() == posix::expected_checksum(r.bytes) ? 1 : 0,
                 static_cast<long long>(detect_from));
   r.extra = extra;
   if (kill && !killer)
@@ -182,7 +182,7 @@ Report receive_until_dead(XenPlatform& platform, XenEndpoint& ep, const Job& job
   else if (end != Errc::peer_dead)
     r.error = "ended with " + std::string(to_string(end)) +
               ", expected peer_dead: " + ep.channel().error_detail();
-  else if (sum.value() != kvm::expected_checksum(r.bytes))
+  else if (sum.value() != posix::expected_checksum(r.bytes))
     r.error = "the bytes received are not an intact prefix of the stream";
   else if (r.bytes < snapshot)
     r.error = "lost data: the sender had sent " + std::to_string(snapshot) + " bytes, " +
@@ -213,7 +213,7 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
       if (job.kind.rfind("tcp-", 0) == 0)
         wire_job += " addr=" + listen_ip + ":" + std::to_string(tcp_port);
       o.job = wire_job;
-      std::optional<kvm::TcpListener> listener;
+      std::optional<posix::TcpListener> listener;
       if (job.kind.rfind("tcp-", 0) == 0) listener.emplace(listen_ip, tcp_port);
       const Nanos t0 = MonotonicClock::read();
       auto ep = platform->offer(peer, o);
@@ -221,7 +221,7 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
         throw std::runtime_error("domain " + std::to_string(peer) + " did not map " + name + ": " +
                                  std::string(to_string(e)));
       const double setup_ms = (MonotonicClock::read() - t0) / 1e6;
-      kvm::WorkloadOptions w;
+      posix::WorkloadOptions w;
       w.bytes = job.number("bytes", 32u << 20);
       w.message = static_cast<std::uint32_t>(job.number("message", 4096));
       w.count = job.number("count", 1000);
@@ -232,16 +232,16 @@ int drive(std::uint32_t peer, const std::vector<std::string>& jobs, const std::s
       } else if (job.kind == "stream" && (job.args.count("kill") + job.args.count("crash")) != 0) {
         r = receive_until_dead(*platform, *ep, job, kill_command, timeout);
       } else if (job.kind == "stream") {
-        r = kvm::stream_recv(ep->channel(), w);
+        r = posix::stream_recv(ep->channel(), w);
       } else if (job.kind == "ping") {
-        r = kvm::ping(ep->channel(), w);
+        r = posix::ping(ep->channel(), w);
       } else {
-        kvm::TcpPath tcp = listener->accept(timeout);
-        kvm::FrameWorkloadPath path(tcp);
-        r = job.kind == "tcp-stream" ? kvm::stream_recv(path, w) : kvm::ping(path, w);
+        posix::TcpPath tcp = listener->accept(timeout);
+        posix::FrameWorkloadPath path(tcp);
+        r = job.kind == "tcp-stream" ? posix::stream_recv(path, w) : posix::ping(path, w);
       }
       if (r.mode != "recv-kill" && r.mode != "recv-crash") {
-        if (job.kind == "stream" && r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
+        if (job.kind == "stream" && r.ok && r.checksum != posix::expected_checksum(w.bytes)) {
           r.ok = false;
           r.error = "checksum differs from the stream's";
         }
@@ -281,12 +281,13 @@ std::pair<std::string, std::uint16_t> job_address(const Job& job) {
 
 // The work a domU does with another domU (send, recv, ping or echo) over `path`, checked as
 // the vm tests check it: a stream's receiver compares the stream's checksum.
-Report run_work(kvm::WorkloadPath& path, const std::string& work, const kvm::WorkloadOptions& w) {
-  if (work == "send") return kvm::stream_send(path, w);
-  if (work == "ping") return kvm::ping(path, w);
-  if (work == "echo") return kvm::echo(path, w);
-  Report r = kvm::stream_recv(path, w);
-  if (r.ok && r.checksum != kvm::expected_checksum(w.bytes)) {
+Report run_work(posix::WorkloadPath& path, const std::string& work,
+                const posix::WorkloadOptions& w) {
+  if (work == "send") return posix::stream_send(path, w);
+  if (work == "ping") return posix::ping(path, w);
+  if (work == "echo") return posix::echo(path, w);
+  Report r = posix::stream_recv(path, w);
+  if (r.ok && r.checksum != posix::expected_checksum(w.bytes)) {
     r.ok = false;
     r.error = "checksum differs from the stream's";
   }
@@ -299,7 +300,7 @@ Report run_work(kvm::WorkloadPath& path, const std::string& work, const kvm::Wor
 //   work=send|recv|ping|echo (default: the offerer and the connector send, the others
 //   receive), message=M, bytes=N (streams), count=C (pings), ring=BYTES (the offerer's rings).
 // dom0 learns the outcome over the control channel the job came on (serve sends it back).
-Report peer_job(XenPlatform& platform, const Job& job, kvm::WorkloadOptions w, Nanos timeout) {
+Report peer_job(XenPlatform& platform, const Job& job, posix::WorkloadOptions w, Nanos timeout) {
   const bool first = job.kind == "relay-offer" || job.kind == "net-connect";
   const std::string work = job.text("work", first ? "send" : "recv");
   if (work != "send" && work != "recv" && work != "ping" && work != "echo")
@@ -308,11 +309,11 @@ Report peer_job(XenPlatform& platform, const Job& job, kvm::WorkloadOptions w, N
   Report r;
   if (job.kind == "net-listen" || job.kind == "net-connect") {
     const auto [host, port] = job_address(job);
-    std::optional<kvm::TcpListener> listener;
+    std::optional<posix::TcpListener> listener;
     if (job.kind == "net-listen") listener.emplace(host, port);
-    kvm::TcpPath tcp =
-        listener ? listener->accept(timeout) : kvm::TcpPath::connect(host, port, timeout);
-    kvm::FrameWorkloadPath path(tcp, work == "send");
+    posix::TcpPath tcp =
+        listener ? listener->accept(timeout) : posix::TcpPath::connect(host, port, timeout);
+    posix::FrameWorkloadPath path(tcp, work == "send");
     r = run_work(path, work, w);
     r.extra += " path=net";
   } else {
@@ -327,7 +328,7 @@ Report peer_job(XenPlatform& platform, const Job& job, kvm::WorkloadOptions w, N
     } else {
       pair = platform.map(other, o, timeout);
     }
-    kvm::ChannelWorkloadPath path(pair->channel());
+    posix::ChannelWorkloadPath path(pair->channel());
     r = run_work(path, work, w);
     if (work == "recv" || work == "echo") pair->channel().close(5 * kSecond);
     r.extra += " pair=1 path=ring other=" + std::to_string(other);
@@ -352,7 +353,7 @@ std::string view_path(std::uint32_t domid) {
 Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   const std::uint32_t peer = job_domain(job);
   const auto [host, port] = job_address(job);
-  kvm::TcpPath remote = kvm::TcpPath::connect(host, port, timeout);
+  posix::TcpPath remote = posix::TcpPath::connect(host, port, timeout);
   std::unique_ptr<XenEndpoint> endpoint;
   std::unique_ptr<ChannelPath> local;
   std::uint64_t epoch = 0, version = 0;
@@ -407,15 +408,15 @@ Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   std::uint64_t next_publish = kProgressEvery;
   // views=K after=N: once the K-th view (the first included) arrived, N more bytes and done.
   const std::uint64_t views = job.number("views", 0), after = job.number("after", 8u << 20);
-  Report r = kvm::send_link_stream(sender, job.number("bytes", UINT32_MAX),
-                                   static_cast<std::uint32_t>(job.number("message", 4096)), timeout,
-                                   [&](std::uint64_t bytes, std::uint64_t& limit) {
-                                     if (views != 0 && version >= views && limit > bytes + after)
-                                       limit = bytes + after;
-                                     if (bytes < next_publish) return;
-                                     next_publish += kProgressEvery;
-                                     platform.store().write(progress, std::to_string(bytes));
-                                   });
+  Report r = posix::send_link_stream(sender, job.number("bytes", UINT32_MAX),
+                                     static_cast<std::uint32_t>(job.number("message", 4096)),
+                                     timeout, [&](std::uint64_t bytes, std::uint64_t& limit) {
+                                       if (views != 0 && version >= views && limit > bytes + after)
+                                         limit = bytes + after;
+                                       if (bytes < next_publish) return;
+                                       next_publish += kProgressEvery;
+                                       platform.store().write(progress, std::to_string(bytes));
+                                     });
   if (r.error.empty()) {
     if (const Errc e = sender.finish(timeout); e != Errc::ok)
       r.error = "link finish: " + std::string(to_string(e));
@@ -427,7 +428,7 @@ Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   // The TCP path needs no drain: its frames are in the kernel's send buffer, delivered before
   // the FIN when the socket closes, and the receiver reports what it got.
   r.ok = r.error.empty();
-  r.extra = kvm::link_counters(sender.stats()) + " epochs=" + std::to_string(epoch) +
+  r.extra = posix::link_counters(sender.stats()) + " epochs=" + std::to_string(epoch) +
             " views=" + std::to_string(version);
   return r;
 }
@@ -435,9 +436,9 @@ Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
 Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   const std::uint32_t peer = job_domain(job);
   const auto [host, port] = job_address(job);
-  kvm::TcpListener listener(host, port);
-  kvm::TcpPath remote = listener.accept(timeout);
-  kvm::ReceiverInstances<XenEndpoint> instances([&](std::uint64_t epoch, Nanos wait) {
+  posix::TcpListener listener(host, port);
+  posix::TcpPath remote = listener.accept(timeout);
+  posix::ReceiverInstances<XenEndpoint> instances([&](std::uint64_t epoch, Nanos wait) {
     return platform.map(peer, endpoint_options("l" + std::to_string(epoch), job, 30),
                         std::max<Nanos>(wait, 50'000'000));
   });
@@ -445,8 +446,8 @@ Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   env.remote = &remote;
   instances.install(env);
   LinkReceiver receiver(env, platform.clock());
-  std::vector<kvm::PathChange> changes;
-  Report r = kvm::receive_link_stream(receiver, timeout, &changes);
+  std::vector<posix::PathChange> changes;
+  Report r = posix::receive_link_stream(receiver, timeout, &changes);
   const std::uint64_t bytes = job.number("bytes", 0); // 0: as many as the sender sends
   if (r.ok && bytes != 0 && r.bytes != bytes) {
     r.ok = false;
@@ -463,12 +464,12 @@ Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
 
 // The domU's side of one job.
 Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos timeout) {
-  kvm::WorkloadOptions w;
+  posix::WorkloadOptions w;
   w.bytes = job.number("bytes", 32u << 20);
   w.message = static_cast<std::uint32_t>(job.number("message", 4096));
   w.count = 0; // echo until the peer closes
   w.timeout = timeout;
-  if (job.kind == "ping") return kvm::echo(ep.channel(), w);
+  if (job.kind == "ping") return posix::echo(ep.channel(), w);
   if (job.kind == "relay-offer" || job.kind == "relay-map" || job.kind == "net-listen" ||
       job.kind == "net-connect")
     return peer_job(platform, job, w, timeout);
@@ -476,15 +477,15 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
   if (job.kind == "link-recv") return link_recv_job(platform, job, timeout);
   if (job.kind == "tcp-stream" || job.kind == "tcp-ping") { // with dom0, which listens
     const auto [host, port] = job_address(job);
-    kvm::TcpPath tcp = kvm::TcpPath::connect(host, port, timeout);
-    kvm::FrameWorkloadPath path(tcp, job.kind == "tcp-stream");
-    return job.kind == "tcp-stream" ? kvm::stream_send(path, w) : kvm::echo(path, w);
+    posix::TcpPath tcp = posix::TcpPath::connect(host, port, timeout);
+    posix::FrameWorkloadPath path(tcp, job.kind == "tcp-stream");
+    return job.kind == "tcp-stream" ? posix::stream_send(path, w) : posix::echo(path, w);
   }
   // stream: send, publishing how much send() accepted (the kill test's snapshot).
   Report r;
   r.mode = "send";
   std::vector<std::byte> buffer(w.message);
-  kvm::StreamChecksum sum;
+  posix::StreamChecksum sum;
   const std::string progress = progress_path(platform.domid());
   const Nanos start = MonotonicClock::read();
   std::uint64_t next_publish = kProgressEvery;
@@ -492,7 +493,7 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
   while (r.bytes < w.bytes) {
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(w.message, w.bytes - r.bytes));
     const std::span<std::byte> m(buffer.data(), n);
-    kvm::fill_stream(r.bytes, m);
+    posix::fill_stream(r.bytes, m);
     if (const Errc e = ep.channel().send(m, timeout); e != Errc::ok) {
       r.error = "send: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
       return r;
@@ -567,18 +568,18 @@ bool relay_outcome(XenEndpoint& ep, Nanos timeout,
                    const std::vector<std::pair<std::string, std::string>>& tags) {
   std::vector<std::byte> buffer(ep.channel().max_message());
   std::size_t n = 0;
-  std::optional<kvm::ReportFields> fields;
+  std::optional<posix::ReportFields> fields;
   std::string problem;
   if (const Errc e = ep.channel().recv(buffer, n, timeout); e == Errc::ok) {
-    fields = kvm::parse_report(std::string_view(reinterpret_cast<const char*>(buffer.data()), n));
+    fields = posix::parse_report(std::string_view(reinterpret_cast<const char*>(buffer.data()), n));
     if (!fields) problem = "its outcome is not a report line";
   } else {
     problem = "no outcome: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
   }
   ep.channel().close(5 * kSecond);
   if (!fields)
-    fields = kvm::ReportFields{{"ok", "0"},
-                               {"error", "domain " + std::to_string(ep.peer()) + ": " + problem}};
+    fields = posix::ReportFields{{"ok", "0"},
+                                 {"error", "domain " + std::to_string(ep.peer()) + ": " + problem}};
   for (const auto& [key, value] : tags) (*fields)[key] = value;
   std::string line = "IVMC-RESULT";
   for (const auto& [key, value] : *fields) {

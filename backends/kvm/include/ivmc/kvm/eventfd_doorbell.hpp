@@ -4,7 +4,7 @@
 #pragma once
 
 #include "ivmc/core/platform.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <array>
 #include <atomic>
@@ -57,8 +57,8 @@ public:
 private:
   static std::size_t index(Wake reason) { return static_cast<std::size_t>(reason); }
 
-  std::array<UniqueFd, 2> ring_fds_; // by Wake: the remote peer's eventfds
-  std::array<UniqueFd, 2> wait_fds_; // by Wake: this peer's eventfds
+  std::array<posix::UniqueFd, 2> ring_fds_; // by Wake: the remote peer's eventfds
+  std::array<posix::UniqueFd, 2> wait_fds_; // by Wake: this peer's eventfds
   // relaxed: counts rings for statistics; the eventfd write itself is the synchronisation.
   std::atomic<std::uint64_t> rings_{0};
   // relaxed: counts wake-ups (wait() returning rung) for statistics only.

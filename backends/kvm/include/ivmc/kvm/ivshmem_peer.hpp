@@ -11,7 +11,7 @@
 #pragma once
 
 #include "ivmc/core/platform.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <array>
 #include <cstddef>
@@ -106,7 +106,7 @@ private:
 
   struct Message {
     std::int64_t value = 0;
-    UniqueFd fd;
+    posix::UniqueFd fd;
   };
 
   enum class Stage : std::uint8_t { version, own_id, shared_memory, vectors, done };
@@ -125,11 +125,11 @@ private:
 
   std::string socket_path_;
   unsigned vectors_ = 0;
-  UniqueFd socket_;
+  posix::UniqueFd socket_;
   Mapping mapping_;
   std::uint16_t id_ = 0;
-  std::vector<UniqueFd> own_vectors_;
-  std::map<std::uint16_t, std::vector<UniqueFd>> peers_; // complete or being announced
+  std::vector<posix::UniqueFd> own_vectors_;
+  std::map<std::uint16_t, std::vector<posix::UniqueFd>> peers_; // complete or being announced
   std::vector<PeerEvent> events_;
   ServerLink link_ = ServerLink::connected;
   std::string server_error_;
@@ -138,7 +138,7 @@ private:
   std::uint64_t messages_received_ = 0;    // for error messages: "message 5"
   std::array<unsigned char, 8> partial_{}; // a message split across reads (stream socket)
   std::size_t partial_size_ = 0;
-  UniqueFd partial_fd_;
+  posix::UniqueFd partial_fd_;
   bool eof_ = false;
 };
 

@@ -15,7 +15,7 @@
 
 #include "ivmc/core/channel.hpp"
 #include "ivmc/kvm/eventfd_doorbell.hpp" // WakeVectors
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -134,7 +134,7 @@ public:
   std::uint16_t id() const { return port_->id(); }
   // Re-read from the device: differs from id() once a guest migrated to another host.
   std::uint16_t current_id() const { return port_->current_id(); }
-  MonotonicClock& clock() { return clock_; }
+  posix::MonotonicClock& clock() { return clock_; }
   SharedRegion region() const { return port_->region(); }
 
 private:
@@ -144,7 +144,7 @@ private:
   SharedRegion area(const EndpointOptions& options) const;
 
   std::unique_ptr<IvshmemPort> port_;
-  MonotonicClock clock_;
+  posix::MonotonicClock clock_;
   mutable std::mutex mutex_; // guards port_'s state, endpoints_ and detached_
   std::vector<IvshmemEndpoint*> endpoints_;
   std::condition_variable stop_cv_;

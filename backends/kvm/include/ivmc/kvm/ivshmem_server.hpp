@@ -17,7 +17,7 @@
 #pragma once
 
 #include "ivmc/core/platform.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -81,7 +81,7 @@ public:
 
 private:
   // A shared fd: queued messages keep a departed peer's eventfds open until they are sent.
-  using SharedFd = std::shared_ptr<const UniqueFd>;
+  using SharedFd = std::shared_ptr<const posix::UniqueFd>;
 
   struct OutgoingMessage {
     std::int64_t value;
@@ -90,7 +90,7 @@ private:
 
   struct Client {
     std::uint16_t id = 0;
-    UniqueFd socket;
+    posix::UniqueFd socket;
     std::vector<SharedFd> vectors; // this peer's eventfds, one per vector
     std::deque<OutgoingMessage> outbox;
     std::string broken; // why the client must be dropped; empty while it is healthy
@@ -111,7 +111,7 @@ private:
   void drop_departed_clients();                    // a poll() that does not wait
   void accept_clients();
   bool allocate_id(std::uint16_t& id);
-  void admit(UniqueFd socket);
+  void admit(posix::UniqueFd socket);
   void enqueue(Client& client, std::int64_t value, SharedFd fd);
   // Sends what the socket takes now; false if the client is broken and must be dropped.
   bool flush(Client& client);
@@ -125,10 +125,10 @@ private:
   std::size_t max_outbox_ = 0;
   pid_t owner_pid_ = 0; // cleanup runs only in the process that started the server
 
-  UniqueFd lock_fd_;
-  SharedFd shm_fd_;      // the description clients receive
-  UniqueFd shm_lock_fd_; // another description of the object, flock()ed while we live
-  UniqueFd listen_fd_;
+  posix::UniqueFd lock_fd_;
+  SharedFd shm_fd_;             // the description clients receive
+  posix::UniqueFd shm_lock_fd_; // another description of the object, flock()ed while we live
+  posix::UniqueFd listen_fd_;
   bool owns_socket_ = false;
   bool owns_shm_ = false;
 

@@ -72,7 +72,7 @@ public:
   struct Arrival {
     VmId vm = 0;
     HostId host = 0;
-    Nanos resumed = 0, published = 0; // MonotonicClock
+    Nanos resumed = 0, published = 0; // posix::MonotonicClock
   };
   std::vector<Arrival> arrivals() const;
   // Where `vm` is, as QEMU says (0 if nowhere).

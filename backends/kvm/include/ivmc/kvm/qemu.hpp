@@ -1,16 +1,18 @@
-// Launching test guests: QEMU with the image from guest/build_image.sh, the ivmc-guest agent's
-// arguments on the kernel command line, the serial console in a file, and a hard timeout.
+// Launching test guests: QEMU with the image from guest/build_image.sh, an ivshmem-doorbell
+// device, the ivmc-guest agent's arguments on the kernel command line, the serial console in a
+// file, and a hard timeout.
 //
-// Every QEMU is a direct child started with fork+exec; it dies with its parent
-// (PR_SET_PDEATHSIG), and QemuGuest kills it by pid (SIGKILL) and reaps it on timeout, on
-// kill() and in its destructor: no QEMU outlives a failed test.
+// Every QEMU is a posix::QemuProcess (posix/qemu_process.hpp): a direct child that dies with
+// its parent; QemuGuest kills it by pid (SIGKILL) and reaps it on timeout, on kill() and in
+// its destructor: no QEMU outlives a failed test.
 //
 // Acceleration: TCG, unless a short boot probe shows that KVM really works (on the project's
 // machines /dev/kvm exists but hardware virtualization does not: a KVM guest crawls).
 #pragma once
 
 #include "ivmc/core/platform.hpp"
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/posix/qemu_process.hpp"
+#include "ivmc/posix/workload.hpp"
 
 #include <sys/types.h>
 
@@ -30,8 +32,7 @@ struct GuestImage {
 enum class Accel { tcg, kvm };
 std::string_view to_string(Accel a);
 
-// The qemu-system-x86_64 to use: $IVMC_QEMU, else the one on PATH; empty if there is none.
-std::string find_qemu();
+// The qemu-system-x86_64 to use: posix::find_qemu (qemu_process.hpp).
 
 // TCG unless KVM boots `image` to userspace within a few seconds. IVMC_QEMU_ACCEL=tcg|kvm
 // overrides; the probe's answer is kept in `cache_file` for the current boot of this machine
@@ -78,13 +79,13 @@ struct QemuOptions {
 
 // What a guest did, read from its console once QEMU ended.
 struct GuestOutcome {
-  bool timed_out = false;            // killed at the deadline
-  int qemu_status = -1;              // QEMU's exit code, or -signal
-  std::optional<int> agent_status;   // from the "IVMC-EXIT n" line
-  std::vector<ReportFields> reports; // every IVMC-RESULT line
-  std::string console;               // the whole serial log
-  std::string qemu_output;           // QEMU's own stdout/stderr
-  Nanos wall = 0;                    // launch to end
+  bool timed_out = false;                   // killed at the deadline
+  int qemu_status = -1;                     // QEMU's exit code, or -signal
+  std::optional<int> agent_status;          // from the "IVMC-EXIT n" line
+  std::vector<posix::ReportFields> reports; // every IVMC-RESULT line
+  std::string console;                      // the whole serial log
+  std::string qemu_output;                  // QEMU's own stdout/stderr
+  Nanos wall = 0;                           // launch to end
   bool ok() const { return !timed_out && agent_status == 0; }
   // For test failures: why it ended, and the console's and QEMU's last lines.
   std::string describe() const;
@@ -98,29 +99,23 @@ public:
   QemuGuest(const QemuGuest&) = delete;
   QemuGuest& operator=(const QemuGuest&) = delete;
 
-  pid_t pid() const { return pid_; }
-  const std::vector<std::string>& command() const { return command_; }
+  pid_t pid() const { return process_.pid(); }
+  const std::vector<std::string>& command() const { return process_.command(); }
   // False once QEMU has ended (reaps it if so).
-  bool running();
+  bool running() { return process_.running(); }
   // Waits for QEMU to end, at most until the launch timeout (then kills it). Repeatable.
   GuestOutcome wait();
   // SIGKILL by pid, then reap. Safe to call more than once.
-  void kill();
+  void kill() { process_.kill(); }
   // True once the console holds `text` (e.g. "IVMC-INFO"); polls the log until `timeout`.
   bool wait_for_console(const std::string& text, Nanos timeout);
 
 private:
-  void reap(bool block);
   GuestOutcome outcome() const;
 
   QemuOptions options_;
-  std::vector<std::string> command_;
-  std::string qemu_output_path_;
-  pid_t pid_ = -1;
-  bool ended_ = false;
+  posix::QemuProcess process_;
   bool timed_out_ = false;
-  int status_ = -1;
-  Nanos started_ = 0, ended_at_ = 0;
 };
 
 } // namespace ivmc::kvm

@@ -7,7 +7,7 @@
 #pragma once
 
 #include "ivmc/core/platform.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <deque>
 #include <functional>
@@ -26,7 +26,7 @@ struct QmpEvent {
   std::string name;     // "MIGRATION", "STOP", "RESUME", ...
   std::string status;   // data.status, if any ("completed")
   double timestamp = 0; // QEMU's host wall-clock time of the event, in seconds
-  Nanos received = 0;   // MonotonicClock when this client read it
+  Nanos received = 0;   // posix::MonotonicClock when this client read it
   std::string json;     // the whole line
 };
 
@@ -54,12 +54,12 @@ public:
   void discard_events() { pending_.clear(); }
 
 private:
-  QmpClient(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  QmpClient(posix::UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   // One line, or nullopt at the deadline; throws if the socket closed.
   std::optional<std::string> read_line(Nanos deadline);
   void queue_event(const std::string& line);
 
-  UniqueFd fd_;
+  posix::UniqueFd fd_;
   std::string path_;
   std::string buffer_;
   std::deque<QmpEvent> pending_;

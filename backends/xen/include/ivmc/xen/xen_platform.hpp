@@ -17,7 +17,7 @@
 #pragma once
 
 #include "ivmc/core/channel.hpp"
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 #include "ivmc/xen/xenstore.hpp"
 
 #include <atomic>
@@ -84,7 +84,7 @@ public:
   XenPlatform& operator=(const XenPlatform&) = delete;
 
   std::uint32_t domid() const { return domid_; }
-  kvm::MonotonicClock& clock() { return clock_; }
+  posix::MonotonicClock& clock() { return clock_; }
   XenStore& store() { return *store_; }
 
   // Bytes of the channel area for rings of `ring_bytes`, rounded up to whole pages.
@@ -112,7 +112,7 @@ private:
   std::unique_ptr<XenStore> store_;       // setup and records (caller's thread)
   std::unique_ptr<XenStore> probe_store_; // the ticker's own connection
   std::uint32_t domid_ = 0;
-  kvm::MonotonicClock clock_;
+  posix::MonotonicClock clock_;
   std::mutex mutex_; // guards endpoints_ and the grant handles
   std::vector<XenEndpoint*> endpoints_;
   std::condition_variable stop_cv_;

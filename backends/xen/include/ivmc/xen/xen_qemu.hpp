@@ -2,12 +2,13 @@
 // kernel, dom0's kernel and initramfs as its modules, the serial console (Xen's and, through
 // hvc0, dom0's) in a file, and a hard timeout.
 //
-// QEMU is a direct child started with fork+exec that dies with its parent (PR_SET_PDEATHSIG);
-// it is killed by pid (SIGKILL) and reaped on timeout, on an early failure line and in the
-// destructor: no QEMU outlives a failed test.
+// QEMU is a posix::QemuProcess (posix/qemu_process.hpp): a direct child that dies with its
+// parent; it is killed by pid (SIGKILL) and reaped on timeout, on an early failure line and in
+// the destructor: no QEMU outlives a failed test.
 #pragma once
 
 #include "ivmc/core/platform.hpp"
+#include "ivmc/posix/qemu_process.hpp"
 
 #include <sys/types.h>
 
@@ -49,21 +50,16 @@ public:
   ~XenBoot();                               // kills and reaps QEMU if it still runs
   XenBoot(const XenBoot&) = delete;
   XenBoot& operator=(const XenBoot&) = delete;
-  pid_t pid() const { return pid_; }
-  const std::vector<std::string>& command() const { return command_; }
+  pid_t pid() const { return process_.pid(); }
+  const std::vector<std::string>& command() const { return process_.command(); }
   // Waits until QEMU ends, the timeout passes (SIGKILL), or dom0 printed IVMC-EXIT and QEMU
   // did not end within 30 s of it (SIGKILL).
   XenBootOutcome wait();
-  void kill(); // SIGKILL by pid, then reap; repeatable
+  void kill() { process_.kill(); } // SIGKILL by pid, then reap; repeatable
 
 private:
   XenBootOptions options_;
-  std::vector<std::string> command_;
-  std::string qemu_output_path_;
-  pid_t pid_ = -1;
-  bool ended_ = false;
-  int status_ = -1;
-  Nanos started_ = 0;
+  posix::QemuProcess process_;
 };
 
 } // namespace ivmc::xen

@@ -28,7 +28,7 @@
 
 #include "ivmc/core/channel.hpp" // kForever
 #include "ivmc/core/link.hpp"
-#include "ivmc/kvm/tcp_path.hpp"
+#include "ivmc/posix/tcp_path.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -38,7 +38,7 @@
 #include <string>
 #include <vector>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 
 struct ResumableOptions {
   std::uint64_t session = 0;           // both ends must agree
@@ -108,4 +108,4 @@ private:
   std::string last_error_;
 };
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

@@ -1,11 +1,11 @@
-// A file descriptor that closes itself: the one RAII owner every fd in backends/kvm lives in.
+// A file descriptor that closes itself: the one RAII owner of every fd on the POSIX backends.
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 
 class UniqueFd {
 public:
@@ -39,4 +39,4 @@ private:
   int fd_ = -1;
 };
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

@@ -1,14 +1,14 @@
-// A remote path across reconnections: see include/ivmc/kvm/resumable_path.hpp.
+// A remote path across reconnections: see include/ivmc/posix/resumable_path.hpp.
 // No fmt here: the statically linked guest agent uses this file.
-#include "ivmc/kvm/resumable_path.hpp"
+#include "ivmc/posix/resumable_path.hpp"
 
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 namespace {
 
 constexpr std::size_t kHello = 24;
@@ -247,4 +247,4 @@ Errc ResumablePath::recv(std::span<std::byte> head, std::span<std::byte> body, s
   }
 }
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 
 // The stream's content and checksum (64-bit FNV-1a over 64-bit little-endian words; a partial
 // last word is zero-padded, and the length is mixed in at the end).
@@ -150,4 +150,4 @@ inline Report ping(Channel& c, const WorkloadOptions& o) {
 using ReportFields = std::map<std::string, std::string>;
 std::optional<ReportFields> parse_report(std::string_view line);
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

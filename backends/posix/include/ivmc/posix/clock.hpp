@@ -5,7 +5,7 @@
 
 #include <ctime>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 
 // CLOCK_MONOTONIC in nanoseconds: never jumps with wall-clock changes, and is read through the
 // vDSO (no syscall). Its epoch is boot, so values are only comparable on the same host.
@@ -20,4 +20,4 @@ public:
   }
 };
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

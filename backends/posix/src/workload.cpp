@@ -1,8 +1,8 @@
-// Checked workloads over one channel: see include/ivmc/kvm/workload.hpp.
+// Checked workloads over one channel: see include/ivmc/posix/workload.hpp.
 // No fmt here: the statically linked guest agent uses this file.
-#include "ivmc/kvm/workload.hpp"
+#include "ivmc/posix/workload.hpp"
 
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 namespace {
 
 std::uint64_t stream_word(std::uint64_t index) {
@@ -299,4 +299,4 @@ std::optional<ReportFields> parse_report(std::string_view line) {
   return fields;
 }
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

@@ -1,7 +1,7 @@
-// Link frames over TCP: see include/ivmc/kvm/tcp_path.hpp.
-#include "ivmc/kvm/tcp_path.hpp"
+// Link frames over TCP: see include/ivmc/posix/tcp_path.hpp.
+#include "ivmc/posix/tcp_path.hpp"
 
-#include "ivmc/kvm/posix_clock.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 namespace {
 
 constexpr Nanos kStalledFrame = 60'000'000'000; // TCG guests on a loaded machine stall for seconds
@@ -226,4 +226,4 @@ TcpPath TcpListener::accept(Nanos timeout) {
   return TcpPath(std::move(s));
 }
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix

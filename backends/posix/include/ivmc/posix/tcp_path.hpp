@@ -4,14 +4,14 @@
 #pragma once
 
 #include "ivmc/core/link.hpp"
-#include "ivmc/kvm/unique_fd.hpp"
+#include "ivmc/posix/unique_fd.hpp"
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace ivmc::kvm {
+namespace ivmc::posix {
 
 class TcpPath final : public FramePath {
 public:
@@ -63,4 +63,4 @@ private:
   std::uint16_t port_ = 0;
 };
 
-} // namespace ivmc::kvm
+} // namespace ivmc::posix
