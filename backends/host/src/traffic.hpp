@@ -2,8 +2,9 @@
 // takes them), request/response, each message checked end to end.
 //
 // Every message starts with a 24-byte header (its index in the pipe, when the application
-// created it, the pipe, its length) and carries a pattern derived from (pipe, index), so the
-// receiver checks every byte, the order, and what is missing. Private to backends/host.
+// created it, the pipe, and a digest of these and the length) and carries a pattern derived
+// from (pipe, index), so the receiver checks every byte, the order, and what is missing.
+// Private to backends/host.
 #pragma once
 
 #include "ivmc/core/platform.hpp"
@@ -23,7 +24,7 @@ struct MessageHeader {
   std::uint64_t index = 0;
   std::int64_t created = 0; // MonotonicClock, ns
   std::uint32_t pipe = 0;
-  std::uint32_t bytes = 0;
+  std::uint32_t bytes = 0; // the message's length (not in the header: its digest covers it)
 };
 // Writes header and pattern into `out` (out.size() >= kMessageHeader).
 void fill_message(std::span<std::byte> out, const MessageHeader& h);
