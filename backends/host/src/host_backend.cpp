@@ -146,6 +146,7 @@ Plan plan_from(const sim::Scenario& s, std::uint64_t seed, bool progress) {
     wp.bytes = static_cast<std::uint32_t>(w.message_bytes);
     wp.rate_per_s = w.rate_per_s;
     wp.poisson = w.arrivals == "poisson";
+    wp.datagram = w.kind == "udp_stream" || w.kind == "udp_rr";
     wp.start_s = w.start_s;
     wp.stop_s = w.stop_s < 0 ? s.duration_s : std::min(w.stop_s, s.duration_s);
     const bool trust = trusted(s, w.from, w.to);

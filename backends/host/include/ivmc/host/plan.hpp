@@ -30,6 +30,7 @@ struct WorkPlan {
   double start_s = 0, stop_s = 0;
   bool local_allowed = true;  // the channel is enabled and the trust list admits the pair
   bool trust_refused = false; // the channel is enabled but the trust list refuses the pair
+  bool datagram = false;      // udp_*: carried like a stream here (backends/host/README.md)
 };
 
 struct EventPlan {
