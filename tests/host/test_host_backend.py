@@ -199,3 +199,38 @@ def test_sigint_stops_the_run_and_cleans_up():
         assert "interrupted" in err, err
         assert not leftovers(p.pid)
         assert set(vm_processes()) <= before
+
+
+def test_pools_and_channels_set_up_once():
+    pool = os.path.join(os.path.dirname(__file__), "..", "..", "scenarios", "examples", "pool.toml")
+    with tempfile.TemporaryDirectory() as tmp:
+        # static_equal: every pair gets pool / max_pairs when its channel is set up, as in the
+        # simulation, so the pool's use over time follows the same timeline.
+        (sim, sim_cols), (host, host_cols) = both(tmp, pool)
+        assert host_cols == sim_cols
+        assert num(host, "lost_messages") == 0
+        assert num(host, "pool_utilisation") == pytest.approx(num(sim, "pool_utilisation"), rel=0.1)
+        # Each of the five pipes between VMs together from the start opened its channel (more
+        # may follow: a receiver that stalls past stale_timeout on a loaded machine makes its
+        # sender fall back, and a later view change brings it back on a new instance).
+        assert num(host, "channels_opened") >= 5
+        for w in range(4):
+            assert num(host, f"w{w}_local_share") > 0.5
+        # proportional (MemPipe): pipes inflate and deflate by renewing their channel.
+        out = os.path.join(tmp, "prop")
+        r = run(["run", pool, "--backend", "host", "--set", "pool.allocation=proportional",
+                 "--out", out, "--quiet"])
+        assert r.returncode == 0, r.stderr
+        row, _ = results(out)
+        assert num(row, "pool_renewals") > 0
+        assert num(row, "lost_messages") == 0
+        # channel.migration = false: channels only between VMs co-resident at start. The
+        # visitor starts on host 1, so its pair never gets one; the others are unchanged.
+        out = os.path.join(tmp, "once")
+        r = run(["run", pool, "--backend", "host", "--set", "channel.migration=false",
+                 "--out", out, "--quiet"])
+        assert r.returncode == 0, r.stderr
+        row, _ = results(out)
+        assert num(row, "w4_local_share") == 0
+        assert num(row, "w0_local_share") == 1
+        assert num(row, "lost_messages") == 0

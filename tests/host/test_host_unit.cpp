@@ -151,14 +151,25 @@ TEST_CASE("the host backend refuses what it cannot play, naming the key and line
   CHECK(check(s).empty());
   sim::apply_override(s, "workload[0].message_bytes=16");
   sim::apply_override(s, "membership.detection=group");
-  sim::apply_override(s, "pool.enabled=true");
+  sim::apply_override(s, "channel.ring_kib=262144");
   const auto issues = check(s);
   REQUIRE(issues.size() == 3);
   std::string all;
   for (const auto& i : issues) all += i.where + ": " + i.what + "\n";
   CHECK_THAT(all, Catch::Contains("t.toml:12: workload[0].message_bytes: 16 B"));
   CHECK_THAT(all, Catch::Contains("membership.detection"));
-  CHECK_THAT(all, Catch::Contains("pool.enabled"));
+  CHECK_THAT(all,
+             Catch::Contains("channel.ring_kib: 262144 KiB rings for 1 pipes need over 1 GiB"));
+  // A pool sizes the slots by its largest share instead.
+  sim::Scenario p = two_vms();
+  sim::apply_override(p, "pool.enabled=true");
+  sim::apply_override(p, "pool.pool_mib=16");
+  sim::apply_override(p, "pool.max_pairs=8");
+  sim::apply_override(p, "pool.allocation=static_equal");
+  CHECK(check(p).empty());
+  CHECK(largest_ring(p) == 2u << 20);
+  sim::apply_override(p, "pool.allocation=proportional");
+  CHECK(largest_ring(p) == 16u << 20);
 }
 
 TEST_CASE("a plan draws the generators from its seed: same seed, same migrations", "[host][plan]") {

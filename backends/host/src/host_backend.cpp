@@ -49,6 +49,15 @@ bool trusted(const sim::Scenario& s, const std::string& a, const std::string& b)
 
 } // namespace
 
+std::uint64_t largest_ring(const sim::Scenario& s) {
+  if (!s.pool.enabled) return std::uint64_t{s.channel.ring_kib} << 10;
+  const std::uint64_t pool = std::uint64_t{s.pool.pool_mib} << 20;
+  const std::uint64_t most = s.pool.allocation == "proportional"
+                                 ? pool
+                                 : pool / std::max<std::uint32_t>(s.pool.max_pairs, 1);
+  return std::min<std::uint64_t>(SharedPool::floor_pow2(most), 1u << 30);
+}
+
 std::vector<sim::ScenarioIssue> check(const sim::Scenario& s) {
   std::vector<sim::ScenarioIssue> out;
   auto refuse = [&](std::string where, std::string what) {
@@ -64,13 +73,6 @@ std::vector<sim::ScenarioIssue> check(const sim::Scenario& s) {
     refuse(s.origin, "membership.detection: \"group\" (IVC's registration) is not played on real "
                      "processes yet; use static, periodic, adaptive, watch or sync");
   }
-  if (s.pool.enabled) {
-    refuse(s.origin, "pool.enabled: the shared-memory pool is not played on real processes yet");
-  }
-  if (!s.channel.migration) {
-    refuse(s.origin, "channel.migration: false (channels only between VMs co-resident at start) "
-                     "is not played on real processes yet");
-  }
   for (std::size_t i = 0; i < s.workloads.size(); ++i) {
     const auto& w = s.workloads[i];
     if (w.message_bytes < kMessageHeader) {
@@ -85,12 +87,14 @@ std::vector<sim::ScenarioIssue> check(const sim::Scenario& s) {
   }
   std::size_t pipes = 0;
   for (const auto& w : s.workloads) pipes += (w.kind == "tcp_rr" || w.kind == "udp_rr") ? 2 : 1;
+  const std::uint64_t ring = largest_ring(s);
   const std::size_t slot =
-      Channel::area_bytes(s.channel.ring_kib * 1024, s.channel.ring_kib * 1024);
+      Channel::area_bytes(static_cast<std::uint32_t>(ring), static_cast<std::uint32_t>(ring));
   if (static_cast<double>(pipes) * 4 * static_cast<double>(slot) > double(1u << 30)) {
-    refuse(s.origin, fmt::format("channel.ring_kib: {} KiB rings for {} pipes need over 1 GiB of "
-                                 "shared memory per host",
-                                 s.channel.ring_kib, pipes));
+    refuse(s.origin,
+           fmt::format("{}: {} KiB rings for {} pipes need over 1 GiB of shared "
+                       "memory per host",
+                       s.pool.enabled ? "pool.pool_mib" : "channel.ring_kib", ring >> 10, pipes));
   }
   return out;
 }
@@ -129,6 +133,15 @@ Plan plan_from(const sim::Scenario& s, std::uint64_t seed, bool progress) {
     throw std::invalid_argument("membership.race");
   }
   p.link.stale_timeout = ns(s.membership.stale_timeout_us * 1e3);
+  if (s.pool.enabled) {
+    p.pool.enabled = true;
+    p.pool.config.pool_bytes = std::uint64_t(s.pool.pool_mib) << 20;
+    p.pool.config.chunk_bytes = s.pool.chunk_kib << 10;
+    p.pool.config.policy = *parse_pool_policy(s.pool.allocation);
+    p.pool.config.max_pairs = s.pool.max_pairs;
+    p.pool.rebalance = std::max<Nanos>(ns(s.pool.rebalance_ms * 1e6), 1000);
+    p.channel.ring_bytes = static_cast<std::uint32_t>(largest_ring(s)); // the slots' size
+  }
   p.membership = s.membership.detection;
   MembershipParams& mp = p.membership_params;
   mp.period = std::max<Nanos>(ns(s.membership.period_ms * 1e6), 1);
@@ -147,10 +160,15 @@ Plan plan_from(const sim::Scenario& s, std::uint64_t seed, bool progress) {
     wp.rate_per_s = w.rate_per_s;
     wp.poisson = w.arrivals == "poisson";
     wp.datagram = w.kind == "udp_stream" || w.kind == "udp_rr";
+    wp.reestablish = s.channel.migration;
     wp.start_s = w.start_s;
     wp.stop_s = w.stop_s < 0 ? s.duration_s : std::min(w.stop_s, s.duration_s);
     const bool trust = trusted(s, w.from, w.to);
-    wp.local_allowed = s.channel.enabled && trust;
+    // Without migration support the channel is only for VMs co-resident at start.
+    const auto& a = p.vms[wp.from - 1];
+    const auto& b = p.vms[wp.to - 1];
+    const bool together_at_start = a.host && b.host && *a.host == *b.host;
+    wp.local_allowed = s.channel.enabled && trust && (s.channel.migration || together_at_start);
     wp.trust_refused = s.channel.enabled && !trust;
     p.works.push_back(wp);
   }

@@ -1,6 +1,7 @@
 // The host backend's run (orchestrator.hpp).
 #include "ivmc/host/orchestrator.hpp"
 
+#include "ivmc/core/pool.hpp"
 #include "ivmc/core/topology.hpp"
 #include "ivmc/host/board.hpp"
 #include "ivmc/host/control.hpp"
@@ -25,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -155,6 +157,18 @@ private:
   std::vector<double> migration_s_;
   std::uint64_t skipped_events_ = 0;
   std::size_t awaiting_acks_ = 0;
+  // The hosts' pools (one per host when the scenario has one), as the simulator keeps them.
+  std::vector<std::unique_ptr<SharedPool>> pools_;
+  std::map<PairId, int> pool_refs_; // channels holding the pair's share
+  std::map<PairId, std::map<std::uint32_t, std::uint64_t>> demand_; // latest, by sending pipe
+  std::map<PairId, std::vector<std::pair<VmId, std::uint32_t>>> pair_senders_; // (vm, pipe)
+  std::uint64_t pool_refusals_ = 0;
+  // IVMC_HOST_TRACE=1: every message from the VMs on stderr, with the run's time.
+  bool trace_ = std::getenv("IVMC_HOST_TRACE") != nullptr;
+  double pool_util_sum_ = 0;
+  std::uint64_t pool_util_samples_ = 0;
+  void pool_message(VmProc& vm, const Message& m);
+  void rebalance_pools();
 };
 
 Run::~Run() {
@@ -324,21 +338,26 @@ void Run::configure_vms() {
     };
     pairs_.insert({wp.from, wp.to});
     pairs_.insert({wp.to, wp.from});
+    const PairId pair = pair_id(wp.from, wp.to);
     if (wp.kind == WorkPlan::Kind::stream) {
+      pair_senders_[pair].push_back({wp.from, pipe});
       Message s = base("stream_send", wp.to);
       s.set("tx", std::uint64_t{pipe}).set("local", unsigned{wp.local_allowed});
+      s.set("once", unsigned{!wp.reestablish});
       Message r = base("stream_recv", wp.from);
       r.set("rx", std::uint64_t{pipe});
       works[wp.from - 1].push_back(std::move(s));
       works[wp.to - 1].push_back(std::move(r));
       pipe += 1;
     } else {
+      pair_senders_[pair].push_back({wp.from, pipe});
+      pair_senders_[pair].push_back({wp.to, pipe + 1});
       Message c = base("rr_client", wp.to);
       c.set("tx", std::uint64_t{pipe}).set("rx", std::uint64_t{pipe + 1});
-      c.set("local", unsigned{wp.local_allowed});
+      c.set("local", unsigned{wp.local_allowed}).set("once", unsigned{!wp.reestablish});
       Message s = base("rr_server", wp.from);
       s.set("rx", std::uint64_t{pipe}).set("tx", std::uint64_t{pipe + 1});
-      s.set("local", unsigned{wp.local_allowed});
+      s.set("local", unsigned{wp.local_allowed}).set("once", unsigned{!wp.reestablish});
       works[wp.from - 1].push_back(std::move(c));
       works[wp.to - 1].push_back(std::move(s));
       pipe += 2;
@@ -355,6 +374,7 @@ void Run::configure_vms() {
     m.set("race", std::string(to_string(plan_.link.race)));
     m.set("stale_ns", plan_.link.stale_timeout);
     m.set("slot_bytes", std::uint64_t{slots_.slot_bytes}).set("slots", slots_.slots_per_pipe);
+    m.set("pool", unsigned{plan_.pool.enabled});
     for (std::size_t i = 0; i < plan_.percentiles.size(); ++i) {
       m.set(fmt::format("p{}", i), plan_.percentiles[i]);
     }
@@ -379,6 +399,10 @@ void Run::configure_vms() {
 }
 
 void Run::handle(VmProc& vm, const Message& m) {
+  if (trace_) {
+    fmt::print(stderr, "ivmc host: {:.6f} {} -> {}\n",
+               static_cast<double>(MonotonicClock::read() - t0_) / 1e9, vm.name, m.encode());
+  }
   if (m.verb() == "moved" || m.verb() == "attached" || m.verb() == "detached") {
     if (awaiting_acks_ > 0) --awaiting_acks_;
     return;
@@ -389,6 +413,10 @@ void Run::handle(VmProc& vm, const Message& m) {
   }
   if (m.verb() == "done") {
     vm.done = true;
+    return;
+  }
+  if (m.verb().starts_with("pool_") && !pools_.empty()) {
+    pool_message(vm, m);
     return;
   }
   fail_vm(vm, "sent an unexpected '" + m.verb() + "'");
@@ -420,6 +448,82 @@ void Run::pump(Nanos until) {
         std::optional<Message> m = next_from(*who[i], 0);
         if (!m) break;
         handle(*who[i], *m);
+      }
+    }
+  }
+}
+
+// A VM's request to the host's pool. The pipe, peer and host come from a VM process: checked
+// against what that VM really sends on before they touch the pool.
+void Run::pool_message(VmProc& vm, const Message& m) {
+  const auto pipe = static_cast<std::uint32_t>(m.u64("pipe"));
+  const auto peer = static_cast<VmId>(m.u64("peer"));
+  const std::uint64_t host = m.u64("host");
+  const PairId pair = pair_id(vm.id, peer);
+  const auto senders = pair_senders_.find(pair);
+  if (host >= pools_.size() || senders == pair_senders_.end() ||
+      std::find(senders->second.begin(), senders->second.end(),
+                std::pair<VmId, std::uint32_t>{vm.id, pipe}) == senders->second.end()) {
+    fail_vm(vm, "asked the pool about a pipe it does not send on");
+  }
+  SharedPool& pool = *pools_[host];
+  const Nanos now = rel(MonotonicClock::read());
+  if (m.verb() == "pool_acquire") {
+    const bool renew = m.u64("renew") != 0;
+    Message reply("pool_refuse");
+    reply.set("id", m.u64("id"));
+    if (!pool.has_pair(pair)) {
+      if (renew || !pool.add_pair(pair, now)) {
+        if (!renew) ++pool_refusals_;
+        vm.ctl.send(reply);
+        return;
+      }
+      if (pool.config().policy == PoolPolicy::proportional) {
+        // A new pair starts with what is free, at most its fair share (as in the simulator);
+        // the next rebalance corrects it.
+        pool.report_demand(pair, pool.config().chunk_bytes, now);
+        for (const PoolResize& r : pool.rebalance(now)) {
+          if (r.pair == pair) continue;
+          for (const auto& [who, p] : pair_senders_[r.pair]) {
+            vms_[who - 1]->ctl.send(Message("pool_resize").set("pipe", std::uint64_t{p}));
+          }
+        }
+      }
+    }
+    if (!renew) ++pool_refs_[pair];
+    const std::uint64_t ring =
+        std::min<std::uint64_t>(pool.ring_bytes(pair), plan_.channel.ring_bytes);
+    if (ring < 4096) { // no room until the next rebalance
+      vm.ctl.send(reply);
+      return;
+    }
+    vm.ctl.send(Message("pool_grant").set("id", m.u64("id")).set("ring", ring));
+  } else if (m.verb() == "pool_release") {
+    auto it = pool_refs_.find(pair);
+    if (it == pool_refs_.end()) return; // refused before, or released already
+    if (--it->second > 0) return;
+    pool_refs_.erase(it);
+    demand_.erase(pair);
+    if (pool.has_pair(pair)) pool.remove_pair(pair, now);
+  } else if (m.verb() == "pool_demand") {
+    demand_[pair][pipe] = m.u64("bytes");
+  } else {
+    fail_vm(vm, "sent an unexpected '" + m.verb() + "'");
+  }
+}
+
+// MemPipe: demand re-assessed, pipes inflated or deflated (their senders renew their channel).
+void Run::rebalance_pools() {
+  const Nanos now = rel(MonotonicClock::read());
+  for (auto& pool : pools_) {
+    for (const auto& [pair, by_pipe] : demand_) {
+      std::uint64_t bytes = 0;
+      for (const auto& [pipe, b] : by_pipe) bytes += b;
+      if (pool->has_pair(pair)) pool->report_demand(pair, bytes, now);
+    }
+    for (const PoolResize& r : pool->rebalance(now)) {
+      for (const auto& [who, p] : pair_senders_[r.pair]) {
+        vms_[who - 1]->ctl.send(Message("pool_resize").set("pipe", std::uint64_t{p}));
       }
     }
   }
@@ -512,6 +616,11 @@ Outcome Run::play() {
     topology_.create_vm(id, address(id), *plan_.vms[i].host, 0);
     board_->set_host(id, *plan_.vms[i].host);
   }
+  if (plan_.pool.enabled) {
+    for (std::size_t h = 0; h < plan_.hosts; ++h) {
+      pools_.push_back(std::make_unique<SharedPool>(plan_.pool.config));
+    }
+  }
   source_ = make_membership_source(plan_.membership, topology_, params);
   views_ = dynamic_cast<ViewKeepingSource*>(source_.get());
   if (views_ == nullptr) throw std::logic_error("host: a membership source without views");
@@ -539,8 +648,13 @@ Outcome Run::play() {
                    [](const EventPlan& a, const EventPlan& b) { return a.at_s < b.at_s; });
   std::size_t next_event = 0;
   Nanos next_progress = t0_ + 5 * kSecond;
+  const bool proportional = !pools_.empty() && plan_.pool.config.policy == PoolPolicy::proportional;
+  Nanos next_rebalance = t0_ + plan_.pool.rebalance;
+  Nanos next_sample = t0_; // pool utilisation, every millisecond (as the simulator samples it)
   for (;;) {
     Nanos due = end;
+    if (proportional) due = std::min(due, next_rebalance);
+    if (!pools_.empty()) due = std::min(due, next_sample);
     if (next_event < events.size()) due = std::min(due, t0_ + ns(events[next_event].at_s));
     for (const Migration& m : in_flight_) due = std::min(due, m.switch_at);
     const Nanos source_due = source_->next_due();
@@ -589,6 +703,17 @@ Outcome Run::play() {
     if (source_->next_due() != kNever && t0_ + source_->next_due() <= MonotonicClock::read()) {
       source_->run_due(rel(MonotonicClock::read()));
       refresh_races();
+    }
+    if (proportional && MonotonicClock::read() >= next_rebalance) {
+      next_rebalance += plan_.pool.rebalance;
+      rebalance_pools();
+    }
+    if (!pools_.empty() && MonotonicClock::read() >= next_sample) {
+      next_sample += 1'000'000;
+      double u = 0;
+      for (auto& pool : pools_) u += pool->allocated_fraction();
+      pool_util_sum_ += u / static_cast<double>(pools_.size());
+      ++pool_util_samples_;
     }
     if (plan_.progress && now >= next_progress) {
       next_progress += 5 * kSecond;
@@ -786,9 +911,10 @@ Outcome Run::collect(Nanos wall_start) {
   for (const WorkPlan& w : plan_.works) datagrams = datagrams || w.datagram;
   mx["udp_dropped"] = datagrams ? std::nan("") : 0;
   mx["trust_refusals"] = static_cast<double>(trust_refusals);
-  mx["pool_refusals"] = 0;
+  mx["pool_refusals"] = static_cast<double>(pool_refusals_);
   mx["pool_renewals"] = static_cast<double>(renewals);
-  mx["pool_utilisation"] = 0;
+  mx["pool_utilisation"] =
+      pool_util_samples_ ? pool_util_sum_ / static_cast<double>(pool_util_samples_) : 0;
   double mig_sum = 0;
   for (double s : migration_s_) mig_sum += s;
   mx["migrations"] = static_cast<double>(migration_s_.size());

@@ -46,6 +46,7 @@ public:
   IdleWatch(VmContext& vm, SenderEnd* tx) : vm_(vm), tx_(tx) {}
   void operator()() {
     if (tx_ == nullptr) return;
+    tx_->maintain();
     const std::uint64_t version = vm_.board.view_version(vm_.self);
     FramePath* local = tx_->link().local_path();
     const bool view_changed = version != seen_ && vm_.link.race != RacePolicy::prevention;
@@ -144,6 +145,7 @@ Got receive_one(ReceiverEnd& rx, std::vector<std::byte>& buffer, std::uint32_t p
 // sent, then, while the local path holds frames the receiver has not consumed, the sender
 // waits; if that path breaks meanwhile, its frames and the end go again on the remote path.
 bool end_stream(SenderEnd& tx, Nanos give_up) {
+  tx.finished();
   tx.link().refresh();
   Errc e = tx.link().finish(5'000'000'000);
   for (;;) {
@@ -190,6 +192,7 @@ void stream_send(VmContext& vm, const WorkSpec& s, SenderEnd& tx, const RunWindo
     }
     existed = true;
     fill_message(buffer, {r.sent, created, s.tx_pipe, s.bytes});
+    tx.maintain();
     const bool in_window = vm.board.race(vm.self, s.peer).has_value();
     const Errc e = tx.link().send(buffer, 10'000'000'000);
     if (e != Errc::ok) {
@@ -236,6 +239,7 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
     const Nanos created = posix::MonotonicClock::read();
     const std::uint64_t k = r.sent;
     fill_message(request, {k, created, s.tx_pipe, s.bytes});
+    tx.maintain();
     const bool in_window = vm.board.race(vm.self, s.peer).has_value();
     const Errc e = tx.link().send(request, 10'000'000'000);
     if (e != Errc::ok) {
@@ -290,6 +294,7 @@ void rr_server(VmContext& vm, const WorkSpec& s, ReceiverEnd& rx, SenderEnd& tx,
     if (g == Got::failed) return;
     if (g != Got::message) continue;
     fill_message(response, {h.index, h.created, s.tx_pipe, s.bytes});
+    tx.maintain();
     const bool in_window = vm.board.race(vm.self, s.peer).has_value();
     const Errc e = tx.link().send(response, 10'000'000'000);
     if (e != Errc::ok) {

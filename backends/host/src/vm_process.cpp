@@ -88,6 +88,8 @@ private:
   std::unique_ptr<Residence> residence_;
   std::unique_ptr<VmContext> vm_;
   std::map<std::uint32_t, bool> local_allowed_; // tx pipe -> may it take the channel?
+  std::map<std::uint32_t, bool> reestablish_;   // tx pipe -> set up again after a break?
+  std::unique_ptr<PoolClient> pool_;
   std::vector<std::unique_ptr<Job>> jobs_;
   std::map<std::uint32_t, VmId> tx_pipes_, rx_pipes_; // pipe -> peer
   std::map<std::uint32_t, std::unique_ptr<SenderEnd>> senders_;
@@ -151,6 +153,7 @@ void VmProcess::configure() {
         s.tx_pipe = static_cast<std::uint32_t>(m->u64("tx"));
         tx_pipes_[s.tx_pipe] = s.peer;
         local_allowed_[s.tx_pipe] = m->u64("local") != 0;
+        reestablish_[s.tx_pipe] = m->u64("once") == 0;
       }
       if (receives) {
         s.rx_pipe = static_cast<std::uint32_t>(m->u64("rx"));
@@ -167,6 +170,10 @@ void VmProcess::configure() {
   vm_->channel = cc;
   vm_->link = lc;
   vm_->slots = slots;
+  if (vm.u64("pool") != 0) {
+    pool_ = std::make_unique<PoolClient>(ctl_);
+    vm_->pool = pool_.get();
+  }
   listener_ = std::make_unique<posix::TcpListener>();
   ctl_.send(Message("ready").set("port", unsigned{listener_->port()}));
 }
@@ -223,8 +230,8 @@ void VmProcess::connect_paths() {
       if (path.send(hello, {}, 5'000'000'000) != Errc::ok) {
         throw std::runtime_error("sending the hello failed");
       }
-      senders_[pipe] =
-          std::make_unique<SenderEnd>(*vm_, pipe, peer, local_allowed_[pipe], std::move(path));
+      senders_[pipe] = std::make_unique<SenderEnd>(*vm_, pipe, peer, local_allowed_[pipe],
+                                                   reestablish_[pipe], std::move(path));
     } catch (const std::exception& e) {
       connect_error = fmt::format("pipe {}: {}", pipe, e.what());
       break;
@@ -343,6 +350,13 @@ int VmProcess::run() {
       pending_bytes_ += residence_->detach(fmt::format("{} migrated to host {}", name_, host));
       residence_->attach(host);
       ctl_.send(Message("moved").set("host", unsigned{host}));
+    } else if (verb == "pool_grant" || verb == "pool_refuse") {
+      if (!pool_) throw ControlError("a pool answer without a pool");
+      pool_->deliver(*m);
+    } else if (verb == "pool_resize") {
+      const auto it = senders_.find(static_cast<std::uint32_t>(m->u64("pipe")));
+      if (it == senders_.end()) throw ControlError("pool_resize: not a pipe this VM sends on");
+      it->second->request_renew();
     } else if (verb == "detach") {
       pending_bytes_ += residence_->detach(name_ + " shut down");
       ctl_.send(Message("detached"));

@@ -11,6 +11,8 @@
 
 namespace ivmc::host {
 
+// The largest ring a channel of `s` can have (its pool's largest share, or channel.ring_kib).
+std::uint64_t largest_ring(const sim::Scenario& s);
 // Everything in `s` this backend cannot play, each naming its key.
 std::vector<sim::ScenarioIssue> check(const sim::Scenario& s);
 // The plan of one run of `s` with `seed` (generators drawn from it). Call check() first.

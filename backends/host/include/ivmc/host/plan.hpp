@@ -7,6 +7,7 @@
 #include "ivmc/core/link.hpp"
 #include "ivmc/core/membership.hpp"
 #include "ivmc/core/membership_sources.hpp"
+#include "ivmc/core/pool.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -31,6 +32,14 @@ struct WorkPlan {
   bool local_allowed = true;  // the channel is enabled and the trust list admits the pair
   bool trust_refused = false; // the channel is enabled but the trust list refuses the pair
   bool datagram = false;      // udp_*: carried like a stream here (backends/host/README.md)
+  bool reestablish = true;    // channel.migration: false sets a channel up once, never again
+};
+
+// A host-wide shared-memory pool per host (channel sizes from the core's SharedPool).
+struct PoolPlan {
+  bool enabled = false;
+  PoolConfig config;
+  Nanos rebalance = 100'000'000; // proportional: how often demand is re-assessed
 };
 
 struct EventPlan {
@@ -49,7 +58,8 @@ struct Plan {
   std::vector<VmPlan> vms;
   std::vector<WorkPlan> works;
   std::vector<EventPlan> events; // any order
-  ChannelConfig channel;
+  ChannelConfig channel;         // ring_bytes: without a pool
+  PoolPlan pool;
   LinkConfig link;
   std::string membership = "periodic"; // make_membership_source's kind
   MembershipParams membership_params;
