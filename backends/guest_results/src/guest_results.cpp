@@ -5,10 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 
 #include <unistd.h>
 
@@ -82,7 +84,6 @@ experiment::RunResult guest_results(const Scenario& s,
     const WorkloadConfig& w = s.workloads[i];
     const ReportFields& a = outcomes[i].from;
     const ReportFields& b = outcomes[i].to;
-    const bool local = outcomes[i].local;
     const bool rr = experiment::is_request_response(w.kind);
     const std::string pre = fmt::format("w{}_", i);
     std::string line;
@@ -107,9 +108,29 @@ experiment::RunResult guest_results(const Scenario& s,
         m[pre + fmt::format("latency_p{}_us", pct)] = kNaN; // no one-way clock in the guests
       line = fmt::format("{:10.1f} Mb/s", mbps);
     }
-    m[pre + "local_share"] = local ? 1 : 0;
-    (local ? frames_local : frames_remote) += report_number(a, "messages");
-    if (local) ++channels;
+    // The path counters both agents measured (hostile input: validated, else NaN). The
+    // request direction's share, as the simulation's; frames from both ends, as its senders'
+    // (a reply is a frame too); a ring instance once both of its ends opened it.
+    const auto pa = posix::parse_path_counters(a), pb = posix::parse_path_counters(b);
+    if (pa) {
+      const double sent = static_cast<double>(pa->frames_local + pa->frames_remote);
+      m[pre + "local_share"] = sent > 0 ? static_cast<double>(pa->frames_local) / sent : 0;
+    } else {
+      m[pre + "local_share"] = kNaN;
+    }
+    if (pa && pb) {
+      frames_local += static_cast<double>(pa->frames_local + pb->frames_local);
+      frames_remote += static_cast<double>(pa->frames_remote + pb->frames_remote);
+      channels += static_cast<double>(std::min(pa->channels_opened, pb->channels_opened));
+    } else {
+      frames_local = frames_remote = channels = kNaN;
+    }
+    const char* measured = !pa                                         ? "path not reported"
+                           : pa->frames_local + pa->frames_remote == 0 ? "no frames sent"
+                           : pa->frames_remote == 0                    ? "channel"
+                           : pa->frames_local == 0                     ? "network"
+                                                                       : "channel+network";
+    const char* planned = outcomes[i].planned_local ? "channel" : "network";
     for (const auto* r : {&a, &b}) {
       // A path without a ring (TCP) reports none of these: it adds nothing.
       auto add = [&](double& total, const char* key) {
@@ -121,8 +142,10 @@ experiment::RunResult guest_results(const Scenario& s,
       add(sleeps, "sleeps");
     }
     summary +=
-        fmt::format("  {:<10} {:>6} -> {:<6} {:>7} B  {}  {}\n", experiment::to_string(w.kind),
-                    w.from, w.to, w.message_bytes, line, local ? "channel" : "network");
+        fmt::format("  {:<10} {:>6} -> {:<6} {:>7} B  {}  {}{}\n", experiment::to_string(w.kind),
+                    w.from, w.to, w.message_bytes, line, measured,
+                    std::string_view(measured) == planned ? std::string()
+                                                          : fmt::format(" (planned: {})", planned));
   }
   m["stream_mbps"] = stream_mbps;
   m["rr_transactions_per_s"] = rr_tps;

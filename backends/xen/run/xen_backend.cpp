@@ -158,7 +158,7 @@ experiment::RunResult XenBackend::run(const Scenario& scenario, std::uint64_t se
                                            : seen[i] == 1 ? "the receiver"
                                                           : "the sender",
                                            out.describe()));
-    outcomes[i].local = through_channel(s, s.workloads[i]);
+    outcomes[i].planned_local = through_channel(s, s.workloads[i]);
   }
   if (out.timed_out || !out.exit_code || *out.exit_code != 0)
     throw std::runtime_error("the Xen run did not end cleanly: " + out.describe());

@@ -1,28 +1,31 @@
 // What the guest backends (kvm: QEMU guests, xen: Xen domains) share: how they choose a
 // workload's path and refuse what they do not play, and the mapping of their agents' report
-// lines (kvm::Report's `IVMC-RESULT key=value ...`) into the results schema
+// lines (posix::Report's `IVMC-RESULT key=value ...`) into the results schema
 // (experiment::metric_names). Its own small target, so that neither backend includes the other.
-// Metrics the guests cannot observe (race windows, membership probes, pools, one-way latencies)
-// are NaN.
+// Which path a workload took (local_share, frames_local, frames_remote, sends, channels_opened)
+// comes from the agents' measured path counters (posix::PathCounters), never from the plan: a
+// line without valid counters makes those metrics NaN. Metrics the guests cannot observe (race
+// windows, membership probes, pools, one-way latencies) are NaN.
 #pragma once
 
 #include "ivmc/experiment/results.hpp"
 #include "ivmc/experiment/scenario.hpp"
+#include "ivmc/posix/workload.hpp"
 
 #include <chrono>
-#include <map>
 #include <string>
 #include <vector>
 
 namespace ivmc::guest_results {
 
-// One report line's fields (the same type as kvm::ReportFields).
-using ReportFields = std::map<std::string, std::string>;
+using posix::ReportFields;
 
 // One workload's two report lines: the sender (or pinger) and the receiver (or echo).
 struct GuestWorkloadOutcome {
   ReportFields from, to;
-  bool local = false; // through the shared-memory channel (else the guests' network path)
+  // What the plan chose (the shared-memory channel, else the guests' network path). Only the
+  // summary shows it, next to what was measured when the two differ; no metric uses it.
+  bool planned_local = false;
 };
 
 // `outcomes[i]` is the scenario's workload i. `summary` starts the run's summary text (its
