@@ -42,8 +42,13 @@ void World::setup_workloads() {
         auto tick = std::make_shared<std::function<void(Nanos)>>();
         *tick = [this, f, rate, poisson, stop, message, tick](Nanos t) {
           if (t > stop) return;
-          f->outbox.push_back(message(t));
-          sender_step(*f);
+          // A VM that does not exist (not created yet, or shut down) offers nothing: no
+          // backlog builds up for it to send at once when it appears.
+          const Topology& topo = model_.topology();
+          if (topo.has_vm(f->from) && topo.has_vm(f->to)) {
+            f->outbox.push_back(message(t));
+            sender_step(*f);
+          }
           const Nanos gap =
               std::max<Nanos>(ns(1e9 * (poisson ? rng_.exponential(rate) : 1.0 / rate)), 1);
           model_.at(t + gap, [tick, t, gap] { (*tick)(t + gap); });
