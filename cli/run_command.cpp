@@ -25,6 +25,9 @@ CLI::App* add_run(CLI::App& app, RunOptions& o) {
   cmd->add_option("--seed", o.seed, "the run's seed (default: the scenario's)");
   cmd->add_option("--set", o.sets, "override KEY=VALUE (scenarios/FORMAT.md), in order")
       ->allow_extra_args(false);
+  cmd->add_flag("--force", o.force,
+                "with --out: delete results another scenario, backend or ivmc version left there "
+                "and start over (without it such a directory is refused, exit 2)");
   cmd->add_flag("--quiet", o.quiet, "print nothing but errors");
   add_backend_options(*cmd, o.backend);
   return cmd;
@@ -71,6 +74,7 @@ int run_run(const RunOptions& o) {
   sweep.first_seed = s.seed;
   sweep.jobs = 1;
   sweep.out_dir = o.out;
+  sweep.force = o.force;
   const std::string summary_path = o.out + "/summary.txt";
   sweep.on_result = [&](std::size_t, std::uint64_t, const experiment::RunResult& r) {
     std::ofstream(summary_path) << r.summary; // for people; a resumed run prints it again
@@ -79,6 +83,9 @@ int run_run(const RunOptions& o) {
     experiment::run_sweep(s, sweep, *backend);
   } catch (const experiment::ScenarioError&) {
     throw;
+  } catch (const experiment::OutputConflict& e) { // --out holds another scenario's results
+    fmt::print(stderr, "ivmc run: nothing ran: {}\n", e.what());
+    return 2;
   } catch (const std::runtime_error& e) { // the run failed (its error is in the text)
     fmt::print(stderr, "ivmc run: {}\n", e.what());
     return 1;

@@ -19,6 +19,7 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets; // KEY=VALUE overrides, in order
   bool quiet = false;
+  bool force = false; // with --out: start over instead of refusing another scenario's results
   BackendArgs backend;
 };
 

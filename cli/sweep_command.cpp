@@ -80,7 +80,10 @@ CLI::App* add_sweep(CLI::App& parent, SweepArgs& a) {
       ->capture_default_str();
   app.add_option("--out", a.out,
                  "output directory (default: results/<scenario name>-<YYYYmmdd-HHMMSS>); an "
-                 "existing one resumes its sweep");
+                 "existing one resumes its sweep (only the same scenario's: another is refused)");
+  app.add_flag("--force", a.force,
+               "delete the results another scenario, backend or ivmc version left in --out and "
+               "start over");
   app.add_option("--set", a.sets, "KEY=VALUE: change the scenario before sweeping (repeatable)")
       ->allow_extra_args(false);
   add_backend_options(app, a.backend);
@@ -111,6 +114,7 @@ int sweep_main(const SweepArgs& a) {
   o.first_seed = a.first_seed.value_or(scenario.seed);
   o.jobs = a.jobs;
   o.out_dir = out_dir;
+  o.force = a.force;
   o.progress = isatty(STDERR_FILENO) != 0;
 
   // With the default, timestamped directory, "the same command" would start a new sweep.
@@ -124,6 +128,9 @@ int sweep_main(const SweepArgs& a) {
     fmt::print(stderr, "interrupted: {} of {} runs done; {} to resume\n", e.done(), e.total(),
                resume);
     return 128 + e.signal();
+  } catch (const experiment::OutputConflict& e) { // --out holds another sweep's results
+    fmt::print(stderr, "ivmc sweep: nothing ran: {}\n", e.what());
+    return 2;
   } catch (const experiment::ScenarioError& e) { // a point invalid, or refused by the backend
     print_issues(e.issues());
     fmt::print(stderr, "ivmc sweep: nothing ran ({} problem{} on the {} backend)\n",

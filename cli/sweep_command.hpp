@@ -21,6 +21,7 @@ struct SweepArgs {
   std::optional<std::uint64_t> first_seed; // default: the scenario's seed
   unsigned jobs = 0; // 0: the backend's default (sim: one per CPU; the real backends: 1)
   std::string out;
+  bool force = false; // start over in an --out another scenario, backend or version made
   BackendArgs backend;
 };
 

@@ -60,9 +60,9 @@ Existing load_existing(const std::string& path, const Scenario& base, const Swee
   const std::size_t k = o.params.size();
   if (h.size() < 4 || h[0] != kPointColumn || h[1] != kSeedColumn ||
       h[h.size() - 2] != kEventsColumn || h.back() != kWallColumn)
-    throw std::runtime_error(fmt::format("sweep: {} is not a results.csv of ivmc sweep (header: "
-                                         "{}); use another output directory",
-                                         path, join(h, ",")));
+    throw OutputConflict(fmt::format("sweep: {} is not a results.csv of ivmc sweep (header: "
+                                     "{}); use another output directory",
+                                     path, join(h, ",")));
   // The file's parameter columns: those after `seed` that are scenario keys.
   const auto& first_row = csv.records[1];
   std::vector<std::string> file_params;
@@ -85,7 +85,7 @@ Existing load_existing(const std::string& path, const Scenario& base, const Swee
     if (!only_file.empty()) differ.push_back("only in results.csv: " + join(only_file, ", "));
     if (!only_this.empty()) differ.push_back("only in this sweep: " + join(only_this, ", "));
     if (differ.empty()) differ.push_back("the same parameters in another order");
-    throw std::runtime_error(fmt::format(
+    throw OutputConflict(fmt::format(
         "sweep: {} belongs to a different sweep: its results.csv has the parameter columns [{}], "
         "this sweep has [{}] ({}). Use another output directory, or the same parameters in the "
         "same order.",

@@ -4,6 +4,7 @@
 #include "ivmc/experiment/sweep.hpp"
 
 #include "csv.hpp"
+#include "out_fingerprint.hpp"
 #include "results_file.hpp"
 #include "sweep_meta.hpp"
 #include "sweep_plan.hpp"
@@ -85,6 +86,8 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
   const std::string dir = options.out_dir;
   std::filesystem::create_directories(dir);
   const std::string csv_path = dir + "/results.csv";
+  const Fingerprint fingerprint = fingerprint_of(base, backend.name());
+  claim_output(dir, fingerprint, options.force); // before any row is read or meta.json written
   const Existing existing = load_existing(csv_path, base, options);
 
   // What is left to do, in (point, seed) order.
@@ -124,6 +127,7 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
   meta.options = &options;
   meta.points = &points;
   meta.backend = backend.name();
+  meta.fingerprint = fingerprint.digest();
   meta.jobs = jobs;
   meta.started = utc_now();
   meta.t0 = std::chrono::steady_clock::now();

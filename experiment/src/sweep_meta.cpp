@@ -76,6 +76,7 @@ void write_meta(const std::string& dir, const Meta& m) {
                      json_string(f.what));
   }
   j += m.failed.empty() ? "],\n" : "\n  ],\n";
+  j += fmt::format("  \"scenario_fingerprint\": {},\n", json_string(m.fingerprint));
   j += fmt::format("  \"scenario_toml\": {}\n", json_string(to_toml(*m.base)));
   j += "}\n";
 

@@ -28,6 +28,7 @@ struct Meta {
   const SweepOptions* options = nullptr;
   const CrossProduct* points = nullptr;
   std::string_view backend;
+  std::string fingerprint; // Fingerprint::digest() of base, backend and version
   unsigned jobs = 1;
   std::string started;
   std::chrono::steady_clock::time_point t0;

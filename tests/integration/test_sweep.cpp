@@ -335,3 +335,87 @@ TEST_CASE("a sweep hands each landed run to on_result, summary included", "[swee
   CHECK(seen[0].second == "summary of duration " + std::to_string(1.0));
   CHECK(seen[3].second == "summary of duration " + std::to_string(2.5));
 }
+
+TEST_CASE("an output directory of another base scenario is refused, naming what differs",
+          "[sweep]") {
+  const auto dir = fresh_dir("other_scenario");
+  const auto log = dir + "/calls.log";
+  const auto runner = [&](const experiment::Scenario& s) { return fake_run(s, log); };
+  experiment::SweepOptions o;
+  o.params = {{"warmup_s", {"0", "0.25"}}};
+  o.out_dir = dir + "/out";
+  experiment::Scenario two;
+  two.duration_s = 2;
+  CHECK(sweep(two, o, runner) == 2);
+  const std::string meta_before = slurp(o.out_dir + "/meta.json");
+  const std::string csv_before = slurp(o.out_dir + "/results.csv");
+  CHECK(meta_before.find("\"scenario_fingerprint\": \"") != std::string::npos);
+
+  experiment::Scenario fifty = two;
+  fifty.duration_s = 50;
+  REQUIRE_THROWS_MATCHES(sweep(fifty, o, runner), experiment::OutputConflict,
+                         Catch::Matchers::Predicate<experiment::OutputConflict>([](const auto& e) {
+                           const std::string what = e.what();
+                           return what.find("there: duration_s = 2.0") != std::string::npos &&
+                                  what.find("now: duration_s = 50.0") != std::string::npos &&
+                                  what.find("--force") != std::string::npos;
+                         }));
+  CHECK(count_lines(log) == 2);                          // nothing ran ...
+  CHECK(slurp(o.out_dir + "/meta.json") == meta_before); // ... and nothing was rewritten
+  CHECK(slurp(o.out_dir + "/results.csv") == csv_before);
+
+  // Another seed is not another scenario: its rows join the same file.
+  experiment::Scenario reseeded = two;
+  reseeded.seed = 99;
+  o.first_seed = 99;
+  CHECK(sweep(reseeded, o, runner) == 2);
+  CHECK(experiment::read_results(o.out_dir + "/results.csv").size() == 4);
+
+  // --force starts over: only the new scenario's rows remain.
+  o.force = true;
+  CHECK(sweep(fifty, o, runner) == 2);
+  const auto rows = experiment::read_results(o.out_dir + "/results.csv");
+  REQUIRE(rows.size() == 2);
+  for (const auto& row : rows) CHECK(row.at("fake_product_s") == std::to_string(50 * 99));
+  o.force = false;
+  CHECK(sweep(fifty, o, runner) == 0); // and it resumes as its own
+}
+
+TEST_CASE("an output directory of another backend, or without a fingerprint, is refused",
+          "[sweep]") {
+  const auto dir = fresh_dir("other_backend");
+  const auto log = dir + "/calls.log";
+  const auto runner = [&](const experiment::Scenario& s) { return fake_run(s, log); };
+  experiment::SweepOptions o;
+  o.out_dir = dir + "/out";
+  CHECK(sweep(experiment::Scenario{}, o, runner) == 1);
+
+  class OtherBackend final : public experiment::Backend {
+  public:
+    std::string_view name() const override { return "other"; }
+    std::vector<experiment::ScenarioIssue> check(const experiment::Scenario&) const override {
+      return {};
+    }
+    experiment::RunResult run(const experiment::Scenario&, std::uint64_t) override { return {}; }
+    unsigned default_jobs() const override { return 1; }
+  } other;
+  REQUIRE_THROWS_AS(experiment::run_sweep(experiment::Scenario{}, o, other),
+                    experiment::OutputConflict);
+  try {
+    experiment::run_sweep(experiment::Scenario{}, o, other);
+  } catch (const experiment::OutputConflict& e) {
+    CHECK(std::string(e.what()).find("backend: fake there, other now") != std::string::npos);
+  }
+
+  // A meta.json without a fingerprint (an older ivmc, or a hand-edited one): refused.
+  std::string meta = slurp(o.out_dir + "/meta.json");
+  const auto at = meta.find("\"scenario_fingerprint\"");
+  REQUIRE(at != std::string::npos);
+  meta.replace(at, std::string("\"scenario_fingerprint\"").size(), "\"no_fingerprint\"");
+  std::ofstream(o.out_dir + "/meta.json") << meta;
+  REQUIRE_THROWS_WITH(sweep(experiment::Scenario{}, o, runner),
+                      Catch::Contains("records no scenario fingerprint"));
+  fs::remove(o.out_dir + "/meta.json");
+  REQUIRE_THROWS_AS(sweep(experiment::Scenario{}, o, runner), experiment::OutputConflict);
+  CHECK(count_lines(log) == 1);
+}

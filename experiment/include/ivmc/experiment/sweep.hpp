@@ -24,6 +24,9 @@ struct SweepOptions {
   unsigned jobs = 0;            // concurrent child processes; 0: the backend's default_jobs()
   std::string out_dir;          // results.csv and meta.json go here
   bool progress = false;        // print points done, rate and time left to stderr
+  // Delete out_dir's results.csv and meta.json first and start over, instead of refusing an
+  // output directory that another scenario, backend or ivmc version made (OutputConflict).
+  bool force = false;
   // Called in this process for each run whose row landed (its point, seed and result, summary
   // included).
   std::function<void(std::size_t point, std::uint64_t seed, const RunResult&)> on_result;
@@ -33,8 +36,18 @@ struct SweepOptions {
 // process, appending one row per completed run. Returns the number of runs made. Before anything
 // runs, every point must be valid and playable on the backend (validate and Backend::check):
 // throws ScenarioError naming the point otherwise. Throws std::runtime_error listing the failed
-// runs (the others' rows are kept) when some fail.
+// runs (the others' rows are kept) when some fail. Rows already in results.csv are reused only
+// when meta.json records the same base scenario, backend and ivmc version (else OutputConflict).
 std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend& backend);
+
+// Thrown by run_sweep, before anything runs or is written, when out_dir holds results that this
+// sweep must not resume: another scenario (its canonical TOML, the seed aside), another backend,
+// another ivmc version, other parameters, or rows without a recorded fingerprint. what() names
+// the differences; SweepOptions::force starts over instead.
+class OutputConflict : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
 
 // Thrown by run_sweep when SIGINT or SIGTERM stopped it: no run was started after the signal,
 // the running children were killed and reaped, and every completed row is in results.csv.
