@@ -1,9 +1,12 @@
 // ivmc: the command line. With no subcommand it runs the main job on its embedded default: the
 // default scenario, simulated.
 #include "ivmc/bench/bench.hpp"
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/presets.hpp"
+#include "ivmc/experiment/validate.hpp"
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
-#include "ivmc/sim/scenario.hpp"
 #include "plot_command.hpp"
 #include "run_command.hpp"
 #include "sweep_command.hpp"
@@ -66,17 +69,17 @@ CLI::App* add_validate(CLI::App& app, ValidateOptions& o) {
 
 // 0: valid; 2: every issue printed to stderr as "where: what".
 int run_validate(const ValidateOptions& o) {
-  std::vector<ivmc::sim::ScenarioIssue> issues;
+  std::vector<ivmc::experiment::ScenarioIssue> issues;
   try {
-    auto s = ivmc::sim::load_scenario_argument(o.scenario);
-    for (const auto& set : o.sets) ivmc::sim::apply_override(s, set);
-    issues = ivmc::sim::validate(s);
+    auto s = ivmc::experiment::load_scenario_argument(o.scenario);
+    for (const auto& set : o.sets) ivmc::experiment::apply_override(s, set);
+    issues = ivmc::experiment::validate(s);
     if (issues.empty()) {
       fmt::print("{}: ok ({} VMs, {} workloads, {} events)\n", o.scenario, s.vms.size(),
                  s.workloads.size(), s.events.size());
       return 0;
     }
-  } catch (const ivmc::sim::ScenarioError& e) {
+  } catch (const ivmc::experiment::ScenarioError& e) {
     issues = e.issues();
   }
   for (const auto& i : issues) fmt::print(stderr, "{}: {}\n", i.where, i.what);
@@ -85,7 +88,7 @@ int run_validate(const ValidateOptions& o) {
 
 // `ivmc presets`: the embedded presets, one line each.
 int run_presets() {
-  const auto list = ivmc::sim::presets();
+  const auto list = ivmc::experiment::presets();
   std::size_t name_width = 4, system_width = 6;
   for (const auto& p : list) {
     name_width = std::max(name_width, p.name.size());

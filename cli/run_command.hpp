@@ -1,5 +1,8 @@
-// `ivmc run`: one scenario point in this process, a summary for people, results for programs.
+// `ivmc run`: one scenario point on a backend (the simulator by default) in this process, a
+// summary for people, results for programs.
 #pragma once
+
+#include "backend_options.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -16,9 +19,8 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets; // KEY=VALUE overrides, in order
   bool quiet = false;
-  std::string backend = "sim";           // sim | kvm (QEMU guests: kvm_run.hpp) | xen (xen_run.hpp)
-  bool ignore_events = false;            // kvm, xen: run the workloads with the initial placement
-  std::uint64_t guest_bytes = 32u << 20; // kvm, xen: bytes per stream workload
+  bool force = false; // with --out: start over instead of refusing another scenario's results
+  BackendArgs backend;
 };
 
 CLI::App* add_run(CLI::App& app, RunOptions& o);

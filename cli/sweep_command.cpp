@@ -1,8 +1,10 @@
-// `ivmc sweep`: the command line around ivmc::sim::run_sweep.
+// `ivmc sweep`: the command line around experiment::run_sweep.
 #include "sweep_command.hpp"
 
-#include "ivmc/sim/run.hpp"
-#include "ivmc/sim/scenario.hpp"
+#include "ivmc/backends/table.hpp"
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/sweep.hpp"
 
 #include <fmt/format.h>
 
@@ -72,40 +74,68 @@ CLI::App* add_sweep(CLI::App& parent, SweepArgs& a) {
   app.add_option_function<std::uint64_t>(
       "--first-seed", [&a](const std::uint64_t& seed) { a.first_seed = seed; },
       "the first seed (default: the scenario's seed)");
-  app.add_option("--jobs,-j", a.jobs, "runs at once (0: one per CPU)")->capture_default_str();
+  app.add_option("--jobs,-j", a.jobs,
+                 "runs at once (0: the backend's default: one per CPU simulated, 1 on real "
+                 "backends)")
+      ->capture_default_str();
   app.add_option("--out", a.out,
                  "output directory (default: results/<scenario name>-<YYYYmmdd-HHMMSS>); an "
-                 "existing one resumes its sweep");
+                 "existing one resumes its sweep (only the same scenario's: another is refused)");
+  app.add_flag("--force", a.force,
+               "delete the results another scenario, backend or ivmc version left in --out and "
+               "start over");
   app.add_option("--set", a.sets, "KEY=VALUE: change the scenario before sweeping (repeatable)")
       ->allow_extra_args(false);
+  add_backend_options(app, a.backend);
   return &app;
 }
 
 int sweep_main(const SweepArgs& a) {
-  sim::Scenario scenario = sim::load_scenario_argument(a.scenario);
-  for (const auto& s : a.sets) sim::apply_override(scenario, s);
+  experiment::Scenario scenario;
+  std::unique_ptr<experiment::Backend> backend;
+  std::string out_dir;
+  try {
+    scenario = experiment::load_scenario_argument(a.scenario);
+    for (const auto& s : a.sets) experiment::apply_override(scenario, s);
+    // The runs' logs (real backends) go next to results.csv; the sweep shows its own progress.
+    out_dir = a.out.empty() ? default_out_dir(scenario.name) : a.out;
+    backend = backends::make_backend(a.backend.name, backend_settings(a.backend, false, out_dir));
+  } catch (const experiment::ScenarioError& e) {
+    print_issues(e.issues());
+    return 2;
+  } catch (const std::invalid_argument& e) { // an unknown backend
+    fmt::print(stderr, "ivmc sweep: {}\n", e.what());
+    return 2;
+  }
 
-  sim::SweepOptions o;
+  experiment::SweepOptions o;
   for (const auto& p : a.params) o.params.push_back(parse_param(p));
   o.seeds = a.seeds;
   o.first_seed = a.first_seed.value_or(scenario.seed);
   o.jobs = a.jobs;
-  o.out_dir = a.out.empty() ? default_out_dir(scenario.name) : a.out;
+  o.out_dir = out_dir;
+  o.force = a.force;
   o.progress = isatty(STDERR_FILENO) != 0;
 
   // With the default, timestamped directory, "the same command" would start a new sweep.
   const std::string resume =
       a.out.empty() ? "re-run the same command with --out " + o.out_dir : "re-run the same command";
   try {
-    const std::size_t made = sim::run_sweep(scenario, o);
+    const std::size_t made = experiment::run_sweep(scenario, o, *backend);
     fmt::print("sweep: {} runs made; results in {}/results.csv\n", made, o.out_dir);
     return 0;
-  } catch (const sim::SweepInterrupted& e) {
+  } catch (const experiment::SweepInterrupted& e) {
     fmt::print(stderr, "interrupted: {} of {} runs done; {} to resume\n", e.done(), e.total(),
                resume);
     return 128 + e.signal();
-  } catch (const sim::ScenarioError&) {
-    throw;
+  } catch (const experiment::OutputConflict& e) { // --out holds another sweep's results
+    fmt::print(stderr, "ivmc sweep: nothing ran: {}\n", e.what());
+    return 2;
+  } catch (const experiment::ScenarioError& e) { // a point invalid, or refused by the backend
+    print_issues(e.issues());
+    fmt::print(stderr, "ivmc sweep: nothing ran ({} problem{} on the {} backend)\n",
+               e.issues().size(), e.issues().size() == 1 ? "" : "s", backend->name());
+    return 2;
   } catch (const std::runtime_error& e) {
     fmt::print(stderr, "ivmc: {}\n", e.what());
     if (a.out.empty() && std::filesystem::exists(o.out_dir + "/results.csv"))

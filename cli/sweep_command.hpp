@@ -1,6 +1,8 @@
 // `ivmc sweep`: a scenario over the cross product of parameter values, each point for several
-// seeds, in parallel child processes, resumable (docs/results.md).
+// seeds, on a backend (simulated by default), in child processes, resumable (docs/results.md).
 #pragma once
+
+#include "backend_options.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -17,8 +19,10 @@ struct SweepArgs {
   std::vector<std::string> sets;   // "key=value", applied to the scenario first
   std::uint32_t seeds = 1;
   std::optional<std::uint64_t> first_seed; // default: the scenario's seed
-  unsigned jobs = 0;
+  unsigned jobs = 0; // 0: the backend's default (sim: one per CPU; the real backends: 1)
   std::string out;
+  bool force = false; // start over in an --out another scenario, backend or version made
+  BackendArgs backend;
 };
 
 CLI::App* add_sweep(CLI::App& app, SweepArgs& args); // the `sweep` subcommand

@@ -274,6 +274,21 @@ Errc LinkSender::renew_local(Nanos timeout) {
 }
 
 void LinkSender::refresh() {
+  if (path_ == PathKind::local && local_ != nullptr && local_->broken() &&
+      config_.race != RacePolicy::none) {
+    // The channel broke while this sender was idle (the peer left, or this VM did): what it
+    // wrote there last may never be read. Leave it as a failed send would, handing its
+    // pending frames to the remote path, and stay remote until the view changes.
+    ++stats_.fallbacks;
+    fallback_version_ = env_.view_version();
+    resend_pending(*local_);
+    env_.release_local();
+    report(env_, LinkOperation::teardown, Errc::peer_dead, 0);
+    local_ = nullptr;
+    path_ = PathKind::remote;
+    switch_started_ = clock_.now();
+    return;
+  }
   const PathKind desired = want_local() ? PathKind::local : PathKind::remote;
   if (desired != path_) switch_path(desired, clock_.now());
 }

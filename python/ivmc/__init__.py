@@ -1,4 +1,4 @@
-"""ivmc from Python: scenarios, runs and sweeps of the SimGrid model of co-resident VMs.
+"""ivmc from Python: scenarios, runs and sweeps of co-resident VMs, simulated or real.
 
 Scenarios are plain dicts that mirror the TOML format (scenarios/FORMAT.md): top-level keys,
 sub-dicts for ``platform``, ``channel``, ``membership``, ``pool``, ``costs``, and lists of
@@ -11,13 +11,22 @@ TOML string, a path, ``"default"`` or ``"preset:NAME"`` works too.
 >>> df = ivmc.run(s, seed=3)               # one run, in a child process: a one-row DataFrame
 >>> print(df.attrs["summary"])
 >>> table = ivmc.sweep(s, {"membership.period_ms": [10, 100]}, seeds=4)
+>>> real = ivmc.sweep(s, {"membership.period_ms": [10, 100]}, backend="host",
+...                   set={"duration_s": 2})   # the same sweep on this machine's processes
 
 Every function checks scenarios with the same loader as the ``ivmc`` command line and raises
 :class:`ScenarioError` with the same messages: ``file:line`` for TOML, the key path
 (``workload[1].to``) for dicts and overrides.
 
-Each run happens in its own process (SimGrid allows one simulation per process), so a notebook
-may call :func:`run` and :func:`sweep` any number of times. :func:`sweep` with a
+``backend`` chooses where a scenario runs, as ``ivmc run --backend`` does: ``"sim"`` (the
+default) simulates it on the SimGrid model; the other names in :func:`backends` (``"host"``:
+this machine's processes; ``"kvm"``, ``"xen"``: QEMU guests, Xen domains) run it for real into
+the same columns. A backend that cannot play part of a scenario raises :class:`ScenarioError`
+naming the key before anything starts.
+
+Each run happens in its own child process (SimGrid allows one simulation per process; a real
+backend's crash stays in its child), so a notebook may call :func:`run` and :func:`sweep` any
+number of times. :func:`sweep` with a
 ``dask.distributed`` client runs the points on that cluster; ``ivmc`` must be importable on its
 workers (the same PYTHONPATH).
 """
@@ -42,6 +51,7 @@ from ._toml import DictError, dict_to_toml, issue_at_path, override_text
 __all__ = [
     "ScenarioError",
     "Scenario",
+    "backends",
     "default",
     "load",
     "parse",
@@ -191,6 +201,11 @@ def with_overrides(scenario: Scenario, set: Overrides, seed: int | None = None) 
     return _to_dict(_ivmc.point_toml(_canonical(scenario), _override_pairs(set), seed))
 
 
+def backends() -> list[str]:
+    """The names of the backends this build has, ``"sim"`` first (``backend=`` takes one)."""
+    return list(_ivmc.backends())
+
+
 def presets() -> pd.DataFrame:
     """Returns the embedded presets, one surveyed system each: columns name, system, summary.
 
@@ -250,24 +265,29 @@ def _frame(
     return frame
 
 
-def run(scenario: Scenario, seed: int | None = None, set: Overrides = None) -> pd.DataFrame:
-    """Runs one scenario point in a child process and returns its results as a one-row
-    DataFrame.
+def run(
+    scenario: Scenario, seed: int | None = None, set: Overrides = None, backend: str = "sim"
+) -> pd.DataFrame:
+    """Runs one scenario point on ``backend`` in a child process and returns its results as a
+    one-row DataFrame.
 
-    Columns: ``seed``, every metric (docs/metrics.md, units in the names), ``events`` and
-    ``wall_s`` (the only value that differs between two runs of the same scenario and seed).
-    ``df.attrs["summary"]`` holds the summary ``ivmc run`` prints; ``df.attrs["scenario"]`` the
-    scenario run, as TOML.
+    Columns: ``seed``, every metric (docs/metrics.md, units in the names; NaN where the backend
+    cannot take a measure), ``events`` and ``wall_s`` (in the simulator, the only value that
+    differs between two runs of the same scenario and seed). ``df.attrs["summary"]`` holds the
+    summary ``ivmc run`` prints; ``df.attrs["scenario"]`` the scenario run, as TOML;
+    ``df.attrs["backend"]`` the backend.
 
     ``set`` overrides keys first (``{"channel.notify": "atw"}`` or ``["channel.notify=atw"]``),
     then ``seed`` replaces the scenario's seed: the same order as ``ivmc run --set ... --seed``.
-    Raises ScenarioError for an invalid scenario, RuntimeError if the run fails, and
-    KeyboardInterrupt (stopping the child) on Ctrl-C.
+    ``backend`` is a name from :func:`backends` (``ivmc run --backend``).
+    Raises ScenarioError for an invalid scenario or one the backend cannot play, ValueError for
+    an unknown backend, RuntimeError if the run fails, and KeyboardInterrupt (stopping the
+    child) on Ctrl-C.
     """
     base = _canonical(scenario)
     pairs = _override_pairs(set)
     point = _ivmc.point_toml(base, pairs, seed)
-    result = _ivmc.run_point(base, pairs, seed)
+    result = _ivmc.run_point(base, pairs, seed, backend)
     row: dict[str, Any] = {"seed": _to_dict(point)["seed"]}
     row.update(dict(result["metrics"]))
     row["events"] = result["events"]
@@ -276,6 +296,7 @@ def run(scenario: Scenario, seed: int | None = None, set: Overrides = None) -> p
     frame = _frame([row], columns, [])
     frame.attrs["summary"] = result["summary"]
     frame.attrs["scenario"] = point
+    frame.attrs["backend"] = backend
     return frame
 
 
@@ -306,26 +327,31 @@ def _point_label(keys: list[str], values: Sequence[str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values)) or "the base scenario"
 
 
-def _run_task(canonical: str, overrides: list[tuple[str, str]], seed: int) -> dict[str, Any]:
+def _run_task(
+    canonical: str, overrides: list[tuple[str, str]], seed: int, backend: str
+) -> dict[str, Any]:
     """One point of a Dask sweep, on a worker: runs it in a fresh child process."""
-    result = _ivmc.run_point(canonical, overrides, seed)
+    result = _ivmc.run_point(canonical, overrides, seed, backend)
     return {"metrics": result["metrics"], "events": result["events"], "wall_s": result["wall_s"]}
 
 
 def _sweep_dask(
     client: Any,
     canonical: str,
+    sets: list[tuple[str, str]],
     plist: list[tuple[str, list[str]]],
     seeds: list[int],
+    backend: str,
 ) -> pd.DataFrame:
     """Runs every (point, seed) as one task on a dask.distributed client; returns the frame
     a local sweep gives."""
     keys = [k for k, _ in plist]
     points = list(itertools.product(*(values for _, values in plist)))
-    # Every point must build and validate before anything runs, as in run_sweep.
+    # Every point must build, validate and be playable on the backend before anything runs, as
+    # in run_sweep.
     for p, values in enumerate(points):
         try:
-            _ivmc.point_toml(canonical, list(zip(keys, values)), seeds[0])
+            _ivmc.check_point(canonical, sets + list(zip(keys, values)), seeds[0], backend)
         except ScenarioError as e:
             label = _point_label(keys, values)
             issues = [(f"sweep point {p} ({label}): {w}", m) for w, m in e.issues]
@@ -336,8 +362,9 @@ def _sweep_dask(
         client.submit(
             _run_task,
             canonical,
-            list(zip(keys, points[p])),
+            sets + list(zip(keys, points[p])),
             s,
+            backend,
             key=f"ivmc-{tag}-point{p}-seed{s}",
             pure=False,
         )
@@ -367,21 +394,25 @@ def _sweep_dask(
 
 def _sweep_local(
     canonical: str,
+    sets: list[tuple[str, str]],
     plist: list[tuple[str, list[str]]],
     seeds: int,
     first_seed: int,
     jobs: int,
     out: str | None,
     progress: bool,
+    backend: str,
 ) -> pd.DataFrame:
-    """Runs the sweep with ivmc::sim::run_sweep (child processes) into ``out`` (a temporary
-    directory if None) and returns this sweep's rows of its results.csv."""
+    """Runs the sweep with ivmc::experiment::run_sweep (child processes) into ``out`` (a
+    temporary directory if None) and returns this sweep's rows of its results.csv."""
     keys = [k for k, _ in plist]
     points = {values: p for p, values in enumerate(itertools.product(*(v for _, v in plist)))}
     wanted_seeds = range(first_seed, first_seed + seeds)
     holder = tempfile.TemporaryDirectory(prefix="ivmc-sweep-") if out is None else nullcontext(out)
     with holder as directory:
-        _ivmc.sweep(canonical, plist, seeds, first_seed, jobs, os.fspath(directory), progress)
+        _ivmc.sweep(
+            canonical, sets, plist, seeds, first_seed, jobs, os.fspath(directory), progress, backend
+        )
         path = os.path.join(directory, "results.csv")
         with open(path, newline="") as f:
             columns = next(csv.reader(f))
@@ -405,38 +436,52 @@ def sweep(
     client: Any = None,
     first_seed: int | None = None,
     progress: bool = False,
+    backend: str = "sim",
+    set: Overrides = None,
 ) -> pd.DataFrame:
     """Runs a scenario over every combination of parameter values, ``seeds`` seeds each, and
     returns one DataFrame row per (point, seed), sorted by point then seed.
 
     ``params`` maps scenario keys (as in ``ivmc sweep --param``: ``"channel.notify"``,
     ``"workload[0].message_bytes"``) to lists of values; the first key varies slowest. Seeds
-    are ``first_seed``, ``first_seed + 1``, ... (default: the scenario's seed).
+    are ``first_seed``, ``first_seed + 1``, ... (default: the scenario's seed, after ``set``).
+    ``set`` changes the scenario before the sweep, as ``ivmc sweep --set`` does
+    (``{"duration_s": 2}`` or ``["duration_s=2"]``; each point applies them first, then its
+    parameters). ``backend`` is where every run happens (:func:`backends`, as ``ivmc sweep
+    --backend``).
 
     Columns (docs/results.md): ``point``, ``seed``, one per parameter (numbers when every value
     is one), every metric, ``events``, ``wall_s``.
 
     Without ``client``: ivmc's sweep runner (``ivmc sweep``) runs the points in ``jobs`` child
-    processes (0: one per CPU) and writes ``out``/results.csv and meta.json (a temporary
+    processes (0: the backend's default: one per CPU simulated, 1 on the real backends) and
+    writes ``out``/results.csv and meta.json (a temporary
     directory, removed afterwards, if ``out`` is None; an existing ``out`` resumes its sweep).
     With a ``dask.distributed.Client``: one task per (point, seed) on that cluster, each run in
     a fresh child process of its worker; ``jobs`` and ``out`` do not apply. Both ways build
     each point the same way (the overrides in order, then the seed) and give the same numbers;
     only ``wall_s`` differs.
 
-    Raises ScenarioError naming the point if one is invalid (before anything runs),
-    RuntimeError if runs failed, KeyboardInterrupt on Ctrl-C (a local sweep keeps its completed
+    Raises ScenarioError naming the point if one is invalid or refused by the backend (before
+    anything runs), ValueError for an unknown backend, RuntimeError if runs failed, KeyboardInterrupt on Ctrl-C (a local sweep keeps its completed
     rows in ``out``).
     """
     canonical = _canonical(scenario)
+    sets = _override_pairs(set)
     plist = _param_lists(params)
     if seeds < 1:
         raise ValueError("sweep: seeds must be at least 1")
+    if backend not in _ivmc.backends():
+        raise ValueError(f"unknown backend {backend!r}; this build has {', '.join(backends())}")
     if first_seed is None:
-        first_seed = int(_to_dict(canonical)["seed"])
+        first_seed = int(_to_dict(_ivmc.overridden_toml(canonical, sets))["seed"])
     if client is None:
         directory = None if out is None else os.fspath(out)
-        return _sweep_local(canonical, plist, seeds, first_seed, jobs, directory, progress)
+        return _sweep_local(
+            canonical, sets, plist, seeds, first_seed, jobs, directory, progress, backend
+        )
     if out is not None:
         raise ValueError("sweep: out is for local sweeps; with a client, save the DataFrame")
-    return _sweep_dask(client, canonical, plist, list(range(first_seed, first_seed + seeds)))
+    return _sweep_dask(
+        client, canonical, sets, plist, list(range(first_seed, first_seed + seeds)), backend
+    )

@@ -2,8 +2,10 @@
 // form across scan periods; the surveyed systems' published directions reproduced by their
 // presets; every preset runs. Each point runs in its own process through run_sweep (one
 // SimGrid engine per process), exactly as `ivmc sweep` runs it.
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/presets.hpp"
 #include "ivmc/sim/run.hpp"
-#include "ivmc/sim/scenario.hpp"
 
 #include "sweep_support.hpp"
 
@@ -16,7 +18,8 @@
 #include <string>
 #include <vector>
 
-using namespace ivmc::sim;
+using namespace ivmc;
+using namespace ivmc::experiment;
 using ivmc::test::num;
 using ivmc::test::Rows;
 using ivmc::test::sweep;

@@ -1,8 +1,10 @@
 // Whole simulated runs through run_sweep (a child process per run, as `ivmc sweep` does):
 // determinism whatever the parallelism, VM creation and shutdown under traffic, and a
 // 1,000-host, 10,000-VM scenario with its memory.
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/presets.hpp"
 #include "ivmc/sim/run.hpp"
-#include "ivmc/sim/scenario.hpp"
 
 #include "sweep_support.hpp"
 
@@ -16,7 +18,8 @@
 #include <string>
 #include <vector>
 
-using namespace ivmc::sim;
+using namespace ivmc;
+using namespace ivmc::experiment;
 using ivmc::test::num;
 using ivmc::test::Rows;
 using ivmc::test::sweep;
@@ -103,7 +106,7 @@ TEST_CASE("1,000 hosts and 10,000 VMs with traffic and migrations run, memory re
   }
   for (std::size_t i = 0; i < 100; ++i) { // 100 pairs: half co-resident, half across hosts
     WorkloadConfig w;
-    w.kind = i % 2 ? "tcp_rr" : "udp_stream";
+    w.kind = i % 2 ? WorkloadKind::tcp_rr : WorkloadKind::udp_stream;
     w.from = "vm" + std::to_string(i);
     w.to = "vm" + std::to_string(i % 2 ? i + 1000 : i + 1);
     w.message_bytes = 1024;
@@ -111,7 +114,7 @@ TEST_CASE("1,000 hosts and 10,000 VMs with traffic and migrations run, memory re
     s.workloads.push_back(w);
   }
   GeneratorConfig g;
-  g.kind = "migrate";
+  g.kind = EventKind::migrate;
   g.rate_per_s = 200; // about 40 migrations in 0.2 s among the 10,000
   s.generators.push_back(g);
   s.membership.period_ms = 50;
@@ -140,4 +143,48 @@ TEST_CASE("back-to-back migrations of one VM: every end applied once, to the rig
     CHECK(num(r, "migrations") > 60); // about 4/s over 30 s, less the ones skipped while moving
     CHECK(num(r, "lost_bytes") == 0);
   }
+}
+
+TEST_CASE("under race=none each lost message is counted once, by sender and receiver alike",
+          "[sim]") {
+  // A stream's link sends either go local, go remote, or (race=none, a stale channel) are lost:
+  // the sender counts the loss, and the receiver sees the same message as a gap. The run's
+  // lost_messages must count it once, so that it agrees with a backend that measures losses
+  // end to end (the host backend).
+  Scenario s = parse_scenario(R"(
+name = "none"
+duration_s = 3.0
+[platform]
+hosts = 2
+[[vm]]
+name = "a"
+host = 0
+ram_mib = 64
+[[vm]]
+name = "b"
+host = 0
+ram_mib = 64
+[membership]
+detection = "periodic"
+period_ms = 100
+race = "none"
+[[workload]]
+kind = "udp_stream"
+from = "a"
+to = "b"
+message_bytes = 64
+rate_per_s = 1000
+[[generator]]
+kind = "migrate"
+rate_per_s = 3
+vms = ["a"]
+)",
+                              "none.toml");
+  const Rows rows = sweep("race-none", s, {}, 1, 1);
+  REQUIRE(rows.size() == 1);
+  const double lost = num(rows[0], "lost_messages");
+  CHECK(lost > 0);
+  CHECK(lost ==
+        num(rows[0], "sends") - num(rows[0], "frames_local") - num(rows[0], "frames_remote"));
+  CHECK(num(rows[0], "lost_bytes") == lost * 64);
 }

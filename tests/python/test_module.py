@@ -202,3 +202,52 @@ def test_sweep_on_dask_matches_local() -> None:
     pd.testing.assert_frame_equal(without_wall(local), without_wall(remote))
     assert (remote["wall_s"] > 0).all()
     assert local["w0_mbps"][0] != local["w0_mbps"][1]  # the seeds differ
+
+
+def test_backends_and_unknown_backend() -> None:
+    """The build's backends start with "sim"; an unknown name is refused naming them all,
+    before anything runs."""
+    names = ivmc.backends()
+    assert names[0] == "sim" and len(set(names)) == len(names)
+    with pytest.raises(ValueError) as run_error:
+        ivmc.run(tiny(), backend="qemu")
+    assert "unknown backend 'qemu'" in str(run_error.value)
+    assert all(name in str(run_error.value) for name in names)
+    with pytest.raises(ValueError) as sweep_error:
+        ivmc.sweep(tiny(), PARAMS, backend="qemu")
+    assert "unknown backend 'qemu'" in str(sweep_error.value)
+    frame = ivmc.run(tiny(), seed=7, backend="sim")
+    assert frame.attrs["backend"] == "sim"
+    pd.testing.assert_frame_equal(without_wall(frame), without_wall(ivmc.run(tiny(), seed=7)))
+
+
+def test_backend_refusal_names_the_key() -> None:
+    """A backend that cannot play part of a scenario refuses it before anything starts, naming
+    the key (the kvm backend plays no events; no guest boots here)."""
+    if "kvm" not in ivmc.backends():
+        pytest.skip("this build has no kvm backend")
+    scenario = tiny(event=[{"kind": "migrate", "at_s": 0.01, "vm": "a", "host": 1}])
+    with pytest.raises(ivmc.ScenarioError) as refused:
+        ivmc.run(scenario, backend="kvm")
+    where, what = refused.value.issues[0]
+    assert where == "event[0]"
+    assert "--ignore-events" in what
+    with pytest.raises(ivmc.ScenarioError) as swept:
+        ivmc.sweep(scenario, PARAMS, backend="kvm")
+    assert swept.value.issues[0][0] == "sweep point 0 (workload[0].message_bytes=1024): event[0]"
+
+
+def test_sweep_set_changes_the_base_first(tmp_path: Path) -> None:
+    """sweep(set=...) is `ivmc sweep --set`: the overrides apply to the base before each point's
+    parameters, and the seeds start from the overridden seed."""
+    changed = ivmc.sweep(
+        tiny(), PARAMS, seeds=2, jobs=2, set={"duration_s": 0.03, "seed": 11}
+    )
+    direct = ivmc.sweep(tiny(duration_s=0.03, seed=11), PARAMS, seeds=2, jobs=2)
+    pd.testing.assert_frame_equal(without_wall(changed), without_wall(direct))
+    assert list(changed["seed"]) == [11, 12, 11, 12]
+    # A parameter wins over a set of the same key (it applies after).
+    both = ivmc.sweep(tiny(), PARAMS, jobs=2, set=["workload[0].message_bytes=64"])
+    assert list(both["workload[0].message_bytes"]) == [1024, 8192]
+    plain = ivmc.sweep(tiny(), PARAMS, jobs=2)
+    pd.testing.assert_frame_equal(without_wall(both), without_wall(plain))

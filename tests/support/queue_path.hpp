@@ -77,6 +77,9 @@ public:
   }
   std::size_t max_frame() const override { return inner_.max_frame(); }
   bool broken() const override { return broken_ || inner_.broken(); }
+  Errc read_back_unconsumed(const std::function<bool(std::span<const std::byte>)>& visit) override {
+    return inner_.read_back_unconsumed(visit);
+  }
 
 private:
   FramePath& inner_;

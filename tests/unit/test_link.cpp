@@ -484,6 +484,62 @@ TEST_CASE("without the re-send, messages written into a severed copy are a visib
   CHECK(run.delivered.size() + run.rx.lost_messages == 300);
 }
 
+TEST_CASE("an idle sender whose channel broke hands what was never read to the remote path",
+          "[link][race]") {
+  // The host backend's case: the peer left the host while this sender waited (for a response,
+  // or for its next paced message). Frames it wrote after the peer's last read were accepted
+  // by the ring but never consumed; refresh() must move them, not wait for a next send.
+  const auto policy = GENERATE(RacePolicy::resolution, RacePolicy::prevention, RacePolicy::none);
+  INFO("policy " << to_string(policy));
+  World w;
+  w.set_view(true);
+  w.truth = true;
+  LinkConfig cfg;
+  cfg.race = policy;
+  cfg.resend_unconsumed = true;
+  LinkSender tx(w.sender_env(), cfg, w.clock);
+  LinkReceiver rx(w.receiver_env(), w.clock);
+  std::vector<std::byte> buf(4096);
+  for (std::uint64_t seq = 0; seq < 5; ++seq) {
+    REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+    std::size_t n = 0;
+    REQUIRE(rx.recv(buf, n, 100 * kMs) == Errc::ok);
+    expect_message(buf, n, seq);
+  }
+  for (std::uint64_t seq = 5; seq < 8; ++seq) REQUIRE(tx.send(message(seq), 100 * kMs) == Errc::ok);
+  // The receiver is gone: it will never read those three from the ring.
+  w.truth = false;
+  w.current().break_now();
+  tx.refresh(); // idle: no view change yet, only the broken path
+  if (policy == RacePolicy::none) {
+    CHECK(tx.path() == PathKind::local); // no race handling: it stays, and losses are counted
+    CHECK(tx.stats().fallbacks == 0);
+    return;
+  }
+  CHECK(tx.path() == PathKind::remote);
+  CHECK(tx.stats().fallbacks == 1);
+  CHECK(tx.stats().resent >= 3);
+  REQUIRE(tx.finish() == Errc::ok);
+  // A fresh receiver reading the remote path gets exactly 5, 6, 7 and the end.
+  LinkEnvironment env = w.receiver_env();
+  env.find_local = [](std::uint64_t, Nanos) -> FramePath* { return nullptr; };
+  std::vector<std::uint64_t> got;
+  for (;;) {
+    std::size_t length = 0;
+    std::array<std::byte, 16> head{};
+    const Errc e = w.remote.recv(head, buf, length, 10 * kMs);
+    if (e != Errc::ok) break;
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, head.data(), 8);
+    got.push_back(seq);
+  }
+  REQUIRE(got.size() >= 4); // three data frames re-sent, then the end
+  CHECK(got[0] == 5);
+  CHECK(got[1] == 6);
+  CHECK(got[2] == 7);
+  CHECK(tx.stats().lost_messages == 0);
+}
+
 TEST_CASE("read-back of unconsumed records rejects a header it did not write", "[channel]") {
   SteadyClock clock;
   constexpr std::uint32_t kRing = 1 << 12;

@@ -1,7 +1,11 @@
 // The scenario loader: every kind of problem is reported at its line, all of them at once;
 // unknown keys are errors with a suggestion; overrides reach every kind of key; to_toml reads
 // back to the same scenario; the embedded default and every preset validate.
-#include "ivmc/sim/scenario.hpp"
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/presets.hpp"
+#include "ivmc/experiment/to_toml.hpp"
+#include "ivmc/experiment/validate.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,7 +13,8 @@
 #include <string>
 #include <vector>
 
-using namespace ivmc::sim;
+using namespace ivmc;
+using namespace ivmc::experiment;
 
 namespace {
 
@@ -55,6 +60,7 @@ Scenario without_sources(Scenario s) {
   for (auto& w : s.workloads) w.line = 0;
   for (auto& e : s.events) e.line = 0;
   for (auto& g : s.generators) g.line = 0;
+  s.set_at.clear();
   return s;
 }
 
@@ -75,7 +81,7 @@ TEST_CASE("the default scenario is the documented example and validates", "[scen
   CHECK(validate(s).empty());
   CHECK(s.name == "default");
   CHECK(s.platform.hosts == 2);
-  CHECK(s.platform.hypervisor == "xen");
+  CHECK(s.platform.hypervisor == Hypervisor::xen);
   REQUIRE(s.vms.size() == 4);
   CHECK(s.vms[0].name == "web0");
   CHECK(s.vms[0].host == 0);
@@ -86,9 +92,9 @@ TEST_CASE("the default scenario is the documented example and validates", "[scen
   CHECK(s.vms[3].name == "cache0");
   CHECK(s.vms[3].host == 1);
   REQUIRE(s.workloads.size() == 4);
-  CHECK(s.workloads[0].kind == "tcp_stream");
+  CHECK(s.workloads[0].kind == WorkloadKind::tcp_stream);
   CHECK(s.workloads[0].message_bytes == 16384);
-  CHECK(s.workloads[2].kind == "udp_stream");
+  CHECK(s.workloads[2].kind == WorkloadKind::udp_stream);
   REQUIRE(s.events.size() == 2);
   CHECK(s.events[0].at_s == 0.3);
   CHECK(s.events[1].host == 1);
@@ -96,11 +102,11 @@ TEST_CASE("the default scenario is the documented example and validates", "[scen
   CHECK(s.generators[0].vms == std::vector<std::string>{"cache0"});
   CHECK(s.duration_s == 1.0);
   CHECK(s.warmup_s == 0.05);
-  CHECK(s.channel.notify == "on_demand");
+  CHECK(s.channel.notify == NotifyPolicy::on_demand);
   CHECK(s.channel.ring_kib == 256);
-  CHECK(s.membership.detection == "periodic");
+  CHECK(s.membership.detection == Detection::periodic);
   CHECK(s.membership.period_ms == 100);
-  CHECK(s.membership.race == "resolution");
+  CHECK(s.membership.race == RacePolicy::resolution);
   CHECK(s.vms[0].line > 0); // from <default>, its own origin
   CHECK(load_scenario_argument("").vms.size() == 4);
 }
@@ -142,7 +148,7 @@ TEST_CASE("preset:NAME applies the preset's tables over the default", "[scenario
   // A file naming a preset starts from it; its own keys win.
   const auto f = parse_scenario("preset = \"" + name + "\"\n[channel]\nnotify = \"atw\"\n", "f");
   CHECK(f.preset == name);
-  CHECK(f.channel.notify == "atw");
+  CHECK(f.channel.notify == NotifyPolicy::atw);
   CHECK(f.membership == s.membership);
   CHECK(f.vms.empty()); // presets bring no VMs; the default is not involved
 
@@ -444,8 +450,8 @@ TEST_CASE("validate on a built scenario reports key paths", "[scenario]") {
   Scenario s;
   CHECK(validate(s).empty()); // the defaults are valid
   s.vms = {{"a", 0, 1024, 0}, {"b", 5, 1024, 0}};
-  s.workloads.push_back({"tcp_stream", "a", "c", 1024, 0, -1, 0, 0});
-  s.channel.notify = "loud";
+  s.workloads.push_back({WorkloadKind::tcp_stream, "a", "c", 1024, 0, -1, 0, 0});
+  s.channel.notify = static_cast<NotifyPolicy>(7); // only a cast makes a value outside its set
   const auto issues = validate(s);
   INFO(dump(issues));
   CHECK(has(issues, "vm[1].host", "host 5 does not exist (platform.hosts = 2: hosts 0..1)"));
@@ -485,12 +491,12 @@ TEST_CASE("overrides reach every kind of key", "[scenario]") {
   CHECK(s.duration_s == 2);
   CHECK(s.seed == 42);
   CHECK(s.name == "sweep point");
-  CHECK(s.channel.notify == "atw");
+  CHECK(s.channel.notify == NotifyPolicy::atw);
   CHECK(!s.channel.enabled);
   CHECK(s.channel.ring_kib == 1024);
   CHECK(s.membership.period_ms == 50);
-  CHECK(s.membership.race == "prevention");
-  CHECK(s.platform.hypervisor == "kvm");
+  CHECK(s.membership.race == RacePolicy::prevention);
+  CHECK(s.platform.hypervisor == Hypervisor::kvm);
   CHECK(s.pool.enabled);
   CHECK(s.workloads[0].message_bytes == 4096);
   CHECK(s.workloads[1].message_bytes == 64);
@@ -563,20 +569,18 @@ TEST_CASE("to_toml reads back to the same scenario", "[scenario]") {
   s.warmup_s = 0.1;
   s.seed = 9'007'199'254'740'993; // not a double
   s.latency_percentiles = {12.5, 99.999};
-  s.platform = {3, "kvm", "emulated", 40, 12.25, 2.5};
+  s.platform = {3, Hypervisor::kvm, GuestNic::emulated, 40, 12.25, 2.5};
   s.vms.push_back({"new", 2, 4096, 0});
-  s.channel = {false,  3,
-               64,     "spin_then_block",
-               7,      33.3,
-               0.1,    false,
-               "list", {{"web0", "db0"}, {"new", "web1"}}};
-  s.membership = {"adaptive", 20, 1.5, 2.5, 2, 2000, 77, "prevention", 123.456, 0.3};
-  s.pool = {true, "proportional", 64, 128, 3, 12.5};
+  s.channel = {false, 3,     64,          NotifyPolicy::spin_then_block,     7, 33.3,
+               0.1,   false, Trust::list, {{"web0", "db0"}, {"new", "web1"}}};
+  s.membership = {Detection::adaptive,    20,      1.5, 2.5, 2, 2000, 77,
+                  RacePolicy::prevention, 123.456, 0.3};
+  s.pool = {true, PoolPolicy::proportional, 64, 128, 3, 12.5};
   s.costs = {{"syscall_ns", 400}, {"odd key.name", 1e-9}, {"huge", 1e300}};
-  s.workloads.push_back({"udp_rr", "new", "web0", 65536, 0.5, 2.0, 1234.5, 0});
-  s.events.push_back({"create", 1.25, "late", 1, 256, 0});
-  s.events.push_back({"shutdown", 2.0, "late", 0, 1024, 0});
-  s.generators.push_back({"shutdown", 0.5, {}, 1, -1, 0});
+  s.workloads.push_back({WorkloadKind::udp_rr, "new", "web0", 65536, 0.5, 2.0, 1234.5, 0});
+  s.events.push_back({EventKind::create, 1.25, "late", 1, 256, 0});
+  s.events.push_back({EventKind::shutdown, 2.0, "late", 0, 1024, 0});
+  s.generators.push_back({EventKind::shutdown, 0.5, {}, 1, -1, 0});
   s.preset = "somepreset";
   s.preset_system = "Some System";
   REQUIRE(validate(s).empty());

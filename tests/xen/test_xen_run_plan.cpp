@@ -1,8 +1,10 @@
-// `ivmc run --backend xen`'s plan (cli/xen_run.hpp): what dom0 is told to run for a scenario,
-// and what is refused before a minute of booting. Runs anywhere (no Xen, no QEMU).
-#include "xen_run.hpp"
+// The xen backend's plan (ivmc/xen/xen_plan.hpp): what dom0 is told to run for a scenario, and
+// what XenBackend::check refuses, at its file:line, before a minute of booting. Runs anywhere
+// (no Xen, no QEMU).
+#include "ivmc/xen/xen_backend.hpp"
+#include "ivmc/xen/xen_plan.hpp"
 
-#include "ivmc/sim/scenario.hpp"
+#include "ivmc/experiment/load.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -22,18 +24,18 @@ std::vector<std::string> lines_starting(const std::string& text, const std::stri
   return out;
 }
 
-sim::Scenario pair_scenario() {
-  return sim::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/xen_pair.toml");
+experiment::Scenario pair_scenario() {
+  return experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/xen_pair.toml");
 }
 
 } // namespace
 
 TEST_CASE("the xen plan puts co-resident VMs on a ring and the others on the network",
           "[xen][plan]") {
-  cli::XenRunOptions o;
+  xen::XenRunOptions o;
   o.stream_bytes = 1000000;
   o.rr_count = 77;
-  const std::string plan = cli::xen_plan(pair_scenario(), o);
+  const std::string plan = xen::xen_plan(pair_scenario(), o);
   const auto vms = lines_starting(plan, "vm ");
   REQUIRE(vms.size() == 3);
   CHECK(vms[0] == "vm a 10.0.1.2");
@@ -47,36 +49,77 @@ TEST_CASE("the xen plan puts co-resident VMs on a ring and the others on the net
 }
 
 TEST_CASE("the xen plan sends every pair over the network when the channel is off", "[xen][plan]") {
-  sim::Scenario s = pair_scenario();
+  experiment::Scenario s = pair_scenario();
   s.channel.enabled = false;
-  for (const auto& line : lines_starting(cli::xen_plan(s, {}), "work "))
+  for (const auto& line : lines_starting(xen::xen_plan(s, {}), "work "))
     CHECK(line.find(" net ") != std::string::npos);
 }
 
 TEST_CASE("the xen plan refuses what one Xen machine cannot run, naming it", "[xen][plan]") {
-  sim::Scenario s = pair_scenario();
+  experiment::Scenario s = pair_scenario();
   SECTION("a ring larger than a domU may grant") {
     s.channel.ring_kib = 4096;
-    CHECK_THROWS_WITH(cli::xen_plan(s, {}), Catch::Contains("ring_kib = 4096"));
+    CHECK_THROWS_WITH(xen::xen_plan(s, {}),
+                      Catch::Contains("channel.ring_kib") && Catch::Contains("4096 KiB rings"));
   }
   SECTION("a message larger than the ring") {
     s.channel.ring_kib = 64;
     s.workloads[0].message_bytes = 65536;
-    CHECK_THROWS_WITH(cli::xen_plan(s, {}),
+    CHECK_THROWS_WITH(xen::xen_plan(s, {}),
                       Catch::Contains("workload 0 (a -> b)") && Catch::Contains("do not fit"));
   }
   SECTION("more domUs than the machine holds") {
     for (int i = 0; i < 8; ++i) {
       const std::string name = "x" + std::to_string(i);
       s.vms.push_back({name, 0});
-      sim::WorkloadConfig w = s.workloads[0];
+      experiment::WorkloadConfig w = s.workloads[0];
       w.to = name;
       s.workloads.push_back(w);
     }
-    CHECK_THROWS_WITH(cli::xen_plan(s, {}), Catch::Contains("11 VMs"));
+    CHECK_THROWS_WITH(xen::xen_plan(s, {}), Catch::Contains("11 VMs"));
   }
   SECTION("events it does not play") {
     s.events.emplace_back();
-    CHECK_THROWS_WITH(cli::run_on_xen(s, {}), Catch::Contains("--ignore-events"));
+    xen::XenBackend backend({});
+    CHECK_THROWS_WITH(backend.run(s, 1), Catch::Contains("--ignore-events"));
   }
+}
+
+TEST_CASE("xen check names what it cannot play at its file:line", "[xen][plan]") {
+  const auto s = experiment::parse_scenario(R"(name = "x"
+duration_s = 2
+[channel]
+ring_kib = 4096
+[[vm]]
+name = "a"
+host = 0
+[[vm]]
+name = "b"
+host = 0
+[[workload]]
+from = "a"
+to = "b"
+message_bytes = 2000000
+[[event]]
+kind = "shutdown"
+at_s = 1
+vm = "b"
+)",
+                                            "x.toml");
+  xen::XenRunOptions o;
+  const auto issues = xen::XenBackend(o).check(s);
+  std::string all;
+  for (const auto& i : issues) all += i.where + ": " + i.what + "\n";
+  INFO(all);
+  REQUIRE(issues.size() == 3);
+  CHECK(issues[0].where == "x.toml:4");
+  CHECK(issues[0].what.rfind("channel.ring_kib: 4096 KiB rings", 0) == 0);
+  CHECK(issues[1].where == "x.toml:14");
+  CHECK(issues[1].what.rfind("workload[0].message_bytes: 2000000 B", 0) == 0);
+  CHECK(issues[2].where == "x.toml:15");
+  CHECK(issues[2].what.rfind("event[0]: the xen backend plays no [[event]]", 0) == 0);
+
+  o.ignore_events = true;
+  CHECK(xen::XenBackend(o).check(s).size() == 2);
+  CHECK(xen::XenBackend(o).check(pair_scenario()).empty());
 }

@@ -13,9 +13,9 @@
 //       `ivmc run FILE --backend xen` as a user runs it (its own boot), checked against the
 //       simulation of the same scenario: the same results.csv columns, which pairs took the
 //       ring, the figures; exit 77 when the image or QEMU is missing.
+#include "ivmc/experiment/results.hpp"
 #include "ivmc/posix/qemu_process.hpp"
 #include "ivmc/posix/workload.hpp"
-#include "ivmc/sim/run.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <CLI/CLI.hpp>
@@ -338,7 +338,9 @@ int ivmc_run(const std::string& ivmc, const std::string& scenario, const std::st
   std::string rm = "rm -rf '" + out + "/sim' '" + out + "/xen'";
   if (std::system(rm.c_str()) != 0) return 1;
   const std::string sim_cmd = ivmc + " run " + scenario + " --quiet --out " + out + "/sim";
-  const std::string xen_cmd = ivmc + " run " + scenario + " --backend xen --out " + out + "/xen";
+  constexpr std::uint64_t kStreamBytes = 32u << 20;
+  const std::string xen_cmd = ivmc + " run " + scenario + " --backend xen --guest-bytes " +
+                              std::to_string(kStreamBytes) + " --out " + out + "/xen";
   Checker c;
   std::printf("$ %s\n", sim_cmd.c_str());
   c.expect(std::system(sim_cmd.c_str()) == 0, "the simulated run succeeded");
@@ -356,7 +358,7 @@ int ivmc_run(const std::string& ivmc, const std::string& scenario, const std::st
   c.expect(!sim_header.empty(), "the simulation wrote results.csv");
   c.expect(header(out + "/xen/results.csv") == sim_header,
            "the xen run's results.csv has exactly the simulation's columns");
-  const auto rows = sim::read_results(out + "/xen/results.csv");
+  const auto rows = experiment::read_results(out + "/xen/results.csv");
   c.expect(rows.size() == 1, "one row of results");
   if (rows.size() != 1) return 1;
   const auto& row = rows.front();
@@ -364,12 +366,26 @@ int ivmc_run(const std::string& ivmc, const std::string& scenario, const std::st
     const auto it = row.find(key);
     return it == row.end() ? std::nan("") : std::stod(it->second);
   };
-  c.expect(num("w0_local_share") == 1, "a -> b (one scenario host) went through the ring");
-  c.expect(num("w1_local_share") == 0, "a -> c (two scenario hosts) went over the network");
+  // The path metrics are what the domUs measured (frames their ring or their TCP path took,
+  // rings they offered or mapped), checked against what this test set up: a and b share a
+  // scenario host (w0 stream, w2 rr: all through a ring), a and c do not (w1, w3: all over
+  // the network). Each stream is kStreamBytes in xen_pair's 4096 B messages; each rr workload
+  // 1,000 round trips (docs/results.md), a request and a reply each.
+  const double stream_frames = kStreamBytes / 4096.0, rr_frames = 2 * 1000.0;
+  c.expect(num("w0_local_share") == 1, "a -> b (one scenario host): every frame on the ring");
+  c.expect(num("w1_local_share") == 0, "a -> c (two scenario hosts): every frame on the network");
+  c.expect(num("w2_local_share") == 1 && num("w3_local_share") == 0,
+           "the request/response pairs likewise (w2 ring, w3 network)");
+  c.expect(num("frames_local") == stream_frames + rr_frames,
+           "frames_local is exactly w0's stream and w2's requests and replies (" +
+               std::to_string(num("frames_local")) + ")");
+  c.expect(num("frames_remote") == stream_frames + rr_frames,
+           "frames_remote is exactly w1's stream and w3's requests and replies (" +
+               std::to_string(num("frames_remote")) + ")");
   c.expect(num("w0_mbps") > 0 && num("w1_mbps") > 0, "both streams moved their bytes");
   c.expect(num("w2_transactions_per_s") > 0 && num("w3_transactions_per_s") > 0,
            "both request/response loops made their round trips");
-  c.expect(num("channels_opened") == 2, "two rings were set up (w0 and w2)");
+  c.expect(num("channels_opened") == 2, "two rings were opened by both their domUs (w0, w2)");
   c.expect(num("wakeups") > 0, "on_demand rings woke their domUs through event channels");
   c.expect(num("lost_messages") == 0, "nothing lost (checksums end to end)");
   c.expect(std::isnan(num("race_exposure")), "race exposure is NaN: not observable on Xen");

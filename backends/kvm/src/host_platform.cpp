@@ -30,6 +30,8 @@ public:
     return gone;
   }
 
+  void disconnect() override { peer_.disconnect(); }
+
 private:
   IvshmemPeer peer_;
 };

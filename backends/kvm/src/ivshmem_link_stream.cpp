@@ -112,6 +112,7 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
           "remote path not acknowledged: " + std::string(to_string(e)) + " " + remote.last_error();
   }
   r.elapsed = MonotonicClock::read() - start;
+  r.paths.channels_opened = epoch; // one instance per epoch, each created here
   r.extra = link_counters(sender.stats()) + " moves=" + std::to_string(moves) + " hosts=" + hosts +
             " connections=" + std::to_string(remote.stats().connections) +
             " remote_resent=" + std::to_string(remote.stats().resent);
@@ -135,6 +136,7 @@ Report link_receive(IvshmemPlatform& platform, TcpListener& listener, const Link
   LinkReceiver receiver(env, platform.clock());
 
   r = receive_link_stream(receiver, o.timeout, changes);
+  r.paths.channels_opened = instances.opened();
   if (!r.error.empty()) r.error += "; remote: " + remote.last_error();
   r.extra += " connections=" + std::to_string(remote.stats().connections);
   return r;

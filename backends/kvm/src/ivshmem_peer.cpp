@@ -365,6 +365,13 @@ ServerLink IvshmemPeer::process_server_messages() {
   return link_;
 }
 
+void IvshmemPeer::disconnect() {
+  socket_.reset();
+  peers_.clear(); // our copies of the others' eventfds
+  link_ = ServerLink::closed;
+  server_error_ = fmt::format("ivshmem peer: left server {}", socket_path_);
+}
+
 std::vector<PeerEvent> IvshmemPeer::take_events() {
   return std::exchange(events_, {});
 }

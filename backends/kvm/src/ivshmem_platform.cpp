@@ -136,6 +136,7 @@ SharedRegion IvshmemPlatform::area(const EndpointOptions& o) const {
 }
 
 std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::create_channel(const EndpointOptions& o) {
+  if (detached()) throw std::runtime_error("create: this process left the host");
   std::unique_ptr<IvshmemEndpoint> ep(new IvshmemEndpoint(*this));
   ep->vectors_ = o.vectors;
   ChannelConfig cfg = o.channel;
@@ -150,6 +151,7 @@ std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::create_channel(const EndpointO
 
 std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::attach_channel(const EndpointOptions& o,
                                                                  Nanos timeout) {
+  if (detached()) throw std::runtime_error("attach: this process left the host");
   const Nanos deadline = timeout == kForever ? kForever : clock_.now() + timeout;
   std::unique_ptr<IvshmemEndpoint> ep(new IvshmemEndpoint(*this));
   ep->vectors_ = o.vectors;
@@ -180,6 +182,24 @@ std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::attach_channel(const EndpointO
   return ep;
 }
 
+void IvshmemPlatform::detach(const std::string& why) {
+  std::lock_guard lock(mutex_);
+  if (detached_) return;
+  detached_ = true;
+  for (IvshmemEndpoint* ep : endpoints_) ep->channel_->mark_peer_dead(why);
+  port_->disconnect();
+}
+
+bool IvshmemPlatform::detached() const {
+  std::lock_guard lock(mutex_);
+  return detached_;
+}
+
+std::size_t IvshmemPlatform::endpoint_count() const {
+  std::lock_guard lock(mutex_);
+  return endpoints_.size();
+}
+
 void IvshmemPlatform::unregister(IvshmemEndpoint* endpoint) {
   std::lock_guard lock(mutex_);
   endpoints_.erase(std::remove(endpoints_.begin(), endpoints_.end(), endpoint), endpoints_.end());
@@ -188,6 +208,10 @@ void IvshmemPlatform::unregister(IvshmemEndpoint* endpoint) {
 void IvshmemPlatform::tick_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
+    if (detached_) { // this process left the host: no heartbeats, no notices, no timers
+      stop_cv_.wait(lock, [this] { return stopping_; });
+      break;
+    }
     // Departure notices: a departed peer's channels fail now rather than at the heartbeat
     // timeout.
     for (const std::uint16_t gone : port_->departed()) {

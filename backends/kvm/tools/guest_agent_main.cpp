@@ -154,6 +154,7 @@ Report loop_stream(GuestPlatform& platform, const EndpointOptions& endpoint,
   r.checksum = sum.value();
   r.elapsed = first < 0 ? 0 : last - first;
   r.stats = rx->channel().stats();
+  r.paths = ring_counters(tx->channel()); // both ends of one ring instance are this agent's
   char extra[320];
   std::snprintf(
       extra, sizeof extra,

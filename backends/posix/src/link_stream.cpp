@@ -59,6 +59,8 @@ Report send_link_stream(LinkSender& sender, std::uint64_t limit, std::uint32_t m
     ++r.messages;
   }
   r.checksum = sum.value();
+  r.paths.frames_local = sender.stats().sent_local;
+  r.paths.frames_remote = sender.stats().sent_remote;
   r.ok = r.error.empty();
   return r;
 }

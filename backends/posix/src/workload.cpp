@@ -31,6 +31,13 @@ Report failed(Report r, std::string why) {
   return r;
 }
 
+// What the path says of itself at the end of a workload: its channel counters and its
+// measured path counters.
+void take_path(Report& r, const WorkloadPath& path) {
+  r.stats = path.stats();
+  r.paths = path.counters();
+}
+
 std::string detail_of(const WorkloadPath& path, Errc e, const char* during) {
   std::string text = std::string(during) + ": " + errc_text(e);
   if (const std::string d = path.detail(); !d.empty()) text += " (" + d + ")";
@@ -123,7 +130,7 @@ Report stream_send(WorkloadPath& path, const WorkloadOptions& o) {
     fill_stream(r.bytes, message);
     if (const Errc e = path.send(message, o.timeout); e != Errc::ok) {
       r.checksum = sum.value();
-      r.stats = path.stats();
+      take_path(r, path);
       return failed(r, detail_of(path, e, "send"));
     }
     sum.update(message);
@@ -134,12 +141,12 @@ Report stream_send(WorkloadPath& path, const WorkloadOptions& o) {
   // The stream has arrived only when the receiver consumed it: close() waits for that.
   if (o.close) {
     if (const Errc e = path.finish(o.timeout); e != Errc::ok) {
-      r.stats = path.stats();
+      take_path(r, path);
       return failed(r, detail_of(path, e, "close"));
     }
   }
   r.elapsed = MonotonicClock::read() - start;
-  r.stats = path.stats();
+  take_path(r, path);
   r.ok = true;
   return r;
 }
@@ -156,7 +163,7 @@ Report stream_recv(WorkloadPath& path, const WorkloadOptions& o) {
     if (e == Errc::peer_closed) break;
     if (e != Errc::ok) {
       r.checksum = sum.value();
-      r.stats = path.stats();
+      take_path(r, path);
       return failed(r, detail_of(path, e, "recv"));
     }
     if (start < 0) start = MonotonicClock::read();
@@ -167,7 +174,7 @@ Report stream_recv(WorkloadPath& path, const WorkloadOptions& o) {
   r.elapsed = start < 0 ? 0 : MonotonicClock::read() - start;
   r.checksum = sum.value();
   if (o.close) path.finish(o.timeout); // we sent nothing: returns once our side is closed
-  r.stats = path.stats();
+  take_path(r, path);
   if (r.bytes != o.bytes)
     return failed(r, "received " + std::to_string(r.bytes) + " of " + std::to_string(o.bytes) +
                          " bytes before the sender closed");
@@ -188,7 +195,7 @@ Report echo(WorkloadPath& path, const WorkloadOptions& o) {
     if (e == Errc::peer_closed) break;
     if (e == Errc::ok) e = path.send(std::span(buffer.data(), n), o.timeout);
     if (e != Errc::ok) {
-      r.stats = path.stats();
+      take_path(r, path);
       return failed(r, detail_of(path, e, "echo"));
     }
     r.bytes += n;
@@ -196,7 +203,7 @@ Report echo(WorkloadPath& path, const WorkloadOptions& o) {
   }
   if (o.close) path.finish(o.timeout);
   r.elapsed = MonotonicClock::read() - start;
-  r.stats = path.stats();
+  take_path(r, path);
   r.ok = true;
   return r;
 }
@@ -221,11 +228,13 @@ Report ping(WorkloadPath& path, const WorkloadOptions& o) {
     if (e == Errc::ok) e = path.recv(in, n, o.timeout);
     const Nanos t1 = MonotonicClock::read();
     if (e != Errc::ok) {
-      r.stats = path.stats();
+      take_path(r, path);
       return failed(r, detail_of(path, e, "ping"));
     }
-    if (n != out.size() || std::memcmp(in.data(), out.data(), n) != 0)
+    if (n != out.size() || std::memcmp(in.data(), out.data(), n) != 0) {
+      take_path(r, path);
       return failed(r, "round trip " + std::to_string(i) + " came back different");
+    }
     sum.update(std::span(in.data(), n));
     rtt.push_back(t1 - t0);
     r.bytes += n;
@@ -234,7 +243,7 @@ Report ping(WorkloadPath& path, const WorkloadOptions& o) {
   r.elapsed = MonotonicClock::read() - start;
   r.checksum = sum.value();
   if (o.close) path.finish(o.timeout);
-  r.stats = path.stats();
+  take_path(r, path);
   if (!rtt.empty()) {
     std::sort(rtt.begin(), rtt.end());
     Nanos total = 0;
@@ -260,6 +269,10 @@ std::string Report::line() const {
                 mode.c_str(), ok ? 1 : 0, bytes, messages, checksum, elapsed, rtt_min, rtt_p50,
                 rtt_p99, rtt_mean, stats.sleeps, stats.wakeups, stats.data_notifications);
   std::string text = buf;
+  std::snprintf(buf, sizeof buf,
+                " frames_local=%" PRIu64 " frames_remote=%" PRIu64 " channels_opened=%" PRIu64,
+                paths.frames_local, paths.frames_remote, paths.channels_opened);
+  text += buf;
   text += extra;
   if (!error.empty()) {
     std::string quoted;
@@ -297,6 +310,25 @@ std::optional<ReportFields> parse_report(std::string_view line) {
   }
   if (!fields.count("mode") || !fields.count("ok")) return std::nullopt;
   return fields;
+}
+
+std::optional<PathCounters> parse_path_counters(const ReportFields& fields) {
+  auto count = [&](const char* key) -> std::optional<std::uint64_t> {
+    const auto it = fields.find(key);
+    if (it == fields.end()) return std::nullopt;
+    const std::string& text = it->second;
+    if (text.empty() || text.size() > 15) return std::nullopt; // < 10^15 < 2^53
+    std::uint64_t value = 0;
+    for (const char c : text) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return value;
+  };
+  const auto local = count("frames_local"), remote = count("frames_remote"),
+             opened = count("channels_opened");
+  if (!local || !remote || !opened) return std::nullopt;
+  return PathCounters{*local, *remote, *opened};
 }
 
 } // namespace ivmc::posix

@@ -165,6 +165,7 @@ Report receive_until_dead(XenPlatform& platform, XenEndpoint& ep, const Job& job
   if (!kill) read_progress(); // the crashed agent published its final count (its init waits)
   r.checksum = sum.value();
   r.stats = ep.channel().stats();
+  r.paths = posix::ring_counters(ep.channel());
   const Nanos detect_from = kill ? killed_at : last_message;
   char extra[256];
   std::snprintf(extra, sizeof extra,
@@ -428,6 +429,7 @@ Report link_send_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   // The TCP path needs no drain: its frames are in the kernel's send buffer, delivered before
   // the FIN when the socket closes, and the receiver reports what it got.
   r.ok = r.error.empty();
+  r.paths.channels_opened = epoch; // one ring instance per epoch, each offered here
   r.extra = posix::link_counters(sender.stats()) + " epochs=" + std::to_string(epoch) +
             " views=" + std::to_string(version);
   return r;
@@ -448,6 +450,7 @@ Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   LinkReceiver receiver(env, platform.clock());
   std::vector<posix::PathChange> changes;
   Report r = posix::receive_link_stream(receiver, timeout, &changes);
+  r.paths.channels_opened = instances.opened();
   const std::uint64_t bytes = job.number("bytes", 0); // 0: as many as the sender sends
   if (r.ok && bytes != 0 && r.bytes != bytes) {
     r.ok = false;
@@ -496,6 +499,7 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
     posix::fill_stream(r.bytes, m);
     if (const Errc e = ep.channel().send(m, timeout); e != Errc::ok) {
       r.error = "send: " + std::string(to_string(e)) + " " + ep.channel().error_detail();
+      r.paths = posix::ring_counters(ep.channel());
       return r;
     }
     sum.update(m);
@@ -511,6 +515,7 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
     }
   }
   r.checksum = sum.value();
+  r.paths = posix::ring_counters(ep.channel());
   if (const Errc e = ep.channel().close(timeout); e != Errc::ok) {
     r.error = "close: " + std::string(to_string(e));
     return r;

@@ -161,7 +161,12 @@ public:
   // Re-decides the path now, without sending: for a platform that is told of a view change
   // (a membership subscription) and wants the link to switch before the next send. Called
   // from inside a synchronous membership update, it switches while the old path still works.
+  // A local path that broke meanwhile is left as a failed send leaves it (resolution and
+  // prevention: its pending frames go remote, the link stays remote until the view changes),
+  // so an idle sender need not wait for its next message to notice.
   void refresh();
+  // The local path in use (null on the remote path): a platform may watch it while idle.
+  FramePath* local_path() const { return path_ == PathKind::local ? local_ : nullptr; }
   // Moves the stream to a replacement local instance (env.renew_local) without leaving shared
   // memory: the receiver drains the old instance to its marker and continues on the new one.
   // On the remote path this does nothing now; the next establishment uses the new instance.

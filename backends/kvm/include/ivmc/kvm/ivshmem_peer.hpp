@@ -77,6 +77,9 @@ public:
   // Reads and applies every message available now; never blocks.
   ServerLink process_server_messages();
   ServerLink server_link() const { return link_; }
+  // Leaves the server on purpose: closes the connection (the server tells the other peers)
+  // and forgets their eventfds. The region stays mapped until this object dies.
+  void disconnect();
   const std::string& server_error() const { return server_error_; }
 
   // Joins and leaves seen since the last call, in the order the server sent them. The peers

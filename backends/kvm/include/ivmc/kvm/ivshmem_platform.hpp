@@ -57,6 +57,9 @@ public:
   // Peers that left since the last call (the ivshmem server's notices). A guest hears of none:
   // its channels find a departed peer by its heartbeat.
   virtual std::vector<std::uint16_t> departed() = 0;
+  // Leave the device's host for good (a host process that "migrates" away): the others are
+  // told; the region stays mapped until the port dies. A guest's device cannot.
+  virtual void disconnect() {}
 };
 
 // A doorbell whose remote end is learnt after the channel exists: a creator learns its peer's
@@ -119,6 +122,15 @@ public:
   // Attaches as side 1, retrying until the creator initialised the area or `timeout`.
   std::unique_ptr<IvshmemEndpoint> attach_channel(const EndpointOptions& options, Nanos timeout);
 
+  // This process leaves the host (the host backend's migration away): every endpoint's
+  // channel fails now with `why` on this side (what the peers wrote completely is still
+  // delivered), heartbeats stop, and the port disconnects so the peers are told. Endpoints
+  // stay valid (and their memory mapped) until destroyed; nothing new can be created.
+  void detach(const std::string& why);
+  bool detached() const;
+  // Endpoints alive on this platform (a detached platform can go once this is 0).
+  std::size_t endpoint_count() const;
+
   std::uint16_t id() const { return port_->id(); }
   // Re-read from the device: differs from id() once a guest migrated to another host.
   std::uint16_t current_id() const { return port_->current_id(); }
@@ -133,10 +145,11 @@ private:
 
   std::unique_ptr<IvshmemPort> port_;
   posix::MonotonicClock clock_;
-  std::mutex mutex_; // guards port_'s state and endpoints_
+  mutable std::mutex mutex_; // guards port_'s state, endpoints_ and detached_
   std::vector<IvshmemEndpoint*> endpoints_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  bool detached_ = false;
   std::thread ticker_;
 };
 

@@ -28,12 +28,14 @@ struct PathChange {
 // A receiver's local instances, by epoch (the current one, and at most a lagging one), for any
 // platform: `open(epoch, timeout)` maps or attaches that instance's endpoint and throws while
 // the sender has not set it up yet (the link then asks again). Installs find_local and
-// release_local into a link environment; must outlive the link end that uses it.
+// release_local into a link environment; must outlive the link end that uses it. opened()
+// counts the instances it opened (a report's channels_opened).
 template <class Endpoint>
 class ReceiverInstances {
 public:
   using Open = std::function<std::unique_ptr<Endpoint>(std::uint64_t epoch, Nanos timeout)>;
   explicit ReceiverInstances(Open open) : open_(std::move(open)) {}
+  std::uint64_t opened() const { return opened_; }
   void install(LinkEnvironment& env) {
     env.find_local = [this](std::uint64_t epoch, Nanos timeout) -> FramePath* {
       if (auto it = instances_.find(epoch); it != instances_.end()) return it->second.path.get();
@@ -45,6 +47,7 @@ public:
       }
       instance.path = std::make_unique<ChannelPath>(instance.endpoint->channel());
       current_ = epoch;
+      ++opened_;
       return (instances_[epoch] = std::move(instance)).path.get();
     };
     env.release_local = [this] { instances_.erase(current_); };
@@ -58,13 +61,15 @@ private:
   Open open_;
   std::map<std::uint64_t, Instance> instances_;
   std::uint64_t current_ = 0;
+  std::uint64_t opened_ = 0;
 };
 
 // The checked stream over any platform's link.
 // Sends the stream until `limit` bytes; `before_send(bytes_so_far, limit)` runs before each
 // message (a platform follows its membership view there, and may lower the limit). Prints
 // `IVMC-LINK path ...` on each switch. Finishing the stream (and draining the platform's
-// paths) is the caller's; the report has bytes, messages, checksum and the error if any.
+// paths) is the caller's; the report has bytes, messages, checksum, the frames the link sent
+// on each path, and the error if any (the ring instances opened are the caller's to add).
 Report send_link_stream(LinkSender& sender, std::uint64_t limit, std::uint32_t message,
                         Nanos timeout,
                         const std::function<void(std::uint64_t, std::uint64_t&)>& before_send);

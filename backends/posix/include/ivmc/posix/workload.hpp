@@ -5,7 +5,9 @@
 // nothing was lost, duplicated, reordered or corrupted.
 //
 // Reports are one line of key=value pairs (`IVMC-RESULT mode=recv ok=1 bytes=...`), the
-// agent's protocol with its launcher: parse_report() reads them back.
+// agent's protocol with its launcher: parse_report() reads them back. Each carries what the
+// workload measured of its paths (PathCounters): frames sent on a ring and on the network, and
+// the ring instances opened.
 #pragma once
 
 #include "ivmc/core/channel.hpp"
@@ -50,6 +52,14 @@ struct WorkloadOptions {
   Nanos think = 0;                 // ping: pause before each round trip (the peer goes idle)
 };
 
+// What an agent measured of the paths it used: frames it sent on a ring (the local path) and
+// on the network (the remote path), and the ring instances it opened an end of (created,
+// attached, offered or mapped). Counted where the frames went (a channel's own send counter, a
+// frame path's accepted sends, a link's per-path counters), never copied from a plan.
+struct PathCounters {
+  std::uint64_t frames_local = 0, frames_remote = 0, channels_opened = 0;
+};
+
 // The outcome of one workload, printable as one line.
 struct Report {
   std::string mode;
@@ -60,6 +70,7 @@ struct Report {
   // ping: round-trip times
   Nanos rtt_min = 0, rtt_p50 = 0, rtt_p99 = 0, rtt_mean = 0;
   ChannelStats stats{};
+  PathCounters paths{};     // frames_local=, frames_remote=, channels_opened= on the line
   std::string extra;        // more " key=value" pairs for the line (no spaces in values)
   std::string line() const; // "IVMC-RESULT mode=... ok=1 ..."
 };
@@ -75,7 +86,14 @@ public:
   virtual Errc finish(Nanos timeout) = 0;
   virtual ChannelStats stats() const { return {}; }
   virtual std::string detail() const { return {}; } // why it failed, if it knows more
+  // What was sent over this path so far, and the ring instance it is (if it is one).
+  virtual PathCounters counters() const = 0;
 };
+
+// A ring's counters: the frames its own send counter saw, and the one instance it is.
+inline PathCounters ring_counters(const Channel& channel) {
+  return {channel.stats().messages_sent, 0, 1};
+}
 
 class ChannelWorkloadPath final : public WorkloadPath {
 public:
@@ -90,6 +108,7 @@ public:
   Errc finish(Nanos timeout) override { return channel_.close(timeout); }
   ChannelStats stats() const override { return channel_.stats(); }
   std::string detail() const override { return channel_.error_detail(); }
+  PathCounters counters() const override { return ring_counters(channel_); }
 
 private:
   Channel& channel_;
@@ -103,7 +122,9 @@ public:
   explicit FrameWorkloadPath(FramePath& path, bool finish_waits = false)
       : path_(path), finish_waits_(finish_waits) {}
   Errc send(std::span<const std::byte> m, Nanos timeout) override {
-    return path_.send({}, m, timeout);
+    const Errc e = path_.send({}, m, timeout);
+    if (e == Errc::ok) ++frames_sent_;
+    return e;
   }
   Errc recv(std::span<std::byte> b, std::size_t& n, Nanos timeout) override {
     return path_.recv({}, b, n, timeout);
@@ -112,10 +133,12 @@ public:
     return std::min<std::size_t>(path_.max_frame(), 1u << 20);
   }
   Errc finish(Nanos timeout) override;
+  PathCounters counters() const override { return {0, frames_sent_, 0}; }
 
 private:
   FramePath& path_;
   bool finish_waits_;
+  std::uint64_t frames_sent_ = 0; // frames the path accepted
 };
 
 // Sends `bytes` of the stream in `message`-byte messages, then finishes (closes).
@@ -149,5 +172,11 @@ inline Report ping(Channel& c, const WorkloadOptions& o) {
 // One parsed IVMC-RESULT line: its key=value pairs ("error" may contain spaces, quoted).
 using ReportFields = std::map<std::string, std::string>;
 std::optional<ReportFields> parse_report(std::string_view line);
+
+// The measured path counters of a parsed line. The line comes from another machine (a guest's
+// console, a domU's outcome relayed by dom0): each of frames_local, frames_remote and
+// channels_opened must be a plain decimal of 1 to 15 digits (no sign, space or exponent, so
+// that sums stay exact in a double); nullopt if any is missing or is not.
+std::optional<PathCounters> parse_path_counters(const ReportFields& fields);
 
 } // namespace ivmc::posix

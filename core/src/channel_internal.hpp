@@ -1,0 +1,95 @@
+// What the channel's setup (channel_setup.cpp) and its data path (channel.cpp) share
+// (internal): the area's first page, ring copies that wrap, shared-field access.
+#pragma once
+
+#include "ivmc/core/channel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+
+namespace ivmc::channel_detail {
+
+using wire::ControlArea;
+using wire::EndpointState;
+
+inline constexpr std::uint64_t kControlPage =
+    4096; // rings start on their own pages (Xen grants pages)
+
+// Single-writer counter increment: a plain load and store, no locked instruction. Relaxed:
+// readers only need an eventually current value; nothing is ordered by a counter.
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+template <class T>
+inline std::atomic_ref<T> shared(T& field) {
+  return std::atomic_ref<T>(field);
+}
+
+inline std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+inline bool is_pow2_in_range(std::uint64_t v) {
+  return std::has_single_bit(v) && v >= wire::kMinRingBytes && v <= wire::kMaxRingBytes;
+}
+
+// The ring copies are forced inline (always_inline), as are the record steps that send/recv
+// share with reserve/commit and peek/release (channel.cpp): the hot path stays one function
+// with the copies in it, as it was before those calls shared its parts (GCC otherwise
+// outlines them).
+
+// Copies n bytes into the ring at position p, wrapping at its end. An empty copy touches
+// nothing (an empty span may carry a null pointer, which memcpy must not see).
+[[gnu::always_inline]] inline void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p,
+                                           const std::byte* src, std::uint64_t n) {
+  if (n == 0) return;
+  const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
+  std::memcpy(ring + off, src, first);
+  std::memcpy(ring, src + first, n - first);
+}
+
+// Copies bytes [from, to) of the message head + body into the ring, whose payload starts at
+// position `payload`.
+[[gnu::always_inline]] inline void copy_in_range(std::byte* ring, std::uint64_t size,
+                                                 std::uint64_t payload,
+                                                 std::span<const std::byte> head,
+                                                 std::span<const std::byte> body,
+                                                 std::uint64_t from, std::uint64_t to) {
+  const std::uint64_t h = head.size();
+  if (from < h) {
+    copy_in(ring, size, payload + from, head.data() + from, std::min(to, h) - from);
+  }
+  if (to > h) {
+    const std::uint64_t b = std::max(from, h) - h; // first body byte to copy
+    copy_in(ring, size, payload + h + b, body.data() + b, to - h - b);
+  }
+}
+
+[[gnu::always_inline]] inline void copy_out(const std::byte* ring, std::uint64_t size,
+                                            std::uint64_t p, std::byte* dst, std::uint64_t n) {
+  if (n == 0) return;
+  const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
+  std::memcpy(dst, ring + off, first);
+  std::memcpy(dst + first, ring, n - first);
+}
+
+inline Nanos saturating_add(Nanos a, Nanos b) {
+  return (b > 0 && a > kForever - b) ? kForever : a + b;
+}
+
+} // namespace ivmc::channel_detail

@@ -1,0 +1,48 @@
+// The results schema, the same for every backend: what one run reports (RunResult, its metrics
+// in the order metric_names gives), and the rows of a sweep's results.csv (docs/results.md,
+// docs/metrics.md).
+#pragma once
+
+#include "ivmc/experiment/scenario.hpp"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ivmc::experiment {
+
+// One named figure of a run (docs/metrics.md lists them all, with units in the names). A
+// backend that cannot take a measure reports NaN.
+struct Metric {
+  std::string name;
+  double value = 0;
+
+  bool operator==(const Metric&) const = default;
+};
+
+struct RunResult {
+  std::vector<Metric> metrics; // exactly metric_names(scenario), in that order
+  std::uint64_t events = 0;    // the backend's unit of work (the simulator: channel events)
+  double wall_s = 0;           // wall-clock time of the run
+  std::string summary;         // a readable multi-line summary for people
+
+  bool operator==(const RunResult&) const = default;
+};
+
+// The metrics a run of `scenario` reports, in order (results.csv's metric columns): per
+// workload i the w<i>_ figures, then the run's totals. Every backend reports exactly these.
+std::vector<std::string> metric_names(const Scenario& scenario);
+
+// `metrics` in the order of metric_names(scenario), each value from `values` by name and NaN
+// where absent (a backend that measures only part of the schema). Throws std::logic_error on a
+// name in `values` that is not in the schema (a misspelt metric must not vanish silently).
+std::vector<Metric> schema_metrics(const Scenario& scenario,
+                                   const std::map<std::string, double>& values);
+
+// The rows of a results.csv written by a sweep (docs/results.md), each as column -> value,
+// sorted by point, then seed. A torn last line (a crash mid-write) is ignored. Throws
+// std::runtime_error when the file cannot be read or is not a results.csv.
+std::vector<std::map<std::string, std::string>> read_results(const std::string& csv_path);
+
+} // namespace ivmc::experiment

@@ -1,0 +1,49 @@
+// See sweep_progress.hpp.
+#include "sweep_progress.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace ivmc::experiment::detail {
+
+Progress::Progress(bool on, std::size_t total, std::size_t done_at_start)
+    : on_(on), total_(total), start_done_(done_at_start), t0_(Clock::now()) {}
+
+void Progress::update(std::size_t done, bool force) {
+  if (!on_) return;
+  const auto now = Clock::now();
+  if (!force && shown_ && now - last_ < std::chrono::milliseconds(250)) return;
+  if (shown_ && done == shown_done_ && force) return; // nothing new to show
+  last_ = now;
+  shown_done_ = done;
+  const double elapsed = std::chrono::duration<double>(now - t0_).count();
+  const std::size_t made = done - start_done_;
+  std::string line = fmt::format("sweep: {}/{} runs", done, total_);
+  if (made > 0 && elapsed > 0) {
+    const double rate = static_cast<double>(made) / elapsed;
+    const double left = static_cast<double>(total_ - done) / rate;
+    line += fmt::format(", {:.1f} runs/s, {} left", rate, duration(left));
+  }
+  const std::size_t width = line.size();
+  if (line.size() < width_) line.append(width_ - line.size(), ' ');
+  width_ = width;
+  std::fprintf(stderr, "\r%s", line.c_str());
+  std::fflush(stderr);
+  shown_ = true;
+}
+
+void Progress::finish(std::size_t done) {
+  if (!on_) return;
+  update(done, true);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+}
+
+std::string Progress::duration(double s) {
+  if (s < 120) return fmt::format("{:.0f} s", s);
+  if (s < 7200) return fmt::format("{:.0f} min", s / 60);
+  return fmt::format("{:.1f} h", s / 3600);
+}
+
+} // namespace ivmc::experiment::detail

@@ -1,0 +1,29 @@
+// A sweep's progress on stderr (internal): one line rewritten in place, at most four times a
+// second: runs done, rate, time left.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace ivmc::experiment::detail {
+
+class Progress {
+public:
+  Progress(bool on, std::size_t total, std::size_t done_at_start);
+  void update(std::size_t done, bool force = false);
+  void finish(std::size_t done);
+
+private:
+  using Clock = std::chrono::steady_clock;
+  static std::string duration(double s);
+
+  bool on_;
+  std::size_t total_, start_done_;
+  Clock::time_point t0_, last_{};
+  bool shown_ = false;
+  std::size_t shown_done_ = 0;
+  std::size_t width_ = 0;
+};
+
+} // namespace ivmc::experiment::detail

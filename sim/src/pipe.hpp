@@ -1,0 +1,169 @@
+// The simulated world's links (internal): one direction of a workload is a Pipe, a real
+// LinkSender in VM `from` and a real LinkReceiver in VM `to`, over a SimRemotePath (frames with
+// their arrival times) and, when local, a real Channel in heap memory (a Generation), whose
+// doorbells (SimDoorbell) schedule the woken endpoint's next step instead of waking a thread.
+#pragma once
+
+#include "ivmc/core/channel.hpp"
+#include "ivmc/core/link.hpp"
+#include "ivmc/core/membership.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <new>
+#include <vector>
+
+namespace ivmc::sim {
+
+// What travels in every frame before the application's bytes: which application message this
+// piece belongs to, and when the application started sending it.
+struct FrameMeta {
+  std::uint64_t message = 0;
+  std::uint32_t piece = 0, pieces = 1;
+  Nanos created = 0;
+};
+constexpr std::size_t kMetaBytes = sizeof(FrameMeta);
+static_assert(kMetaBytes == 24);
+
+enum class Proto { tcp, udp };
+
+struct Percentiles {
+  std::vector<double> samples; // microseconds
+  bool sorted = false;
+  double at(double p) {
+    if (samples.empty()) return 0;
+    if (!sorted) std::sort(samples.begin(), samples.end());
+    sorted = true;
+    const double rank = p / 100.0 * static_cast<double>(samples.size() - 1);
+    const auto lo = static_cast<std::size_t>(rank);
+    const std::size_t hi = std::min(lo + 1, samples.size() - 1);
+    return samples[lo] + (samples[hi] - samples[lo]) * (rank - static_cast<double>(lo));
+  }
+};
+
+struct Pipe;
+
+// A doorbell that schedules the woken endpoint's next step instead of waking a thread.
+class SimDoorbell final : public Doorbell {
+public:
+  std::function<void(Wake)> on_ring;
+  std::uint64_t rings = 0;
+  void ring(Wake reason) override {
+    ++rings;
+    if (on_ring) on_ring(reason);
+  }
+  WaitResult wait(Wake, Nanos) override { return WaitResult::timed_out; } // never blocks
+};
+
+// One local path instance: a real channel in real (heap) memory between two VMs.
+struct Generation {
+  std::uint64_t epoch = 0;
+  std::uint32_t ring_bytes = 0;
+  std::byte* memory = nullptr;
+  std::size_t memory_bytes = 0;
+  SimDoorbell tx_bell, rx_bell;
+  std::unique_ptr<Channel> tx, rx;
+  std::unique_ptr<ChannelPath> tx_path, rx_path;
+  bool broken = false;
+  bool released = false;
+  ~Generation() {
+    rx_path.reset();
+    tx_path.reset();
+    rx.reset();
+    tx.reset();
+    ::operator delete (memory, std::align_val_t{4096});
+  }
+};
+
+// The remote path as state: frames with the time they reach the receiver's socket.
+class SimRemotePath final : public FramePath {
+public:
+  struct Frame {
+    std::vector<std::byte> bytes;
+    Nanos arrival;
+  };
+  std::function<Nanos(std::size_t frame_bytes)> arrival_of; // set by the pipe
+  std::function<void(Nanos arrival)> on_enqueue;
+  Clock* clock = nullptr;
+  std::deque<Frame> frames;
+  std::uint64_t in_flight_bytes = 0; // sent, not yet read by the receiver (the TCP window)
+
+  Errc send(std::span<const std::byte> head, std::span<const std::byte> body, Nanos) override {
+    Frame f;
+    f.bytes.resize(head.size() + body.size());
+    if (!head.empty()) std::memcpy(f.bytes.data(), head.data(), head.size());
+    if (!body.empty()) std::memcpy(f.bytes.data() + head.size(), body.data(), body.size());
+    // In order: a later frame never overtakes an earlier one on one path.
+    f.arrival = std::max(arrival_of(f.bytes.size()), frames.empty() ? 0 : frames.back().arrival);
+    in_flight_bytes += f.bytes.size();
+    const Nanos arrival = f.arrival;
+    frames.push_back(std::move(f));
+    if (on_enqueue) on_enqueue(arrival);
+    return Errc::ok;
+  }
+  Errc recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
+            Nanos) override {
+    if (frames.empty() || frames.front().arrival > clock->now()) return Errc::would_block;
+    Frame& f = frames.front();
+    length = f.bytes.size();
+    if (length > head.size() + body.size()) return Errc::buffer_too_small;
+    const std::size_t h = std::min(head.size(), length);
+    std::memcpy(head.data(), f.bytes.data(), h);
+    if (length > h) std::memcpy(body.data(), f.bytes.data() + h, length - h);
+    in_flight_bytes -= length;
+    frames.pop_front();
+    return Errc::ok;
+  }
+  std::size_t max_frame() const override { return 64u << 20; }
+};
+
+// Per-workload figures.
+struct WorkloadStats {
+  std::uint64_t messages = 0, bytes = 0; // delivered within the measured interval
+  std::uint64_t transactions = 0;        // rr
+  Percentiles latency;                   // stream: one-way; rr: round trip (us)
+};
+
+// One direction of one workload: a LinkSender in VM `from`, a LinkReceiver in VM `to`.
+struct Pipe {
+  VmId from = 0, to = 0;
+  Proto proto = Proto::tcp;
+  SimRemotePath remote;
+  std::vector<std::unique_ptr<Generation>> generations;
+  Generation* tx_gen = nullptr; // the sender's current local instance
+  Generation* rx_gen = nullptr; // the receiver's
+  std::unique_ptr<LinkSender> sender;
+  std::unique_ptr<LinkReceiver> receiver;
+  bool ever_local = false, local_forbidden = false;
+  bool existed = false, gone = false, retry_pending = false; // both VMs are up / one stopped
+
+  // Sender state.
+  struct Outgoing {
+    std::uint64_t id;
+    std::size_t bytes;
+    Nanos created;
+    std::uint32_t next_piece = 0, pieces = 1;
+  };
+  std::deque<Outgoing> outbox;
+  bool tx_busy = false;
+  bool tx_waiting = false; // for ring space or the remote window
+  bool flush_pending = false;
+  Nanos send_offset = 0;        // the current send's CPU time: data is visible this much later
+  std::function<void()> refill; // stream workloads: more to send
+  // Receiver state.
+  enum class RxState { idle, busy, polling, spinning, sleeping } rx_state = RxState::idle;
+  bool rx_rested = false; // it slept: the next message pays for the interrupt
+  std::function<void(const FrameMeta&, std::size_t bytes)> on_message; // whole message read
+  std::vector<std::byte> rx_buffer, tx_buffer;
+  FrameMeta rx_meta; // the frame being processed (state of the busy receiver)
+  std::size_t rx_frame = 0;
+  bool rx_last = false;
+  std::uint64_t rx_spin_token = 0;
+};
+
+} // namespace ivmc::sim

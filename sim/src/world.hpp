@@ -1,0 +1,165 @@
+// One simulated run (internal; world_*.cpp by concept): the scenario's VMs on the SimGrid model,
+// its workloads as links between them, and the core's channel, link, membership, race and pool code
+// driving them in simulated time. See ARCHITECTURE.md ("one message in the simulator") and
+// docs/metrics.md.
+//
+// Every endpoint is a small state machine whose steps are events in the model's queue. A step
+// does the real thing to real core objects (a Channel::send into a real ring, a
+// LinkSender::send that decides the path) at its simulated instant, and the cost models say
+// how long it takes. Nothing here blocks: the channel is used through can_send() and
+// request_wake(), and its doorbells schedule the woken endpoint's next step.
+#pragma once
+
+#include "pipe.hpp"
+
+#include "ivmc/core/channel.hpp"
+#include "ivmc/core/link.hpp"
+#include "ivmc/core/membership_sources.hpp"
+#include "ivmc/core/pool.hpp"
+#include "ivmc/core/race_ledger.hpp"
+#include "ivmc/experiment/results.hpp"
+#include "ivmc/experiment/scenario.hpp"
+#include "ivmc/sim/costs.hpp"
+#include "ivmc/sim/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace ivmc::sim {
+
+using experiment::Arrivals;
+using experiment::Detection;
+using experiment::EventConfig;
+using experiment::EventKind;
+using experiment::GeneratorConfig;
+using experiment::GuestNic;
+using experiment::Hypervisor;
+using experiment::RunResult;
+using experiment::Scenario;
+using experiment::ScenarioError;
+using experiment::Trust;
+using experiment::VmConfig;
+using experiment::WorkloadConfig;
+
+inline constexpr Nanos kUs = 1000, kMs = 1'000'000;
+
+inline Nanos ns(double v) {
+  return static_cast<Nanos>(std::llround(v));
+}
+
+// Portable, seeded randomness: the same seed gives the same run on every platform (the
+// standard distributions are implementation-defined, the engine is not).
+class Rng {
+public:
+  explicit Rng(std::uint64_t seed) : engine_(seed) {}
+  double uniform() { return (engine_() >> 11) * 0x1.0p-53; } // [0, 1)
+  double exponential(double rate) { return -std::log1p(-uniform()) / rate; }
+  std::size_t below(std::size_t n) { return static_cast<std::size_t>(uniform() * n); }
+
+private:
+  std::mt19937_64 engine_;
+};
+
+// A FIFO server shared by several flows (a Dom0 CPU, a vhost worker, a NIC): a packet that
+// reaches it while it is busy waits. Reservations are made in send order, which is time order
+// for each flow and close to it across flows.
+struct Stage {
+  Nanos free_at = 0;
+  Nanos busy = 0;
+  Nanos serve(Nanos arrive, Nanos service) {
+    const Nanos start = std::max(arrive, free_at);
+    free_at = start + service;
+    busy += service;
+    return free_at;
+  }
+};
+
+class World {
+public:
+  explicit World(const Scenario& s);
+  RunResult run();
+
+private:
+  struct VmInfo {
+    VmId id;
+    std::string name;
+  };
+
+  VmId vm_id(const std::string& name) const { return ids_.at(name); }
+  bool trusted(VmId a, VmId b) const;
+  std::uint32_t pieces_for(std::size_t bytes) const;
+
+  // Cost models (docs/costs.md).
+  Nanos local_send_cost(const Pipe& p, std::size_t frame, bool message_ends) const;
+  Nanos local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends) const;
+  Nanos remote_send_cost(const Pipe& p, std::size_t frame) const;
+  Nanos remote_recv_cost(const Pipe& p, std::size_t frame) const;
+  Nanos remote_arrival(Pipe& p, std::size_t frame, Nanos leaves);
+  double packets(std::size_t bytes) const {
+    return std::max(1.0, std::ceil(static_cast<double>(bytes) / costs_.mss_bytes));
+  }
+  // Packets on the hypervisor path: TCP is segmented by the (virtual) NIC where it offers TSO.
+  double nic_packets(const Pipe& p, std::size_t bytes) const;
+  // What one received data record costs in interrupts, and (TCP below IP) what its share of
+  // the returning ACK costs each side: the notification policy decides how many of them ring.
+  double interrupts_per_record() const;
+
+  void build_pipe(Pipe& p, VmId from, VmId to, Proto proto);
+  LocalPath open_local(Pipe& p, bool renew);
+  void release_local(Pipe& p);
+  void break_channels_of(VmId vm, HostId left);
+
+  // The endpoint state machines.
+  void sender_step(Pipe& p);
+  void sender_wake(Pipe& p, Nanos delay);
+  void receiver_step(Pipe& p);
+  void receiver_wake(Pipe& p, Nanos delay, bool by_doorbell);
+  void schedule_flush(Pipe& p);
+
+  void setup_workloads();
+  void setup_events();
+  void rebalance_pools();
+  void record_operation(VmId self, VmId peer, LinkOperation op, Errc outcome, std::uint64_t bytes);
+  bool measured(Nanos t) const { return t >= warmup_ && t <= end_; }
+  RunResult collect(double wall_s);
+
+  Scenario s_;
+  CostModel costs_;
+  Model model_;
+  Rng rng_;
+  NotifyPolicy policy_;
+  RacePolicy race_;
+  std::unique_ptr<MembershipSource> source_;
+  GroupRegistrationSource* group_ = nullptr;
+  std::unique_ptr<RaceWindows> windows_;
+  RaceLedger ledger_;
+  std::vector<VmInfo> vms_;
+  std::unordered_map<std::string, VmId> ids_;
+  std::vector<Stage> host_stage_; // Dom0 / vhost per host
+  std::vector<Stage> nic_stage_;  // physical NIC per host
+  std::vector<std::unique_ptr<SharedPool>> pools_;
+  std::unordered_map<PairId, int> pool_refs_;
+  std::vector<std::unique_ptr<Pipe>> pipes_;
+  std::vector<WorkloadStats> wstats_;
+  std::vector<std::pair<Pipe*, Pipe*>> workload_pipes_;
+  Nanos warmup_ = 0, end_ = 0;
+  std::uint64_t next_message_ = 1;
+
+  // Totals.
+  std::uint64_t data_rings_ = 0, space_rings_ = 0, doorbell_wakeups_ = 0, sleeps_ = 0;
+  std::uint64_t sends_ = 0, sends_in_window_ = 0, trust_refusals_ = 0, pool_refusals_ = 0;
+  std::uint64_t pending_bytes_ = 0, recovered_bytes_ = 0, channels_opened_ = 0;
+  std::uint64_t link_probes_ = 0, udp_dropped_ = 0;
+  double pool_util_sum_ = 0;
+  std::uint64_t pool_util_samples_ = 0;
+};
+
+} // namespace ivmc::sim

@@ -1,0 +1,120 @@
+// The path cost models of the simulated world (docs/costs.md): what each send and receive costs
+// on the channel and on the hypervisor path, and when a frame reaches the receiver through the
+// Dom0/vhost and NIC stages.
+#include "world.hpp"
+
+namespace ivmc::sim {
+
+double World::nic_packets(const Pipe& p, std::size_t bytes) const {
+  const bool tso = p.proto == Proto::tcp && (s_.platform.hypervisor == Hypervisor::xen ||
+                                             s_.platform.guest_nic == GuestNic::virtio);
+  const double unit = tso ? std::max(costs_.gso_bytes, costs_.mss_bytes) : costs_.mss_bytes;
+  return std::max(1.0, std::ceil(static_cast<double>(bytes) / unit));
+}
+
+double World::interrupts_per_record() const {
+  switch (policy_) {
+  case NotifyPolicy::per_packet:
+    return 1.0; // every record raises an interrupt, busy receiver or not (survey 3.3.4)
+  case NotifyPolicy::atw:
+    return 1.0 / std::max<std::uint32_t>(s_.channel.atw_batch, 1);
+  default:
+    return 0.0; // only a sleeper is woken (counted when it happens)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cost models. The socket call is a per-message cost: `message_ends` says whether this frame
+// pays it (the first piece of a message when sending, the last when receiving). Per-byte and
+// per-packet costs are paid by every frame.
+
+Nanos World::local_send_cost(const Pipe& p, std::size_t frame, bool message_ends) const {
+  const auto& c = costs_;
+  double t = c.shm_per_record_ns + static_cast<double>(frame) * c.shm_copy_ns_per_byte;
+  if (s_.channel.layer >= 2 && message_ends) t += c.syscall_ns; // a socket below it
+  if (s_.channel.layer == 3) {
+    t += p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
+    t += static_cast<double>(frame) * c.copy_ns_per_byte; // the socket copy
+    if (p.proto == Proto::tcp) { // an ACK per two segments comes back through the channel
+      t += 0.5 *
+           (c.shm_softirq_per_packet_ns + c.tcp_per_packet_ns + interrupts_per_record() * c.irq_ns);
+    }
+  }
+  return ns(t);
+}
+
+Nanos World::local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends) const {
+  const auto& c = costs_;
+  double t = c.shm_per_record_ns + static_cast<double>(frame) * c.shm_copy_ns_per_byte;
+  if (s_.channel.layer >= 2 && message_ends) t += c.syscall_ns;
+  if (s_.channel.layer == 3) {
+    t += c.shm_softirq_per_packet_ns;
+    t += p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
+    t += static_cast<double>(frame) * c.copy_ns_per_byte; // the socket copy
+    if (p.proto == Proto::tcp) {                          // sending that ACK back
+      t += 0.5 * (c.tcp_per_packet_ns + c.shm_per_record_ns +
+                  interrupts_per_record() * c.shm_doorbell_ns);
+    }
+  }
+  t += interrupts_per_record() * c.irq_ns;
+  return ns(t);
+}
+
+Nanos World::remote_send_cost(const Pipe& p, std::size_t frame) const {
+  const auto& c = costs_;
+  const double k = nic_packets(p, frame);
+  double front = 0, notify = 0;
+  if (s_.platform.hypervisor == Hypervisor::xen) {
+    front = c.xen_netfront_per_packet_ns;
+    notify = c.xen_event_channel_ns;
+  } else if (s_.platform.guest_nic == GuestNic::emulated) {
+    front = c.kvm_emulated_per_packet_ns;
+    notify = 0; // its exits are in the per-packet cost
+  } else {
+    front = c.kvm_virtio_per_packet_ns;
+    notify = c.kvm_exit_ns;
+  }
+  const double stack = p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
+  return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte + k * (stack + front) +
+            notify);
+}
+
+Nanos World::remote_recv_cost(const Pipe& p, std::size_t frame) const {
+  const auto& c = costs_;
+  const double k = nic_packets(p, frame);
+  const double front = s_.platform.hypervisor == Hypervisor::xen     ? c.xen_netfront_per_packet_ns
+                       : s_.platform.guest_nic == GuestNic::emulated ? c.kvm_emulated_per_packet_ns
+                                                                     : c.kvm_virtio_per_packet_ns;
+  const double stack = p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
+  return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte + k * (stack + front));
+}
+
+// When a frame that leaves the sender's VM at `leaves` reaches the receiver's socket: through
+// the host's Dom0 (or vhost worker), and between machines through both NICs and the wire.
+Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
+  const auto& c = costs_;
+  const double k = nic_packets(p, frame);
+  const double bytes = static_cast<double>(frame);
+  const Topology& topo = model_.topology();
+  if (!topo.has_vm(p.to) || !topo.has_vm(p.from)) return leaves; // nobody will read it
+  const HostId a = topo.host_of(p.from), b = topo.host_of(p.to);
+  const bool xen = s_.platform.hypervisor == Hypervisor::xen;
+  const double per_packet = xen ? c.xen_dom0_per_packet_ns : c.kvm_vhost_per_packet_ns;
+  const double copy =
+      xen ? c.xen_grant_copy_ns_per_byte * c.xen_grant_copies : c.kvm_host_copy_ns_per_byte;
+  const double delay = xen ? c.xen_dom0_latency_ns : c.kvm_host_latency_ns;
+  if (a == b) {
+    const Nanos out = host_stage_[a].serve(leaves + ns(delay), ns(k * per_packet + bytes * copy));
+    return out + ns(c.wakeup_latency_ns);
+  }
+  // Between hosts each end does half the copying, and the wire carries headers too.
+  Nanos t = host_stage_[a].serve(leaves + ns(delay), ns(k * per_packet + bytes * copy / 2));
+  const double wire = (bytes + k * 66) / (s_.platform.link_gbps * 1e9 / 8) * 1e9;
+  t = nic_stage_[a].serve(t, ns(k * c.nic_per_packet_ns + wire));
+  t += ns(s_.platform.link_latency_us * 1e3);
+  t = nic_stage_[b].serve(t, ns(k * c.nic_per_packet_ns));
+  t = host_stage_[b].serve(t + ns(delay), ns(k * per_packet + bytes * copy / 2));
+  return t + ns(c.wakeup_latency_ns);
+}
+
+} // namespace ivmc::sim

@@ -1,0 +1,150 @@
+// The scenario's VMs, membership source and events on the model: scripted [[event]]s and
+// Poisson [[generator]]s, each VM lifecycle change reaching the membership source and the links.
+#include "world.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+namespace ivmc::sim {
+
+void World::setup_events() {
+  Topology& topo = model_.topology();
+  std::vector<std::pair<std::string, std::size_t>> initial;
+  for (const VmConfig& v : s_.vms) {
+    const VmId id = static_cast<VmId>(vms_.size() + 1);
+    vms_.push_back({id, v.name});
+    ids_[v.name] = id;
+    initial.push_back({v.name, v.host});
+  }
+  // VMs created by events get ids too (their names are known up front).
+  for (const EventConfig& e : s_.events) {
+    if (e.kind == EventKind::create && !ids_.count(e.vm)) {
+      const VmId id = static_cast<VmId>(vms_.size() + 1);
+      vms_.push_back({id, e.vm});
+      ids_[e.vm] = id;
+    }
+  }
+  auto address = [](VmId id) {
+    return VmAddress{id, fmt::format("10.{}.{}.{}", (id >> 16) & 255, (id >> 8) & 255, id & 255),
+                     ""};
+  };
+  // The VMs present at start exist before anything runs (views start from the truth).
+  for (const VmConfig& v : s_.vms) {
+    model_.place_vm(ids_[v.name], address(ids_[v.name]), static_cast<HostId>(v.host),
+                    v.ram_mib << 20);
+  }
+  // Membership.
+  MembershipParams mp;
+  mp.period = std::max<Nanos>(ns(s_.membership.period_ms * 1e6), 1);
+  mp.phase = ns(s_.membership.phase_ms * 1e6);
+  mp.propagation_delay = ns(s_.membership.propagation_delay_us * 1e3);
+  mp.period_min = ns(s_.membership.period_min_ms * 1e6);
+  mp.period_max = ns(s_.membership.period_max_ms * 1e6);
+  mp.watch_delay = ns(s_.membership.watch_delay_us * 1e3);
+  if (s_.membership.detection == Detection::static_list) {
+    std::map<std::size_t, std::string> lines;
+    for (const VmConfig& v : s_.vms) lines[v.host] += " " + std::to_string(ids_[v.name]);
+    for (const auto& [h, l] : lines) mp.static_list_text += fmt::format("host {}:{}\n", h, l);
+  }
+  source_ = make_membership_source(experiment::to_string(s_.membership.detection), topo, mp);
+  group_ = dynamic_cast<GroupRegistrationSource*>(source_.get());
+  if (group_ != nullptr) {
+    for (const VmConfig& v : s_.vms) group_->register_vm(ids_[v.name], 1, 0);
+  }
+  windows_ = std::make_unique<RaceWindows>(*source_);
+  model_.attach(*source_);
+  source_->subscribe([this](VmId observer, Nanos) {
+    // A view change reaches the VM's links at once (inside a synchronous update: before the
+    // move completes, while the old channel still works).
+    for (auto& pp : pipes_) {
+      Pipe& p = *pp;
+      if (p.from != observer || p.tx_busy) continue;
+      if (p.sender->path() == PathKind::local && p.tx_gen != nullptr &&
+          (p.tx_gen->broken || !p.tx_gen->tx->can_send(64))) {
+        continue; // no room for the marker now: the next send switches
+      }
+      p.sender->refresh();
+    }
+  });
+  model_.on_topology([this](const TopologyEvent& ev) {
+    if (ev.kind == TopologyEvent::Kind::migrate) {
+      break_channels_of(ev.vm, ev.from);
+      if (group_ != nullptr) { // IVC: the guest re-registers from its new host after a delay
+        const VmId vm = ev.vm;
+        model_.at(model_.now_ns() + ns(s_.membership.watch_delay_us * 1e3), [this, vm] {
+          if (model_.topology().has_vm(vm)) group_->register_vm(vm, 1, model_.now_ns());
+        });
+      }
+    } else if (ev.kind == TopologyEvent::Kind::shutdown) {
+      break_channels_of(ev.vm, ev.from);
+    } else if (ev.kind == TopologyEvent::Kind::create && group_ != nullptr) {
+      const VmId vm = ev.vm;
+      model_.at(model_.now_ns() + ns(s_.membership.watch_delay_us * 1e3), [this, vm] {
+        if (model_.topology().has_vm(vm)) group_->register_vm(vm, 1, model_.now_ns());
+      });
+    }
+  });
+  std::unordered_map<VmId, std::size_t> ram;
+  for (const VmConfig& v : s_.vms) ram[ids_[v.name]] = v.ram_mib;
+  for (const EventConfig& e : s_.events) {
+    const VmId id = ids_.at(e.vm);
+    if (e.kind == EventKind::migrate) model_.migrate_at(e.at_s, id, static_cast<HostId>(e.host));
+    if (e.kind == EventKind::shutdown) model_.shutdown_at(e.at_s, id);
+    if (e.kind == EventKind::create) {
+      model_.create_vm_at(e.at_s, id, address(id), static_cast<HostId>(e.host), e.ram_mib << 20);
+    }
+  }
+  for (const GeneratorConfig& g : s_.generators) {
+    std::vector<VmId> candidates;
+    for (const auto& name : g.vms) candidates.push_back(ids_.at(name));
+    if (candidates.empty()) {
+      for (const auto& v : vms_) candidates.push_back(v.id);
+    }
+    const double stop = g.stop_s < 0 ? s_.duration_s : std::min(g.stop_s, s_.duration_s);
+    for (double t = g.start_s + rng_.exponential(g.rate_per_s); t < stop;
+         t += rng_.exponential(g.rate_per_s)) {
+      const VmId vm = candidates[rng_.below(candidates.size())];
+      if (g.kind == EventKind::migrate) {
+        // Another host, uniformly; the model skips it if the VM is moving at that time.
+        const std::size_t other = rng_.below(s_.platform.hosts - 1);
+        model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
+          if (!model_.topology().has_vm(vm) || model_.migrating(vm)) return;
+          const HostId here = model_.topology().host_of(vm);
+          const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);
+          model_.migrate_at(t, vm, to);
+        });
+      } else if (g.kind == EventKind::shutdown) {
+        model_.shutdown_at(t, vm);
+      } else {
+        model_.create_vm_at(t, vm, address(vm), static_cast<HostId>(rng_.below(s_.platform.hosts)),
+                            ram.count(vm) ? ram[vm] << 20 : 1u << 30);
+      }
+    }
+  }
+  // Pools: the proportional policy re-assesses demand periodically.
+  if (!pools_.empty() && pools_[0]->config().policy == PoolPolicy::proportional) {
+    const Nanos period = std::max<Nanos>(ns(s_.pool.rebalance_ms * 1e6), kUs);
+    auto tick = std::make_shared<std::function<void()>>();
+    *tick = [this, period, tick] {
+      rebalance_pools();
+      if (model_.now_ns() + period <= end_) model_.at(model_.now_ns() + period, *tick);
+    };
+    model_.at(period, *tick);
+  }
+  if (!pools_.empty()) { // utilisation, sampled every millisecond
+    auto sample = std::make_shared<std::function<void()>>();
+    *sample = [this, sample] {
+      if (measured(model_.now_ns())) {
+        double u = 0;
+        for (auto& pool : pools_) u += pool->allocated_fraction();
+        pool_util_sum_ += u / static_cast<double>(pools_.size());
+        ++pool_util_samples_;
+      }
+      if (model_.now_ns() + kMs <= end_) model_.at(model_.now_ns() + kMs, *sample);
+    };
+    model_.at(0, *sample);
+  }
+}
+
+} // namespace ivmc::sim

@@ -1,0 +1,95 @@
+"""The ivmc command line as a new user meets it (issue 19), run as the real binary: an --out
+directory never mixes scenarios, numbers out of range are refused by validate, input errors
+exit 2.
+
+Run: IVMC_BIN=build/release/cli/ivmc /usr/bin/python3 -m pytest -q tests/python/test_cli.py
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IVMC = Path(os.environ.get("IVMC_BIN", ROOT / "build" / "release" / "cli" / "ivmc")).resolve()
+RACE = str(ROOT / "scenarios" / "examples" / "race_exposure.toml")
+
+if not IVMC.is_file():
+    pytest.skip(f"no ivmc binary at {IVMC} (set IVMC_BIN)", allow_module_level=True)
+
+
+def ivmc(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(IVMC), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def rows(directory: Path) -> list[dict[str, str]]:
+    with open(directory / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fingerprint(directory: Path) -> str:
+    return json.loads((directory / "meta.json").read_text())["scenario_fingerprint"]
+
+
+# --- stale results under a new label ----------------------------------------------------------
+
+def test_run_out_refuses_another_duration_and_keeps_the_old_results(tmp_path):
+    first = ivmc("run", RACE, "--set", "duration_s=2", "--out", "rr", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    csv_text = (tmp_path / "rr" / "results.csv").read_text()
+
+    again = ivmc("run", RACE, "--set", "duration_s=2", "--out", "rr", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # the same scenario resumes: nothing new
+    assert (tmp_path / "rr" / "results.csv").read_text() == csv_text
+    meta = (tmp_path / "rr" / "meta.json").read_text()
+
+    other = ivmc("run", RACE, "--set", "duration_s=7", "--out", "rr", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "duration_s = 2.0" in other.stderr and "duration_s = 7.0" in other.stderr
+    assert "--force" in other.stderr
+    assert other.stdout == ""  # not the old run's summary
+    assert (tmp_path / "rr" / "meta.json").read_text() == meta
+    assert (tmp_path / "rr" / "results.csv").read_text() == csv_text
+
+
+def test_run_out_refuses_a_preset_in_another_scenarios_directory(tmp_path):
+    assert ivmc("run", RACE, "--set", "duration_s=2", "--out", "rr", cwd=tmp_path).returncode == 0
+    other = ivmc("run", "preset:xenloop", "--out", "rr", cwd=tmp_path)
+    assert other.returncode == 2
+    assert 'name = "race-exposure"' in other.stderr and 'name = "xenloop"' in other.stderr
+
+
+def test_run_out_force_starts_over(tmp_path):
+    assert ivmc("run", RACE, "--set", "duration_s=2", "--out", "rr", cwd=tmp_path).returncode == 0
+    old = fingerprint(tmp_path / "rr")
+    forced = ivmc("run", RACE, "--set", "duration_s=7", "--out", "rr", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert fingerprint(tmp_path / "rr") != old
+    assert len(rows(tmp_path / "rr")) == 1
+    meta = json.loads((tmp_path / "rr" / "meta.json").read_text())
+    assert "duration_s = 7.0" in meta["scenario_toml"]
+
+
+def test_sweep_out_refuses_another_base_scenario(tmp_path):
+    sweep = ["sweep", RACE, "--param", "warmup_s=0,0.1", "--out", "sw"]
+    first = ivmc(*sweep, "--set", "duration_s=2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    csv_text = (tmp_path / "sw" / "results.csv").read_text()
+    old = fingerprint(tmp_path / "sw")
+
+    other = ivmc(*sweep, "--set", "duration_s=50", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "0 runs made" not in other.stdout
+    assert "duration_s = 2.0" in other.stderr and "duration_s = 50.0" in other.stderr
+    assert (tmp_path / "sw" / "results.csv").read_text() == csv_text
+    assert fingerprint(tmp_path / "sw") == old
+
+    other_backend = ivmc(*sweep, "--set", "duration_s=2", "--backend", "host", cwd=tmp_path)
+    assert other_backend.returncode == 2
+    assert "backend: sim there, host now" in other_backend.stderr
