@@ -226,7 +226,7 @@ TEST_CASE("reserving again abandons the outstanding reservation", "[channel][zer
   CHECK(p.a->stats().messages_sent == 1);
 }
 
-TEST_CASE("reserve waits for space like send; a view holds its space until release",
+TEST_CASE("reserve waits for space like send, and a view holds its space until release",
           "[channel][zero_copy]") {
   Pair p(config(NotifyPolicy::on_demand, 1024));
   const auto msg = pattern(200, 4); // 208-byte records: four fit in 1024 - 8
