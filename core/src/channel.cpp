@@ -329,7 +329,8 @@ Errc Channel::try_reserve(std::uint32_t length, WritableRecord& space) {
     // the caller at its own pace, that line would cross to the consumer and back for every
     // write. It is staged here instead and written in one burst with the header, as send()
     // writes it.
-    space = {{tx_.staging, length}, {}};
+    // (The empty second span still points somewhere: memcpy must never see a null pointer.)
+    space = {{tx_.staging, length}, {tx_.staging + length, 0}};
     return Errc::ok;
   }
   // A payload of kAlignedPayloadMin or more starts on a line of its own: the caller writes it
