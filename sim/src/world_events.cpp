@@ -2,6 +2,8 @@
 // Poisson [[generator]]s, each VM lifecycle change reaching the membership source and the links.
 #include "world.hpp"
 
+#include "ivmc/experiment/membership.hpp"
+
 #include <fmt/format.h>
 
 #include <map>
@@ -25,28 +27,15 @@ void World::setup_events() {
       ids_[e.vm] = id;
     }
   }
-  auto address = [](VmId id) {
-    return VmAddress{id, fmt::format("10.{}.{}.{}", (id >> 16) & 255, (id >> 8) & 255, id & 255),
-                     ""};
-  };
+  const auto address = experiment::vm_address;
   // The VMs present at start exist before anything runs (views start from the truth).
   for (const VmConfig& v : s_.vms) {
     model_.place_vm(ids_[v.name], address(ids_[v.name]), static_cast<HostId>(v.host),
                     v.ram_mib << 20);
   }
   // Membership.
-  MembershipParams mp;
-  mp.period = std::max<Nanos>(ns(s_.membership.period_ms * 1e6), 1);
-  mp.phase = ns(s_.membership.phase_ms * 1e6);
-  mp.propagation_delay = ns(s_.membership.propagation_delay_us * 1e3);
-  mp.period_min = ns(s_.membership.period_min_ms * 1e6);
-  mp.period_max = ns(s_.membership.period_max_ms * 1e6);
-  mp.watch_delay = ns(s_.membership.watch_delay_us * 1e3);
-  if (s_.membership.detection == Detection::static_list) {
-    std::map<std::size_t, std::string> lines;
-    for (const VmConfig& v : s_.vms) lines[v.host] += " " + std::to_string(ids_[v.name]);
-    for (const auto& [h, l] : lines) mp.static_list_text += fmt::format("host {}:{}\n", h, l);
-  }
+  const MembershipParams mp =
+      experiment::membership_params(s_, std::map<std::string, VmId>(ids_.begin(), ids_.end()));
   source_ = make_membership_source(experiment::to_string(s_.membership.detection), topo, mp);
   group_ = dynamic_cast<GroupRegistrationSource*>(source_.get());
   if (group_ != nullptr) {

@@ -1,6 +1,7 @@
 // The `host` backend (host_backend.hpp): what it refuses, the plan of a run, its results.
 #include "ivmc/host/host_backend.hpp"
 
+#include "ivmc/experiment/membership.hpp"
 #include "ivmc/experiment/results.hpp"
 
 #include "ivmc/host/board.hpp"
@@ -123,16 +124,12 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
   p.warmup_s = s.warmup_s;
   p.percentiles = s.latency_percentiles;
   p.migration_gbps = s.platform.migration_gbps;
-  std::map<std::string, VmId> ids;
-  std::map<VmId, std::size_t> ram;
-  for (const auto& v : s.vms) {
-    p.vms.push_back({v.name, static_cast<HostId>(v.host), v.ram_mib});
-    ids[v.name] = static_cast<VmId>(p.vms.size());
-  }
-  for (const auto& e : s.events) { // VMs created by events get ids too, in order
-    if (e.kind == experiment::EventKind::create && !ids.count(e.vm)) {
-      p.vms.push_back({e.vm, std::nullopt, e.ram_mib});
-      ids[e.vm] = static_cast<VmId>(p.vms.size());
+  const std::map<std::string, VmId> ids = experiment::vm_ids(s); // as every backend numbers them
+  p.vms.resize(ids.size());
+  for (const auto& v : s.vms) p.vms[ids.at(v.name) - 1] = {v.name, v.host, v.ram_mib};
+  for (const auto& e : s.events) { // VMs created by events: on no host until then
+    if (e.kind == experiment::EventKind::create && p.vms[ids.at(e.vm) - 1].name.empty()) {
+      p.vms[ids.at(e.vm) - 1] = {e.vm, std::nullopt, e.ram_mib};
     }
   }
   // The channel and the link, as the simulator configures them.
@@ -153,13 +150,7 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
     p.channel.ring_bytes = static_cast<std::uint32_t>(largest_ring(s)); // the slots' size
   }
   p.membership = std::string(experiment::to_string(s.membership.detection));
-  MembershipParams& mp = p.membership_params;
-  mp.period = std::max<Nanos>(ns(s.membership.period_ms * 1e6), 1);
-  mp.phase = ns(s.membership.phase_ms * 1e6);
-  mp.propagation_delay = ns(s.membership.propagation_delay_us * 1e3);
-  mp.period_min = ns(s.membership.period_min_ms * 1e6);
-  mp.period_max = ns(s.membership.period_max_ms * 1e6);
-  mp.watch_delay = ns(s.membership.watch_delay_us * 1e3);
+  p.membership_params = experiment::membership_params(s, ids);
   for (const auto& w : s.workloads) {
     WorkPlan wp;
     wp.kind = is_rr(w.kind) ? WorkPlan::Kind::request_response : WorkPlan::Kind::stream;
