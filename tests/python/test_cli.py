@@ -93,3 +93,30 @@ def test_sweep_out_refuses_another_base_scenario(tmp_path):
     other_backend = ivmc(*sweep, "--set", "duration_s=2", "--backend", "host", cwd=tmp_path)
     assert other_backend.returncode == 2
     assert "backend: sim there, host now" in other_backend.stderr
+
+
+# --- silent overflow ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("assignment, message", [
+    ("duration_s=1e10", "duration_s: expected at most 1000000"),
+    ("duration_s=1e300", "duration_s: expected at most 1000000"),
+    ("platform.hosts=100000000000", "would need about 260 TB"),
+    ("vm.ram_mib=9223372036854775807", "vm[0].ram_mib: expected at most 16777216 MiB"),
+    ("workload.rate_per_s=1e300", "workload[0].rate_per_s: expected at most 1000000000"),
+])
+def test_values_beyond_the_bounds_are_refused_before_running(tmp_path, assignment, message):
+    for command in (["validate", RACE], ["run", RACE]):
+        proc = ivmc(*command, "--set", assignment, cwd=tmp_path, timeout=60)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert message in proc.stderr
+        assert "events" not in proc.stdout  # nothing ran
+
+
+def test_an_out_of_range_value_in_a_file_is_reported_at_its_line(tmp_path):
+    text = Path(RACE).read_text().replace("ram_mib = 64", "ram_mib = 9223372036854775807", 1)
+    assert text != Path(RACE).read_text()
+    (tmp_path / "huge.toml").write_text(text)
+    line = text.splitlines().index("ram_mib = 9223372036854775807") + 1
+    proc = ivmc("validate", "huge.toml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"huge.toml:{line}: vm[0].ram_mib: expected at most 16777216 MiB" in proc.stderr
