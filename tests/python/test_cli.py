@@ -120,3 +120,46 @@ def test_an_out_of_range_value_in_a_file_is_reported_at_its_line(tmp_path):
     proc = ivmc("validate", "huge.toml", cwd=tmp_path)
     assert proc.returncode == 2
     assert f"huge.toml:{line}: vm[0].ram_mib: expected at most 16777216 MiB" in proc.stderr
+
+
+# --- exits and options -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("param", ["seed=1,2", "duration_s=", "duration_s=1,1", "duration_s",
+                                   "nokey=1,2", "duration_s=abc,1"])
+def test_an_invalid_param_exits_2_and_runs_nothing(tmp_path, param):
+    proc = ivmc("sweep", RACE, "--param", param, "--out", "sw", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip()
+    assert not (tmp_path / "sw" / "results.csv").exists()
+
+
+def test_command_line_errors_exit_2(tmp_path):
+    for args in (["run", "--no-such-option"], ["sweep", "--set", "duration_s=2"],
+                 ["run", RACE, "--seed", "abc"], ["validate"]):
+        proc = ivmc(*args, cwd=tmp_path, timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+    assert ivmc("run", "--help", cwd=tmp_path).returncode == 0
+
+
+def test_set_takes_several_pairs(tmp_path):
+    proc = ivmc("run", RACE, "--set", "duration_s=2", "warmup_s=0.5", "--out", "o",
+                cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    toml = json.loads((tmp_path / "o" / "meta.json").read_text())["scenario_toml"]
+    assert "duration_s = 2.0" in toml and "warmup_s = 0.5" in toml
+
+    # The scenario may follow the pairs.
+    proc = ivmc("run", "--set", "duration_s=2", "warmup_s=0.5", RACE, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("race-exposure: 2.000 s simulated")
+
+    proc = ivmc("validate", RACE, "--set", "duration_s=2", "warmup_s=5", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "warmup_s: expected a time in [0, duration_s = 2.0)" in proc.stderr
+
+    proc = ivmc("sweep", RACE, "--set", "duration_s=2", "warmup_s=0.5", "--param",
+                "membership.period_ms=50,100", "--out", "sw", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(rows(tmp_path / "sw")) == 2
+    toml = json.loads((tmp_path / "sw" / "meta.json").read_text())["scenario_toml"]
+    assert "duration_s = 2.0" in toml and "warmup_s = 0.5" in toml
