@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import os
 import tempfile
 import tomllib
@@ -241,11 +242,24 @@ def _param_series(texts: list[str]) -> list[Any]:
     return list(texts)
 
 
+# Metric names that end in a unit or name a ratio (docs/metrics.md); every other metric counts
+# things (sends, notifications, migrations, ...).
+_MEASURE_SUFFIXES = ("_s", "_us", "_mbps", "_per_s", "_share", "_exposure", "_utilisation", "_mean")
+
+
+def _is_count(column: str) -> bool:
+    return column not in ("point", "seed", "events", "wall_s") and not column.endswith(
+        _MEASURE_SUFFIXES
+    )
+
+
 def _frame(
     rows: list[Mapping[str, Any]], columns: list[str], param_keys: list[str]
 ) -> pd.DataFrame:
     """Builds a results DataFrame from rows of text or numbers: point, seed and events as
-    integers, parameters as numbers when they all are, every metric and wall_s as floats.
+    integers, parameters as numbers when they all are, count metrics (``sends``,
+    ``notifications``, ...) as integers when every value is a whole number (floats when a
+    backend reported NaN), every other metric and wall_s as floats.
 
     Sweeps made locally (text from results.csv) and on Dask (numbers from the runs) go through
     here alike, so both give the same frame.
@@ -257,6 +271,8 @@ def _frame(
             data[c] = pd.Series([int(v) for v in values], dtype="int64")
         elif c in param_keys:
             data[c] = pd.Series(_param_series([str(v) for v in values]))
+        elif _is_count(c) and all(math.isfinite(f) and f == int(f) for f in map(float, values)):
+            data[c] = pd.Series([int(float(v)) for v in values], dtype="int64")
         else:
             data[c] = pd.Series([float(v) for v in values], dtype="float64")
     frame = pd.DataFrame(data, columns=columns)

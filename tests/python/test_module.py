@@ -169,6 +169,11 @@ def test_sweep_local_writes_results_and_resumes(tmp_path: Path) -> None:
         (0, 5), (0, 6), (1, 5), (1, 6)]
     assert list(frame["workload[0].message_bytes"]) == [1024, 1024, 8192, 8192]
     assert frame["workload[0].message_bytes"].dtype == "int64"
+    for count in ("sends", "notifications", "migrations", "lost_messages", "race_operations"):
+        assert frame[count].dtype == "int64", count
+    for measure in ("w0_mbps", "w0_local_share", "race_exposure", "pool_utilisation"):
+        assert frame[measure].dtype == "float64", measure
+    assert (frame["sends"] > 0).all()
     again = ivmc.sweep(tiny(), PARAMS, seeds=2, jobs=2, out=out)
     pd.testing.assert_frame_equal(frame, again)
     # The rows match single runs of the same points.
