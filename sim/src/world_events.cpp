@@ -2,6 +2,7 @@
 // Poisson [[generator]]s, each VM lifecycle change reaching the membership source and the links.
 #include "world.hpp"
 
+#include "ivmc/experiment/draws.hpp"
 #include "ivmc/experiment/membership.hpp"
 
 #include <fmt/format.h>
@@ -84,33 +85,27 @@ void World::setup_events() {
       model_.create_vm_at(e.at_s, id, address(id), static_cast<HostId>(e.host), e.ram_mib << 20);
     }
   }
-  for (const GeneratorConfig& g : s_.generators) {
-    std::vector<VmId> candidates;
-    for (const auto& name : g.vms) candidates.push_back(ids_.at(name));
-    if (candidates.empty()) {
-      for (const auto& v : vms_) candidates.push_back(v.id);
-    }
-    const double stop = g.stop_s < 0 ? s_.duration_s : std::min(g.stop_s, s_.duration_s);
-    for (double t = g.start_s + rng_.exponential(g.rate_per_s); t < stop;
-         t += rng_.exponential(g.rate_per_s)) {
-      const VmId vm = candidates[rng_.below(candidates.size())];
-      if (g.kind == EventKind::migrate) {
-        // Another host, uniformly; the model skips it if the VM is moving at that time.
-        const std::size_t other = rng_.below(s_.platform.hosts - 1);
-        model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
-          if (!model_.topology().has_vm(vm) || model_.migrating(vm)) return;
-          const HostId here = model_.topology().host_of(vm);
-          const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);
-          model_.migrate_at(t, vm, to);
-        });
-      } else if (g.kind == EventKind::shutdown) {
-        model_.shutdown_at(t, vm);
-      } else {
-        model_.create_vm_at(t, vm, address(vm), static_cast<HostId>(rng_.below(s_.platform.hosts)),
-                            ram.count(vm) ? ram[vm] << 20 : 1u << 30);
-      }
+  // Generators: drawn first from the run's seed, as every backend draws them (draws.hpp).
+  for (const experiment::DrawnEvent& e : experiment::draw_generators(
+           s_, std::map<std::string, VmId>(ids_.begin(), ids_.end()), rng_)) {
+    const VmId vm = e.vm;
+    const double t = e.at_s;
+    if (e.kind == EventKind::migrate) {
+      // Another host, uniformly; the model skips it if the VM is moving at that time.
+      const std::size_t other = e.other;
+      model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
+        if (!model_.topology().has_vm(vm) || model_.migrating(vm)) return;
+        const HostId here = model_.topology().host_of(vm);
+        const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);
+        model_.migrate_at(t, vm, to);
+      });
+    } else if (e.kind == EventKind::shutdown) {
+      model_.shutdown_at(t, vm);
+    } else {
+      model_.create_vm_at(t, vm, address(vm), e.host, ram.count(vm) ? ram[vm] << 20 : 1u << 30);
     }
   }
+
   // Pools: the proportional policy re-assesses demand periodically.
   if (!pools_.empty() && pools_[0]->config().policy == PoolPolicy::proportional) {
     const Nanos period = std::max<Nanos>(ns(s_.pool.rebalance_ms * 1e6), kUs);
