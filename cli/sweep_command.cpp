@@ -6,6 +6,7 @@
 #include "ivmc/backends/table.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/summary.hpp"
 #include "ivmc/experiment/sweep.hpp"
 
 #include <fmt/format.h>
@@ -121,7 +122,9 @@ int sweep_main(const SweepArgs& a) {
   o.jobs = a.jobs;
   o.out_dir = out_dir;
   o.force = a.force;
-  o.progress = isatty(STDERR_FILENO) != 0;
+  // Progress on stderr always: in place on a terminal, a line every 5 s into a log.
+  o.progress = true;
+  o.progress_every_s = isatty(STDERR_FILENO) != 0 ? 0 : 5;
 
   // With the default, timestamped directory, "the same command" would start a new sweep.
   const std::string resume =
@@ -129,6 +132,12 @@ int sweep_main(const SweepArgs& a) {
   try {
     const std::size_t made = experiment::run_sweep(scenario, o, *backend);
     fmt::print("sweep: {} runs made; results in {}/results.csv\n", made, o.out_dir);
+    // Per point: seeds, mean and 95% CI of the headline metrics (docs/results.md "Summary").
+    std::vector<std::string> keys;
+    for (const auto& [key, values] : o.params) keys.push_back(key);
+    const auto table =
+        experiment::summary_table(experiment::read_results(o.out_dir + "/results.csv"), keys);
+    if (!table.empty()) fmt::print("\n{}", table);
     return 0;
   } catch (const experiment::SweepInterrupted& e) {
     fmt::print(stderr, "interrupted: {} of {} runs done; {} to resume\n", e.done(), e.total(),

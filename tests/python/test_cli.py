@@ -163,3 +163,23 @@ def test_set_takes_several_pairs(tmp_path):
     assert len(rows(tmp_path / "sw")) == 2
     toml = json.loads((tmp_path / "sw" / "meta.json").read_text())["scenario_toml"]
     assert "duration_s = 2.0" in toml and "warmup_s = 0.5" in toml
+
+
+# --- feedback ----------------------------------------------------------------------------------
+
+def test_a_sweep_into_a_log_shows_progress_lines_and_ends_with_a_summary(tmp_path):
+    proc = ivmc("sweep", RACE, "--param", "membership.period_ms=10,100", "--seeds", "3",
+                "--out", "sw", cwd=tmp_path)  # stderr is a pipe here, not a terminal
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "\r" not in proc.stderr
+    assert lines and all(line.startswith("sweep: ") for line in lines), proc.stderr
+    assert lines[-1].startswith("sweep: 6/6 runs")
+    out = proc.stdout.splitlines()
+    assert out[0] == "sweep: 6 runs made; results in sw/results.csv"
+    header = next(line for line in out if line.startswith("point"))
+    assert header.split()[:3] == ["point", "membership.period_ms", "seeds"]
+    assert "stream_mbps" in header and "race_exposure" in header
+    points = [line.split() for line in out if line[:1].isdigit()]
+    assert [p[:3] for p in points] == [["0", "10", "3"], ["1", "100", "3"]]
+    assert all("±" in line for line in out if line[:1].isdigit())
