@@ -40,6 +40,7 @@ import os
 import tempfile
 import tomllib
 import uuid
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any, Union
@@ -190,6 +191,20 @@ def validate(scenario: Scenario) -> list[tuple[str, str]]:
 def default() -> dict[str, Any]:
     """Returns the embedded default scenario (scenarios/default.toml) as a dict."""
     return load("default")
+
+
+def examples() -> list[str]:
+    """Names of the example scenarios shipped in the package (scenarios/examples/*.toml)."""
+    return sorted(p.stem for p in (Path(__file__).parent / "examples").glob("*.toml"))
+
+
+def example(name: str) -> dict[str, Any]:
+    """Returns the example scenario ``name`` (scenarios/examples/NAME.toml, shipped inside the
+    package, so it is found from any working directory) as a dict."""
+    path = Path(__file__).parent / "examples" / f"{name}.toml"
+    if not path.is_file():
+        raise ValueError(f"no example scenario {name!r}; the examples: {', '.join(examples())}")
+    return load(path)
 
 
 def with_overrides(scenario: Scenario, set: Overrides, seed: int | None = None) -> dict[str, Any]:

@@ -256,3 +256,14 @@ def test_sweep_set_changes_the_base_first(tmp_path: Path) -> None:
     assert list(both["workload[0].message_bytes"]) == [1024, 8192]
     plain = ivmc.sweep(tiny(), PARAMS, jobs=2)
     pd.testing.assert_frame_equal(without_wall(both), without_wall(plain))
+
+
+def test_examples_ship_in_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ivmc.example finds scenarios/examples/ from any working directory."""
+    monkeypatch.chdir(tmp_path)
+    assert "race_exposure" in ivmc.examples()
+    race = ivmc.example("race_exposure")
+    repo = Path(__file__).resolve().parents[2] / "scenarios" / "examples" / "race_exposure.toml"
+    assert race == ivmc.load(repo)
+    with pytest.raises(ValueError, match="no example scenario 'nope'"):
+        ivmc.example("nope")
