@@ -174,10 +174,28 @@ def leftovers(pid):
     return glob.glob(f"/dev/shm/ivmc-host-{pid}-*")
 
 
-def vm_processes():
-    r = subprocess.run(["pgrep", "-f", "ivmc-host-vm --control-fd"], capture_output=True,
-                       text=True)
-    return [int(p) for p in r.stdout.split()]
+def vm_processes(tag):
+    """The VM processes of runs started with IVMC_TEST_TAG=tag (they inherit the environment),
+    whoever their parent is now: other runs on the machine do not count."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"ivmc-host-vm" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if f"IVMC_TEST_TAG={tag}".encode() in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def tagged_env(**extra):
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    return tag, dict(os.environ, IVMC_TEST_TAG=tag, **extra)
 
 
 def test_a_crashed_vm_fails_the_run_with_its_name_and_everything_is_cleaned_up():
@@ -192,33 +210,32 @@ def test_a_crashed_vm_fails_the_run_with_its_name_and_everything_is_cleaned_up()
             """))
         os.chmod(wrapper, 0o755)
         s = write(tmp, "pair.toml", PAIR.format(name="crash", duration=4.0, race="resolution"))
-        before = set(vm_processes())
-        p = subprocess.Popen([IVMC, "run", s, "--backend", "host", "--quiet"],
-                             env=dict(os.environ, IVMC_HOST_VM=wrapper),
+        tag, env = tagged_env(IVMC_HOST_VM=wrapper)
+        p = subprocess.Popen([IVMC, "run", s, "--backend", "host", "--quiet"], env=env,
                              stderr=subprocess.PIPE, text=True)
         _, err = p.communicate(timeout=120)
         assert p.returncode != 0
         assert "VM b" in err and "SIGSEGV" in err, err
         assert not leftovers(p.pid)
-        assert set(vm_processes()) <= before
+        assert not vm_processes(tag)
 
 
 def test_sigint_stops_the_run_and_cleans_up():
     with tempfile.TemporaryDirectory() as tmp:
         s = write(tmp, "pair.toml",
                   PAIR.format(name="long", duration=60.0, race="resolution") + POISSON)
-        before = set(vm_processes())
-        p = subprocess.Popen([IVMC, "run", s, "--backend", "host", "--quiet"],
+        tag, env = tagged_env()
+        p = subprocess.Popen([IVMC, "run", s, "--backend", "host", "--quiet"], env=env,
                              stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)
-        assert len(set(vm_processes()) - before) == 2  # both VMs are running
+        assert len(vm_processes(tag)) == 2  # both VMs are running
         assert leftovers(p.pid)  # and both hosts' regions exist
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)
         assert p.returncode != 0
         assert "interrupted" in err, err
         assert not leftovers(p.pid)
-        assert set(vm_processes()) <= before
+        assert not vm_processes(tag)
 
 
 def test_pools_and_channels_set_up_once():
