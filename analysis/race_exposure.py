@@ -10,8 +10,9 @@ the seeds with 95 % confidence intervals. Also writes race_exposure.csv / .md.
 
 The closed form (docs/race-exposure.md): a VM that migrates learns of its move at the next scan
 on its new host, on average T/2 later, and its sends (Poisson, rate lambda) inside that window
-number lambda*T/2. lambda is --rate if given, else sends / duration_s (which assumes the
-migrating VM makes all the sends, as in scenarios/examples/race_exposure.toml).
+number lambda*T/2. lambda is --rate if given, else the measured rate of the workloads from or to
+a VM that migrates (meta.json's scenario names them: w<i>_messages_per_s summed), else, with a
+warning, sends / duration_s (which assumes the migrating VM makes all the sends).
 
 Example:
   ivmc sweep scenarios/examples/race_exposure.toml --param membership.period_ms=10,20,50,100,200 \\
@@ -22,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="race_exposure", help="output file name stem")
 
 
+def migrating_rate(res: common.Results, df: pd.DataFrame) -> pd.Series | None:
+    """lambda per row: the measured rate of the operations that can race, those of the
+    workloads from or to a VM that migrates (a migrate event or generator names it), summed;
+    None without a scenario (meta.json) or those columns."""
+    sc = res.scenario or {}
+    vms = [v.get("name") for v in sc.get("vm", [])]
+    migrating = {e.get("vm") for e in sc.get("event", []) if e.get("kind") == "migrate"}
+    for g in sc.get("generator", []):
+        if g.get("kind") == "migrate":
+            migrating |= set(g.get("vms") or vms)
+    columns = []
+    for i, w in enumerate(sc.get("workload", [])):
+        if w.get("from") in migrating or w.get("to") in migrating:
+            c = f"w{i}_messages_per_s"
+            columns.append(c if c in df.columns else f"w{i}_transactions_per_s")
+    if not columns or any(c not in df.columns for c in columns):
+        return None
+    return df[columns].astype(float).sum(axis=1)
+
+
 def plot(res: common.Results, args: argparse.Namespace) -> None:
     res.require(NEEDED, "the race-exposure figure")
     df = res.df.copy()
@@ -59,7 +81,14 @@ def plot(res: common.Results, args: argparse.Namespace) -> None:
     if args.rate is not None:
         df["_lambda"] = args.rate
     else:
-        df["_lambda"] = df["sends"] / df["_duration"]
+        rate = migrating_rate(res, df)
+        if rate is not None:
+            df["_lambda"] = rate
+        else:
+            print("race_exposure: warning: no scenario in meta.json names the migrating VMs' "
+                  "workloads; lambda = sends / duration_s, which assumes the migrating VM makes "
+                  "every send (give --rate LAMBDA otherwise)", file=sys.stderr)
+            df["_lambda"] = df["sends"] / df["_duration"]
     lam = float(df["_lambda"].mean())
 
     with np.errstate(divide="ignore", invalid="ignore"):

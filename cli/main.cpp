@@ -9,6 +9,7 @@
 #include "ivmc/kvm/ivshmem_server_cli.hpp"
 #include "plot_command.hpp"
 #include "run_command.hpp"
+#include "set_option.hpp"
 #include "sweep_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -61,9 +62,8 @@ struct ValidateOptions {
 CLI::App* add_validate(CLI::App& app, ValidateOptions& o) {
   auto* cmd = app.add_subcommand(
       "validate", "check a scenario (a file, default, or preset:NAME) and report every problem");
-  cmd->add_option("scenario", o.scenario, "scenario file, `default` or `preset:NAME`")->required();
-  cmd->add_option("--set", o.sets, "override KEY=VALUE (scenarios/FORMAT.md), in order")
-      ->allow_extra_args(false);
+  cmd->add_option("scenario", o.scenario, "scenario file, `default` or `preset:NAME` (required)");
+  ivmc::cli::add_set_option(*cmd, o.sets, o.scenario, true);
   return cmd;
 }
 
@@ -132,7 +132,13 @@ int main(int argc, char** argv) {
   ivmc::cli::PlotArgs plot_args;
   auto* plot = ivmc::cli::add_plot(app, plot_args);
 
-  CLI11_PARSE(app, argc, argv);
+  // One rule for exits (README): 0 done, 1 a run failed, 2 any input error, the command
+  // line's included (CLI11's own codes would be 105..115).
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   try {
     if (*run) return ivmc::cli::run_run(run_options);
     if (*sweep) return ivmc::cli::sweep_main(sweep_args);

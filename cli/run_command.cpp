@@ -1,6 +1,8 @@
 // `ivmc run`: see run_command.hpp.
 #include "run_command.hpp"
 
+#include "set_option.hpp"
+
 #include "ivmc/backends/table.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/overrides.hpp"
@@ -23,8 +25,7 @@ CLI::App* add_run(CLI::App& app, RunOptions& o) {
       ->capture_default_str();
   cmd->add_option("--out", o.out, "write results.csv and meta.json into this directory");
   cmd->add_option("--seed", o.seed, "the run's seed (default: the scenario's)");
-  cmd->add_option("--set", o.sets, "override KEY=VALUE (scenarios/FORMAT.md), in order")
-      ->allow_extra_args(false);
+  add_set_option(*cmd, o.sets, o.scenario, false);
   cmd->add_flag("--force", o.force,
                 "with --out: delete results another scenario, backend or ivmc version left there "
                 "and start over (without it such a directory is refused, exit 2)");

@@ -1,9 +1,12 @@
 // `ivmc sweep`: the command line around experiment::run_sweep.
 #include "sweep_command.hpp"
 
+#include "set_option.hpp"
+
 #include "ivmc/backends/table.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/overrides.hpp"
+#include "ivmc/experiment/summary.hpp"
 #include "ivmc/experiment/sweep.hpp"
 
 #include <fmt/format.h>
@@ -62,8 +65,8 @@ CLI::App* add_sweep(CLI::App& parent, SweepArgs& a) {
   auto& app = *parent.add_subcommand(
       "sweep", "run a scenario over every combination of parameter values, several seeds each, in "
                "parallel processes; resumable (docs/results.md)");
-  app.add_option("scenario", a.scenario, "a scenario file, \"default\", or \"preset:NAME\"")
-      ->required();
+  app.add_option("scenario", a.scenario,
+                 "a scenario file, \"default\", or \"preset:NAME\" (required)");
   app.add_option("--param", a.params,
                  "KEY=V1,V2,...: a scenario key and the values it takes (repeatable; every "
                  "combination runs, the first --param varying slowest)")
@@ -84,8 +87,7 @@ CLI::App* add_sweep(CLI::App& parent, SweepArgs& a) {
   app.add_flag("--force", a.force,
                "delete the results another scenario, backend or ivmc version left in --out and "
                "start over");
-  app.add_option("--set", a.sets, "KEY=VALUE: change the scenario before sweeping (repeatable)")
-      ->allow_extra_args(false);
+  add_set_option(app, a.sets, a.scenario, true); // changes the scenario before sweeping
   add_backend_options(app, a.backend);
   return &app;
 }
@@ -109,13 +111,20 @@ int sweep_main(const SweepArgs& a) {
   }
 
   experiment::SweepOptions o;
-  for (const auto& p : a.params) o.params.push_back(parse_param(p));
+  try {
+    for (const auto& p : a.params) o.params.push_back(parse_param(p));
+  } catch (const std::invalid_argument& e) { // a malformed --param
+    fmt::print(stderr, "ivmc sweep: {}\n", e.what());
+    return 2;
+  }
   o.seeds = a.seeds;
   o.first_seed = a.first_seed.value_or(scenario.seed);
   o.jobs = a.jobs;
   o.out_dir = out_dir;
   o.force = a.force;
-  o.progress = isatty(STDERR_FILENO) != 0;
+  // Progress on stderr always: in place on a terminal, a line every 5 s into a log.
+  o.progress = true;
+  o.progress_every_s = isatty(STDERR_FILENO) != 0 ? 0 : 5;
 
   // With the default, timestamped directory, "the same command" would start a new sweep.
   const std::string resume =
@@ -123,12 +132,21 @@ int sweep_main(const SweepArgs& a) {
   try {
     const std::size_t made = experiment::run_sweep(scenario, o, *backend);
     fmt::print("sweep: {} runs made; results in {}/results.csv\n", made, o.out_dir);
+    // Per point: seeds, mean and 95% CI of the headline metrics (docs/results.md "Summary").
+    std::vector<std::string> keys;
+    for (const auto& [key, values] : o.params) keys.push_back(key);
+    const auto table =
+        experiment::summary_table(experiment::read_results(o.out_dir + "/results.csv"), keys);
+    if (!table.empty()) fmt::print("\n{}", table);
     return 0;
   } catch (const experiment::SweepInterrupted& e) {
     fmt::print(stderr, "interrupted: {} of {} runs done; {} to resume\n", e.done(), e.total(),
                resume);
     return 128 + e.signal();
   } catch (const experiment::OutputConflict& e) { // --out holds another sweep's results
+    fmt::print(stderr, "ivmc sweep: nothing ran: {}\n", e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) { // --param seed=..., a value twice: input errors
     fmt::print(stderr, "ivmc sweep: nothing ran: {}\n", e.what());
     return 2;
   } catch (const experiment::ScenarioError& e) { // a point invalid, or refused by the backend

@@ -176,7 +176,7 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
     }
   };
 
-  Progress progress(options.progress, total, done);
+  Progress progress(options.progress, total, done, options.progress_every_s);
   StopSignals stop_signals;
   std::size_t next = 0;
   progress.update(done, true);

@@ -7,13 +7,15 @@
 
 namespace ivmc::experiment::detail {
 
-Progress::Progress(bool on, std::size_t total, std::size_t done_at_start)
-    : on_(on), total_(total), start_done_(done_at_start), t0_(Clock::now()) {}
+Progress::Progress(bool on, std::size_t total, std::size_t done_at_start, double every_s)
+    : on_(on), every_s_(every_s), total_(total), start_done_(done_at_start), t0_(Clock::now()) {}
 
 void Progress::update(std::size_t done, bool force) {
   if (!on_) return;
   const auto now = Clock::now();
-  if (!force && shown_ && now - last_ < std::chrono::milliseconds(250)) return;
+  const auto interval =
+      every_s_ > 0 ? std::chrono::duration<double>(every_s_) : std::chrono::duration<double>(0.25);
+  if (!force && shown_ && now - last_ < interval) return;
   if (shown_ && done == shown_done_ && force) return; // nothing new to show
   last_ = now;
   shown_done_ = done;
@@ -24,6 +26,12 @@ void Progress::update(std::size_t done, bool force) {
     const double rate = static_cast<double>(made) / elapsed;
     const double left = static_cast<double>(total_ - done) / rate;
     line += fmt::format(", {:.1f} runs/s, {} left", rate, duration(left));
+  }
+  if (every_s_ > 0) { // a log: one whole line each time
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+    return;
   }
   const std::size_t width = line.size();
   if (line.size() < width_) line.append(width_ - line.size(), ' ');
@@ -36,6 +44,7 @@ void Progress::update(std::size_t done, bool force) {
 void Progress::finish(std::size_t done) {
   if (!on_) return;
   update(done, true);
+  if (every_s_ > 0) return; // the line ended already
   std::fputc('\n', stderr);
   std::fflush(stderr);
 }

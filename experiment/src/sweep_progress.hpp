@@ -1,5 +1,6 @@
-// A sweep's progress on stderr (internal): one line rewritten in place, at most four times a
-// second: runs done, rate, time left.
+// A sweep's progress on stderr (internal): runs done, rate, time left. On a terminal one line
+// rewritten in place, at most four times a second; into a log (every_s > 0) a new line every
+// every_s seconds and at the end.
 #pragma once
 
 #include <chrono>
@@ -10,7 +11,7 @@ namespace ivmc::experiment::detail {
 
 class Progress {
 public:
-  Progress(bool on, std::size_t total, std::size_t done_at_start);
+  Progress(bool on, std::size_t total, std::size_t done_at_start, double every_s = 0);
   void update(std::size_t done, bool force = false);
   void finish(std::size_t done);
 
@@ -19,6 +20,7 @@ private:
   static std::string duration(double s);
 
   bool on_;
+  double every_s_; // > 0: lines for a log
   std::size_t total_, start_done_;
   Clock::time_point t0_, last_{};
   bool shown_ = false;

@@ -5,15 +5,47 @@
 #include "checker.hpp"
 #include "values.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
+#include <string_view>
 
 namespace ivmc::experiment::detail {
 
 namespace {
+
+// Upper bounds (scenarios/FORMAT.md "Ranges"). Times are held in int64 nanoseconds (up to
+// 9.2e9 s) and in SimGrid's double clock; at 1e6 s the clock still resolves 0.2 ns, and every
+// time, period and delay of a run stays well inside both.
+constexpr double kMaxSeconds = 1e6;        // about 11.6 days
+constexpr double kMaxRatePerS = 1e9;       // one operation per nanosecond
+constexpr std::size_t kMaxHosts = 100'000; // about 2.6 KB of simulator state each
+constexpr double kBytesPerHost = 2.6e3;
+constexpr std::size_t kMaxVms = 1'000'000;
+constexpr std::size_t kMaxRamMib = 16u << 20; // 16 TiB, more than any cloud VM
+constexpr double kMinGbps = 1e-3, kMaxGbps = 1e6;
+
+// A bound or estimate for a message: integers in full ("1000000"), others as format_number.
+std::string plain(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e16) return fmt::format("{:.0f}", v);
+  return format_number(v);
+}
+
+// "2.5 GB", "260 TB": a byte count for an error message.
+std::string bytes_estimate(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
+  std::size_t u = 0;
+  while (bytes >= 1000 && u + 1 < std::size(units)) {
+    bytes /= 1000;
+    ++u;
+  }
+  return fmt::format("{:.3g} {}", bytes, units[u]);
+}
 
 bool is_power_of_two(std::uint64_t v) {
   return v != 0 && (v & (v - 1)) == 0;
@@ -41,11 +73,65 @@ private:
   void bad(std::string key, std::string what) {
     out_.push_back({std::move(key), "", std::move(what)});
   }
-  void greater_than_zero(const std::string& key, double v) {
-    if (!(v > 0) || !std::isfinite(v)) bad(key, "expected a number > 0; got " + format_number(v));
+  // `max`: the largest value allowed (none: any finite one); `unit` names it in the message.
+  void greater_than_zero(const std::string& key, double v,
+                         double max = std::numeric_limits<double>::max(),
+                         std::string_view why = {}) {
+    if (!(v > 0) || !std::isfinite(v))
+      bad(key, "expected a number > 0; got " + format_number(v));
+    else
+      at_most(key, v, max, why);
   }
-  void at_least_zero(const std::string& key, double v) {
-    if (!(v >= 0) || !std::isfinite(v)) bad(key, "expected a number >= 0; got " + format_number(v));
+  void at_least_zero(const std::string& key, double v,
+                     double max = std::numeric_limits<double>::max(), std::string_view why = {}) {
+    if (!(v >= 0) || !std::isfinite(v))
+      bad(key, "expected a number >= 0; got " + format_number(v));
+    else
+      at_most(key, v, max, why);
+  }
+  void at_most(const std::string& key, double v, double max, std::string_view why) {
+    if (v > max)
+      bad(key, "expected at most " + plain(max) + (why.empty() ? "" : " (") + std::string(why) +
+                   (why.empty() ? "" : ")") + "; got " + format_number(v));
+  }
+  // A time span in `per_s` units per second (1e3: ms, 1e6: us).
+  void span(const std::string& key, double v, double per_s, bool zero_ok) {
+    const double max = kMaxSeconds * per_s;
+    const std::string why = "the longest span a run can hold: " + plain(kMaxSeconds) + " s";
+    if (zero_ok)
+      at_least_zero(key, v, max, why);
+    else
+      greater_than_zero(key, v, max, why);
+  }
+  void rate(const std::string& key, double v) {
+    at_least_zero(key, v, kMaxRatePerS, "one per nanosecond, the clock's resolution");
+  }
+  void gbps(const std::string& key, double v) {
+    if (!(v > 0) || !std::isfinite(v))
+      bad(key, "expected a number > 0; got " + format_number(v));
+    else if (v < kMinGbps || v > kMaxGbps)
+      bad(key, "expected " + format_number(kMinGbps) + " to " + plain(kMaxGbps) + " Gbit/s; got " +
+                   format_number(v));
+  }
+  // A VM's RAM: at most kMaxRamMib, and migrated within kMaxSeconds at migration_gbps.
+  void ram(const std::string& key, std::size_t mib) {
+    if (mib == 0) {
+      bad(key, "expected at least 1 MiB; got 0");
+      return;
+    }
+    if (mib > kMaxRamMib) {
+      bad(key, "expected at most " + std::to_string(kMaxRamMib) + " MiB (16 TiB); got " +
+                   std::to_string(mib));
+      return;
+    }
+    const double gbps = s_.platform.migration_gbps;
+    if (!(gbps >= kMinGbps && gbps <= kMaxGbps)) return; // reported at platform.migration_gbps
+    const double copy_s = static_cast<double>(mib) * 1048576.0 * 8 / (gbps * 1e9);
+    if (copy_s > kMaxSeconds)
+      bad(key, std::to_string(mib) + " MiB take " + plain(std::round(copy_s)) +
+                   " s to copy once at platform.migration_gbps = " + format_number(gbps) +
+                   ", more than the longest run (" + plain(kMaxSeconds) +
+                   " s): a migration of it could not finish");
   }
   // A value of one of the scenario's sets: only a cast can make it another.
   template <class E>
@@ -89,7 +175,7 @@ private:
 
   void top() {
     if (s_.name.empty()) bad("name", "expected a non-empty name");
-    greater_than_zero("duration_s", s_.duration_s);
+    span("duration_s", s_.duration_s, 1, false);
     if (!(s_.warmup_s >= 0 && s_.warmup_s < s_.duration_s))
       bad("warmup_s", "expected a time in [0, duration_s = " + format_number(s_.duration_s) +
                           "); got " + format_number(s_.warmup_s));
@@ -103,11 +189,17 @@ private:
   void platform() {
     const auto& p = s_.platform;
     if (p.hosts == 0) bad("platform.hosts", "expected at least 1 host; got 0");
+    if (p.hosts > kMaxHosts)
+      bad("platform.hosts",
+          "expected at most " + std::to_string(kMaxHosts) + " hosts (each takes about " +
+              bytes_estimate(kBytesPerHost) + " of simulator state: " + std::to_string(p.hosts) +
+              " would need about " + bytes_estimate(static_cast<double>(p.hosts) * kBytesPerHost) +
+              "); got " + std::to_string(p.hosts));
     one_of("platform.hypervisor", p.hypervisor);
     one_of("platform.guest_nic", p.guest_nic);
-    greater_than_zero("platform.link_gbps", p.link_gbps);
-    at_least_zero("platform.link_latency_us", p.link_latency_us);
-    greater_than_zero("platform.migration_gbps", p.migration_gbps);
+    gbps("platform.link_gbps", p.link_gbps);
+    span("platform.link_latency_us", p.link_latency_us, 1e6, true);
+    gbps("platform.migration_gbps", p.migration_gbps);
   }
 
   void vms() {
@@ -121,11 +213,14 @@ private:
         bad(key + ".name", "VM name " + quote(vm.name) + " is already used by vm[" +
                                std::to_string(it->second) + "]");
       host(key + ".host", vm.host);
-      if (vm.ram_mib == 0) bad(key + ".ram_mib", "expected at least 1 MiB; got 0");
+      ram(key + ".ram_mib", vm.ram_mib);
       if (!vm.name.empty()) known_.insert(vm.name);
     }
     for (const auto& e : s_.events)
       if (e.kind == EventKind::create && !e.vm.empty()) known_.insert(e.vm);
+    if (known_.size() > kMaxVms)
+      bad("vm", "expected at most " + std::to_string(kMaxVms) + " VMs; got " +
+                    std::to_string(known_.size()));
   }
 
   void channel() {
@@ -137,8 +232,8 @@ private:
           "expected a power of two from 4 to 65536; got " + std::to_string(c.ring_kib));
     one_of("channel.notify", c.notify);
     if (c.atw_batch == 0) bad("channel.atw_batch", "expected at least 1 message; got 0");
-    greater_than_zero("channel.atw_window_us", c.atw_window_us);
-    at_least_zero("channel.spin_budget_us", c.spin_budget_us);
+    span("channel.atw_window_us", c.atw_window_us, 1e6, false);
+    span("channel.spin_budget_us", c.spin_budget_us, 1e6, true);
     one_of("channel.trust", c.trust);
     if (c.trust == Trust::list && c.trusted.empty())
       bad("channel.trust", "trust = \"list\" needs at least one pair in channel.trusted");
@@ -153,29 +248,33 @@ private:
   void membership() {
     const auto& m = s_.membership;
     one_of("membership.detection", m.detection);
-    greater_than_zero("membership.period_ms", m.period_ms);
-    at_least_zero("membership.phase_ms", m.phase_ms);
-    at_least_zero("membership.propagation_delay_us", m.propagation_delay_us);
-    greater_than_zero("membership.period_min_ms", m.period_min_ms);
-    if (!(m.period_max_ms >= m.period_min_ms) || !std::isfinite(m.period_max_ms))
+    span("membership.period_ms", m.period_ms, 1e3, false);
+    span("membership.phase_ms", m.phase_ms, 1e3, true);
+    span("membership.propagation_delay_us", m.propagation_delay_us, 1e6, true);
+    span("membership.period_min_ms", m.period_min_ms, 1e3, false);
+    if (!(m.period_max_ms >= m.period_min_ms) || !std::isfinite(m.period_max_ms) ||
+        m.period_max_ms > kMaxSeconds * 1e3)
       bad("membership.period_max_ms",
-          "expected at least period_min_ms = " + format_number(m.period_min_ms) + "; got " +
-              format_number(m.period_max_ms));
+          "expected at least period_min_ms = " + format_number(m.period_min_ms) + " and at most " +
+              plain(kMaxSeconds * 1e3) + "; got " + format_number(m.period_max_ms));
     if (m.detection == Detection::adaptive &&
         !(m.period_ms >= m.period_min_ms && m.period_ms <= m.period_max_ms))
       bad("membership.period_ms",
           "adaptive: expected the initial period within [" + format_number(m.period_min_ms) + ", " +
               format_number(m.period_max_ms) + "]; got " + format_number(m.period_ms));
-    at_least_zero("membership.watch_delay_us", m.watch_delay_us);
+    span("membership.watch_delay_us", m.watch_delay_us, 1e6, true);
     one_of("membership.race", m.race);
-    greater_than_zero("membership.stale_timeout_us", m.stale_timeout_us);
-    at_least_zero("membership.probe_cost_us", m.probe_cost_us);
+    span("membership.stale_timeout_us", m.stale_timeout_us, 1e6, false);
+    span("membership.probe_cost_us", m.probe_cost_us, 1e6, true);
   }
 
   void pool() {
     const auto& p = s_.pool;
     one_of("pool.allocation", p.allocation);
     if (p.pool_mib == 0) bad("pool.pool_mib", "expected at least 1 MiB; got 0");
+    if (p.pool_mib > kMaxRamMib)
+      bad("pool.pool_mib", "expected at most " + std::to_string(kMaxRamMib) +
+                               " MiB (16 TiB); got " + std::to_string(p.pool_mib));
     if (!is_power_of_two(p.chunk_kib) || p.chunk_kib < 4 || p.chunk_kib > 65536)
       bad("pool.chunk_kib",
           "expected a power of two from 4 to 65536; got " + std::to_string(p.chunk_kib));
@@ -190,7 +289,7 @@ private:
       bad("pool.max_pairs", std::to_string(p.max_pairs) + " pairs of at least one " +
                                 std::to_string(p.chunk_kib) + " KiB chunk do not fit in " +
                                 std::to_string(p.pool_mib) + " MiB");
-    greater_than_zero("pool.rebalance_ms", p.rebalance_ms);
+    span("pool.rebalance_ms", p.rebalance_ms, 1e3, false);
   }
 
   void costs() {
@@ -214,7 +313,7 @@ private:
             "expected 16 to 67108864 (64 MiB); got " + std::to_string(w.message_bytes));
       time(key + ".start_s", w.start_s);
       stop(key + ".stop_s", w.start_s, w.stop_s);
-      at_least_zero(key + ".rate_per_s", w.rate_per_s);
+      rate(key + ".rate_per_s", w.rate_per_s);
       one_of(key + ".arrivals", w.arrivals);
     }
   }
@@ -235,8 +334,7 @@ private:
       one_of(key + ".kind", e.kind);
       time(key + ".at_s", e.at_s);
       if (e.kind == EventKind::migrate || e.kind == EventKind::create) host(key + ".host", e.host);
-      if (e.kind == EventKind::create && e.ram_mib == 0)
-        bad(key + ".ram_mib", "expected at least 1 MiB; got 0");
+      if (e.kind == EventKind::create) ram(key + ".ram_mib", e.ram_mib);
       if (e.vm.empty()) {
         bad(key + ".vm", "expected a VM name; got \"\"");
         continue;
@@ -268,7 +366,7 @@ private:
       const auto& g = s_.generators[i];
       const auto key = "generator[" + std::to_string(i) + "]";
       one_of(key + ".kind", g.kind);
-      at_least_zero(key + ".rate_per_s", g.rate_per_s);
+      rate(key + ".rate_per_s", g.rate_per_s);
       time(key + ".start_s", g.start_s);
       stop(key + ".stop_s", g.start_s, g.stop_s);
       if (g.kind != EventKind::create)

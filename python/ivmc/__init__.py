@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import os
 import tempfile
 import tomllib
 import uuid
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any, Union
@@ -191,6 +193,20 @@ def default() -> dict[str, Any]:
     return load("default")
 
 
+def examples() -> list[str]:
+    """Names of the example scenarios shipped in the package (scenarios/examples/*.toml)."""
+    return sorted(p.stem for p in (Path(__file__).parent / "examples").glob("*.toml"))
+
+
+def example(name: str) -> dict[str, Any]:
+    """Returns the example scenario ``name`` (scenarios/examples/NAME.toml, shipped inside the
+    package, so it is found from any working directory) as a dict."""
+    path = Path(__file__).parent / "examples" / f"{name}.toml"
+    if not path.is_file():
+        raise ValueError(f"no example scenario {name!r}; the examples: {', '.join(examples())}")
+    return load(path)
+
+
 def with_overrides(scenario: Scenario, set: Overrides, seed: int | None = None) -> dict[str, Any]:
     """Returns a scenario with overrides applied, as a dict.
 
@@ -241,11 +257,24 @@ def _param_series(texts: list[str]) -> list[Any]:
     return list(texts)
 
 
+# Metric names that end in a unit or name a ratio (docs/metrics.md); every other metric counts
+# things (sends, notifications, migrations, ...).
+_MEASURE_SUFFIXES = ("_s", "_us", "_mbps", "_per_s", "_share", "_exposure", "_utilisation", "_mean")
+
+
+def _is_count(column: str) -> bool:
+    return column not in ("point", "seed", "events", "wall_s") and not column.endswith(
+        _MEASURE_SUFFIXES
+    )
+
+
 def _frame(
     rows: list[Mapping[str, Any]], columns: list[str], param_keys: list[str]
 ) -> pd.DataFrame:
     """Builds a results DataFrame from rows of text or numbers: point, seed and events as
-    integers, parameters as numbers when they all are, every metric and wall_s as floats.
+    integers, parameters as numbers when they all are, count metrics (``sends``,
+    ``notifications``, ...) as integers when every value is a whole number (floats when a
+    backend reported NaN), every other metric and wall_s as floats.
 
     Sweeps made locally (text from results.csv) and on Dask (numbers from the runs) go through
     here alike, so both give the same frame.
@@ -257,6 +286,8 @@ def _frame(
             data[c] = pd.Series([int(v) for v in values], dtype="int64")
         elif c in param_keys:
             data[c] = pd.Series(_param_series([str(v) for v in values]))
+        elif _is_count(c) and all(math.isfinite(f) and f == int(f) for f in map(float, values)):
+            data[c] = pd.Series([int(float(v)) for v in values], dtype="int64")
         else:
             data[c] = pd.Series([float(v) for v in values], dtype="float64")
     frame = pd.DataFrame(data, columns=columns)

@@ -32,13 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# The repository root: the first directory upwards with scenarios/default.toml.
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents]
-            if (p / "scenarios" / "default.toml").is_file())
 try:
     import ivmc
-except ImportError:  # no PYTHONPATH: use the release build's package
-    sys.path.insert(0, str(ROOT / "build" / "release" / "python"))
+except ImportError:  # no PYTHONPATH: the release build's package, if run inside the repository
+    build = next((p / "build" / "release" / "python" for p in [Path.cwd(), *Path.cwd().parents]
+                  if (p / "build" / "release" / "python" / "ivmc").is_dir()), None)
+    if build is None:
+        raise ImportError("ivmc is not importable: set PYTHONPATH to the build's python "
+                          "directory (build/release/python)") from None
+    sys.path.insert(0, str(build))
     import ivmc
 
 pd.set_option("display.width", 160)
@@ -308,7 +310,7 @@ UPDATE_PERIOD = [
      seeds each (120 runs).
      """),
     ("code", """
-     controlled = ivmc.load(ROOT / "scenarios" / "examples" / "race_exposure.toml")
+     controlled = ivmc.example("race_exposure")  # scenarios/examples/, shipped in the package
      LAMBDA = controlled["workload"][0]["rate_per_s"]
      DURATION = controlled["duration_s"]
      PERIODS = [10, 20, 50, 100, 200]           # T, ms

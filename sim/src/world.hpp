@@ -17,6 +17,7 @@
 #include "ivmc/core/membership_sources.hpp"
 #include "ivmc/core/pool.hpp"
 #include "ivmc/core/race_ledger.hpp"
+#include "ivmc/experiment/draws.hpp"
 #include "ivmc/experiment/results.hpp"
 #include "ivmc/experiment/scenario.hpp"
 #include "ivmc/sim/costs.hpp"
@@ -55,18 +56,7 @@ inline Nanos ns(double v) {
   return static_cast<Nanos>(std::llround(v));
 }
 
-// Portable, seeded randomness: the same seed gives the same run on every platform (the
-// standard distributions are implementation-defined, the engine is not).
-class Rng {
-public:
-  explicit Rng(std::uint64_t seed) : engine_(seed) {}
-  double uniform() { return (engine_() >> 11) * 0x1.0p-53; } // [0, 1)
-  double exponential(double rate) { return -std::log1p(-uniform()) / rate; }
-  std::size_t below(std::size_t n) { return static_cast<std::size_t>(uniform() * n); }
-
-private:
-  std::mt19937_64 engine_;
-};
+using Rng = experiment::Draws; // the draws every backend makes alike
 
 // A FIFO server shared by several flows (a Dom0 CPU, a vhost worker, a NIC): a packet that
 // reaches it while it is busy waits. Reservations are made in send order, which is time order

@@ -2,6 +2,9 @@
 // Poisson [[generator]]s, each VM lifecycle change reaching the membership source and the links.
 #include "world.hpp"
 
+#include "ivmc/experiment/draws.hpp"
+#include "ivmc/experiment/membership.hpp"
+
 #include <fmt/format.h>
 
 #include <map>
@@ -25,28 +28,15 @@ void World::setup_events() {
       ids_[e.vm] = id;
     }
   }
-  auto address = [](VmId id) {
-    return VmAddress{id, fmt::format("10.{}.{}.{}", (id >> 16) & 255, (id >> 8) & 255, id & 255),
-                     ""};
-  };
+  const auto address = experiment::vm_address;
   // The VMs present at start exist before anything runs (views start from the truth).
   for (const VmConfig& v : s_.vms) {
     model_.place_vm(ids_[v.name], address(ids_[v.name]), static_cast<HostId>(v.host),
                     v.ram_mib << 20);
   }
   // Membership.
-  MembershipParams mp;
-  mp.period = std::max<Nanos>(ns(s_.membership.period_ms * 1e6), 1);
-  mp.phase = ns(s_.membership.phase_ms * 1e6);
-  mp.propagation_delay = ns(s_.membership.propagation_delay_us * 1e3);
-  mp.period_min = ns(s_.membership.period_min_ms * 1e6);
-  mp.period_max = ns(s_.membership.period_max_ms * 1e6);
-  mp.watch_delay = ns(s_.membership.watch_delay_us * 1e3);
-  if (s_.membership.detection == Detection::static_list) {
-    std::map<std::size_t, std::string> lines;
-    for (const VmConfig& v : s_.vms) lines[v.host] += " " + std::to_string(ids_[v.name]);
-    for (const auto& [h, l] : lines) mp.static_list_text += fmt::format("host {}:{}\n", h, l);
-  }
+  const MembershipParams mp =
+      experiment::membership_params(s_, std::map<std::string, VmId>(ids_.begin(), ids_.end()));
   source_ = make_membership_source(experiment::to_string(s_.membership.detection), topo, mp);
   group_ = dynamic_cast<GroupRegistrationSource*>(source_.get());
   if (group_ != nullptr) {
@@ -95,33 +85,27 @@ void World::setup_events() {
       model_.create_vm_at(e.at_s, id, address(id), static_cast<HostId>(e.host), e.ram_mib << 20);
     }
   }
-  for (const GeneratorConfig& g : s_.generators) {
-    std::vector<VmId> candidates;
-    for (const auto& name : g.vms) candidates.push_back(ids_.at(name));
-    if (candidates.empty()) {
-      for (const auto& v : vms_) candidates.push_back(v.id);
-    }
-    const double stop = g.stop_s < 0 ? s_.duration_s : std::min(g.stop_s, s_.duration_s);
-    for (double t = g.start_s + rng_.exponential(g.rate_per_s); t < stop;
-         t += rng_.exponential(g.rate_per_s)) {
-      const VmId vm = candidates[rng_.below(candidates.size())];
-      if (g.kind == EventKind::migrate) {
-        // Another host, uniformly; the model skips it if the VM is moving at that time.
-        const std::size_t other = rng_.below(s_.platform.hosts - 1);
-        model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
-          if (!model_.topology().has_vm(vm) || model_.migrating(vm)) return;
-          const HostId here = model_.topology().host_of(vm);
-          const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);
-          model_.migrate_at(t, vm, to);
-        });
-      } else if (g.kind == EventKind::shutdown) {
-        model_.shutdown_at(t, vm);
-      } else {
-        model_.create_vm_at(t, vm, address(vm), static_cast<HostId>(rng_.below(s_.platform.hosts)),
-                            ram.count(vm) ? ram[vm] << 20 : 1u << 30);
-      }
+  // Generators: drawn first from the run's seed, as every backend draws them (draws.hpp).
+  for (const experiment::DrawnEvent& e : experiment::draw_generators(
+           s_, std::map<std::string, VmId>(ids_.begin(), ids_.end()), rng_)) {
+    const VmId vm = e.vm;
+    const double t = e.at_s;
+    if (e.kind == EventKind::migrate) {
+      // Another host, uniformly; the model skips it if the VM is moving at that time.
+      const std::size_t other = e.other;
+      model_.at_sync(ns(t * 1e9), [this, vm, other, t] {
+        if (!model_.topology().has_vm(vm) || model_.migrating(vm)) return;
+        const HostId here = model_.topology().host_of(vm);
+        const HostId to = static_cast<HostId>(other >= here ? other + 1 : other);
+        model_.migrate_at(t, vm, to);
+      });
+    } else if (e.kind == EventKind::shutdown) {
+      model_.shutdown_at(t, vm);
+    } else {
+      model_.create_vm_at(t, vm, address(vm), e.host, ram.count(vm) ? ram[vm] << 20 : 1u << 30);
     }
   }
+
   // Pools: the proportional policy re-assesses demand periodically.
   if (!pools_.empty() && pools_[0]->config().policy == PoolPolicy::proportional) {
     const Nanos period = std::max<Nanos>(ns(s_.pool.rebalance_ms * 1e6), kUs);

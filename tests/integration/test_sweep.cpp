@@ -419,3 +419,46 @@ TEST_CASE("an output directory of another backend, or without a fingerprint, is 
   REQUIRE_THROWS_AS(sweep(experiment::Scenario{}, o, runner), experiment::OutputConflict);
   CHECK(count_lines(log) == 1);
 }
+
+TEST_CASE("progress into a log is a new line every few seconds, without carriage returns",
+          "[sweep]") {
+  const auto dir = fresh_dir("progress_lines");
+  const auto log = dir + "/calls.log";
+  experiment::SweepOptions o;
+  o.params = {{"duration_s", {"1", "2", "3", "4"}}};
+  o.jobs = 1;
+  o.out_dir = dir + "/out";
+  o.progress = true;
+  o.progress_every_s = 0.2;
+  const std::string err_path = dir + "/stderr.txt";
+  // stderr into a file for the sweep, as `ivmc sweep ... 2>log` does.
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  const int fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  ::dup2(fd, STDERR_FILENO);
+  ::close(fd);
+  const auto made = sweep(experiment::Scenario{}, o, [&](const experiment::Scenario& s) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return fake_run(s, log);
+  });
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  CHECK(made == 4);
+  const std::string err = slurp(err_path);
+  INFO(err);
+  CHECK(err.find('\r') == std::string::npos);
+  std::size_t lines = 0;
+  std::istringstream in(err);
+  std::string last;
+  for (std::string line; std::getline(in, line);) {
+    CHECK(line.rfind("sweep: ", 0) == 0);
+    ++lines;
+    last = line;
+  }
+  CHECK(lines >= 3); // the start, some in between (1.2 s of runs, a line per 0.2 s), the end
+  CHECK(lines <= 12);
+  CHECK(last.rfind("sweep: 4/4 runs", 0) == 0);
+  CHECK(err.find("runs/s") != std::string::npos);
+}

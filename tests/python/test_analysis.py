@@ -250,3 +250,51 @@ def test_ivmc_plot_runs_a_script(tmp_path):
     proc = subprocess.run([str(ivmc), "plot", "no_such_script", str(results)],
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode != 0 and "no_such_script" in proc.stderr
+
+
+MIGRATING_TOML = """
+name = "two-streams"
+duration_s = 30.0
+[[vm]]
+name = "a"
+[[vm]]
+name = "b"
+[[vm]]
+name = "c"
+[[vm]]
+name = "d"
+[[workload]]
+from = "a"
+to = "b"
+[[workload]]
+from = "c"
+to = "d"
+[[generator]]
+kind = "migrate"
+vms = ["a"]
+"""
+
+
+def test_race_exposure_lambda_is_the_migrating_vms_rate(tmp_path):
+    """lambda counts only the workloads of the VMs that migrate (100/s of a's 1000/s of all
+    sends), and without a scenario to name them the script warns before using all sends."""
+    import pandas as pd
+
+    def m(p, seed):
+        return {"w0_messages_per_s": 100.0, "w1_messages_per_s": 900.0, "sends": 30000,
+                "sends_in_race_window": 10, "race_exposure": 1 / 3000, "race_errors": 1,
+                "migrations": 2}
+    results = write_results(tmp_path / "results", {"membership.period_ms": [20, 200]}, m,
+                            seeds=2, scenario_toml=MIGRATING_TOML)
+    proc = run("race_exposure", results, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr
+    table = pd.read_csv(tmp_path / "out" / "race_exposure.csv").sort_values("T_ms")
+    assert list(table["closed_form_lambda_T_over_2"]) == pytest.approx([1, 10])  # 100/s * T/2
+
+    (results / "meta.json").unlink()
+    proc = run("race_exposure", results, tmp_path / "out2", "--duration", "30")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: no scenario in meta.json names the migrating VMs" in proc.stderr
+    table = pd.read_csv(tmp_path / "out2" / "race_exposure.csv").sort_values("T_ms")
+    assert list(table["closed_form_lambda_T_over_2"]) == pytest.approx([10, 100])  # 1000/s

@@ -169,6 +169,11 @@ def test_sweep_local_writes_results_and_resumes(tmp_path: Path) -> None:
         (0, 5), (0, 6), (1, 5), (1, 6)]
     assert list(frame["workload[0].message_bytes"]) == [1024, 1024, 8192, 8192]
     assert frame["workload[0].message_bytes"].dtype == "int64"
+    for count in ("sends", "notifications", "migrations", "lost_messages", "race_operations"):
+        assert frame[count].dtype == "int64", count
+    for measure in ("w0_mbps", "w0_local_share", "race_exposure", "pool_utilisation"):
+        assert frame[measure].dtype == "float64", measure
+    assert (frame["sends"] > 0).all()
     again = ivmc.sweep(tiny(), PARAMS, seeds=2, jobs=2, out=out)
     pd.testing.assert_frame_equal(frame, again)
     # The rows match single runs of the same points.
@@ -251,3 +256,14 @@ def test_sweep_set_changes_the_base_first(tmp_path: Path) -> None:
     assert list(both["workload[0].message_bytes"]) == [1024, 8192]
     plain = ivmc.sweep(tiny(), PARAMS, jobs=2)
     pd.testing.assert_frame_equal(without_wall(both), without_wall(plain))
+
+
+def test_examples_ship_in_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ivmc.example finds scenarios/examples/ from any working directory."""
+    monkeypatch.chdir(tmp_path)
+    assert "race_exposure" in ivmc.examples()
+    race = ivmc.example("race_exposure")
+    repo = Path(__file__).resolve().parents[2] / "scenarios" / "examples" / "race_exposure.toml"
+    assert race == ivmc.load(repo)
+    with pytest.raises(ValueError, match="no example scenario 'nope'"):
+        ivmc.example("nope")

@@ -5,6 +5,7 @@
 #include "ivmc/experiment/child_run.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/results.hpp"
+#include "ivmc/experiment/summary.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,6 +14,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 
 using namespace ivmc;
@@ -135,4 +137,25 @@ to = "b"
   const auto unset = issue_at(s, "membership.period_ms", "no line");
   CHECK(unset.where == "membership.period_ms");
   CHECK(unset.what == "no line");
+}
+
+TEST_CASE("the sweep summary: per point, the seeds and mean ± the 95% t interval", "[results]") {
+  using Row = std::map<std::string, std::string>;
+  const std::vector<Row> rows = {
+      {{"point", "0"}, {"seed", "1"}, {"p", "a"}, {"stream_mbps", "10"}, {"race_exposure", "0"}},
+      {{"point", "0"}, {"seed", "2"}, {"p", "a"}, {"stream_mbps", "12"}, {"race_exposure", "0"}},
+      {{"point", "0"}, {"seed", "3"}, {"p", "a"}, {"stream_mbps", "14"}, {"race_exposure", "0"}},
+      {{"point", "1"}, {"seed", "1"}, {"p", "b"}, {"stream_mbps", "5"}, {"race_exposure", "0"}},
+  };
+  const std::string table = experiment::summary_table(rows, {"p"});
+  INFO(table);
+  // mean 12, sd 2, n 3: 4.303 * 2 / sqrt(3) = 4.97.
+  CHECK(table.find("0      a  3      12 ± 5") != std::string::npos);
+  CHECK(table.find("1      b  1      5\n") != std::string::npos); // one seed: the mean alone
+  CHECK(table.rfind("point  p  seeds  stream_mbps", 0) == 0);
+  CHECK(table.find("race_exposure") == std::string::npos); // all zero: left out
+  CHECK(experiment::summary_table({}, {}).empty());
+  CHECK(experiment::t975(1) == Approx(12.706));
+  CHECK(experiment::t975(30) == Approx(2.042));
+  CHECK(experiment::t975(1000) == Approx(1.96));
 }

@@ -446,6 +446,54 @@ stop_s = 2
             "generator[0].kind: migrate needs at least 2 hosts"));
 }
 
+TEST_CASE("numbers beyond what a run can hold are refused at their line", "[scenario]") {
+  // The issue's values: a run that simulates nothing, a host count that exhausts memory, a
+  // VM whose migration never ends.
+  auto issues = issues_of(R"(duration_s = 1e10
+[platform]
+hosts = 100000000000
+migration_gbps = 1
+[[vm]]
+name = "a"
+host = 0
+ram_mib = 9223372036854775807
+[[vm]]
+name = "b"
+host = 0
+ram_mib = 10000000
+[[workload]]
+from = "a"
+to = "b"
+rate_per_s = 1e300
+[membership]
+period_ms = 1e300
+)");
+  INFO(dump(issues));
+  CHECK(has(issues, "t.toml:1", "duration_s: expected at most 1000000 (the longest span"));
+  CHECK(has(issues, "t.toml:3",
+            "platform.hosts: expected at most 100000 hosts (each takes about 2.6 KB of "
+            "simulator state: 100000000000 would need about 260 TB)"));
+  CHECK(has(issues, "t.toml:8", "vm[0].ram_mib: expected at most 16777216 MiB (16 TiB)"));
+  CHECK(has(issues, "t.toml:16", "workload[0].rate_per_s: expected at most 1000000000"));
+  CHECK(has(issues, "t.toml:18", "membership.period_ms: expected at most 1000000000"));
+  // 10,000,000 MiB copies in 83,886 s at 1 Gbit/s: within the bound.
+  CHECK(!has(issues, "t.toml:12", "vm[1].ram_mib"));
+  CHECK(issues.size() == 5);
+
+  issues = issues_of(std::string("duration_s = 1e300\n[platform]\nmigration_gbps = 0.001\n") +
+                     kTwoVms + "ram_mib = 16777216\n");
+  INFO(dump(issues));
+  CHECK(has(issues, "t.toml:1", "got 1e+300"));
+  CHECK(has(issues, "t.toml:12",
+            "vm[1].ram_mib: 16777216 MiB take 140737488 s to copy once at "
+            "platform.migration_gbps = 0.001, more than the longest run (1000000 s)"));
+
+  // The bounds themselves are accepted.
+  CHECK(issues_of(std::string("duration_s = 1000000\n[platform]\nhosts = 100000\n") + kTwoVms +
+                  "ram_mib = 16777216\n")
+            .empty());
+}
+
 TEST_CASE("validate on a built scenario reports key paths", "[scenario]") {
   Scenario s;
   CHECK(validate(s).empty()); // the defaults are valid

@@ -1,6 +1,8 @@
 // The `host` backend (host_backend.hpp): what it refuses, the plan of a run, its results.
 #include "ivmc/host/host_backend.hpp"
 
+#include "ivmc/experiment/draws.hpp"
+#include "ivmc/experiment/membership.hpp"
 #include "ivmc/experiment/results.hpp"
 
 #include "ivmc/host/board.hpp"
@@ -21,21 +23,6 @@ namespace {
 Nanos ns(double v) {
   return static_cast<Nanos>(std::llround(v));
 }
-
-// Seeded, portable draws for the generators (the standard distributions are
-// implementation-defined, the engine is not).
-class Draws {
-public:
-  explicit Draws(std::uint64_t seed) : engine_(seed) {}
-  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
-  double exponential(double rate) { return -std::log1p(-uniform()) / rate; }
-  std::size_t below(std::size_t n) {
-    return static_cast<std::size_t>(uniform() * static_cast<double>(n));
-  }
-
-private:
-  std::mt19937_64 engine_;
-};
 
 bool is_rr(experiment::WorkloadKind k) {
   return k == experiment::WorkloadKind::tcp_rr || k == experiment::WorkloadKind::udp_rr;
@@ -123,16 +110,12 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
   p.warmup_s = s.warmup_s;
   p.percentiles = s.latency_percentiles;
   p.migration_gbps = s.platform.migration_gbps;
-  std::map<std::string, VmId> ids;
-  std::map<VmId, std::size_t> ram;
-  for (const auto& v : s.vms) {
-    p.vms.push_back({v.name, static_cast<HostId>(v.host), v.ram_mib});
-    ids[v.name] = static_cast<VmId>(p.vms.size());
-  }
-  for (const auto& e : s.events) { // VMs created by events get ids too, in order
-    if (e.kind == experiment::EventKind::create && !ids.count(e.vm)) {
-      p.vms.push_back({e.vm, std::nullopt, e.ram_mib});
-      ids[e.vm] = static_cast<VmId>(p.vms.size());
+  const std::map<std::string, VmId> ids = experiment::vm_ids(s); // as every backend numbers them
+  p.vms.resize(ids.size());
+  for (const auto& v : s.vms) p.vms[ids.at(v.name) - 1] = {v.name, v.host, v.ram_mib};
+  for (const auto& e : s.events) { // VMs created by events: on no host until then
+    if (e.kind == experiment::EventKind::create && p.vms[ids.at(e.vm) - 1].name.empty()) {
+      p.vms[ids.at(e.vm) - 1] = {e.vm, std::nullopt, e.ram_mib};
     }
   }
   // The channel and the link, as the simulator configures them.
@@ -153,13 +136,7 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
     p.channel.ring_bytes = static_cast<std::uint32_t>(largest_ring(s)); // the slots' size
   }
   p.membership = std::string(experiment::to_string(s.membership.detection));
-  MembershipParams& mp = p.membership_params;
-  mp.period = std::max<Nanos>(ns(s.membership.period_ms * 1e6), 1);
-  mp.phase = ns(s.membership.phase_ms * 1e6);
-  mp.propagation_delay = ns(s.membership.propagation_delay_us * 1e3);
-  mp.period_min = ns(s.membership.period_min_ms * 1e6);
-  mp.period_max = ns(s.membership.period_max_ms * 1e6);
-  mp.watch_delay = ns(s.membership.watch_delay_us * 1e3);
+  p.membership_params = experiment::membership_params(s, ids);
   for (const auto& w : s.workloads) {
     WorkPlan wp;
     wp.kind = is_rr(w.kind) ? WorkPlan::Kind::request_response : WorkPlan::Kind::stream;
@@ -190,31 +167,16 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
     ep.kind = event_kind(e.kind);
     p.events.push_back(ep);
   }
-  // Poisson generators, drawn up front from the run's seed as the simulator draws them.
-  Draws draws(seed);
-  for (const auto& g : s.generators) {
-    std::vector<VmId> candidates;
-    for (const auto& name : g.vms) candidates.push_back(ids.at(name));
-    if (candidates.empty()) {
-      for (VmId id = 1; id <= p.vms.size(); ++id) candidates.push_back(id);
-    }
-    const double stop = g.stop_s < 0 ? s.duration_s : std::min(g.stop_s, s.duration_s);
-    for (double t = g.start_s + draws.exponential(g.rate_per_s); t < stop;
-         t += draws.exponential(g.rate_per_s)) {
-      EventPlan ep;
-      ep.at_s = t;
-      ep.vm = candidates[draws.below(candidates.size())];
-      if (g.kind == experiment::EventKind::migrate) {
-        ep.kind = EventPlan::Kind::migrate;
-        ep.other = draws.below(p.hosts - 1);
-      } else if (g.kind == experiment::EventKind::shutdown) {
-        ep.kind = EventPlan::Kind::shutdown;
-      } else {
-        ep.kind = EventPlan::Kind::create;
-        ep.host = static_cast<HostId>(draws.below(p.hosts));
-      }
-      p.events.push_back(ep);
-    }
+  // Poisson generators: drawn up front from the run's seed, as every backend draws them.
+  experiment::Draws draws(seed);
+  for (const experiment::DrawnEvent& d : experiment::draw_generators(s, ids, draws)) {
+    EventPlan ep;
+    ep.at_s = d.at_s;
+    ep.vm = d.vm;
+    ep.kind = event_kind(d.kind);
+    ep.other = d.other;
+    if (d.kind == experiment::EventKind::create) ep.host = d.host;
+    p.events.push_back(ep);
   }
   return p;
 }

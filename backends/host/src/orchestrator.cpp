@@ -3,6 +3,7 @@
 
 #include "ivmc/core/pool.hpp"
 #include "ivmc/core/topology.hpp"
+#include "ivmc/experiment/membership.hpp"
 #include "ivmc/host/board.hpp"
 #include "ivmc/host/control.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
@@ -598,18 +599,8 @@ Outcome Run::play() {
   configure_vms();
   // The truth at start, and the membership source over it (views start from the truth).
   for (std::size_t h = 0; h < plan_.hosts; ++h) topology_.add_host(static_cast<HostId>(h));
-  auto address = [](VmId id) {
-    return VmAddress{id, fmt::format("10.{}.{}.{}", (id >> 16) & 255, (id >> 8) & 255, id & 255),
-                     ""};
-  };
-  MembershipParams params = plan_.membership_params;
-  if (plan_.membership == "static") {
-    std::map<HostId, std::string> lines;
-    for (std::size_t i = 0; i < plan_.vms.size(); ++i) {
-      if (plan_.vms[i].host) lines[*plan_.vms[i].host] += " " + std::to_string(i + 1);
-    }
-    for (const auto& [h, l] : lines) params.static_list_text += fmt::format("host {}:{}\n", h, l);
-  }
+  const auto address = experiment::vm_address;
+  const MembershipParams& params = plan_.membership_params; // static: the list too
   for (std::size_t i = 0; i < plan_.vms.size(); ++i) {
     if (!plan_.vms[i].host) continue;
     const auto id = static_cast<VmId>(i + 1);

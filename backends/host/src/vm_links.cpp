@@ -23,6 +23,15 @@ void VmContext::record(LinkOperation op, VmId peer, Errc outcome, std::uint64_t 
   ledger_.record(op, kind, outcome, bytes);
 }
 
+void VmContext::install_membership(LinkEnvironment& env, VmId peer) {
+  env.believes_co_resident = [this, peer] { return board.believes(self, peer); };
+  env.view_version = [this] { return board.view_version(self); };
+  env.probe_co_resident = [this, peer] { return board.co_resident(self, peer); };
+  env.on_operation = [this, peer](LinkOperation op, Errc outcome, std::uint64_t bytes) {
+    record(op, peer, outcome, bytes);
+  };
+}
+
 RaceLedger VmContext::ledger() const {
   std::lock_guard lock(ledger_mutex_);
   return ledger_;
@@ -94,12 +103,7 @@ SenderEnd::SenderEnd(VmContext& vm, std::uint32_t pipe, VmId peer, bool local_al
   env.open_local = [this](Nanos) { return open_local(false); };
   if (vm_.pool != nullptr) env.renew_local = [this](Nanos) { return open_local(true); };
   env.release_local = [this] { release_local(); };
-  env.believes_co_resident = [this] { return vm_.board.believes(vm_.self, peer_); };
-  env.view_version = [this] { return vm_.board.view_version(vm_.self); };
-  env.probe_co_resident = [this] { return vm_.board.co_resident(vm_.self, peer_); };
-  env.on_operation = [this](LinkOperation op, Errc outcome, std::uint64_t bytes) {
-    vm_.record(op, peer_, outcome, bytes);
-  };
+  vm_.install_membership(env, peer_);
   link_ = std::make_unique<LinkSender>(std::move(env), vm_.link, vm_.clock);
 }
 
@@ -193,12 +197,7 @@ ReceiverEnd::ReceiverEnd(VmContext& vm, std::uint32_t pipe, VmId peer, posix::Tc
     return find_local(epoch, timeout);
   };
   env.release_local = [this] { release_local(); };
-  env.believes_co_resident = [this] { return vm_.board.believes(vm_.self, peer_); };
-  env.view_version = [this] { return vm_.board.view_version(vm_.self); };
-  env.probe_co_resident = [this] { return vm_.board.co_resident(vm_.self, peer_); };
-  env.on_operation = [this](LinkOperation op, Errc outcome, std::uint64_t bytes) {
-    vm_.record(op, peer_, outcome, bytes);
-  };
+  vm_.install_membership(env, peer_);
   link_ = std::make_unique<LinkReceiver>(std::move(env), vm_.clock);
 }
 

@@ -75,6 +75,9 @@ struct VmContext {
   posix::MonotonicClock clock;
 
   void record(LinkOperation op, VmId peer, Errc outcome, std::uint64_t bytes);
+  // A link end's view of `peer` (the board's), its probe (the board's truth), and its Table IV
+  // operations classified by the board's race flag for (this VM, peer).
+  void install_membership(LinkEnvironment& env, VmId peer);
   RaceLedger ledger() const;
 
 private:

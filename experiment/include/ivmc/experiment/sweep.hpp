@@ -24,6 +24,9 @@ struct SweepOptions {
   unsigned jobs = 0;            // concurrent child processes; 0: the backend's default_jobs()
   std::string out_dir;          // results.csv and meta.json go here
   bool progress = false;        // print points done, rate and time left to stderr
+  // With progress: > 0 prints a new line every that many seconds (stderr into a log), 0 one
+  // line rewritten in place (a terminal).
+  double progress_every_s = 0;
   // Delete out_dir's results.csv and meta.json first and start over, instead of refusing an
   // output directory that another scenario, backend or ivmc version made (OutputConflict).
   bool force = false;
