@@ -235,7 +235,8 @@ Throughput socket_throughput(SocketKind kind, const PairCpus& cpus, std::size_t 
         }
         ::shutdown(sp.child.fd, SHUT_WR);
         return 0;
-      });
+      },
+      10, &result.placement);
   return result;
 }
 

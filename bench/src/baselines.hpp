@@ -1,6 +1,8 @@
 // Baseline measurements (internal to bench/).
 #pragma once
 
+#include "harness.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -15,6 +17,13 @@ struct PairCpus {
 struct Throughput {
   double gbps = 0;
   double msgs_per_s = 0;
+  PairPlacement placement; // where the two processes ran meanwhile
+};
+
+// Round trips of a transport and of its baseline, per round, taken together in the same two
+// processes (a ratio is only meaningful between figures taken together).
+struct PairedRtt {
+  std::vector<double> ring_ns, baseline_ns; // ring_ns: the transport measured, ring or not
 };
 
 enum class SocketKind { tcp_loopback, unix_stream };

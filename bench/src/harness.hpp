@@ -2,8 +2,11 @@
 // medians. Internal to bench/.
 #pragma once
 
+#include "ivmc/bench/bench.hpp"
+
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -44,16 +47,28 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// Reads every byte of [data, data + n) once, as a receiver that uses its message would, and
+// returns a value depending on all of them (so that no read can be left out).
+std::uint64_t touch_bytes(const std::byte* data, std::size_t n);
+
 // Pins the calling process to one CPU; false if that CPU is not available.
 bool pin_to_cpu(int cpu);
 int online_cpus();
 
+// Where the two processes of a run were, and what the host took from their CPUs meanwhile.
+struct PairPlacement {
+  ProcessPlacement measuring, peer;
+  double steal_share = -1; // steal on both CPUs / (2 x the measuring part's wall time)
+};
+
 // Runs `child` in a forked process pinned to `child_cpu` and `parent` here on `parent_cpu`.
 // The child's return value is its exit status; a child still running `grace_s` after the
-// parent finished is killed. Throws if the child failed, naming `what`.
+// parent finished is killed, and the child dies with this process (interrupted or killed).
+// Throws if the child failed, naming `what`. With `placement`, says
+// where each part ran and how much of its time it had its CPU.
 void run_pair(const std::string& what, int parent_cpu, int child_cpu,
               const std::function<void()>& parent, const std::function<int()>& child,
-              double grace_s = 10);
+              double grace_s = 10, PairPlacement* placement = nullptr);
 
 // The child side's failures end the child with this status and a message on stderr.
 [[noreturn]] void child_fail(const std::string& what);

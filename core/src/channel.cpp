@@ -46,46 +46,72 @@ Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
 
 Errc Channel::send(std::span<const std::byte> head, std::span<const std::byte> body,
                    Nanos timeout) {
+  if (tx_.reserved) { // the reservation holds the next record's place
+    const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
+    if (f == Errc::ok) return Errc::misuse;
+    tx_.reserved = false; // no reservation outlives a failure
+    return f;
+  }
+  return transmit(head.size() + body.size(), timeout, [&] { return try_send(head, body); });
+}
+
+// What send() and reserve() share: the size check, one try, then waiting for space.
+template <class Try>
+Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
   if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f; // detail
-  if (head.size() + body.size() > max_message_) {
+  if (length > max_message_) {
     bump(tx_.too_large);
     return Errc::message_too_large;
   }
-  const Errc first = try_send(head, body);
+  const Errc first = try_once();
   if (first != Errc::would_block) return first;
   bump(tx_.ring_full);
   if (timeout == 0) return Errc::would_block;
-  return wait_for(
-      Wake::space, timeout, [&] { return try_send(head, body); }, false);
+  return wait_for(Wake::space, timeout, try_once, false);
 }
 
-Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
-  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
-  const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
+// Writes the terminator and the payload of the record at tx_.position (ending at `end`).
+// Store order: the lines after the header's first (terminator, payload), then the payload bytes
+// that share the header's line. The consumer polls the header's line; writing it in one burst
+// with the header (publish_record, next) takes that line from the consumer once, instead of
+// once for the payload and again for the header after the other lines were written.
+[[gnu::always_inline]] inline void Channel::write_payload(std::uint64_t end, std::uint32_t length,
+                                                          std::span<const std::byte> head,
+                                                          std::span<const std::byte> body) {
   const std::uint64_t pos = tx_.position;
-  const std::uint64_t end = wire::record_end(pos, length);
-  if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
-  // Store order: the lines after the header's first (terminator, payload), then the payload
-  // bytes that share the header's line, then the header. The consumer polls the header's
-  // line; writing it in one burst at the end takes that line from the consumer once, instead
-  // of once for the payload and again for the header after the other lines were written.
   auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
-  shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the release below
+  shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the header's release
   const std::uint64_t payload = wire::payload_position(pos, length);
   const std::uint64_t header_line_end = (pos | (wire::kCacheLine - 1)) + 1;
   const std::uint64_t in_header_line =
       std::min<std::uint64_t>(length, header_line_end > payload ? header_line_end - payload : 0);
   copy_in_range(tx_.data, tx_.size, payload, head, body, in_header_line, length);
   copy_in_range(tx_.data, tx_.size, payload, head, body, 0, in_header_line);
-  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
+}
+
+// Publishes the record at tx_.position, whose payload and terminator are written, and moves on.
+[[gnu::always_inline]] inline void Channel::publish_record(std::uint64_t end,
+                                                           std::uint32_t length) {
+  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (tx_.position & tx_.mask));
   // Release: payload and terminator are visible before the header that announces them.
-  shared(*header).store(wire::make_header(pos, length), std::memory_order_release);
+  shared(*header).store(wire::make_header(tx_.position, length), std::memory_order_release);
   tx_.position = end;
   // Release: the slow-path readers of `produced` (end of stream, stats) see complete records.
   shared(control_->direction[side_].produced.value).store(tx_.position, std::memory_order_release);
   bump(tx_.messages);
   bump(tx_.bytes, length);
   if (policy_ != NotifyPolicy::polling) notify_data_sent();
+}
+
+Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
+  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
+  const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
+  const std::uint64_t end = wire::record_end(tx_.position, length);
+  if (const Errc room = tx_room(end - tx_.position + wire::kTerminatorBytes); room != Errc::ok) {
+    return room;
+  }
+  write_payload(end, length, head, body);
+  publish_record(end, length);
   return Errc::ok;
 }
 
@@ -168,10 +194,23 @@ Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeo
 
 Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
                    Nanos timeout) {
+  if (rx_.viewing) { // the view holds the next record
+    if (const Errc f = view_ending_failure(); f != Errc::ok) {
+      rx_.viewing = false; // no view outlives a failure or close
+      return f;
+    }
+    return Errc::misuse;
+  }
+  return receive(timeout, [&] { return try_recv(head, body, length); });
+}
+
+// What recv() and peek() share: failure and end-of-stream rules, one try, then waiting.
+template <class Try>
+Errc Channel::receive(Nanos timeout, Try try_once) {
   const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
   // A dead or closed peer's complete records are still delivered; other failures stop here.
   if (f != Errc::ok && f != Errc::peer_dead && f != Errc::peer_closed) return f;
-  const Errc first = try_recv(head, body, length);
+  const Errc first = try_once();
   if (first != Errc::would_block) return first;
   if (f == Errc::peer_dead) {
     // A peer that ended its stream in order and then went away (its process exited and the
@@ -181,7 +220,7 @@ Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::si
             .load(std::memory_order_acquire); // its records before its close are visible
     if (state == static_cast<std::uint32_t>(EndpointState::closed) ||
         state == static_cast<std::uint32_t>(EndpointState::detached)) {
-      const Errc last = try_recv(head, body, length); // one may have landed before the close
+      const Errc last = try_once(); // one may have landed before the close
       return last == Errc::would_block ? Errc::peer_closed : last;
     }
   }
@@ -189,14 +228,14 @@ Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::si
   if (rx_eof_.load(std::memory_order_relaxed)) return Errc::peer_closed; // receiver's own flag
   if (timeout == 0) {
     const Errc e = peer_state_check(clock_.now(), Wake::data, Errc::would_block);
-    return e == Errc::ok ? try_recv(head, body, length) : e; // ok: a last record arrived meanwhile
+    return e == Errc::ok ? try_once() : e; // ok: a last record arrived meanwhile
   }
-  return wait_for(
-      Wake::data, timeout, [&] { return try_recv(head, body, length); },
-      policy_ == NotifyPolicy::spin_then_block);
+  return wait_for(Wake::data, timeout, try_once, policy_ == NotifyPolicy::spin_then_block);
 }
 
-Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
+// The header of the record at rx_.position, read once and validated: ok with its payload
+// length, would_block if none is there yet, or a violation.
+[[gnu::always_inline]] inline Errc Channel::next_record(std::uint32_t& length) {
   const std::uint64_t pos = rx_.position;
   auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (pos & rx_.mask));
   // Acquire: pairs with the producer's release of this header; the payload is visible.
@@ -225,14 +264,14 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
                                               ", expected " + hex(wire::header_tag(pos))));
   }
   length = len;
-  if (len > head.size() + body.size()) return Errc::buffer_too_small;
-  const std::uint64_t payload = wire::payload_position(pos, len);
-  const std::uint64_t in_head = std::min<std::uint64_t>(len, head.size());
-  copy_out(rx_.data, rx_.size, payload, head.data(), in_head);
-  copy_out(rx_.data, rx_.size, payload + in_head, body.data(), len - in_head);
-  rx_.position = wire::record_end(pos, len);
+  return Errc::ok;
+}
+
+// Moves past the record at rx_.position (payload `length`), read and done with.
+[[gnu::always_inline]] inline void Channel::consume_record(std::uint32_t length) {
+  rx_.position = wire::record_end(rx_.position, length);
   bump(rx_.messages);
-  bump(rx_.bytes, len);
+  bump(rx_.bytes, length);
   peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
   // Publish at least every publish_every bytes, and at once when we have caught up with the
   // producer: a receiver that stops calling recv() must not leave the sender without space
@@ -242,6 +281,113 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
       shared(*next).load(std::memory_order_relaxed) == 0) { // relaxed: a hint only
     publish_consumed();
   }
+}
+
+Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
+  std::uint32_t len = 0;
+  if (const Errc e = next_record(len); e != Errc::ok) return e;
+  length = len;
+  if (len > head.size() + body.size()) return Errc::buffer_too_small;
+  const std::uint64_t payload = wire::payload_position(rx_.position, len);
+  const std::uint64_t in_head = std::min<std::uint64_t>(len, head.size());
+  copy_out(rx_.data, rx_.size, payload, head.data(), in_head);
+  copy_out(rx_.data, rx_.size, payload + in_head, body.data(), len - in_head);
+  consume_record(len);
+  return Errc::ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zero-copy send and receive: the same records, written or read in place
+
+namespace {
+
+template <class Byte>
+RingSpans<Byte> spans_at(Byte* ring, std::uint64_t size, std::uint64_t position,
+                         std::uint32_t length) {
+  const std::uint64_t off = position & (size - 1);
+  const std::uint64_t first = std::min<std::uint64_t>(length, size - off);
+  return {{ring + off, first}, {ring, length - first}};
+}
+
+} // namespace
+
+Errc Channel::reserve(std::size_t length, WritableRecord& space, Nanos timeout) {
+  tx_.reserved = false; // a new reservation replaces an outstanding one
+  return transmit(length, timeout,
+                  [&] { return try_reserve(static_cast<std::uint32_t>(length), space); });
+}
+
+Errc Channel::try_reserve(std::uint32_t length, WritableRecord& space) {
+  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
+  const std::uint64_t pos = tx_.position;
+  const std::uint64_t end = wire::record_end(pos, length);
+  if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
+  tx_.reserved = true;
+  tx_.reserved_length = length;
+  if (length < wire::kAlignedPayloadMin) {
+    // A small payload shares the header's line, which the consumer polls: written there by
+    // the caller at its own pace, that line would cross to the consumer and back for every
+    // write. It is staged here instead and written in one burst with the header, as send()
+    // writes it.
+    // (The empty second span still points somewhere: memcpy must never see a null pointer.)
+    space = {{tx_.staging, length}, {tx_.staging + length, 0}};
+    return Errc::ok;
+  }
+  // A payload of kAlignedPayloadMin or more starts on a line of its own: the caller writes it
+  // in place. The terminator first, as send() writes it; the caller writes only the payload.
+  auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
+  shared(*terminator).store(0, std::memory_order_relaxed); // ordered by commit()'s release
+  space = spans_at(tx_.data, tx_.size, wire::payload_position(pos, length), length);
+  return Errc::ok;
+}
+
+Errc Channel::commit() {
+  if (!tx_.reserved) return Errc::misuse;
+  tx_.reserved = false;
+  if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f; // detail
+  if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
+  const std::uint32_t length = tx_.reserved_length;
+  const std::uint64_t end = wire::record_end(tx_.position, length);
+  if (length < wire::kAlignedPayloadMin) write_payload(end, length, {tx_.staging, length}, {});
+  publish_record(end, length);
+  return Errc::ok;
+}
+
+// The failure that ends a view, or ok: a dead or closed peer's complete records stay valid to
+// the end; any other failure (a violation, our own close) ends them.
+Errc Channel::view_ending_failure() const {
+  const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
+  return f == Errc::peer_dead || f == Errc::peer_closed ? Errc::ok : f;
+}
+
+Errc Channel::peek(ReadableRecord& record, Nanos timeout) {
+  if (rx_.viewing) {
+    if (const Errc f = view_ending_failure(); f != Errc::ok) {
+      rx_.viewing = false; // no view outlives this endpoint's failure or close
+      return f;
+    }
+    record = spans_at<const std::byte>(
+        rx_.data, rx_.size, wire::payload_position(rx_.position, rx_.view_length), rx_.view_length);
+    return Errc::ok;
+  }
+  return receive(timeout, [&] { return try_peek(record); });
+}
+
+Errc Channel::try_peek(ReadableRecord& record) {
+  std::uint32_t len = 0;
+  if (const Errc e = next_record(len); e != Errc::ok) return e;
+  record =
+      spans_at<const std::byte>(rx_.data, rx_.size, wire::payload_position(rx_.position, len), len);
+  rx_.viewing = true;
+  rx_.view_length = len;
+  return Errc::ok;
+}
+
+Errc Channel::release() {
+  if (!rx_.viewing) return Errc::misuse;
+  rx_.viewing = false;
+  if (const Errc f = view_ending_failure(); f != Errc::ok) return f;
+  consume_record(rx_.view_length);
   return Errc::ok;
 }
 

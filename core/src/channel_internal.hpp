@@ -48,10 +48,15 @@ inline bool is_pow2_in_range(std::uint64_t v) {
   return std::has_single_bit(v) && v >= wire::kMinRingBytes && v <= wire::kMaxRingBytes;
 }
 
+// The ring copies are forced inline (always_inline), as are the record steps that send/recv
+// share with reserve/commit and peek/release (channel.cpp): the hot path stays one function
+// with the copies in it, as it was before those calls shared its parts (GCC otherwise
+// outlines them).
+
 // Copies n bytes into the ring at position p, wrapping at its end. An empty copy touches
 // nothing (an empty span may carry a null pointer, which memcpy must not see).
-inline void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p, const std::byte* src,
-                    std::uint64_t n) {
+[[gnu::always_inline]] inline void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p,
+                                           const std::byte* src, std::uint64_t n) {
   if (n == 0) return;
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
   std::memcpy(ring + off, src, first);
@@ -60,9 +65,11 @@ inline void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p, const 
 
 // Copies bytes [from, to) of the message head + body into the ring, whose payload starts at
 // position `payload`.
-inline void copy_in_range(std::byte* ring, std::uint64_t size, std::uint64_t payload,
-                          std::span<const std::byte> head, std::span<const std::byte> body,
-                          std::uint64_t from, std::uint64_t to) {
+[[gnu::always_inline]] inline void copy_in_range(std::byte* ring, std::uint64_t size,
+                                                 std::uint64_t payload,
+                                                 std::span<const std::byte> head,
+                                                 std::span<const std::byte> body,
+                                                 std::uint64_t from, std::uint64_t to) {
   const std::uint64_t h = head.size();
   if (from < h) {
     copy_in(ring, size, payload + from, head.data() + from, std::min(to, h) - from);
@@ -73,8 +80,8 @@ inline void copy_in_range(std::byte* ring, std::uint64_t size, std::uint64_t pay
   }
 }
 
-inline void copy_out(const std::byte* ring, std::uint64_t size, std::uint64_t p, std::byte* dst,
-                     std::uint64_t n) {
+[[gnu::always_inline]] inline void copy_out(const std::byte* ring, std::uint64_t size,
+                                            std::uint64_t p, std::byte* dst, std::uint64_t n) {
   if (n == 0) return;
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
   std::memcpy(dst, ring + off, first);

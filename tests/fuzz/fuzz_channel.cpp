@@ -3,7 +3,9 @@
 // bounds, hang, or hand the caller more than it asked for.
 //
 // Input: one byte choosing our side, then a stream of operations, each either a write into the
-// area (offset, bytes) or a call on our endpoint (send, recv, close...).
+// area (offset, bytes) or a call on our endpoint (send, recv, reserve/commit, peek/release,
+// close...). Every byte a zero-copy call hands out is read or written, so a span outside the
+// area is caught by AddressSanitizer.
 #include "ivmc/core/channel.hpp"
 
 #include "../support/local_platform.hpp"
@@ -67,10 +69,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint32_t max_message = ch->max_message();
   if (max_message > kRing - 16) invariant_broken("max_message larger than the ring allows");
 
+  const auto inside_area = [&](auto span) {
+    const auto* b = reinterpret_cast<const std::byte*>(span.data());
+    return span.empty() || (b >= area.bytes && b + span.size() <= area.bytes + area_size);
+  };
   std::vector<std::byte> buffer(kRing);
-  bool violated = false;
+  bool violated = false, viewing = false;
+  std::uint64_t sink = 0;
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 9)) {
     case 0:
     case 1: { // the peer writes into the shared area (anywhere: control, indices, rings)
       const std::size_t at = in.ConsumeIntegralInRange<std::size_t>(0, area_size - 1);
@@ -94,9 +101,57 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (violated && e != Errc::protocol_violation) {
         invariant_broken("endpoint recovered from a protocol violation by itself");
       }
+      if (e == Errc::misuse && !viewing) invariant_broken("recv misuse without a view");
       if (e == Errc::protocol_violation) {
         if (ch->error_detail().empty()) invariant_broken("violation without detail");
         violated = true;
+        viewing = false; // no view outlives it
+      }
+      break;
+    }
+    case 8: { // we receive in place, read every byte, and release (or keep the view)
+      ReadableRecord record;
+      const Errc e = ch->peek(record, in.ConsumeBool() ? 0 : 5'000'000);
+      if (violated && e != Errc::protocol_violation) {
+        invariant_broken("peek recovered from a protocol violation by itself");
+      }
+      if (e == Errc::ok) {
+        if (record.size() > max_message) invariant_broken("peek returned more than max_message");
+        if (!inside_area(record.first) || !inside_area(record.second)) {
+          invariant_broken("peek returned bytes outside the area");
+        }
+        for (auto b : record.first) sink += static_cast<std::uint8_t>(b);
+        for (auto b : record.second) sink += static_cast<std::uint8_t>(b);
+        viewing = true;
+        if (in.ConsumeBool()) {
+          if (ch->release() == Errc::misuse) invariant_broken("release refused a view");
+          viewing = false;
+        }
+      } else {
+        viewing = false;
+        if (e == Errc::protocol_violation) violated = true;
+      }
+      break;
+    }
+    case 9: { // we send in place: reserve, write every byte, then commit (or abandon)
+      const std::size_t n = in.ConsumeIntegralInRange<std::size_t>(0, kRing);
+      WritableRecord space;
+      const Errc e = ch->reserve(n, space, in.ConsumeBool() ? 0 : 5'000'000);
+      if (e == Errc::ok) {
+        if (n > max_message) invariant_broken("reserved more than max_message");
+        if (space.size() != n) invariant_broken("reserve handed out the wrong size");
+        // A payload of 256 bytes or more is reserved in the ring; a smaller one is staged in
+        // the endpoint (one span, off the area) until commit.
+        const bool staged = n < wire::kAlignedPayloadMin;
+        if (staged ? (!space.second.empty() || (!space.first.empty() && inside_area(space.first)))
+                   : (!inside_area(space.first) || !inside_area(space.second))) {
+          invariant_broken("reserve handed out space in the wrong place");
+        }
+        std::memset(space.first.data(), 0xcd, space.first.size());
+        std::memset(space.second.data(), 0xcd, space.second.size());
+        if (in.ConsumeBool() && ch->commit() == Errc::misuse) {
+          invariant_broken("commit refused a reservation");
+        }
       }
       break;
     }
@@ -124,5 +179,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
   }
+  asm volatile("" ::"r"(sink)); // the bytes were read
   return 0;
 }

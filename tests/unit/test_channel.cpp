@@ -3,7 +3,7 @@
 #include "ivmc/core/channel.hpp"
 #include "ivmc/core/trust.hpp"
 
-#include "../support/local_platform.hpp"
+#include "../support/channel_pair.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -16,50 +16,6 @@ using namespace ivmc;
 using namespace ivmc::test;
 
 namespace {
-
-constexpr Nanos ms = 1'000'000;
-
-std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
-  std::vector<std::byte> v(n);
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : v) {
-    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-    b = static_cast<std::byte>(x);
-  }
-  return v;
-}
-
-std::span<const std::byte> bytes_of(const std::vector<std::byte>& v) {
-  return {v.data(), v.size()};
-}
-
-struct Pair {
-  explicit Pair(ChannelConfig cfg = {}, Clock* clock = nullptr)
-      : area(Channel::area_bytes(cfg.ring_bytes, cfg.ring_bytes)), clock_(clock ? clock : &steady) {
-    auto c = Channel::create(area.region(), cfg, bells.a, *clock_);
-    REQUIRE(c.error == Errc::ok);
-    a = std::move(c.channel);
-    auto d = Channel::attach(area.region(), cfg, bells.b, *clock_);
-    REQUIRE(d.error == Errc::ok);
-    b = std::move(d.channel);
-  }
-  SteadyClock steady;
-  AlignedArea area;
-  Clock* clock_;
-  LocalDoorbellPair bells;
-  std::unique_ptr<Channel> a, b;
-};
-
-ChannelConfig config(NotifyPolicy p, std::uint32_t ring = 4096) {
-  ChannelConfig c;
-  c.ring_bytes = ring;
-  c.notify.policy = p;
-  c.notify.atw_batch = 8;
-  c.notify.atw_window = 2 * ms;
-  c.notify.spin_budget = 20'000;
-  c.liveness.wait_slice = 20 * ms;
-  return c;
-}
 
 // Streams `count` messages of varying size from `tx` to `rx` on two threads; checks every byte.
 void stream(Channel& tx, Channel& rx, int count, std::size_t max_size) {

@@ -1,5 +1,6 @@
 // ivmc bench: the shared-memory ring against its baselines, measured in one run between two
-// real processes (memcpy, a cache-line ping-pong, raw eventfd, TCP loopback, UNIX sockets).
+// real processes (memcpy, a cache-line ping-pong, raw eventfd, TCP loopback, UNIX sockets,
+// iceoryx).
 #pragma once
 
 #include <cstddef>
@@ -22,20 +23,67 @@ struct BenchOptions {
   bool progress = false; // one line per point on stderr
 };
 
+// Where one process of a run was, and how much of the run it had its CPU. On a machine whose
+// CPUs are shared (other processes, other guests), this is what a figure depends on first.
+struct ProcessPlacement {
+  int cpu_start = -1, cpu_end = -1; // sched_getcpu() when its part began and ended
+  double cpu_share = 0;             // time it ran / wall time of its part (1: had its CPU)
+  double wait_share = 0;            // time it was runnable but waited behind others / wall
+  long involuntary = 0;             // involuntary context switches (preempted by others)
+};
+
+// One throughput run as measured, with what the machine was doing meanwhile.
+struct RunRecord {
+  std::string transport, mode;
+  std::size_t size = 0;
+  double gbps = 0, msgs_per_s = 0;
+  double probe_rtt_ns = 0;          // the cache-line probe taken just before the run
+  ProcessPlacement measuring, peer; // the receiver (measuring) and the sender (peer)
+  double steal_share = -1;          // host steal on the two CPUs / (2 x wall); -1 unreadable
+  std::string speed; // "full": both processes had their CPUs (each waited < 10 % of the run
+                     // behind other processes, host steal < 5 %); "shared" otherwise
+};
+
+// One CPU as the guest sees it, and the clock its core ran at, measured.
+struct CpuDescription {
+  int cpu = -1;
+  int core_id = -1, package_id = -1;
+  std::string core_siblings;        // CPUs on the same core (SMT threads), thread_siblings_list
+  std::string l2_shared, l2_size;   // CPUs sharing its L2, and its size
+  std::string llc_shared, llc_size; // CPUs sharing its last-level cache, and its size
+  double reported_mhz = 0;          // cpufreq, else /proc/cpuinfo "cpu MHz"
+  double measured_ghz_start = 0, measured_ghz_end = 0; // the core clock, measured (placement.hpp)
+};
+
+struct MachineReport {
+  std::string model_name; // /proc/cpuinfo "model name" (lscpu's Model name)
+  std::string hypervisor; // "" on bare metal, else its vendor (KVM, Xen, ...)
+  int online_cpus = 0;
+  std::vector<CpuDescription> cpus; // the two the processes were pinned to
+  std::string topology;             // the two CPUs' sharing, in a sentence
+  double load_start[3] = {-1, -1, -1}, load_end[3] = {-1, -1, -1}; // /proc/loadavg
+  double steal_share = -1; // host steal on the two CPUs over the whole bench
+};
+
 struct TransportResult {
-  std::string transport; // "ring", "tcp", "unix"
-  std::string mode;      // "poll", "block"
+  std::string transport; // "ring", "tcp", "unix", "iceoryx"
+  std::string mode;      // "poll", "block", "zero_copy" (iceoryx: loan, write in place, publish)
   std::size_t size = 0;
   double gbps = 0;
   double msgs_per_s = 0;
   std::optional<double> rtt_p50_ns; // measured at 64 B only
-  // The vCPU placement changes under the benchmark (the cache-line round trip moves 3-6x
-  // between seconds), so every run of a point is preceded by a cache-line probe. A point's
-  // figures are the medians over its runs at near placement (probe within 1.5x of the run's
-  // fastest probe), or over all runs when none was near.
+  // Two things move a figure between runs: the vCPU placement (the cache-line round trip moves
+  // 3-6x between seconds on some hosts), and CPU sharing (another process or guest running on
+  // one of the two CPUs: a polled transport then loses what its process waits). Every run of a
+  // point is preceded by a cache-line probe and records both processes' CPU shares
+  // (RunRecord). A point's figures are the medians over its runs that had both CPUs to
+  // themselves (speed "full") at near placement (probe within 1.5x of the run's fastest
+  // probe); failing that over its full runs, its near runs, or all runs, in that order.
   double placement_rtt_ns = 0; // median probe of the runs used
-  bool near = false;
-  int runs_used = 0;
+  bool near = false;           // the runs used were at near placement
+  bool full = false;           // the runs used had both CPUs (speed "full")
+  int runs_used = 0, runs_full = 0, runs = 0;
+  double wait_share = 0; // median over the runs used of the larger of the two waits
   double gbps_all = 0, msgs_per_s_all = 0; // medians over every run, whatever the placement
 };
 
@@ -45,8 +93,14 @@ struct BenchReport {
   double cacheline_rtt_ns = 0; // p50 round trip of one cache line between the processes
   double eventfd_rtt_ns = 0;   // p50 round trip of a raw eventfd ping-pong (blocking baseline)
   // Ring RTT over its baseline, the median of per-round ratios taken in the same processes.
-  double poll_rtt_ratio = 0;                 // polled 64 B ring RTT / cache-line RTT
-  double block_rtt_ratio = 0;                // blocking 64 B ring RTT / raw eventfd RTT
+  double poll_rtt_ratio = 0;      // polled 64 B ring RTT / cache-line RTT
+  double block_rtt_ratio = 0;     // blocking 64 B ring RTT / raw eventfd RTT
+  std::string iceoryx;            // "measured", or "skipped: <why>" (then no iceoryx rows)
+  double iceoryx_rtt_ns = 0;      // iceoryx 64 B round trip p50 (near rounds)
+  double iceoryx_rtt_ratio = 0;   // iceoryx 64 B RTT / cache-line RTT (paired rounds)
+  double zero_copy_rtt_ratio = 0; // zero-copy 64 B ring RTT / cache-line RTT (paired rounds)
+  MachineReport machine;          // the CPUs, their sharing and clocks, load, steal
+  std::vector<RunRecord> runs;    // every throughput run, in the order measured
   std::map<std::size_t, double> memcpy_gbps; // single thread, by copy size
   std::vector<TransportResult> results;
   std::uint32_t ring_bytes = 0;

@@ -80,6 +80,16 @@ struct ChannelStats {
   std::uint64_t discarded_on_close = 0;  // incoming bytes left unread when close() ended
 };
 
+// A record's payload where it lies in the ring: `first`, then `second` when the record wraps
+// around the ring's end (`second` is empty otherwise). See Channel::reserve and Channel::peek.
+template <class Byte>
+struct RingSpans {
+  std::span<Byte> first, second;
+  std::size_t size() const { return first.size() + second.size(); }
+};
+using WritableRecord = RingSpans<std::byte>;       // ring space to fill, from reserve()
+using ReadableRecord = RingSpans<const std::byte>; // a message in place, from peek()
+
 // Result of creating or attaching an endpoint.
 class Channel;
 struct Opened {
@@ -118,6 +128,33 @@ public:
   Errc send(std::span<const std::byte> head, std::span<const std::byte> body, Nanos timeout);
   Errc recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
             Nanos timeout);
+
+  // Zero-copy sending, for a sender that can write its message in place. reserve() waits (as
+  // send() does) for room for a `length`-byte message and returns that space; fill all of it,
+  // then commit() publishes it as one message, in the same record format as send(), and rings
+  // the peer as the policy says. Nothing is visible to the peer before commit(). A payload of
+  // wire::kAlignedPayloadMin (256) bytes or more is written in place, in the ring (two spans
+  // when it wraps around the ring's end). A smaller one shares its header's cache line, which
+  // the receiver polls: it is staged in the endpoint and commit() writes it with the header in
+  // one burst, as send() does (writing it in place under a polling receiver cost a 64 B round
+  // trip about 25 %, BENCHMARKS.md). While a reservation is outstanding send() returns misuse
+  // (or the failure that ended the reservation), and reserve() again replaces it (its bytes
+  // are never published: the way to abandon one). commit() without a reservation is misuse;
+  // commit() after this endpoint failed or shut its sending side returns why and drops the
+  // reservation. Sending thread only.
+  Errc reserve(std::size_t length, WritableRecord& space, Nanos timeout = kForever);
+  Errc commit();
+  // Zero-copy receiving. peek() waits (as recv() does) for the next message and returns it in
+  // place, read-only, its header validated once as recv() validates it; release() frees its
+  // space for the peer and moves on to the next. peek() again before release() returns the same
+  // message. While a view is outstanding recv() returns misuse (or the failure that ended the
+  // view); release() without a view is misuse. The bytes stay in memory the peer can write: a
+  // hostile peer can change them under the view, so read what you check once (copy it), as
+  // with any shared memory. No view outlives this endpoint's failure or close: release(),
+  // peek() and recv() then return why and end the view (a dead or closed peer's complete
+  // records stay valid and are released normally). Receiving thread only.
+  Errc peek(ReadableRecord& record, Nanos timeout = kForever);
+  Errc release();
 
   // Event-loop use (a simulator, an epoll loop) instead of blocking in send/recv:
   // can_send: would a message of this size fit now? (false also once the channel failed: the
@@ -186,6 +223,10 @@ private:
     std::uint64_t size;
     std::uint64_t position = 0;        // next record goes here (authoritative: only we write)
     std::uint64_t cached_consumed = 0; // last validated consumed index of the peer
+    bool reserved = false;             // reserve() handed out the record at `position`
+    std::uint32_t reserved_length = 0; // its payload length
+    // Where a small reserved payload is written until commit() (see reserve()).
+    alignas(wire::kCacheLine) std::byte staging[wire::kAlignedPayloadMin];
     // Written by the sending thread only; read by stats() (relaxed: counts order nothing).
     std::atomic<std::uint64_t> messages{0}, bytes{0}, ring_full{0}, too_large{0};
   };
@@ -197,13 +238,27 @@ private:
     std::uint64_t position = 0;  // next record to read
     std::uint64_t published = 0; // last consumed index we published
     std::uint64_t publish_every; // publish at least every this many bytes
+    bool viewing = false;        // peek() handed out the record at `position`
+    std::uint32_t view_length = 0;
     // Written by the receiving thread only; read by stats() (relaxed: counts order nothing).
     std::atomic<std::uint64_t> messages{0}, bytes{0};
   };
 
   Errc fail(Errc code, std::string detail);
+  template <class Try>
+  Errc transmit(std::size_t length, Nanos timeout, Try try_once);
+  template <class Try>
+  Errc receive(Nanos timeout, Try try_once);
   Errc try_send(std::span<const std::byte> head, std::span<const std::byte> body);
+  Errc try_reserve(std::uint32_t length, WritableRecord& space);
+  void write_payload(std::uint64_t end, std::uint32_t length, std::span<const std::byte> head,
+                     std::span<const std::byte> body);
+  void publish_record(std::uint64_t end, std::uint32_t length);
   Errc try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length);
+  Errc try_peek(ReadableRecord& record);
+  Errc view_ending_failure() const;
+  Errc next_record(std::uint32_t& length);
+  void consume_record(std::uint32_t length);
   Errc tx_room(std::uint64_t need);
   void publish_consumed();
   void notify_data_sent();

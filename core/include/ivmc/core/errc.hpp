@@ -23,6 +23,8 @@ enum class Errc : std::uint8_t {
   already_attached,   // another endpoint holds this side of the channel
   refused,            // a trust or admission policy refused the operation
   doorbell_failed,    // the platform lost the doorbell
+  misuse,             // a call out of order: commit() without reserve(), release() without
+                      // peek(), send() or recv() while a reservation or a view is outstanding
 };
 
 constexpr std::string_view to_string(Errc e) {
@@ -53,6 +55,8 @@ constexpr std::string_view to_string(Errc e) {
     return "refused";
   case Errc::doorbell_failed:
     return "doorbell_failed";
+  case Errc::misuse:
+    return "misuse";
   }
   return "unknown";
 }
