@@ -34,6 +34,7 @@ public:
 // Settings every backend factory receives (from the CLI or Python).
 struct BackendSettings {
   bool progress = false;                 // print progress lines on stderr
+  double progress_every_s = 5;           // between them when stderr is not a terminal
   std::string out_dir;                   // where runs may keep logs ("" : a temp dir)
   std::string cache_dir;                 // images etc. (IVMC_CACHE or ~/.cache/ivmc)
   std::uint64_t guest_bytes = 32u << 20; // kvm, xen
