@@ -307,7 +307,9 @@ def run(
     cannot take a measure), ``events`` and ``wall_s`` (in the simulator, the only value that
     differs between two runs of the same scenario and seed). ``df.attrs["summary"]`` holds the
     summary ``ivmc run`` prints; ``df.attrs["scenario"]`` the scenario run, as TOML;
-    ``df.attrs["backend"]`` the backend.
+    ``df.attrs["backend"]`` the backend; with ``output.changes`` set (``set={"output.changes":
+    True}``), ``df.attrs["changes"]`` holds its membership changes as a DataFrame with the
+    columns of changes.csv (docs/results.md) after ``point`` and ``seed``.
 
     ``set`` overrides keys first (``{"channel.notify": "atw"}`` or ``["channel.notify=atw"]``),
     then ``seed`` replaces the scenario's seed: the same order as ``ivmc run --set ... --seed``.
@@ -329,7 +331,29 @@ def run(
     frame.attrs["summary"] = result["summary"]
     frame.attrs["scenario"] = point
     frame.attrs["backend"] = backend
+    if result["changes"] is not None:
+        frame.attrs["changes"] = _changes_frame(result["changes"])
     return frame
+
+
+def _changes_frame(records: list[dict[str, str]]) -> pd.DataFrame:
+    """changes.csv's columns (docs/results.md) from a run's records: counts as integers, hosts
+    as integers (-1 where there is none), times and delays as floats."""
+    columns = ["time_s", "kind", "vm", "from_host", "to_host", "observers", "notified",
+               "detection_max_s", "detection_mean_s", "stale_sends", "race_operations",
+               "race_errors"]
+    data: dict[str, Any] = {}
+    for c in columns:
+        values = [r[c] for r in records]
+        if c in ("kind", "vm"):
+            data[c] = pd.Series(values, dtype="object")
+        elif c in ("from_host", "to_host"):
+            data[c] = pd.Series([int(v) if v else -1 for v in values], dtype="int64")
+        elif c in ("time_s", "detection_max_s", "detection_mean_s"):
+            data[c] = pd.Series([float(v) for v in values], dtype="float64")
+        else:
+            data[c] = pd.Series([int(v) for v in values], dtype="int64")
+    return pd.DataFrame(data, columns=columns)
 
 
 # --- Sweeps ------------------------------------------------------------------------------------

@@ -104,6 +104,14 @@ py::dict run_in_child(ex::Backend& backend, const ex::Scenario& scenario) {
   out["events"] = r.events;
   out["wall_s"] = r.wall_s;
   out["summary"] = r.summary;
+  py::list changes; // with output.changes: one dict per change, column -> text (changes.csv)
+  for (const auto& c : r.changes) {
+    py::dict d;
+    const auto fields = ex::change_fields(c);
+    for (std::size_t i = 0; i < fields.size(); ++i) d[py::str(ex::change_columns()[i])] = fields[i];
+    changes.append(d);
+  }
+  out["changes"] = r.changes_recorded ? py::object(changes) : py::object(py::none());
   return out;
 }
 

@@ -368,6 +368,11 @@ def test_without_output_changes_no_changes_csv(tmp_path):
     other = ivmc("run", RACE, "--set", "duration_s=2", "output.changes=true", "--out", "o",
                  cwd=tmp_path)
     assert other.returncode == 2 and "changes = true" in other.stderr
+    # Only the simulator records changes: another backend refuses the key before anything runs.
+    host = ivmc("run", RACE, "--set", "duration_s=2", "output.changes=true", "--backend", "host",
+                cwd=tmp_path)
+    assert host.returncode == 2
+    assert "output.changes: true: changes.csv is recorded by the simulator only" in host.stderr
 
 
 # --- a crash or SIGTERM never leaves complete-looking results ----------------------------------

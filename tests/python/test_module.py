@@ -291,3 +291,15 @@ def test_summarize_and_force(tmp_path: Path) -> None:
     forced = ivmc.sweep(longer, PARAMS, seeds=1, out=out, force=True)
     assert len(forced) == 2
     assert "duration_s = 0.06" in (out / "meta.json").read_text()
+
+
+def test_run_gives_its_changes_with_output_changes() -> None:
+    """With output.changes, ivmc.run hands the run's membership changes back (changes.csv's
+    columns); their stale sends add up to the run's sends_in_race_window."""
+    s = tiny(duration_s=3, generator=[{"kind": "migrate", "rate_per_s": 2, "vms": ["a"]}])
+    df = ivmc.run(s, set={"output.changes": True, "workload[0].rate_per_s": 1000})
+    changes = df.attrs["changes"]
+    assert len(changes) == df["migrations"][0] > 0
+    assert set(changes["kind"]) == {"migration"} and set(changes["vm"]) == {"a"}
+    assert changes["stale_sends"].sum() == df["sends_in_race_window"][0]
+    assert "changes" not in ivmc.run(s).attrs

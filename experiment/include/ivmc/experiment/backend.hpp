@@ -44,6 +44,10 @@ struct BackendSettings {
 // The default cache directory: $IVMC_CACHE, else $HOME/.cache/ivmc.
 std::string default_cache_dir();
 
+// A backend without per-change records (all but the simulator) refuses output.changes = true
+// through this: one issue at the key, or none.
+std::vector<ScenarioIssue> unrecorded_changes(const Scenario& s, std::string_view backend);
+
 // validate(s), then backend.check(s): every reason `s` cannot run on `backend`. Empty: it can.
 std::vector<ScenarioIssue> issues_on(const Backend& backend, const Scenario& s);
 
