@@ -14,7 +14,8 @@ interval of the adaptive mean (t distribution over seeds).
 Usage:
   /usr/bin/python3 analysis/adaptive_front.py [--ivmc build/release/cli/ivmc]
       [--scenario scenarios/examples/race_exposure.toml] [--rates 0.1,0.5,1,2,5]
-      [--periods 5,10,20,50,100,200,500,1000] [--seeds 4] [--duration 200] [--jobs 2]
+      [--rate-key generator.rate_per_s] [--periods 5,10,20,50,100,200,500,1000]
+      [--seeds 4] [--duration 200] [--jobs 2]
       [--set KEY=VALUE ...] --out DIR [--json]
 
 Exit status: 0, or 2 if the CLI is missing or a sweep fails.
@@ -37,9 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def sweep(args, out: Path, detection: str, periods: list[str]) -> pd.DataFrame:
-    cmd = [args.ivmc, "sweep", args.scenario,
-           "--param", "generator.rate_per_s=" + args.rates,
-           "--param", "membership.period_ms=" + ",".join(periods),
+    cmd = [args.ivmc, "sweep", args.scenario]
+    if args.rates:
+        cmd += ["--param", f"{args.rate_key}={args.rates}"]
+    cmd += ["--param", "membership.period_ms=" + ",".join(periods),
            "--seeds", str(args.seeds), "--jobs", str(args.jobs), "--out", str(out),
            "--set", f"membership.detection={detection}", f"duration_s={args.duration}"]
     cmd += args.set
@@ -69,7 +71,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ivmc", default=str(REPO / "build/release/cli/ivmc"))
     ap.add_argument("--scenario", default=str(REPO / "scenarios/examples/race_exposure.toml"))
-    ap.add_argument("--rates", default="0.1,0.5,1,2,5")
+    ap.add_argument("--rates", default="0.1,0.5,1,2,5",
+                    help="migration rates to sweep ('' : the scenario's own)")
+    ap.add_argument("--rate-key", default="generator.rate_per_s")
     ap.add_argument("--periods", default="5,10,20,50,100,200,500,1000")
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--duration", type=float, default=200)
@@ -89,7 +93,10 @@ def main() -> int:
     for df in (fixed, adaptive):
         df["probes_per_s"] = df["membership_probes"] / args.duration
         df["exposure"] = df["race_exposure"]
-    rate_col = "generator.rate_per_s"
+    rate_col = args.rate_key
+    if not args.rates:  # one group: the scenario's own rates
+        fixed[rate_col] = "scenario"
+        adaptive[rate_col] = "scenario"
     fm = fixed.groupby([rate_col, "membership.period_ms"])[["probes_per_s", "exposure"]].mean()
     fm = fm.reset_index()
     for rate, a in adaptive.groupby(rate_col):
@@ -111,7 +118,7 @@ def main() -> int:
           f"{'vs front':>9}  verdict")
     for r in rows:
         verdict = "on or beyond" if r["on_or_beyond"] else "behind"
-        print(f"{r['rate_per_s']:>7g} {r['adaptive_probes_per_s']:>9.2f} "
+        print(f"{r['rate_per_s']:>7} {r['adaptive_probes_per_s']:>9.2f} "
               f"{r['adaptive_exposure']:>10.5f} {r['exposure_ci95']:>9.5f} "
               f"{r['front_exposure']:>10.5f} {r['vs_front']:>9.3f}  {verdict}")
     return 0
