@@ -4,9 +4,13 @@
 #include <simgrid/plugins/live_migration.h>
 #include <simgrid/s4u.hpp>
 #include <simgrid/s4u/VirtualMachine.hpp>
+#include <xbt/log.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <queue>
@@ -46,6 +50,23 @@ Nanos to_nanos(double seconds) {
   return std::llround(seconds * 1e9);
 }
 
+// SimGrid logs through XBT to stderr by default, which would mix its lines (numerical-accuracy
+// warnings, configuration notes) into ivmc's output. They go to `path` instead, opened for
+// appending and line-buffered (each line one write(), whole, among a sweep's parallel runs), or,
+// without a path, only critical ones stay on stderr. XBT's own control strings split at spaces
+// and its file appender truncates, so the stream appender takes a FILE* opened here.
+void route_simgrid_log(const std::string& path) {
+  if (!path.empty()) {
+    if (FILE* f = std::fopen(path.c_str(), "a")) {
+      std::setvbuf(f, nullptr, _IOLBF, 0);
+      std::fprintf(f, "ivmc: SimGrid log of process %d\n", static_cast<int>(::getpid()));
+      xbt_log_appender_set(&_XBT_LOGV(XBT_LOG_ROOT_CAT), xbt_log_appender_stream(f));
+      return; // the FILE lives as long as the process (one engine per process)
+    }
+  }
+  xbt_log_control_set("root.thres:critical");
+}
+
 } // namespace
 
 struct Model::Impl {
@@ -58,6 +79,7 @@ struct Model::Impl {
   std::vector<MembershipSource*> sources;
   std::vector<std::function<void(const TopologyEvent&)>> observers;
   std::vector<ScriptedEvent> script;
+  std::function<void(double)> progress; // on_progress
   std::priority_queue<QueuedEvent, std::vector<QueuedEvent>, std::greater<>> queue;
   std::vector<Model::Callback> callbacks;
   std::vector<std::uint32_t> free_slots;
@@ -65,16 +87,21 @@ struct Model::Impl {
   Nanos stop = kNever;
   sg4::MutexPtr mutex;
   sg4::ConditionVariablePtr migration_done;
-  std::unordered_map<VmId, sg4::VirtualMachine*> vms;
-  std::unordered_map<const sg4::VirtualMachine*, VmId> ids;
+  // SimGrid VMs exist only while they migrate: SimGrid's VM model visits every VM at each of
+  // its steps, so 10,000 idle VMs made each step O(VMs). An idle VM moves nothing in SimGrid
+  // (no CPU or network use), so leaving it out changes no migration's duration.
+  std::unordered_map<VmId, std::size_t> ram;                // bytes, of every VM alive
+  std::unordered_map<const sg4::VirtualMachine*, VmId> ids; // the migrating ones
+  std::unordered_map<const sg4::Host*, HostId> host_ids;
+  std::uint64_t sim_vms_made = 0; // names SimGrid VMs uniquely (a name is a host's)
   std::map<VmId, Migration> in_flight;
   std::vector<Migration> migrations;
   std::uint64_t end_signals = 0;
 
   HostId host_id(const sg4::Host* h) const {
-    const auto it = std::find(hosts.begin(), hosts.end(), h);
-    if (it == hosts.end()) throw std::logic_error("sim: a VM ended up on an unknown host");
-    return static_cast<HostId>(it - hosts.begin());
+    const auto it = host_ids.find(h);
+    if (it == host_ids.end()) throw std::logic_error("sim: a VM ended up on an unknown host");
+    return it->second;
   }
   void report(const TopologyEvent& ev) {
     for (MembershipSource* s : sources) s->on_event(ev);
@@ -129,50 +156,48 @@ struct Model::Impl {
     });
     if (migration_done) migration_done->notify_all(); // the scheduler re-plans from here
   }
-  std::vector<ScriptedEvent> placed;
-  void make_sim_vm(const ScriptedEvent& ev) {
-    auto* vm = hosts.at(ev.host)->create_vm("vm" + std::to_string(ev.vm), 1, ev.ram);
-    sg_vm_set_migration_speed(vm, spec.migration_speed);
-    vm->start();
-    vms[ev.vm] = vm;
-    ids[vm] = ev.vm;
-  }
   void play(const ScriptedEvent& ev) {
     switch (ev.kind) {
     case ScriptedEvent::Kind::create: {
-      if (vms.count(ev.vm) != 0) {
+      if (topology.has_vm(ev.vm)) {
         ++skipped;
         return;
       }
-      make_sim_vm(ev);
+      ram[ev.vm] = ev.ram;
       report(topology.create_vm(ev.vm, ev.address, ev.host, now));
       break;
     }
     case ScriptedEvent::Kind::migrate: {
-      const auto found = vms.find(ev.vm);
-      if (found == vms.end() || in_flight.count(ev.vm) != 0 || topology.host_of(ev.vm) == ev.host) {
+      if (!topology.has_vm(ev.vm) || in_flight.count(ev.vm) != 0 ||
+          topology.host_of(ev.vm) == ev.host) {
         ++skipped; // gone, already moving, or already there
         return;
       }
-      sg4::VirtualMachine* vm = found->second;
-      in_flight[ev.vm] = {ev.vm, topology.host_of(ev.vm), ev.host, sg4::Engine::get_clock(), 0};
+      const HostId from = topology.host_of(ev.vm);
+      in_flight[ev.vm] = {ev.vm, from, ev.host, sg4::Engine::get_clock(), 0};
+      // The VM enters SimGrid for its migration, with its RAM, on the host it leaves.
+      auto* vm = hosts.at(from)->create_vm(
+          "vm" + std::to_string(ev.vm) + "." + std::to_string(sim_vms_made++), 1, ram.at(ev.vm));
+      sg_vm_set_migration_speed(vm, spec.migration_speed);
+      vm->start();
+      ids[vm] = ev.vm;
       sg4::Host* to = hosts.at(ev.host);
-      // sg_vm_migrate blocks its caller for the whole pre-copy: one actor per migration.
-      sg4::Actor::create("migrate-vm" + std::to_string(ev.vm), vm->get_pm(),
-                         [vm, to] { sg_vm_migrate(vm, to); });
+      // sg_vm_migrate blocks its caller for the whole pre-copy: one actor per migration. Once
+      // it returns, SimGrid has fired both of its end signals: the VM leaves SimGrid again.
+      sg4::Actor::create("migrate-vm" + std::to_string(ev.vm), vm->get_pm(), [this, vm, to] {
+        sg_vm_migrate(vm, to);
+        ids.erase(vm);
+        vm->destroy();
+      });
       break;
     }
     case ScriptedEvent::Kind::shutdown: {
-      const auto found = vms.find(ev.vm);
-      if (found == vms.end() || in_flight.count(ev.vm) != 0) {
+      if (!topology.has_vm(ev.vm) || in_flight.count(ev.vm) != 0) {
         ++skipped; // gone already, or moving (the plugin cannot destroy a migrating VM)
         return;
       }
-      sg4::VirtualMachine* vm = found->second;
       report(topology.shutdown_vm(ev.vm, now));
-      ids.erase(vm);
-      vms.erase(ev.vm);
-      vm->destroy();
+      ram.erase(ev.vm);
       break;
     }
     }
@@ -185,6 +210,7 @@ Model::Model(const PlatformSpec& spec) : impl_(std::make_unique<Impl>()) {
   static int argc = 1;
   static char name[] = "ivmc";
   static char* argv[] = {name, nullptr};
+  route_simgrid_log(spec.simgrid_log);
   impl_->engine = std::make_unique<sg4::Engine>(&argc, argv);
   sg_vm_live_migration_plugin_init();
   // The platform in code: a star of hosts, each with its own link (its NIC) to a switch, so
@@ -197,6 +223,7 @@ Model::Model(const PlatformSpec& spec) : impl_(std::make_unique<Impl>()) {
                     ->seal();
     zone->add_route(host->get_netpoint(), nullptr, nullptr, nullptr, {sg4::LinkInRoute(nic)}, true);
     impl_->hosts.push_back(host);
+    impl_->host_ids[host] = static_cast<HostId>(h);
     impl_->topology.add_host(static_cast<HostId>(h));
   }
   zone->seal();
@@ -228,7 +255,7 @@ std::uint64_t Model::migration_end_signals() const {
 
 void Model::place_vm(VmId vm, VmAddress address, HostId host, std::size_t ram) {
   impl_->topology.create_vm(vm, address, host, 0);
-  impl_->placed.push_back({ScriptedEvent::Kind::create, 0, vm, host, std::move(address), ram});
+  impl_->ram[vm] = ram;
 }
 void Model::create_vm_at(double t, VmId vm, VmAddress address, HostId host, std::size_t ram) {
   impl_->add({ScriptedEvent::Kind::create, t, vm, host, std::move(address), ram});
@@ -248,6 +275,9 @@ void Model::at_sync(Nanos t, Callback callback) {
 }
 void Model::on_topology(std::function<void(const TopologyEvent&)> callback) {
   impl_->observers.push_back(std::move(callback));
+}
+void Model::on_progress(std::function<void(double)> callback) {
+  impl_->progress = std::move(callback);
 }
 void Model::stop_at(double t) {
   impl_->stop = to_nanos(t);
@@ -276,7 +306,6 @@ void Model::run() {
   impl->migration_done = sg4::ConditionVariable::create();
   sg4::Actor::create("scheduler", impl->hosts[0], [impl] {
     std::unique_lock<sg4::Mutex> lock(*impl->mutex);
-    for (const ScriptedEvent& ev : impl->placed) impl->make_sim_vm(ev);
     for (;;) {
       Nanos due = kNever; // the membership sources' timed work
       for (MembershipSource* s : impl->sources) due = std::min(due, s->next_due());
@@ -320,6 +349,8 @@ void Model::run() {
         impl->queue.pop();
         if (ev.needs_sync) impl->sync_times.erase(impl->sync_times.find(ev.time));
         ++impl->events_run;
+        // Progress: one test per event, the callback every 4096 (a few ms of wall time).
+        if ((impl->events_run & 4095) == 0 && impl->progress) impl->progress(impl->now / 1e9);
         Callback callback = std::move(impl->callbacks[ev.slot]); // it may schedule more
         impl->free_slots.push_back(ev.slot);
         callback();

@@ -72,6 +72,7 @@ std::vector<experiment::ScenarioIssue> HostBackend::check(const experiment::Scen
     refuse(fmt::format("vm[{}]", s.vms.size() - 1),
            fmt::format("{} VMs; at most {} processes", names.size(), Board::kMaxVms));
   }
+  for (auto& issue : experiment::unrecorded_changes(s, "host")) out.push_back(std::move(issue));
   if (s.membership.detection == experiment::Detection::group) {
     refuse("membership.detection", "\"group\" (IVC's registration) is not played on real "
                                    "processes yet; use static, periodic, adaptive, watch or sync");
@@ -134,6 +135,12 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
     p.pool.config.max_pairs = s.pool.max_pairs;
     p.pool.rebalance = std::max<Nanos>(ns(s.pool.rebalance_ms * 1e6), 1000);
     p.channel.ring_bytes = static_cast<std::uint32_t>(largest_ring(s)); // the slots' size
+  }
+  if (s.channel.trust == experiment::Trust::list) { // every host's server enforces it
+    p.trusted.emplace();
+    for (const auto& [x, y] : s.channel.trusted) {
+      if (ids.contains(x) && ids.contains(y)) p.trusted->emplace_back(ids.at(x), ids.at(y));
+    }
   }
   p.membership = std::string(experiment::to_string(s.membership.detection));
   p.membership_params = experiment::membership_params(s, ids);
