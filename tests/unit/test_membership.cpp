@@ -182,6 +182,46 @@ TEST_CASE("topology: channels", "[topology]") {
   CHECK(t.channels_of(11).empty());
 }
 
+TEST_CASE("topology: small and large VM ids answer alike (flat array and map)", "[topology]") {
+  // Ids below 2^20 are answered from a flat array, larger ones from the map: both must follow
+  // every create, migrate and shutdown, and an unknown id of either kind is an error.
+  using C = TopologyError::Code;
+  Topology t;
+  t.add_host(0);
+  t.add_host(7);
+  const std::vector<VmId> ids = {1, (1u << 20) - 1, 1u << 20, 0xFFFFFFFFu};
+  Nanos now = 1;
+  for (VmId id : ids) t.create_vm(id, address(id % 1000 + 100), 0, now++);
+  for (VmId id : ids) {
+    CHECK(t.has_vm(id));
+    CHECK(t.host_of(id) == 0);
+  }
+  CHECK(t.co_resident(1, 0xFFFFFFFFu));
+  t.migrate_vm(1u << 20, 7, now++);
+  t.migrate_vm((1u << 20) - 1, 7, now++);
+  CHECK(t.host_of(1u << 20) == 7);
+  CHECK(t.host_of((1u << 20) - 1) == 7);
+  CHECK(t.co_resident(1u << 20, (1u << 20) - 1));
+  CHECK_FALSE(t.co_resident(1, 1u << 20));
+  CHECK_FALSE(t.co_resident(0xFFFFFFFFu, (1u << 20) - 1));
+  t.shutdown_vm(0xFFFFFFFFu, now++);
+  t.shutdown_vm(1, now++);
+  CHECK_FALSE(t.has_vm(0xFFFFFFFFu));
+  CHECK_FALSE(t.has_vm(1));
+  CHECK_FALSE(t.has_vm(2));
+  CHECK_FALSE(t.has_vm((1u << 20) + 1));
+  require_topology_error([&] { t.host_of(1); }, C::unknown_vm, 1, "host_of: unknown VM 1");
+  require_topology_error([&] { t.host_of(0xFFFFFFFFu); }, C::unknown_vm, 0xFFFFFFFFu,
+                         "host_of: unknown VM 4294967295");
+  require_topology_error([&] { t.co_resident(1u << 20, 5); }, C::unknown_vm, 5,
+                         "co_resident: unknown VM 5");
+  // A failed migration leaves the VM where it was.
+  require_topology_error([&] { t.migrate_vm(1u << 20, 7, now); }, C::same_host, 1u << 20,
+                         "is already on host 7");
+  CHECK(t.host_of(1u << 20) == 7);
+  CHECK(t.vm_count() == 2);
+}
+
 TEST_CASE("topology: errors say what and which id", "[topology]") {
   using C = TopologyError::Code;
   Topology t = small_world();
