@@ -641,15 +641,21 @@ struct AdaptiveWorld {
     run(until, [] {});
   }
 };
-} // namespace
 
-TEST_CASE("adaptive scan: the square-root law per host, steady under a steady rate", "[adaptive]") {
+// Bounds 1 ms..1 s, initial period 100 ms, a scan worth 2.5 ms of race window.
+AdaptiveScanSource::Params adaptive_params(Nanos horizon) {
   AdaptiveScanSource::Params p;
   p.period_min = 1 * ms;
   p.period_max = 1 * sec;
   p.initial_period = 100 * ms;
   p.probe_worth = 2500 * us;
-  p.horizon = 30 * sec;
+  p.horizon = horizon;
+  return p;
+}
+} // namespace
+
+TEST_CASE("adaptive scan: the square-root law per host, steady under a steady rate", "[adaptive]") {
+  const AdaptiveScanSource::Params p = adaptive_params(30 * sec);
   // Pair 0 moves 5 times a second, pair 1 once every 10 s, pair 2 never.
   AdaptiveWorld w({5.0, 0.1, 0.0}, p);
   CHECK(w.src->period(1) == 100 * ms); // before any scan: the initial period
@@ -684,12 +690,7 @@ TEST_CASE("adaptive scan: the square-root law per host, steady under a steady ra
 
 TEST_CASE("adaptive scan: a change of rate is followed within a few horizons, within bounds",
           "[adaptive]") {
-  AdaptiveScanSource::Params p;
-  p.period_min = 1 * ms;
-  p.period_max = 1 * sec;
-  p.initial_period = 100 * ms;
-  p.probe_worth = 2500 * us;
-  p.horizon = 5 * sec;
+  const AdaptiveScanSource::Params p = adaptive_params(5 * sec);
   AdaptiveWorld w({0.2}, p);
   w.run(60 * sec);
   const Nanos calm = w.src->period(1);
