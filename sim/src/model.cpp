@@ -65,16 +65,21 @@ struct Model::Impl {
   Nanos stop = kNever;
   sg4::MutexPtr mutex;
   sg4::ConditionVariablePtr migration_done;
-  std::unordered_map<VmId, sg4::VirtualMachine*> vms;
-  std::unordered_map<const sg4::VirtualMachine*, VmId> ids;
+  // SimGrid VMs exist only while they migrate: SimGrid's VM model visits every VM at each of
+  // its steps, so 10,000 idle VMs made each step O(VMs). An idle VM moves nothing in SimGrid
+  // (no CPU or network use), so leaving it out changes no migration's duration.
+  std::unordered_map<VmId, std::size_t> ram;                // bytes, of every VM alive
+  std::unordered_map<const sg4::VirtualMachine*, VmId> ids; // the migrating ones
+  std::unordered_map<const sg4::Host*, HostId> host_ids;
+  std::uint64_t sim_vms_made = 0; // names SimGrid VMs uniquely (a name is a host's)
   std::map<VmId, Migration> in_flight;
   std::vector<Migration> migrations;
   std::uint64_t end_signals = 0;
 
   HostId host_id(const sg4::Host* h) const {
-    const auto it = std::find(hosts.begin(), hosts.end(), h);
-    if (it == hosts.end()) throw std::logic_error("sim: a VM ended up on an unknown host");
-    return static_cast<HostId>(it - hosts.begin());
+    const auto it = host_ids.find(h);
+    if (it == host_ids.end()) throw std::logic_error("sim: a VM ended up on an unknown host");
+    return it->second;
   }
   void report(const TopologyEvent& ev) {
     for (MembershipSource* s : sources) s->on_event(ev);
@@ -129,50 +134,48 @@ struct Model::Impl {
     });
     if (migration_done) migration_done->notify_all(); // the scheduler re-plans from here
   }
-  std::vector<ScriptedEvent> placed;
-  void make_sim_vm(const ScriptedEvent& ev) {
-    auto* vm = hosts.at(ev.host)->create_vm("vm" + std::to_string(ev.vm), 1, ev.ram);
-    sg_vm_set_migration_speed(vm, spec.migration_speed);
-    vm->start();
-    vms[ev.vm] = vm;
-    ids[vm] = ev.vm;
-  }
   void play(const ScriptedEvent& ev) {
     switch (ev.kind) {
     case ScriptedEvent::Kind::create: {
-      if (vms.count(ev.vm) != 0) {
+      if (topology.has_vm(ev.vm)) {
         ++skipped;
         return;
       }
-      make_sim_vm(ev);
+      ram[ev.vm] = ev.ram;
       report(topology.create_vm(ev.vm, ev.address, ev.host, now));
       break;
     }
     case ScriptedEvent::Kind::migrate: {
-      const auto found = vms.find(ev.vm);
-      if (found == vms.end() || in_flight.count(ev.vm) != 0 || topology.host_of(ev.vm) == ev.host) {
+      if (!topology.has_vm(ev.vm) || in_flight.count(ev.vm) != 0 ||
+          topology.host_of(ev.vm) == ev.host) {
         ++skipped; // gone, already moving, or already there
         return;
       }
-      sg4::VirtualMachine* vm = found->second;
-      in_flight[ev.vm] = {ev.vm, topology.host_of(ev.vm), ev.host, sg4::Engine::get_clock(), 0};
+      const HostId from = topology.host_of(ev.vm);
+      in_flight[ev.vm] = {ev.vm, from, ev.host, sg4::Engine::get_clock(), 0};
+      // The VM enters SimGrid for its migration, with its RAM, on the host it leaves.
+      auto* vm = hosts.at(from)->create_vm(
+          "vm" + std::to_string(ev.vm) + "." + std::to_string(sim_vms_made++), 1, ram.at(ev.vm));
+      sg_vm_set_migration_speed(vm, spec.migration_speed);
+      vm->start();
+      ids[vm] = ev.vm;
       sg4::Host* to = hosts.at(ev.host);
-      // sg_vm_migrate blocks its caller for the whole pre-copy: one actor per migration.
-      sg4::Actor::create("migrate-vm" + std::to_string(ev.vm), vm->get_pm(),
-                         [vm, to] { sg_vm_migrate(vm, to); });
+      // sg_vm_migrate blocks its caller for the whole pre-copy: one actor per migration. Once
+      // it returns, SimGrid has fired both of its end signals: the VM leaves SimGrid again.
+      sg4::Actor::create("migrate-vm" + std::to_string(ev.vm), vm->get_pm(), [this, vm, to] {
+        sg_vm_migrate(vm, to);
+        ids.erase(vm);
+        vm->destroy();
+      });
       break;
     }
     case ScriptedEvent::Kind::shutdown: {
-      const auto found = vms.find(ev.vm);
-      if (found == vms.end() || in_flight.count(ev.vm) != 0) {
+      if (!topology.has_vm(ev.vm) || in_flight.count(ev.vm) != 0) {
         ++skipped; // gone already, or moving (the plugin cannot destroy a migrating VM)
         return;
       }
-      sg4::VirtualMachine* vm = found->second;
       report(topology.shutdown_vm(ev.vm, now));
-      ids.erase(vm);
-      vms.erase(ev.vm);
-      vm->destroy();
+      ram.erase(ev.vm);
       break;
     }
     }
@@ -197,6 +200,7 @@ Model::Model(const PlatformSpec& spec) : impl_(std::make_unique<Impl>()) {
                     ->seal();
     zone->add_route(host->get_netpoint(), nullptr, nullptr, nullptr, {sg4::LinkInRoute(nic)}, true);
     impl_->hosts.push_back(host);
+    impl_->host_ids[host] = static_cast<HostId>(h);
     impl_->topology.add_host(static_cast<HostId>(h));
   }
   zone->seal();
@@ -228,7 +232,7 @@ std::uint64_t Model::migration_end_signals() const {
 
 void Model::place_vm(VmId vm, VmAddress address, HostId host, std::size_t ram) {
   impl_->topology.create_vm(vm, address, host, 0);
-  impl_->placed.push_back({ScriptedEvent::Kind::create, 0, vm, host, std::move(address), ram});
+  impl_->ram[vm] = ram;
 }
 void Model::create_vm_at(double t, VmId vm, VmAddress address, HostId host, std::size_t ram) {
   impl_->add({ScriptedEvent::Kind::create, t, vm, host, std::move(address), ram});
@@ -276,7 +280,6 @@ void Model::run() {
   impl->migration_done = sg4::ConditionVariable::create();
   sg4::Actor::create("scheduler", impl->hosts[0], [impl] {
     std::unique_lock<sg4::Mutex> lock(*impl->mutex);
-    for (const ScriptedEvent& ev : impl->placed) impl->make_sim_vm(ev);
     for (;;) {
       Nanos due = kNever; // the membership sources' timed work
       for (MembershipSource* s : impl->sources) due = std::min(due, s->next_due());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ivmc/core/channel.hpp"
+#include "ivmc/core/latency_histogram.hpp"
 #include "ivmc/core/link.hpp"
 #include "ivmc/core/membership.hpp"
 
@@ -31,20 +32,6 @@ constexpr std::size_t kMetaBytes = sizeof(FrameMeta);
 static_assert(kMetaBytes == 24);
 
 enum class Proto { tcp, udp };
-
-struct Percentiles {
-  std::vector<double> samples; // microseconds
-  bool sorted = false;
-  double at(double p) {
-    if (samples.empty()) return 0;
-    if (!sorted) std::sort(samples.begin(), samples.end());
-    sorted = true;
-    const double rank = p / 100.0 * static_cast<double>(samples.size() - 1);
-    const auto lo = static_cast<std::size_t>(rank);
-    const std::size_t hi = std::min(lo + 1, samples.size() - 1);
-    return samples[lo] + (samples[hi] - samples[lo]) * (rank - static_cast<double>(lo));
-  }
-};
 
 struct Pipe;
 
@@ -126,7 +113,7 @@ public:
 struct WorkloadStats {
   std::uint64_t messages = 0, bytes = 0; // delivered within the measured interval
   std::uint64_t transactions = 0;        // rr
-  Percentiles latency;                   // stream: one-way; rr: round trip (us)
+  LatencyHistogram latency; // ns; stream: one-way, rr: round trip (bounded memory, 1/256 error)
 };
 
 // One direction of one workload: a LinkSender in VM `from`, a LinkReceiver in VM `to`.

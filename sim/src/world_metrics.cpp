@@ -47,7 +47,7 @@ RunResult World::collect(double wall_s) {
     }
     std::string lat;
     for (double pct : s_.latency_percentiles) {
-      const double v = st.latency.at(pct);
+      const double v = st.latency.empty() ? 0 : st.latency.percentile(pct) / 1e3; // us
       add(pre + fmt::format("{}_p{}_us", rr ? "rtt" : "latency", pct), v);
       lat += fmt::format(" p{} {:.1f}", pct, v);
     }

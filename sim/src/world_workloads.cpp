@@ -65,7 +65,7 @@ void World::setup_workloads() {
         if (!measured(meta.created) || !measured(now)) return;
         ++st->messages;
         st->bytes += bytes;
-        st->latency.samples.push_back(static_cast<double>(now - meta.created) / 1e3);
+        st->latency.record(now - meta.created);
       };
     } else {
       // Request/response: the client sends a request, the server answers it, the client sends
@@ -86,7 +86,7 @@ void World::setup_workloads() {
           ++st->transactions;
           ++st->messages;
           st->bytes += 2 * bytes;
-          st->latency.samples.push_back(static_cast<double>(now - meta.created) / 1e3);
+          st->latency.record(now - meta.created);
         }
         next_request();
       };

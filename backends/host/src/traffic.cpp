@@ -220,7 +220,7 @@ void stream_recv(const WorkSpec& s, ReceiverEnd& rx, const RunWindow& window,
     if (measured(window, now)) {
       ++r.measured_messages;
       r.measured_bytes += h.bytes;
-      r.latency_us.push_back(static_cast<double>(now - h.created) / 1e3);
+      r.latency.record(now - h.created);
     }
   }
   r.finished = false;
@@ -266,7 +266,7 @@ void rr_client(VmContext& vm, const WorkSpec& s, SenderEnd& tx, ReceiverEnd& rx,
       ++r.transactions;
       ++r.measured_messages;
       r.measured_bytes += h.bytes;
-      r.latency_us.push_back(static_cast<double>(now - created) / 1e3);
+      r.latency.record(now - created);
     }
   }
   r.finished = end_stream(tx, window.give_up);

@@ -7,6 +7,7 @@
 // Private to backends/host.
 #pragma once
 
+#include "ivmc/core/latency_histogram.hpp"
 #include "ivmc/core/platform.hpp"
 #include "vm_links.hpp"
 
@@ -64,7 +65,7 @@ struct WorkResult {
   std::uint64_t gaps = 0;            // messages skipped (lost)
   std::uint64_t recovered_bytes = 0; // read from a channel after it broke
   bool finished = true;              // the end of stream arrived (receivers) / was sent (senders)
-  std::vector<double> latency_us;    // stream: one way; rr: round trip
+  LatencyHistogram latency;          // ns; stream: one way, rr: round trip (bounded memory)
   std::string error;
 };
 

@@ -52,15 +52,6 @@ RacePolicy race_from(const std::string& text) {
   return p;
 }
 
-// Percentile by linear interpolation between ranks (as the simulator reports them).
-double percentile(std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return std::nan("");
-  const double rank = p / 100.0 * static_cast<double>(sorted.size() - 1);
-  const auto lo = static_cast<std::size_t>(rank);
-  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - static_cast<double>(lo));
-}
-
 struct Job {
   WorkSpec spec;
   WorkResult result;
@@ -278,11 +269,10 @@ void VmProcess::report() {
     m.set("measured_bytes", r.measured_bytes).set("transactions", r.transactions);
     m.set("corrupt", r.corrupt).set("reordered", r.reordered).set("gaps", r.gaps);
     m.set("recovered_bytes", r.recovered_bytes).set("finished", unsigned{r.finished});
-    m.set("samples", std::uint64_t{r.latency_us.size()});
-    std::sort(r.latency_us.begin(), r.latency_us.end());
-    for (std::size_t i = 0; i < percentiles_.size(); ++i) {
-      const double v = percentile(r.latency_us, percentiles_[i]);
-      if (!std::isnan(v)) m.set(fmt::format("p{}", i), v);
+    m.set("samples", r.latency.count());
+    for (std::size_t i = 0; i < percentiles_.size(); ++i) { // us, within the histogram's bound
+      if (!r.latency.empty())
+        m.set(fmt::format("p{}", i), r.latency.percentile(percentiles_[i]) / 1e3);
     }
     if (!r.error.empty()) {
       std::string e = r.error;
