@@ -1,11 +1,16 @@
 // The channel between real processes through a real ivshmem server: streaming with checks in
 // every notification policy, a peer killed mid-transfer, a stopped peer, orderly close.
+#include "ivmc/bench/liveness.hpp"
 #include "ivmc/kvm/host_platform.hpp"
+#include "ivmc/kvm/ivshmem_server_thread.hpp"
 
 #include "../support/host_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <vector>
@@ -166,4 +171,70 @@ TEST_CASE("close returns only after the peer consumed everything", "[host][integ
   std::size_t n = 0;
   CHECK(creator->channel().recv(buf, n, 5 * kSecond) == Errc::peer_closed);
   CHECK(reap(child, 30) == 0);
+}
+
+TEST_CASE("a SIGKILLed server: both streaming peers fail naming it within 1 s, nothing wrong is "
+          "delivered, and a restarted server cleans up what it left",
+          "[host][integration][liveness]") {
+  const bench::ServerKill k = bench::measure_server_kill("test");
+  INFO("receiver: " << to_string(k.receiver_error) << " after " << k.receiver_after_kill / 1e6
+                    << " ms: " << k.receiver_detail);
+  INFO("sender: " << to_string(k.sender_error) << " after " << k.sender_after_kill / 1e6
+                  << " ms: " << k.sender_detail);
+  CHECK(k.received >= 2000);
+  CHECK_FALSE(k.delivered_garbage);
+  CHECK(k.receiver_error == Errc::peer_dead);
+  CHECK(k.sender_error == Errc::peer_dead);
+  CHECK(k.receiver_detail.find("the ivshmem server is gone") != std::string::npos);
+  CHECK(k.sender_detail.find("the ivshmem server is gone") != std::string::npos);
+  CHECK(k.receiver_after_kill >= 0);
+  CHECK(k.receiver_after_kill < kSecond);
+  CHECK(k.sender_after_kill >= 0);
+  CHECK(k.sender_after_kill < kSecond);
+
+  // The dead server left its socket and region; a new server on the same names removes them
+  // and serves a fresh, zero-filled region.
+  struct stat st {};
+  CHECK(::lstat(k.socket_path.c_str(), &st) == 0);
+  CHECK(::lstat(("/dev/shm/" + k.shm_name).c_str(), &st) == 0);
+  std::vector<std::string> lines;
+  kvm::IvshmemServerOptions o;
+  o.socket_path = k.socket_path;
+  o.shm_name = k.shm_name;
+  o.size = kvm::HostPlatform::region_bytes_for(kRing);
+  o.log = [&](std::string_view line) { lines.emplace_back(line); };
+  {
+    kvm::IvshmemServerThread restarted(o);
+    REQUIRE_FALSE(lines.empty());
+    CHECK(lines.front().find("dead server") != std::string::npos);
+    auto platform = kvm::HostPlatform::connect(o.socket_path, 5 * kSecond);
+    const SharedRegion region = platform->region();
+    CHECK(std::all_of(region.base, region.base + region.size,
+                      [](std::byte b) { return b == std::byte{0}; }));
+    CHECK(platform->server_gone().empty());
+  }
+  CHECK(::lstat(k.socket_path.c_str(), &st) != 0); // the orderly stop removed them
+  CHECK(::lstat(("/dev/shm/" + k.shm_name).c_str(), &st) != 0);
+}
+
+TEST_CASE("a SIGKILLed peer wakes its sleeping survivor at once, not at the end of its wait slice",
+          "[host][integration][liveness]") {
+  // The survivor sleeps in recv() with the default 50 ms wait slice. Before the platform woke
+  // it, it noticed at the end of its slice: about 25 ms after the notice on average, up to 75.
+  // The target (<= 5 ms) is measured by ivmc-bench-liveness; here a bound CI noise leaves
+  // alone but the slice behaviour fails.
+  const auto trials = bench::measure_death_wake(20);
+  std::vector<Nanos> after_notice;
+  for (const auto& t : trials) {
+    INFO(to_string(t.error) << ": " << t.detail);
+    CHECK(t.error == Errc::peer_dead);
+    CHECK(t.detail.find("disconnected") != std::string::npos);
+    after_notice.push_back(t.after_notice);
+  }
+  const auto p = bench::percentiles(after_notice);
+  INFO("survivor's error - server's notice, ms: min " << p.min_ms << " p50 " << p.p50_ms << " p90 "
+                                                      << p.p90_ms << " max " << p.max_ms);
+  CHECK(p.min_ms >= 0);
+  CHECK(p.p50_ms <= 5.0);
+  CHECK(p.max_ms <= 50.0);
 }

@@ -135,6 +135,12 @@ Plan plan_from(const experiment::Scenario& s, std::uint64_t seed, bool progress)
     p.pool.rebalance = std::max<Nanos>(ns(s.pool.rebalance_ms * 1e6), 1000);
     p.channel.ring_bytes = static_cast<std::uint32_t>(largest_ring(s)); // the slots' size
   }
+  if (s.channel.trust == experiment::Trust::list) { // every host's server enforces it
+    p.trusted.emplace();
+    for (const auto& [x, y] : s.channel.trusted) {
+      if (ids.contains(x) && ids.contains(y)) p.trusted->emplace_back(ids.at(x), ids.at(y));
+    }
+  }
   p.membership = std::string(experiment::to_string(s.membership.detection));
   p.membership_params = experiment::membership_params(s, ids);
   for (const auto& w : s.workloads) {

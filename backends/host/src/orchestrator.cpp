@@ -11,6 +11,7 @@
 #include "vm_links.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,7 +22,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -106,6 +106,7 @@ struct VmProc {
   ControlSocket ctl{-1};
   std::uint16_t port = 0;
   bool done = false;
+  kvm::EnrolmentToken token{};  // its identity on every host's server; only it is given it
   std::vector<Message> reports; // work lines and the totals line
 };
 
@@ -143,9 +144,8 @@ private:
   const Plan& plan_;
   std::string dir_;
   std::vector<std::unique_ptr<kvm::IvshmemServerThread>> servers_;
+  std::vector<kvm::EnrolmentToken> tokens_; // by VM index
   std::optional<Board> board_;
-  SlotPlan slots_;
-  std::uint32_t pipes_ = 0;
   std::vector<std::unique_ptr<VmProc>> vms_; // index id - 1
   Topology topology_;
   std::unique_ptr<MembershipSource> source_;
@@ -204,15 +204,32 @@ void Run::start_servers() {
     throw std::runtime_error(fmt::format("host: mkdtemp: {}", std::strerror(errno)));
   }
   dir_ = tmpl;
-  for (const WorkPlan& w : plan_.works) pipes_ += w.kind == WorkPlan::Kind::stream ? 1 : 2;
-  slots_.slot_bytes =
-      (Channel::area_bytes(plan_.channel.ring_bytes, plan_.channel.ring_bytes) + 4095) / 4096 *
-      4096;
-  slots_.slots_per_pipe = 4;
-  const std::size_t region =
-      std::bit_ceil(std::max<std::size_t>(slots_.region_bytes(std::max(pipes_, 1u)), 1u << 20));
+  // The region every client of a server shares holds no channel: each channel instance gets
+  // a sealed region of its own from the server's channel socket (vm_links.cpp). It stays for
+  // the ivshmem protocol's sake, at its smallest.
+  const std::size_t region = std::size_t{1} << 20;
+  // Every VM is enrolled on every host's server (it may migrate to any), with a token of its
+  // own that only its process receives (spawn_vms), for this uid. The servers hand a channel's
+  // region to its two members only, and only if the scenario's trust list admits them.
+  tokens_.clear();
+  std::vector<kvm::Enrolment> enrolments;
+  for (std::size_t i = 0; i < plan_.vms.size(); ++i) {
+    tokens_.push_back(kvm::random_token());
+    enrolments.push_back({tokens_.back(), ::getuid(), static_cast<VmId>(i + 1)});
+  }
+  std::optional<TrustList> trust;
+  if (plan_.trusted) {
+    trust.emplace();
+    for (const auto& [a, b] : *plan_.trusted) {
+      trust->allow(a, b);
+      trust->allow(b, a);
+    }
+  }
   for (std::size_t h = 0; h < plan_.hosts; ++h) {
     kvm::IvshmemServerOptions o;
+    o.channel_socket = true;
+    o.enrolments = enrolments;
+    o.trust = trust;
     o.socket_path = fmt::format("{}/h{}.sock", dir_, h);
     o.shm_name = fmt::format("ivmc-host-{}-h{}", ::getpid(), h);
     o.size = region;
@@ -234,11 +251,25 @@ void Run::spawn_vms() {
     auto vm = std::make_unique<VmProc>();
     vm->id = static_cast<VmId>(i + 1);
     vm->name = plan_.vms[i].name;
+    vm->token = tokens_.at(i);
     auto [ours, theirs] = ControlSocket::pair();
+    // The token travels through a pipe only this process inherits, never argv or environ.
+    int token_pipe[2];
+    if (::pipe2(token_pipe, O_CLOEXEC) != 0)
+      throw std::runtime_error(fmt::format("host: pipe2: {}", std::strerror(errno)));
+    const std::string hex = kvm::token_hex(vm->token);
+    const bool written =
+        ::write(token_pipe[1], hex.data(), hex.size()) == static_cast<ssize_t>(hex.size());
+    ::close(token_pipe[1]);
+    if (!written) {
+      ::close(token_pipe[0]);
+      throw std::runtime_error("host: could not hand VM " + vm->name + " its token");
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, theirs.fd(), 3); // clears close-on-exec
     posix_spawn_file_actions_adddup2(&actions, board_->fd(), 4);
+    posix_spawn_file_actions_adddup2(&actions, token_pipe[0], 5);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // Its own process group: a terminal's Ctrl-C reaches the orchestrator, which stops the
@@ -261,10 +292,13 @@ void Run::spawn_vms() {
                                const_cast<char*>("3"),
                                const_cast<char*>("--board-fd"),
                                const_cast<char*>("4"),
+                               const_cast<char*>("--token-fd"),
+                               const_cast<char*>("5"),
                                const_cast<char*>("--name"),
                                name.data(),
                                nullptr};
     const int rc = ::posix_spawn(&vm->pid, program.c_str(), &actions, &attr, argv.data(), environ);
+    ::close(token_pipe[0]);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
@@ -374,7 +408,6 @@ void Run::configure_vms() {
     m.set("spin_ns", plan_.channel.notify.spin_budget);
     m.set("race", std::string(to_string(plan_.link.race)));
     m.set("stale_ns", plan_.link.stale_timeout);
-    m.set("slot_bytes", std::uint64_t{slots_.slot_bytes}).set("slots", slots_.slots_per_pipe);
     m.set("pool", unsigned{plan_.pool.enabled});
     for (std::size_t i = 0; i < plan_.percentiles.size(); ++i) {
       m.set(fmt::format("p{}", i), plan_.percentiles[i]);

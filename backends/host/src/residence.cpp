@@ -22,8 +22,9 @@ LocalInstance::~LocalInstance() {
   endpoint_.reset();
 }
 
-Residence::Residence(std::vector<std::string> host_sockets, unsigned vectors)
-    : sockets_(std::move(host_sockets)), vectors_(vectors) {}
+Residence::Residence(std::vector<std::string> host_sockets, unsigned vectors,
+                     kvm::EnrolmentToken token)
+    : sockets_(std::move(host_sockets)), vectors_(vectors), token_(token) {}
 
 Residence::~Residence() = default;
 
@@ -38,7 +39,7 @@ void Residence::attach(HostId host) {
   }
   auto at = std::make_shared<Attachment>();
   at->host = host;
-  at->platform = kvm::HostPlatform::connect(sockets_[host], 5'000'000'000, vectors_);
+  at->platform = kvm::HostPlatform::connect(sockets_[host], 5'000'000'000, vectors_, token_);
   std::lock_guard lock(mutex_);
   current_ = std::move(at);
   // Attachments left behind that no instance uses any more can go.

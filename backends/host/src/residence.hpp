@@ -50,7 +50,8 @@ private:
 
 class Residence {
 public:
-  Residence(std::vector<std::string> host_sockets, unsigned vectors);
+  // `token`: this VM's enrolment on every host's server (its channel socket).
+  Residence(std::vector<std::string> host_sockets, unsigned vectors, kvm::EnrolmentToken token);
   ~Residence();
 
   // The host this VM is on now (null while it is on none: not created, shut down).
@@ -68,6 +69,7 @@ public:
 private:
   std::vector<std::string> sockets_;
   unsigned vectors_;
+  kvm::EnrolmentToken token_;
   mutable std::mutex mutex_; // guards current_, retired_, live_
   std::shared_ptr<Attachment> current_;
   std::vector<std::shared_ptr<Attachment>> retired_;

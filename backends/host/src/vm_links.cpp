@@ -14,7 +14,17 @@ kvm::WakeVectors vectors_for(std::uint32_t pipe) {
   const auto base = static_cast<std::uint8_t>(2 * (pipe % 8));
   return {base, static_cast<std::uint8_t>(base + 1)};
 }
-constexpr Nanos kCloseTimeout = 2'000'000'000; // a teardown waits this long for the receiver
+constexpr Nanos kCloseTimeout = 2'000'000'000;  // a teardown waits this long for the receiver
+constexpr Nanos kRegionTimeout = 1'000'000'000; // the server answers at once, or is gone
+
+// The server's name for pipe `pipe`'s instance `epoch` (between its two VMs).
+std::uint64_t instance_key(std::uint32_t pipe, std::uint64_t epoch) {
+  return (std::uint64_t{pipe} << 40) | (epoch & ((std::uint64_t{1} << 40) - 1));
+}
+
+std::size_t page_round(std::size_t bytes) {
+  return (bytes + 4095) / 4096 * 4096;
+}
 } // namespace
 
 void VmContext::record(LinkOperation op, VmId peer, Errc outcome, std::uint64_t bytes) {
@@ -154,13 +164,20 @@ LocalPath SenderEnd::open_local(bool renew) {
   const std::uint64_t epoch = epoch_ + 1;
   kvm::EndpointOptions o;
   o.channel = cc;
-  o.offset = vm_.slots.offset(pipe_, epoch);
   o.vectors = vectors_for(pipe_);
   std::unique_ptr<kvm::IvshmemEndpoint> ep;
   try {
+    // The instance's own region, from the server, which hands it to this VM and the peer only
+    // (and only if the trust list admits them): no other process can map it, and its seals
+    // keep the peer from truncating it under us.
+    o.region = at->platform->open_region(
+        peer_, instance_key(pipe_, epoch),
+        page_round(Channel::area_bytes(cc.ring_bytes, cc.ring_bytes)), kRegionTimeout);
     ep = at->platform->create_channel(o);
   } catch (const std::exception&) {
-    return {}; // the host was left meanwhile: stay remote, try at the next view change
+    // Refused by the server (its trust list), or the host was left meanwhile: stay remote,
+    // try at the next view change.
+    return {};
   }
   epoch_ = epoch;
   auto instance = std::make_unique<LocalInstance>(std::move(at), std::move(ep), vm_.totals);
@@ -213,14 +230,21 @@ FramePath* ReceiverEnd::find_local(std::uint64_t epoch, Nanos timeout) {
   if (!at || at->host != vm_.board.host_of(vm_.self)) return nullptr; // not (yet) there
   kvm::EndpointOptions o;
   o.channel = vm_.channel;
-  o.offset = vm_.slots.offset(pipe_, epoch);
   o.vectors = vectors_for(pipe_);
   std::unique_ptr<kvm::IvshmemEndpoint> ep;
   try {
-    // Short: the link asks again, and meanwhile looks at the remote path.
+    // Joins the region the sender had the server create for this instance (0 bytes: never
+    // create one). Short: the link asks again, and meanwhile looks at the remote path.
+    // The server hands a region once to each member: keep it until the attach succeeds.
+    if (joined_.epoch != epoch || joined_.attachment != at.get() || !joined_.region) {
+      joined_ = {epoch, at.get(),
+                 at->platform->open_region(peer_, instance_key(pipe_, epoch), 0, kRegionTimeout)};
+    }
+    o.region = joined_.region;
     ep = at->platform->attach_channel(o, std::min<Nanos>(timeout, 5'000'000));
+    joined_ = {};
   } catch (const std::exception&) {
-    return nullptr; // not set up on this host (yet), or an older instance still holds the slot
+    return nullptr; // not set up on this host (yet), or refused by the server
   }
   auto instance = std::make_unique<LocalInstance>(std::move(at), std::move(ep), vm_.totals);
   vm_.residence.track(instance.get());

@@ -23,20 +23,6 @@
 
 namespace ivmc::host {
 
-// Where pipe p's instance of epoch e lives in every host's region: a ring of slots per pipe,
-// so an instance a lagging receiver still reads is never overwritten by the next one.
-struct SlotPlan {
-  std::size_t slot_bytes = 0;
-  unsigned slots_per_pipe = 4;
-  std::size_t offset(std::uint32_t pipe, std::uint64_t epoch) const {
-    return (static_cast<std::size_t>(pipe) * slots_per_pipe + (epoch - 1) % slots_per_pipe) *
-           slot_bytes;
-  }
-  std::size_t region_bytes(std::uint32_t pipes) const {
-    return static_cast<std::size_t>(pipes) * slots_per_pipe * slot_bytes;
-  }
-};
-
 // The host's shared-memory pool, as a VM process sees it: the run's process holds each host's
 // SharedPool; a sender asks it for its channel's ring size when it sets a channel up, and
 // tells it when it lets go. Thread-safe: link ends on several threads ask at once; the VM's
@@ -70,7 +56,6 @@ struct VmContext {
   ChannelTotals totals;
   ChannelConfig channel; // ring size and notification policy of the channels this VM creates
   LinkConfig link;
-  SlotPlan slots;
   PoolClient* pool = nullptr; // the host's pool, when the scenario has one
   posix::MonotonicClock clock;
 
@@ -145,6 +130,12 @@ private:
   posix::TcpPath remote_;
   std::map<std::uint64_t, std::unique_ptr<LocalInstance>> instances_; // by epoch
   std::uint64_t current_ = 0;
+  // A region the server handed over whose channel is not attached yet.
+  struct Joined {
+    std::uint64_t epoch = 0;
+    const Attachment* attachment = nullptr;
+    std::shared_ptr<const kvm::PrivateRegion> region;
+  } joined_;
   std::unique_ptr<LinkReceiver> link_;
 };
 

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -22,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -60,7 +62,8 @@ struct Job {
 
 class VmProcess {
 public:
-  VmProcess(ControlSocket ctl, Board board) : ctl_(std::move(ctl)), board_(std::move(board)) {}
+  VmProcess(ControlSocket ctl, Board board, kvm::EnrolmentToken token)
+      : ctl_(std::move(ctl)), board_(std::move(board)), token_(token) {}
   int run();
 
 private:
@@ -71,6 +74,7 @@ private:
 
   ControlSocket ctl_;
   Board board_;
+  kvm::EnrolmentToken token_; // this VM's identity on every host's server
   VmId self_ = 0;
   std::string name_;
   std::vector<std::string> sockets_;
@@ -111,9 +115,6 @@ void VmProcess::configure() {
   // here): what it wrote after the peer stopped reading is re-sent from the ring, so the
   // race policies decide what is lost, not the order in which the two noticed the move.
   lc.resend_unconsumed = lc.race != RacePolicy::none;
-  SlotPlan slots;
-  slots.slot_bytes = vm.u64("slot_bytes");
-  slots.slots_per_pipe = static_cast<unsigned>(vm.u64("slots"));
   for (std::size_t i = 0; vm.has(fmt::format("p{}", i)); ++i) {
     percentiles_.push_back(vm.real(fmt::format("p{}", i)));
   }
@@ -156,11 +157,10 @@ void VmProcess::configure() {
     }
   }
   if (sockets_.size() != hosts) throw ControlError("vm: host sockets missing");
-  residence_ = std::make_unique<Residence>(sockets_, vectors_);
+  residence_ = std::make_unique<Residence>(sockets_, vectors_, token_);
   vm_ = std::make_unique<VmContext>(self_, board_, *residence_);
   vm_->channel = cc;
   vm_->link = lc;
-  vm_->slots = slots;
   if (vm.u64("pool") != 0) {
     pool_ = std::make_unique<PoolClient>(ctl_);
     vm_->pool = pool_.get();
@@ -365,10 +365,29 @@ int VmProcess::run() {
 
 } // namespace
 
-int run_vm_process(int control_fd, int board_fd) {
+// The enrolment token from the orchestrator's pipe: 64 hex digits, then end of file.
+kvm::EnrolmentToken read_token(int fd) {
+  char text[80];
+  std::size_t got = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, text + got, sizeof text - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got == sizeof text) break;
+  }
+  ::close(fd);
+  kvm::EnrolmentToken token{};
+  if (!kvm::parse_token_hex(std::string_view(text, got), token))
+    throw std::runtime_error("the enrolment token on the token fd is not 64 hex digits");
+  return token;
+}
+
+int run_vm_process(int control_fd, int board_fd, int token_fd) {
   ControlSocket ctl(control_fd);
   try {
-    VmProcess vm(ControlSocket(::dup(control_fd)), Board::open_read_only(board_fd));
+    VmProcess vm(ControlSocket(::dup(control_fd)), Board::open_read_only(board_fd),
+                 read_token(token_fd));
     return vm.run();
   } catch (const std::exception& e) {
     std::string what = e.what();

@@ -1,6 +1,10 @@
 // The host platform: see include/ivmc/kvm/host_platform.hpp.
 #include "ivmc/kvm/host_platform.hpp"
 
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
 #include <vector>
 
 namespace ivmc::kvm {
@@ -30,18 +34,57 @@ public:
     return gone;
   }
 
-  void disconnect() override { peer_.disconnect(); }
+  void disconnect() override {
+    peer_.disconnect();
+    left_ = true;
+  }
+
+  int notice_fd() const override { return peer_.server_fd(); }
+
+  std::string server_gone() const override {
+    if (left_ || peer_.server_link() == ServerLink::connected) return {};
+    return peer_.server_error();
+  }
+
+  void wake_own(WakeVectors vectors) override {
+    const std::uint64_t one = 1;
+    for (unsigned v : {vectors.data, vectors.space}) {
+      // EAGAIN: the counter is saturated, so a wake-up is pending anyway.
+      if (const int fd = peer_.own_vector_fd(v); fd >= 0) (void)!::write(fd, &one, sizeof one);
+    }
+  }
 
 private:
   IvshmemPeer peer_;
+  bool left_ = false; // this process disconnected on purpose: not the server's death
 };
 
 } // namespace
 
 std::unique_ptr<HostPlatform> HostPlatform::connect(const std::string& socket_path, Nanos timeout,
-                                                    unsigned vectors) {
-  return std::unique_ptr<HostPlatform>(
-      new HostPlatform(IvshmemPeer::connect(socket_path, timeout, vectors)));
+                                                    unsigned vectors,
+                                                    const std::optional<EnrolmentToken>& token) {
+  IvshmemPeer peer = IvshmemPeer::connect(socket_path, timeout, vectors);
+  const std::uint16_t id = peer.id();
+  std::unique_ptr<HostPlatform> platform(new HostPlatform(std::move(peer)));
+  if (token) {
+    platform->broker_ =
+        std::make_unique<ChannelBrokerClient>(socket_path + ".ivmc", *token, id, timeout);
+  }
+  return platform;
+}
+
+std::optional<VmId> HostPlatform::enrolled_vm() const {
+  if (!broker_) return std::nullopt;
+  return broker_->vm();
+}
+
+std::shared_ptr<const PrivateRegion> HostPlatform::open_region(VmId peer, std::uint64_t key,
+                                                               std::size_t bytes, Nanos timeout) {
+  if (!broker_)
+    throw ChannelRefused("open_region: this process did not enrol on the server's channel socket "
+                         "(no token)");
+  return broker_->open(peer, key, bytes, timeout);
 }
 
 HostPlatform::HostPlatform(IvshmemPeer peer)

@@ -2,10 +2,16 @@
 // No fmt here: the statically linked guest agent uses this file.
 #include "ivmc/kvm/ivshmem_platform.hpp"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 
@@ -63,6 +69,7 @@ WaitResult LateBoundDoorbell::wait(Wake reason, Nanos timeout) {
 IvshmemEndpoint::~IvshmemEndpoint() {
   platform_.unregister(this);
   channel_.reset();
+  region_.reset(); // unmapped only after the channel let go of it
 }
 
 std::optional<std::uint16_t> IvshmemEndpoint::peer_id() const {
@@ -113,6 +120,8 @@ std::size_t IvshmemPlatform::region_bytes_for(std::uint32_t ring_bytes) {
 }
 
 IvshmemPlatform::IvshmemPlatform(std::unique_ptr<IvshmemPort> port) : port_(std::move(port)) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0) throw std::runtime_error("eventfd for the platform's ticker failed");
   ticker_ = std::thread([this] { tick_loop(); });
 }
 
@@ -122,11 +131,14 @@ IvshmemPlatform::~IvshmemPlatform() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  const std::uint64_t one = 1;
+  (void)!::write(stop_fd_, &one, sizeof one); // ends a ticker asleep in poll()
   ticker_.join();
+  ::close(stop_fd_);
 }
 
 SharedRegion IvshmemPlatform::area(const EndpointOptions& o) const {
-  const SharedRegion r = port_->region();
+  const SharedRegion r = o.region ? o.region->region() : port_->region();
   if (o.offset > r.size || o.offset % 4096 != 0) {
     throw std::runtime_error("channel offset " + std::to_string(o.offset) +
                              " is not a page inside the " + std::to_string(r.size) +
@@ -137,8 +149,11 @@ SharedRegion IvshmemPlatform::area(const EndpointOptions& o) const {
 
 std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::create_channel(const EndpointOptions& o) {
   if (detached()) throw std::runtime_error("create: this process left the host");
+  if (const std::string gone = server_gone(); !gone.empty())
+    throw std::runtime_error("create: " + gone);
   std::unique_ptr<IvshmemEndpoint> ep(new IvshmemEndpoint(*this));
   ep->vectors_ = o.vectors;
+  ep->region_ = o.region;
   ChannelConfig cfg = o.channel;
   cfg.platform_address = IvshmemAddress{port_->id(), o.vectors}.encode();
   Opened opened = Channel::create(area(o), cfg, ep->doorbell_, clock_);
@@ -152,9 +167,12 @@ std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::create_channel(const EndpointO
 std::unique_ptr<IvshmemEndpoint> IvshmemPlatform::attach_channel(const EndpointOptions& o,
                                                                  Nanos timeout) {
   if (detached()) throw std::runtime_error("attach: this process left the host");
+  if (const std::string gone = server_gone(); !gone.empty())
+    throw std::runtime_error("attach: " + gone);
   const Nanos deadline = timeout == kForever ? kForever : clock_.now() + timeout;
   std::unique_ptr<IvshmemEndpoint> ep(new IvshmemEndpoint(*this));
   ep->vectors_ = o.vectors;
+  ep->region_ = o.region;
   ChannelConfig cfg = o.channel;
   cfg.platform_address = IvshmemAddress{port_->id(), o.vectors}.encode();
   for (;;) {
@@ -195,6 +213,11 @@ bool IvshmemPlatform::detached() const {
   return detached_;
 }
 
+std::string IvshmemPlatform::server_gone() const {
+  std::lock_guard lock(mutex_);
+  return server_gone_;
+}
+
 std::size_t IvshmemPlatform::endpoint_count() const {
   std::lock_guard lock(mutex_);
   return endpoints_.size();
@@ -205,6 +228,28 @@ void IvshmemPlatform::unregister(IvshmemEndpoint* endpoint) {
   endpoints_.erase(std::remove(endpoints_.begin(), endpoints_.end(), endpoint), endpoints_.end());
 }
 
+void IvshmemPlatform::kill_endpoint(IvshmemEndpoint* ep, const std::string& why) {
+  ep->channel_->mark_peer_dead(why);
+  // The failure is recorded (release, in the channel) before this ring, so a thread asleep
+  // on the endpoint's doorbell wakes, re-checks and returns peer_dead now, not at the end of
+  // its wait slice. Rings are sticky: one about to sleep returns at once.
+  port_->wake_own(ep->vectors_);
+}
+
+void IvshmemPlatform::sleep_until_notice(std::unique_lock<std::mutex>& lock, Nanos period) {
+  const int notice = server_gone_.empty() ? port_->notice_fd() : -1;
+  pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {notice, POLLIN, 0}};
+  const timespec timeout{static_cast<time_t>(period / 1'000'000'000),
+                         static_cast<long>(period % 1'000'000'000)}; // ATW windows need < 1 ms
+  // The notice fd is read only under the mutex (by departed()); it may be closed while we
+  // poll it unlocked (an own disconnect, or another thread finding the server gone). Then
+  // poll() just sleeps out its timeout, and the next round no longer asks for it.
+  lock.unlock();
+  const int ready = ::ppoll(fds, notice >= 0 ? 2 : 1, &timeout, nullptr);
+  lock.lock();
+  if (ready < 0 && errno != EINTR) stop_cv_.wait_for(lock, std::chrono::nanoseconds(period));
+}
+
 void IvshmemPlatform::tick_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
@@ -213,13 +258,21 @@ void IvshmemPlatform::tick_loop() {
       break;
     }
     // Departure notices: a departed peer's channels fail now rather than at the heartbeat
-    // timeout.
+    // timeout, and whoever sleeps on them wakes now.
     for (const std::uint16_t gone : port_->departed()) {
       for (IvshmemEndpoint* ep : endpoints_) {
         if (ep->peer_id() == gone) {
-          ep->channel_->mark_peer_dead("the ivshmem server reported peer " + std::to_string(gone) +
-                                       " disconnected");
+          kill_endpoint(ep, "the ivshmem server reported peer " + std::to_string(gone) +
+                                " disconnected");
         }
+      }
+    }
+    // The server itself is gone: nobody will announce joins or departures any more, and a
+    // restarted server makes a new region. Every channel in this orphaned region fails now.
+    if (server_gone_.empty()) {
+      if (std::string why = port_->server_gone(); !why.empty()) {
+        server_gone_ = "the ivshmem server is gone (" + why + ")";
+        for (IvshmemEndpoint* ep : endpoints_) kill_endpoint(ep, server_gone_);
       }
     }
     Nanos period = 25'000'000; // well inside the default heartbeat period
@@ -239,7 +292,8 @@ void IvshmemPlatform::tick_loop() {
         period = std::min(period, std::max<Nanos>(ep->channel_->atw_window() / 2, 20'000));
       }
     }
-    stop_cv_.wait_for(lock, std::chrono::nanoseconds(period));
+    if (stopping_) break;
+    sleep_until_notice(lock, period);
   }
 }
 

@@ -312,6 +312,21 @@ void IvshmemServer::start() {
     clean_stale_state();
     create_shared_memory();
     create_listening_socket();
+    if (options_.channel_socket) {
+      ChannelBrokerOptions b;
+      b.socket_path = channel_socket_path();
+      b.enrolments = options_.enrolments;
+      b.trust = options_.trust;
+      broker_ = std::make_unique<ChannelBroker>(
+          std::move(b),
+          [this](std::uint16_t id) -> std::optional<pid_t> {
+            auto it = clients_.find(id);
+            if (it == clients_.end() || it->second.pid == 0) return std::nullopt;
+            return it->second.pid;
+          },
+          [this](std::string_view line) { log(line); });
+      broker_->start();
+    }
   } catch (...) {
     shutdown();
     throw;
@@ -320,6 +335,7 @@ void IvshmemServer::start() {
 
 void IvshmemServer::shutdown() {
   if (owner_pid_ != ::getpid()) return; // not started here (or a forked copy): nothing is ours
+  broker_.reset();                      // closes its connections and removes its socket
   clients_.clear();                     // closing the sockets tells every client the server is gone
   if (owns_socket_ && ::unlink(options_.socket_path.c_str()) != 0 && errno != ENOENT)
     log(syscall_message("unlink", options_.socket_path, errno));
@@ -335,6 +351,10 @@ void IvshmemServer::shutdown() {
     log(syscall_message("unlink", lock_path_, errno));
   lock_fd_.reset();
   owner_pid_ = 0;
+}
+
+std::string IvshmemServer::channel_socket_path() const {
+  return options_.channel_socket ? options_.socket_path + ".ivmc" : std::string();
 }
 
 void IvshmemServer::run(int stop_fd) {
@@ -371,6 +391,9 @@ bool IvshmemServer::poll_round(int timeout_ms, int stop_fd) {
     fds.push_back({client.socket.get(), events, 0});
     ids.push_back(id);
   }
+  const std::size_t first_broker = fds.size();
+  const std::vector<int> broker_fds = broker_ ? broker_->poll_fds() : std::vector<int>{};
+  for (int fd : broker_fds) fds.push_back({fd, POLLIN, 0});
   if (!accepting) {
     auto pause_ms = static_cast<int>((accept_paused_until_ns_ - now) / 1'000'000 + 1);
     timeout_ms = timeout_ms < 0 ? pause_ms : std::min(timeout_ms, pause_ms);
@@ -393,7 +416,12 @@ bool IvshmemServer::poll_round(int timeout_ms, int stop_fd) {
     check_input(client, revents);
     if (client.broken.empty() && (revents & POLLOUT)) flush(client);
   }
+  // Main-socket clients first: a hello names a peer id the same round may have announced.
   if (accepting && (fds[first_client - 1].revents & POLLIN)) accept_clients();
+  for (std::size_t i = 0; i < broker_fds.size(); ++i) {
+    if (fds[first_broker + i].revents != 0)
+      broker_->on_ready(broker_fds[i], fds[first_broker + i].revents);
+  }
   flush_all();
   return false;
 }
@@ -481,6 +509,10 @@ void IvshmemServer::admit(posix::UniqueFd socket) {
     log("refusing a client: no free peer ID");
     return;
   }
+  ucred cred{};
+  socklen_t cred_len = sizeof cred;
+  if (::getsockopt(socket.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0)
+    client.pid = cred.pid; // who this peer id is, for the channel socket's hello
   client.socket = std::move(socket);
   for (unsigned v = 0; v < options_.vectors; ++v) {
     // Non-blocking: QEMU sets O_NONBLOCK on these anyway (it is shared by every copy of the

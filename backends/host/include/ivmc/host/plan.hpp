@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ivmc::host {
@@ -66,6 +67,9 @@ struct Plan {
   double migration_gbps = 10;
   double duration_s = 1, warmup_s = 0;
   std::vector<double> percentiles = {50, 90, 99, 99.9};
+  // The scenario's trust list (channel.trust = "list"), enforced by every host's server where
+  // it hands out channel regions; nothing: any two of the run's VMs may share a channel.
+  std::optional<std::vector<std::pair<VmId, VmId>>> trusted;
   std::uint64_t seed = 1;
   bool progress = false; // progress lines on stderr
 };

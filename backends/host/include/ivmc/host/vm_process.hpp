@@ -1,6 +1,7 @@
-// The program every VM of a host-backend run is: `ivmc-host-vm --control-fd N --board-fd M`,
-// started by the orchestrator (orchestrator.hpp) with the two fds inherited. It follows the
-// orchestrator's commands (control.hpp) through these phases:
+// The program every VM of a host-backend run is: `ivmc-host-vm --control-fd N --board-fd M
+// --token-fd T`, started by the orchestrator (orchestrator.hpp) with the three fds inherited
+// (T: a pipe holding its enrolment token for the servers' channel sockets, read once). It follows
+// the orchestrator's commands (control.hpp) through these phases:
 //
 //   vm, host..., work..., configured  ->  ready port=P        (its TCP listener)
 //   port vm=V port=P ..., connect     ->  connected           (one TCP path per pipe)
@@ -17,6 +18,6 @@
 namespace ivmc::host {
 
 // Runs the VM process; returns its exit status.
-int run_vm_process(int control_fd, int board_fd);
+int run_vm_process(int control_fd, int board_fd, int token_fd);
 
 } // namespace ivmc::host

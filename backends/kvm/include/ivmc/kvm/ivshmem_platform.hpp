@@ -2,7 +2,9 @@
 // holds an ivshmem device (an IvshmemPort: the shared region, this peer's id, doorbells to the
 // other peers), and one ticker thread that keeps every channel endpoint's heartbeat going,
 // closes ATW windows, and turns peer-departure notices into mark_peer_dead() on the affected
-// channels.
+// channels. The ticker sleeps in poll() on the port's notice fd (the server socket), so a
+// departure, or the server's own death, fails the affected channels as soon as the server's
+// notice arrives, and wakes their sleeping threads through their own doorbell vectors.
 //
 // Two ports exist: HostPlatform (host_platform.hpp) talks to the ivshmem server as a client,
 // GuestPlatform (guest_platform.hpp) drives QEMU's ivshmem-doorbell PCI device from inside a
@@ -23,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -60,6 +63,15 @@ public:
   // Leave the device's host for good (a host process that "migrates" away): the others are
   // told; the region stays mapped until the port dies. A guest's device cannot.
   virtual void disconnect() {}
+  // An fd that becomes readable when the device has news (the server socket: a departure, or
+  // the server's own death), for the ticker to wait on; -1 when there is none (a guest).
+  virtual int notice_fd() const { return -1; }
+  // Why the device's server is gone (it closed the connection: killed or stopped; or it sent
+  // garbage), once it is; empty while it serves, and after this process's own disconnect().
+  virtual std::string server_gone() const { return {}; }
+  // Interrupts this peer's own `vectors`, so that a thread sleeping on them wakes now (the
+  // doorbell contract allows the spurious wake-ups this gives other endpoints on them).
+  virtual void wake_own(WakeVectors /*vectors*/) {}
 };
 
 // A doorbell whose remote end is learnt after the channel exists: a creator learns its peer's
@@ -77,10 +89,21 @@ private:
   std::atomic<Doorbell*> bound_{nullptr}; // release/acquire: the doorbell is built first
 };
 
+// A channel's own region, mapped (a host process's sealed memfd from the server's channel
+// socket, channel_broker_client.hpp); unmapped when the last endpoint on it is gone.
+class PrivateRegion {
+public:
+  virtual ~PrivateRegion() = default;
+  virtual SharedRegion region() const = 0;
+};
+
 struct EndpointOptions {
   ChannelConfig channel;
   std::size_t offset = 0;    // where the channel's area starts in the region (a page multiple)
   WakeVectors vectors{0, 1}; // this endpoint's own vectors (it waits on them)
+  // Set: the channel lives at `offset` in this region of its own instead of the device's
+  // region, which every client of the server shares.
+  std::shared_ptr<const PrivateRegion> region;
 };
 
 class IvshmemPlatform;
@@ -100,6 +123,7 @@ private:
   bool bind_to_peer(); // false while the peer's address or its doorbell is not known yet
   bool bind_locked();  // the same, with the platform's mutex held
   IvshmemPlatform& platform_;
+  std::shared_ptr<const PrivateRegion> region_; // kept mapped while the channel lives
   LateBoundDoorbell doorbell_;
   std::unique_ptr<Channel> channel_;
   WakeVectors vectors_;
@@ -130,6 +154,10 @@ public:
   bool detached() const;
   // Endpoints alive on this platform (a detached platform can go once this is 0).
   std::size_t endpoint_count() const;
+  // Why the ivshmem server is gone (empty while it serves). Once it is, every endpoint has
+  // failed with peer_dead and an error_detail() starting "the ivshmem server is gone", and no
+  // new channel can be created or attached: the region is an orphan nobody arbitrates.
+  std::string server_gone() const;
 
   std::uint16_t id() const { return port_->id(); }
   // Re-read from the device: differs from id() once a guest migrated to another host.
@@ -140,6 +168,10 @@ public:
 private:
   friend class IvshmemEndpoint;
   void tick_loop();
+  // Waits up to `period` for the port's notices or a stop request, the mutex released.
+  void sleep_until_notice(std::unique_lock<std::mutex>& lock, Nanos period);
+  // Fails `ep`'s channel as peer_dead and wakes any thread sleeping on it at once.
+  void kill_endpoint(IvshmemEndpoint* ep, const std::string& why);
   void unregister(IvshmemEndpoint* endpoint);
   SharedRegion area(const EndpointOptions& options) const;
 
@@ -148,8 +180,10 @@ private:
   mutable std::mutex mutex_; // guards port_'s state, endpoints_ and detached_
   std::vector<IvshmemEndpoint*> endpoints_;
   std::condition_variable stop_cv_;
+  int stop_fd_ = -1; // an eventfd the destructor writes to end the ticker's poll()
   bool stopping_ = false;
   bool detached_ = false;
+  std::string server_gone_; // set once by the ticker
   std::thread ticker_;
 };
 

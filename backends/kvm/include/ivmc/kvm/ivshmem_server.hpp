@@ -17,7 +17,10 @@
 #pragma once
 
 #include "ivmc/core/platform.hpp"
+#include "ivmc/kvm/channel_broker.hpp"
 #include "ivmc/posix/unique_fd.hpp"
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstddef>
@@ -26,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +54,13 @@ struct IvshmemServerOptions {
   // Told of every peer that joined (true) or left (false), from the server's thread, after the
   // other peers' notices were queued: a membership source's input (KvmMembership).
   std::function<void(std::uint16_t peer_id, bool connected)> on_peer;
+
+  // The ivmc channel socket ("<socket_path>.ivmc", channel_broker.hpp) for host clients: a
+  // sealed region per channel, handed only to its two enrolled members, after the trust list
+  // (when set) admitted them. QEMU clients never see it. Off unless set.
+  bool channel_socket = false;
+  std::vector<Enrolment> enrolments;
+  std::optional<TrustList> trust;
 };
 
 // Parses "4096", "64K", "4M", "1G" (binary multiples, case-insensitive, optional "iB"/"B").
@@ -76,6 +87,9 @@ public:
   void poll_once(int timeout_ms);
 
   std::size_t peer_count() const { return clients_.size(); }
+  // "<socket_path>.ivmc" when the channel socket is on, else empty.
+  std::string channel_socket_path() const;
+  const ChannelBroker* broker() const { return broker_.get(); }
   const IvshmemServerOptions& options() const { return options_; }
   const std::string& shm_name() const { return shm_name_; } // normalised, with leading '/'
 
@@ -90,6 +104,7 @@ private:
 
   struct Client {
     std::uint16_t id = 0;
+    pid_t pid = 0; // SO_PEERCRED at accept (0 if unknown)
     posix::UniqueFd socket;
     std::vector<SharedFd> vectors; // this peer's eventfds, one per vector
     std::deque<OutgoingMessage> outbox;
@@ -130,6 +145,7 @@ private:
   posix::UniqueFd shm_lock_fd_; // another description of the object, flock()ed while we live
   posix::UniqueFd listen_fd_;
   bool owns_socket_ = false;
+  std::unique_ptr<ChannelBroker> broker_; // the channel socket, when on
   bool owns_shm_ = false;
 
   std::map<std::uint16_t, Client> clients_; // by peer ID; ordered so notices go out in ID order

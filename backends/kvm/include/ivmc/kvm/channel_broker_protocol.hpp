@@ -1,0 +1,62 @@
+// The ivmc channel socket: an extension of the ivshmem server that only ivmc host clients
+// speak, on its own UNIX socket ("<socket>.ivmc"), so that QEMU, which speaks the plain
+// protocol on the main socket, never sees it. It hands each channel a region of its own,
+// only to the channel's two members (docs/security.md).
+//
+// SOCK_SEQPACKET: one request or one reply per packet, fixed sizes, native byte order (both
+// ends are on one host). Client to server: `Request` (hello once, then open any number of
+// times). Server to client: one `Reply` per request; a region comes with its memfd
+// (SCM_RIGHTS). Any malformed or out-of-order packet ends the connection.
+//
+//   hello(token, ivshmem peer id)  -> welcome(vm) | refused(reason)
+//       The server takes the caller's identity from the kernel (SO_PEERCRED: uid, pid), and
+//       admits it only if `token` is enrolled for that uid, and `ivshmem_peer_id` is a
+//       connection of the same pid on the main socket. The VM the token is enrolled for is
+//       the caller's identity from now on; nothing else the caller says changes it.
+//   open(peer vm, key, bytes)      -> region(bytes, peer's ivshmem id) + fd | refused(reason)
+//       The region of the channel `key` between the caller's VM and `peer_vm`: created
+//       (`bytes` > 0) as a memfd sealed against shrinking, growing and further sealing, or the
+//       existing one (`bytes` 0: join only). Refused unless both VMs admit each other.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ivmc::kvm::broker {
+
+inline constexpr std::uint64_t kMagic = 0x314e4843434d5649ull; // "IVMCCHN1", little-endian
+inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::size_t kTokenBytes = 32;
+inline constexpr std::uint32_t kNoPeer = 0xffffffffu; // region: the peer has no channel socket
+
+enum class Op : std::uint32_t { hello = 1, welcome = 2, open = 3, region = 4, refused = 5 };
+
+struct Request {
+  std::uint64_t magic = kMagic;
+  std::uint32_t version = kVersion;
+  Op op = Op::hello;
+  std::uint32_t ivshmem_peer_id = 0;     // hello: this process's peer id on the main socket
+  std::uint32_t peer_vm = 0;             // open: the other member
+  std::uint64_t key = 0;                 // open: which channel of the pair
+  std::uint64_t bytes = 0;               // open: its size to create, or 0 to join only
+  unsigned char token[kTokenBytes] = {}; // hello: the enrolment token
+};
+static_assert(sizeof(Request) == 72);
+
+struct Reply {
+  std::uint64_t magic = kMagic;
+  std::uint32_t version = kVersion;
+  Op op = Op::refused;
+  std::uint32_t vm = 0;                    // welcome: the caller's VM; region: the peer VM
+  std::uint32_t peer_ivshmem_id = kNoPeer; // region: the peer's id on the main socket
+  std::uint64_t key = 0;
+  std::uint64_t bytes = 0;
+  char reason[200] = {}; // refused: why, NUL-terminated
+};
+static_assert(sizeof(Reply) == 240);
+
+// The seals every channel region carries; a client refuses a region without all of them.
+inline constexpr int kRequiredSeals =
+    0x0001 /*F_SEAL_SEAL*/ | 0x0002 /*F_SEAL_SHRINK*/ | 0x0004 /*F_SEAL_GROW*/;
+
+} // namespace ivmc::kvm::broker
