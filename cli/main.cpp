@@ -10,6 +10,7 @@
 #include "plot_command.hpp"
 #include "run_command.hpp"
 #include "set_option.hpp"
+#include "summarize_command.hpp"
 #include "sweep_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -129,6 +130,9 @@ int main(int argc, char** argv) {
   ivmc::cli::SweepArgs sweep_args;
   auto* sweep = ivmc::cli::add_sweep(app, sweep_args);
 
+  ivmc::cli::SummarizeArgs summarize_args;
+  auto* summarize = ivmc::cli::add_summarize(app, summarize_args);
+
   ivmc::cli::PlotArgs plot_args;
   auto* plot = ivmc::cli::add_plot(app, plot_args);
 
@@ -142,6 +146,7 @@ int main(int argc, char** argv) {
   try {
     if (*run) return ivmc::cli::run_run(run_options);
     if (*sweep) return ivmc::cli::sweep_main(sweep_args);
+    if (*summarize) return ivmc::cli::summarize_main(summarize_args);
     if (*plot) return ivmc::cli::plot_main(plot_args);
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();

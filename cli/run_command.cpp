@@ -30,6 +30,11 @@ CLI::App* add_run(CLI::App& app, RunOptions& o) {
                 "with --out: delete results another scenario, backend or ivmc version left there "
                 "and start over (without it such a directory is refused, exit 2)");
   cmd->add_flag("--quiet", o.quiet, "print nothing but errors");
+  cmd->add_option("--progress-every", o.progress_every_s,
+                  "seconds between progress lines on stderr when it is not a terminal (a "
+                  "terminal shows one line in place); a run shorter than that shows none")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
   add_backend_options(*cmd, o.backend);
   return cmd;
 }
@@ -44,7 +49,9 @@ int run_run(const RunOptions& o) {
     if (o.seed) s.seed = *o.seed;
     if (const auto issues = experiment::validate(s); !issues.empty())
       throw experiment::ScenarioError(issues);
-    backend = backends::make_backend(o.backend.name, backend_settings(o.backend, !o.quiet, o.out));
+    auto settings = backend_settings(o.backend, !o.quiet, o.out);
+    settings.progress_every_s = o.progress_every_s;
+    backend = backends::make_backend(o.backend.name, settings);
     if (const auto issues = backend->check(s); !issues.empty())
       throw experiment::ScenarioError(issues);
   } catch (const experiment::ScenarioError& e) {
@@ -87,6 +94,9 @@ int run_run(const RunOptions& o) {
   } catch (const experiment::OutputConflict& e) { // --out holds another scenario's results
     fmt::print(stderr, "ivmc run: nothing ran: {}\n", e.what());
     return 2;
+  } catch (const experiment::SweepInterrupted& e) { // SIGINT or SIGTERM: no row was written
+    fmt::print(stderr, "ivmc run: {}; nothing written to {}/results.csv\n", e.what(), o.out);
+    return 128 + e.signal();
   } catch (const std::runtime_error& e) { // the run failed (its error is in the text)
     fmt::print(stderr, "ivmc run: {}\n", e.what());
     return 1;

@@ -19,6 +19,7 @@ struct RunOptions {
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets; // KEY=VALUE overrides, in order
   bool quiet = false;
+  double progress_every_s = 5; // progress lines on stderr when it is not a terminal
   bool force = false; // with --out: start over instead of refusing another scenario's results
   BackendArgs backend;
 };

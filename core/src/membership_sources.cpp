@@ -652,6 +652,12 @@ void RaceWindows::index() const {
 
 std::optional<ChangeKind> RaceWindows::in_race_window(VmId observer, VmId subject,
                                                       Nanos now) const {
+  if (const auto w = open_window(observer, subject, now)) return w->kind;
+  return std::nullopt;
+}
+
+std::optional<RaceWindows::OpenWindow> RaceWindows::open_window(VmId observer, VmId subject,
+                                                                Nanos now) const {
   if (observer == subject) return std::nullopt;
   index();
   const auto& records = source_.records();
@@ -682,7 +688,7 @@ std::optional<ChangeKind> RaceWindows::in_race_window(VmId observer, VmId subjec
     if (own && (!best || own->first > best->first)) best = own;
   }
   if (!best) return std::nullopt;
-  return best->second;
+  return OpenWindow{best->first, best->second};
 }
 
 // ---------------------------------------------------------------------------------------------

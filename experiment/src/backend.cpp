@@ -4,6 +4,7 @@
 #include "ivmc/experiment/validate.hpp"
 
 #include <cstdlib>
+#include <string>
 
 namespace ivmc::experiment {
 
@@ -12,6 +13,13 @@ std::string default_cache_dir() {
   if (cache && *cache) return cache;
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/root") + "/.cache/ivmc";
+}
+
+std::vector<ScenarioIssue> unrecorded_changes(const Scenario& s, std::string_view backend) {
+  if (!s.output.changes) return {};
+  return {issue_at(s, "output.changes",
+                   "true: changes.csv is recorded by the simulator only; the " +
+                       std::string(backend) + " backend records no per-change rows")};
 }
 
 std::vector<ScenarioIssue> issues_on(const Backend& backend, const Scenario& s) {

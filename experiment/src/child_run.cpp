@@ -76,6 +76,10 @@ std::string encode_result(const RunResult& r) {
   put(out, std::to_string(r.events));
   put(out, fmt::format("{}", r.wall_s));
   put(out, r.summary);
+  put(out, r.changes_recorded ? "1" : "0");
+  put(out, std::to_string(r.changes.size()));
+  for (const auto& c : r.changes)
+    for (const auto& f : change_fields(c)) put(out, f);
   put(out, "end");
   return out;
 }
@@ -111,10 +115,13 @@ ChildReport decode_report(std::string_view in) {
     report.complete = items.size() == 3 && items[2] == "end";
     return report;
   }
-  std::size_t n = 0;
-  // "ok" n, n pairs, events, wall_s, summary, "end"
+  std::size_t n = 0, changes = 0;
+  const std::size_t k = change_columns().size();
+  // "ok" n, n pairs, events, wall_s, summary, recorded, c, c records of k fields, "end"
   if (items[0] != "ok" || items.size() < 2 || !number(items[1], n) || n > items.size() ||
-      items.size() != 2 + 2 * n + 4 || items.back() != "end")
+      items.size() < 2 + 2 * n + 6 || !number(items[6 + 2 * n], changes) ||
+      changes > items.size() || items.size() != 2 + 2 * n + 6 + changes * k ||
+      items.back() != "end" || (items[5 + 2 * n] != "0" && items[5 + 2 * n] != "1"))
     return report;
   for (std::size_t i = 0; i < n; ++i) {
     Metric m{items[2 + 2 * i], 0};
@@ -125,6 +132,16 @@ ChildReport decode_report(std::string_view in) {
       !number(items[3 + 2 * n], report.result.wall_s))
     return report;
   report.result.summary = items[4 + 2 * n];
+  report.result.changes_recorded = items[5 + 2 * n] == "1";
+  for (std::size_t c = 0; c < changes; ++c) {
+    const auto first = items.begin() + static_cast<std::ptrdiff_t>(7 + 2 * n + c * k);
+    try {
+      report.result.changes.push_back(
+          parse_change(std::vector<std::string>(first, first + static_cast<std::ptrdiff_t>(k))));
+    } catch (const std::runtime_error&) {
+      return report;
+    }
+  }
   report.complete = report.ok = true;
   return report;
 }

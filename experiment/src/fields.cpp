@@ -53,6 +53,8 @@ const std::vector<Field<S>>& scenario_fields() {
       field("pool.max_pairs", &S::pool, &PoolSettings::max_pairs),
       field("pool.rebalance_ms", &S::pool, &PoolSettings::rebalance_ms),
 
+      field("output.changes", &S::output, &OutputSettings::changes),
+
       // [preset]: metadata. A preset file names its system; to_toml writes the name too, so a
       // written scenario keeps saying which preset it came from without re-applying it.
       field("preset.name", &S::preset),

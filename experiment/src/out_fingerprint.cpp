@@ -201,6 +201,9 @@ void claim_output(const std::string& dir, const Fingerprint& now, bool force) {
     if (ec) throw std::runtime_error(fmt::format("cannot remove {}: {}", csv, ec.message()));
     std::filesystem::remove(meta, ec);
     if (ec) throw std::runtime_error(fmt::format("cannot remove {}: {}", meta, ec.message()));
+    const std::string changes = dir + "/changes.csv";
+    std::filesystem::remove(changes, ec);
+    if (ec) throw std::runtime_error(fmt::format("cannot remove {}: {}", changes, ec.message()));
     return;
   }
   const bool has_rows = std::filesystem::exists(csv, ec) && std::filesystem::file_size(csv, ec) > 0;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <stdexcept>
 
@@ -62,6 +63,69 @@ std::vector<Metric> schema_metrics(const Scenario& scenario,
         {name, it == values.end() ? std::numeric_limits<double>::quiet_NaN() : it->second});
   }
   return out;
+}
+
+const std::vector<std::string>& change_columns() {
+  static const std::vector<std::string> names = {"time_s",
+                                                 "kind",
+                                                 "vm",
+                                                 "from_host",
+                                                 "to_host",
+                                                 "observers",
+                                                 "notified",
+                                                 "detection_max_s",
+                                                 "detection_mean_s",
+                                                 "stale_sends",
+                                                 "race_operations",
+                                                 "race_errors"};
+  return names;
+}
+
+std::vector<std::string> change_fields(const ChangeRecord& c) {
+  const auto host = [](std::int64_t h) { return h < 0 ? std::string() : std::to_string(h); };
+  return {fmt::format("{}", c.time_s),
+          c.kind,
+          c.vm,
+          host(c.from_host),
+          host(c.to_host),
+          std::to_string(c.observers),
+          std::to_string(c.notified),
+          fmt::format("{}", c.detection_max_s),
+          fmt::format("{}", c.detection_mean_s),
+          std::to_string(c.stale_sends),
+          std::to_string(c.race_operations),
+          std::to_string(c.race_errors)};
+}
+
+ChangeRecord parse_change(const std::vector<std::string>& f) {
+  if (f.size() != change_columns().size())
+    throw std::runtime_error(
+        fmt::format("a change record has {} fields, not {}", f.size(), change_columns().size()));
+  const auto real = [](const std::string& s) {
+    double v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+      throw std::runtime_error("a change record's number is malformed: " + s);
+    return v;
+  };
+  const auto count = [](const std::string& s) { return parse_u64(s, "a change record"); };
+  const auto host = [&](const std::string& s) {
+    return s.empty() ? std::int64_t{-1} : static_cast<std::int64_t>(count(s));
+  };
+  ChangeRecord c;
+  c.time_s = real(f[0]);
+  c.kind = f[1];
+  c.vm = f[2];
+  c.from_host = host(f[3]);
+  c.to_host = host(f[4]);
+  c.observers = count(f[5]);
+  c.notified = count(f[6]);
+  c.detection_max_s = real(f[7]);
+  c.detection_mean_s = real(f[8]);
+  c.stale_sends = count(f[9]);
+  c.race_operations = count(f[10]);
+  c.race_errors = count(f[11]);
+  return c;
 }
 
 std::vector<std::map<std::string, std::string>> read_results(const std::string& csv_path) {

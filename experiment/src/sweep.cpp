@@ -3,6 +3,7 @@
 // clean stop on SIGINT or SIGTERM. The plan is sweep_plan.hpp; meta.json is sweep_meta.hpp.
 #include "ivmc/experiment/sweep.hpp"
 
+#include "changes_file.hpp"
 #include "csv.hpp"
 #include "out_fingerprint.hpp"
 #include "results_file.hpp"
@@ -22,6 +23,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <set>
 
 namespace ivmc::experiment {
 
@@ -138,6 +141,9 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
   ResultsFile results(csv_path, existing, options.params.size());
   std::vector<std::string> param_keys;
   for (const auto& [key, values] : options.params) param_keys.push_back(key);
+  std::set<RunKey> done_keys;
+  for (const auto& [key, point] : existing.point_of) done_keys.insert(key);
+  ChangesFile changes(dir + "/changes.csv", param_keys, done_keys);
 
   // A finished child's row, or the reason it has none.
   const auto land = [&](const Running& r) {
@@ -150,9 +156,14 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
       meta.failed.push_back({r.point, r.seed, r.child->failure()});
       return;
     }
+    // A run's change rows land before its results row (changes_file.hpp).
+    std::optional<std::uint64_t> changes_before;
+    if (result->changes_recorded)
+      changes_before = changes.append(r.point, r.seed, points.values(r.point), result->changes);
     const std::string refused =
         results.append(r.point, r.seed, param_keys, points.values(r.point), *result);
     if (!refused.empty()) {
+      if (changes_before) changes.undo(*changes_before);
       meta.failed.push_back({r.point, r.seed, refused});
       return;
     }
@@ -186,6 +197,7 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
       const auto [point, seed] = todo[next++];
       const Scenario scenario = points.scenario(base, point, seed);
       std::vector<int> others{results.fd()}; // a child holds no other child's pipe
+      if (changes.fd() >= 0) others.push_back(changes.fd());
       for (const auto& r : running) others.push_back(r.child->fd());
       const std::uint64_t run_seed = seed;
       running.push_back(

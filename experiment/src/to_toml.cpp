@@ -40,6 +40,10 @@ std::string to_toml(const Scenario& s) {
     out += std::string("\n[") + sec + "]\n";
     write_fields(out, scenario_fields(), s, sec);
   }
+  if (s.output != OutputSettings{}) { // written only when set: older outputs keep their fingerprint
+    out += "\n[output]\n";
+    write_fields(out, scenario_fields(), s, "output");
+  }
   if (!s.costs.empty()) {
     out += "\n[costs]\n";
     for (const auto& [name, v] : s.costs) out += format_key(name) + " = " + format_number(v) + "\n";

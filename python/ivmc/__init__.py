@@ -60,6 +60,7 @@ __all__ = [
     "presets",
     "preset_text",
     "run",
+    "summarize",
     "sweep",
     "to_toml",
     "validate",
@@ -306,7 +307,9 @@ def run(
     cannot take a measure), ``events`` and ``wall_s`` (in the simulator, the only value that
     differs between two runs of the same scenario and seed). ``df.attrs["summary"]`` holds the
     summary ``ivmc run`` prints; ``df.attrs["scenario"]`` the scenario run, as TOML;
-    ``df.attrs["backend"]`` the backend.
+    ``df.attrs["backend"]`` the backend; with ``output.changes`` set (``set={"output.changes":
+    True}``), ``df.attrs["changes"]`` holds its membership changes as a DataFrame with the
+    columns of changes.csv (docs/results.md) after ``point`` and ``seed``.
 
     ``set`` overrides keys first (``{"channel.notify": "atw"}`` or ``["channel.notify=atw"]``),
     then ``seed`` replaces the scenario's seed: the same order as ``ivmc run --set ... --seed``.
@@ -328,7 +331,29 @@ def run(
     frame.attrs["summary"] = result["summary"]
     frame.attrs["scenario"] = point
     frame.attrs["backend"] = backend
+    if result["changes"] is not None:
+        frame.attrs["changes"] = _changes_frame(result["changes"])
     return frame
+
+
+def _changes_frame(records: list[dict[str, str]]) -> pd.DataFrame:
+    """changes.csv's columns (docs/results.md) from a run's records: counts as integers, hosts
+    as integers (-1 where there is none), times and delays as floats."""
+    columns = ["time_s", "kind", "vm", "from_host", "to_host", "observers", "notified",
+               "detection_max_s", "detection_mean_s", "stale_sends", "race_operations",
+               "race_errors"]
+    data: dict[str, Any] = {}
+    for c in columns:
+        values = [r[c] for r in records]
+        if c in ("kind", "vm"):
+            data[c] = pd.Series(values, dtype="object")
+        elif c in ("from_host", "to_host"):
+            data[c] = pd.Series([int(v) if v else -1 for v in values], dtype="int64")
+        elif c in ("time_s", "detection_max_s", "detection_mean_s"):
+            data[c] = pd.Series([float(v) for v in values], dtype="float64")
+        else:
+            data[c] = pd.Series([int(v) for v in values], dtype="int64")
+    return pd.DataFrame(data, columns=columns)
 
 
 # --- Sweeps ------------------------------------------------------------------------------------
@@ -433,6 +458,7 @@ def _sweep_local(
     out: str | None,
     progress: bool,
     backend: str,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Runs the sweep with ivmc::experiment::run_sweep (child processes) into ``out`` (a
     temporary directory if None) and returns this sweep's rows of its results.csv."""
@@ -442,7 +468,8 @@ def _sweep_local(
     holder = tempfile.TemporaryDirectory(prefix="ivmc-sweep-") if out is None else nullcontext(out)
     with holder as directory:
         _ivmc.sweep(
-            canonical, sets, plist, seeds, first_seed, jobs, os.fspath(directory), progress, backend
+            canonical, sets, plist, seeds, first_seed, jobs, os.fspath(directory), progress, backend,
+            force,
         )
         path = os.path.join(directory, "results.csv")
         with open(path, newline="") as f:
@@ -469,6 +496,7 @@ def sweep(
     progress: bool = False,
     backend: str = "sim",
     set: Overrides = None,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Runs a scenario over every combination of parameter values, ``seeds`` seeds each, and
     returns one DataFrame row per (point, seed), sorted by point then seed.
@@ -487,7 +515,9 @@ def sweep(
     Without ``client``: ivmc's sweep runner (``ivmc sweep``) runs the points in ``jobs`` child
     processes (0: the backend's default: one per CPU simulated, 1 on the real backends) and
     writes ``out``/results.csv and meta.json (a temporary
-    directory, removed afterwards, if ``out`` is None; an existing ``out`` resumes its sweep).
+    directory, removed afterwards, if ``out`` is None; an existing ``out`` resumes its sweep; one
+    that another scenario, backend or ivmc version made raises RuntimeError naming what differs,
+    unless ``force=True``, which deletes its results and starts over, as ``ivmc sweep --force``).
     With a ``dask.distributed.Client``: one task per (point, seed) on that cluster, each run in
     a fresh child process of its worker; ``jobs`` and ``out`` do not apply. Both ways build
     each point the same way (the overrides in order, then the seed) and give the same numbers;
@@ -509,10 +539,36 @@ def sweep(
     if client is None:
         directory = None if out is None else os.fspath(out)
         return _sweep_local(
-            canonical, sets, plist, seeds, first_seed, jobs, directory, progress, backend
+            canonical, sets, plist, seeds, first_seed, jobs, directory, progress, backend, force
         )
-    if out is not None:
-        raise ValueError("sweep: out is for local sweeps; with a client, save the DataFrame")
+    if out is not None or force:
+        raise ValueError("sweep: out and force are for local sweeps; with a client, save the "
+                         "DataFrame")
     return _sweep_dask(
         client, canonical, sets, plist, list(range(first_seed, first_seed + seeds)), backend
     )
+
+
+def summarize(out: str | os.PathLike[str]) -> pd.DataFrame:
+    """The summary of an output directory of ``ivmc run --out``, ``ivmc sweep`` or
+    :func:`sweep` (``out=``), as ``ivmc summarize DIR`` prints it: one row per point with
+    ``point``, its parameter values, ``seeds``, and for each headline metric (docs/results.md
+    "Summary") ``<metric>_mean`` and ``<metric>_ci95`` (the half-width of Student's t 95%
+    interval over the seeds; NaN for one seed).
+
+    Raises RuntimeError when ``out`` holds no results.csv or no complete row.
+    """
+    keys, points = _ivmc.summarize(os.fspath(out))
+    rows: list[dict[str, Any]] = []
+    for p in points:
+        row: dict[str, Any] = {"point": int(p["point"]) if p["point"] else 0}
+        row.update(zip(keys, p["values"]))
+        row["seeds"] = int(p["seeds"])
+        for name, _n, mean, ci95 in p["metrics"]:
+            row[name + "_mean"] = float(mean)
+            row[name + "_ci95"] = float(ci95)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for k in keys:
+        frame[k] = _param_series([str(v) for v in frame[k]])
+    return frame

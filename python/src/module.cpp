@@ -10,6 +10,7 @@
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/overrides.hpp"
 #include "ivmc/experiment/presets.hpp"
+#include "ivmc/experiment/summary.hpp"
 #include "ivmc/experiment/sweep.hpp"
 #include "ivmc/experiment/to_toml.hpp"
 #include "ivmc/experiment/validate.hpp"
@@ -73,8 +74,10 @@ struct PythonErrorPending {};
 
 // The backend `name` as Python takes it (the table's settings: no progress lines, logs in a
 // temporary directory, the default cache).
-std::unique_ptr<ex::Backend> make_backend(const std::string& name) {
+std::unique_ptr<ex::Backend> make_backend(const std::string& name,
+                                          const std::string& out_dir = "") {
   ex::BackendSettings settings;
+  settings.out_dir = out_dir; // the simulator's SimGrid log, a real backend's logs
   settings.cache_dir = ex::default_cache_dir();
   return ivmc::backends::make_backend(name, settings);
 }
@@ -101,6 +104,14 @@ py::dict run_in_child(ex::Backend& backend, const ex::Scenario& scenario) {
   out["events"] = r.events;
   out["wall_s"] = r.wall_s;
   out["summary"] = r.summary;
+  py::list changes; // with output.changes: one dict per change, column -> text (changes.csv)
+  for (const auto& c : r.changes) {
+    py::dict d;
+    const auto fields = ex::change_fields(c);
+    for (std::size_t i = 0; i < fields.size(); ++i) d[py::str(ex::change_columns()[i])] = fields[i];
+    changes.append(d);
+  }
+  out["changes"] = r.changes_recorded ? py::object(changes) : py::object(py::none());
   return out;
 }
 
@@ -109,10 +120,11 @@ py::dict run_in_child(ex::Backend& backend, const ex::Scenario& scenario) {
 std::size_t sweep(const std::string& toml, const Pairs& sets,
                   const std::vector<std::pair<std::string, std::vector<std::string>>>& params,
                   std::uint32_t seeds, std::optional<std::uint64_t> first_seed, unsigned jobs,
-                  const std::string& out_dir, bool progress, const std::string& backend_name) {
+                  const std::string& out_dir, bool progress, const std::string& backend_name,
+                  bool force) {
   ex::Scenario base = parse_canonical(toml);
   for (const auto& [key, value] : sets) ex::apply_override(base, key + "=" + value);
-  const auto backend = make_backend(backend_name);
+  const auto backend = make_backend(backend_name, out_dir);
   ex::SweepOptions o;
   o.params = params;
   o.seeds = seeds;
@@ -120,8 +132,27 @@ std::size_t sweep(const std::string& toml, const Pairs& sets,
   o.jobs = jobs;
   o.out_dir = out_dir;
   o.progress = progress;
+  o.force = force;
   py::gil_scoped_release release;
   return ex::run_sweep(base, o, *backend);
+}
+
+// `ivmc summarize DIR` as data: (parameter keys, one dict per point).
+py::tuple summarize(const std::string& out_dir) {
+  const ex::OutputResults out = ex::read_output(out_dir);
+  py::list points;
+  for (const auto& p : ex::summarize_rows(out.rows, out.param_keys)) {
+    py::list metrics;
+    for (const auto& m : p.metrics)
+      metrics.append(py::make_tuple(m.name, m.n, m.mean, m.half_width));
+    py::dict d;
+    d["point"] = p.point;
+    d["values"] = p.values;
+    d["seeds"] = p.seeds;
+    d["metrics"] = metrics;
+    points.append(d);
+  }
+  return py::make_tuple(out.param_keys, points);
 }
 
 } // namespace
@@ -213,9 +244,13 @@ PYBIND11_MODULE(_ivmc, m) {
       "base: its points are checked).");
   m.def("sweep", &sweep, py::arg("toml"), py::arg("sets"), py::arg("params"), py::arg("seeds"),
         py::arg("first_seed"), py::arg("jobs"), py::arg("out_dir"), py::arg("progress") = false,
-        py::arg("backend") = "sim",
+        py::arg("backend") = "sim", py::arg("force") = false,
         "ivmc::experiment::run_sweep of a canonical scenario (with `sets` applied first) on "
-        "`backend` into out_dir (results.csv, meta.json); returns the runs made.");
+        "`backend` into out_dir (results.csv, meta.json); returns the runs made. `force` starts "
+        "over in an out_dir another scenario, backend or version made.");
+  m.def("summarize", &summarize, py::arg("out_dir"),
+        "The summary of an output directory (ivmc summarize): its parameter keys and, per point, "
+        "{'point', 'values', 'seeds', 'metrics': [(name, n, mean, ci95)]}.");
   m.def("read_results", &ex::read_results, py::arg("csv_path"),
         "The rows of a results.csv as column -> text, sorted by point and seed.");
 }

@@ -4,9 +4,13 @@
 #include <simgrid/plugins/live_migration.h>
 #include <simgrid/s4u.hpp>
 #include <simgrid/s4u/VirtualMachine.hpp>
+#include <xbt/log.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <queue>
@@ -46,6 +50,23 @@ Nanos to_nanos(double seconds) {
   return std::llround(seconds * 1e9);
 }
 
+// SimGrid logs through XBT to stderr by default, which would mix its lines (numerical-accuracy
+// warnings, configuration notes) into ivmc's output. They go to `path` instead, opened for
+// appending and line-buffered (each line one write(), whole, among a sweep's parallel runs), or,
+// without a path, only critical ones stay on stderr. XBT's own control strings split at spaces
+// and its file appender truncates, so the stream appender takes a FILE* opened here.
+void route_simgrid_log(const std::string& path) {
+  if (!path.empty()) {
+    if (FILE* f = std::fopen(path.c_str(), "a")) {
+      std::setvbuf(f, nullptr, _IOLBF, 0);
+      std::fprintf(f, "ivmc: SimGrid log of process %d\n", static_cast<int>(::getpid()));
+      xbt_log_appender_set(&_XBT_LOGV(XBT_LOG_ROOT_CAT), xbt_log_appender_stream(f));
+      return; // the FILE lives as long as the process (one engine per process)
+    }
+  }
+  xbt_log_control_set("root.thres:critical");
+}
+
 } // namespace
 
 struct Model::Impl {
@@ -58,6 +79,7 @@ struct Model::Impl {
   std::vector<MembershipSource*> sources;
   std::vector<std::function<void(const TopologyEvent&)>> observers;
   std::vector<ScriptedEvent> script;
+  std::function<void(double)> progress; // on_progress
   std::priority_queue<QueuedEvent, std::vector<QueuedEvent>, std::greater<>> queue;
   std::vector<Model::Callback> callbacks;
   std::vector<std::uint32_t> free_slots;
@@ -188,6 +210,7 @@ Model::Model(const PlatformSpec& spec) : impl_(std::make_unique<Impl>()) {
   static int argc = 1;
   static char name[] = "ivmc";
   static char* argv[] = {name, nullptr};
+  route_simgrid_log(spec.simgrid_log);
   impl_->engine = std::make_unique<sg4::Engine>(&argc, argv);
   sg_vm_live_migration_plugin_init();
   // The platform in code: a star of hosts, each with its own link (its NIC) to a switch, so
@@ -252,6 +275,9 @@ void Model::at_sync(Nanos t, Callback callback) {
 }
 void Model::on_topology(std::function<void(const TopologyEvent&)> callback) {
   impl_->observers.push_back(std::move(callback));
+}
+void Model::on_progress(std::function<void(double)> callback) {
+  impl_->progress = std::move(callback);
 }
 void Model::stop_at(double t) {
   impl_->stop = to_nanos(t);
@@ -323,6 +349,8 @@ void Model::run() {
         impl->queue.pop();
         if (ev.needs_sync) impl->sync_times.erase(impl->sync_times.find(ev.time));
         ++impl->events_run;
+        // Progress: one test per event, the callback every 4096 (a few ms of wall time).
+        if ((impl->events_run & 4095) == 0 && impl->progress) impl->progress(impl->now / 1e9);
         Callback callback = std::move(impl->callbacks[ev.slot]); // it may schedule more
         impl->free_slots.push_back(ev.slot);
         callback();

@@ -14,7 +14,11 @@ std::vector<experiment::ScenarioIssue> SimBackend::check(const experiment::Scena
 experiment::RunResult SimBackend::run(const experiment::Scenario& s, std::uint64_t seed) {
   experiment::Scenario point = s;
   point.seed = seed;
-  return run_scenario(point);
+  RunOptions o;
+  if (!settings_.out_dir.empty()) o.simgrid_log = settings_.out_dir + "/simgrid.log";
+  o.progress = settings_.progress;
+  o.progress_every_s = settings_.progress_every_s;
+  return run_scenario(point, o);
 }
 
 unsigned SimBackend::default_jobs() const {
@@ -22,8 +26,8 @@ unsigned SimBackend::default_jobs() const {
   return n == 0 ? 1 : n;
 }
 
-std::unique_ptr<experiment::Backend> make_sim_backend(const experiment::BackendSettings&) {
-  return std::make_unique<SimBackend>();
+std::unique_ptr<experiment::Backend> make_sim_backend(const experiment::BackendSettings& settings) {
+  return std::make_unique<SimBackend>(settings);
 }
 
 } // namespace ivmc::sim

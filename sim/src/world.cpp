@@ -4,16 +4,20 @@
 
 #include "ivmc/sim/run.hpp"
 
+#include "ivmc/experiment/run_progress.hpp"
 #include "ivmc/experiment/validate.hpp"
+
+#include <unistd.h>
 
 #include <chrono>
 #include <stdexcept>
 
 namespace ivmc::sim {
 
-World::World(const Scenario& s)
-    : s_(s), model_([&] {
+World::World(const Scenario& s, const RunOptions& options)
+    : s_(s), options_(options), model_([&] {
         PlatformSpec spec;
+        spec.simgrid_log = options.simgrid_log;
         spec.hosts = s.platform.hosts;
         spec.link_bandwidth = s.platform.link_gbps * 1e9 / 8;
         spec.link_latency = s.platform.link_latency_us * 1e-6;
@@ -64,7 +68,14 @@ RunResult World::run() {
   setup_events();
   setup_workloads();
   model_.stop_at(s_.duration_s);
+  std::unique_ptr<experiment::RunProgress> progress;
+  if (options_.progress) {
+    progress = std::make_unique<experiment::RunProgress>(
+        s_.name, s_.duration_s, isatty(STDERR_FILENO) != 0, options_.progress_every_s);
+    model_.on_progress([p = progress.get()](double now_s) { p->update(now_s); });
+  }
   model_.run();
+  if (progress) progress->finish();
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   return collect(wall);
@@ -74,7 +85,7 @@ namespace {
 bool g_ran = false;
 }
 
-RunResult run_scenario(const Scenario& scenario) {
+RunResult run_scenario(const Scenario& scenario, const RunOptions& options) {
   if (const auto issues = experiment::validate(scenario); !issues.empty())
     throw ScenarioError(issues);
   if (g_ran) {
@@ -82,7 +93,7 @@ RunResult run_scenario(const Scenario& scenario) {
                            "per process; run each point in its own process)");
   }
   g_ran = true;
-  World world(scenario);
+  World world(scenario, options);
   return world.run();
 }
 

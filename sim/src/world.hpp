@@ -22,6 +22,7 @@
 #include "ivmc/experiment/scenario.hpp"
 #include "ivmc/sim/costs.hpp"
 #include "ivmc/sim/model.hpp"
+#include "ivmc/sim/run.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -74,7 +75,7 @@ struct Stage {
 
 class World {
 public:
-  explicit World(const Scenario& s);
+  World(const Scenario& s, const RunOptions& options);
   RunResult run();
 
 private:
@@ -120,8 +121,12 @@ private:
   void record_operation(VmId self, VmId peer, LinkOperation op, Errc outcome, std::uint64_t bytes);
   bool measured(Nanos t) const { return t >= warmup_ && t <= end_; }
   RunResult collect(double wall_s);
+  // output.changes: every membership change (changes.csv), from the source's records.
+  std::vector<experiment::ChangeRecord> change_records() const;
+  std::string vm_name(VmId id) const;
 
   Scenario s_;
+  RunOptions options_;
   CostModel costs_;
   Model model_;
   Rng rng_;
@@ -148,6 +153,19 @@ private:
   std::uint64_t sends_ = 0, sends_in_window_ = 0, trust_refusals_ = 0, pool_refusals_ = 0;
   std::uint64_t pending_bytes_ = 0, recovered_bytes_ = 0, channels_opened_ = 0;
   std::uint64_t link_probes_ = 0, udp_dropped_ = 0;
+  // Per membership change, in order (the sources number changes by the order of events, which
+  // is the order the model reports them to on_topology): the event, and what happened in its
+  // race windows (sends, Table IV operations, errors).
+  struct ChangeStats {
+    TopologyEvent event;
+    std::uint64_t stale_sends = 0, race_operations = 0, race_errors = 0;
+  };
+  std::vector<ChangeStats> changes_;
+  std::uint64_t events_seen_ = 0;
+  ChangeStats& change_stats(std::uint64_t change) {
+    if (change >= changes_.size()) changes_.resize(change + 1);
+    return changes_[change];
+  }
   double pool_util_sum_ = 0;
   std::uint64_t pool_util_samples_ = 0;
 };

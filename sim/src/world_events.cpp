@@ -58,6 +58,9 @@ void World::setup_events() {
     }
   });
   model_.on_topology([this](const TopologyEvent& ev) {
+    // The sources saw it first and numbered it: the n-th event is change n.
+    if (s_.output.changes) change_stats(events_seen_).event = ev;
+    ++events_seen_;
     if (ev.kind == TopologyEvent::Kind::migrate) {
       break_channels_of(ev.vm, ev.from);
       if (group_ != nullptr) { // IVC: the guest re-registers from its new host after a delay

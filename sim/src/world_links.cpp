@@ -181,7 +181,14 @@ void World::break_channels_of(VmId vm, HostId left) {
 
 void World::record_operation(VmId self, VmId peer, LinkOperation op, Errc outcome,
                              std::uint64_t bytes) {
-  ledger_.record(op, windows_->in_race_window(self, peer, model_.now_ns()), outcome, bytes);
+  const auto w = windows_->open_window(self, peer, model_.now_ns());
+  ledger_.record(op, w ? std::optional(w->kind) : std::nullopt, outcome, bytes);
+  if (w && s_.output.changes) {
+    ChangeStats& c = change_stats(w->change);
+    ++c.race_operations;
+    // What the ledger counts as an error (race_ledger.cpp): a failed operation.
+    if (outcome != Errc::ok && outcome != Errc::would_block) ++c.race_errors;
+  }
 }
 
 void World::rebalance_pools() {

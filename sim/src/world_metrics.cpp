@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include "ivmc/experiment/workload_summary.hpp"
+
 #include <algorithm>
+#include <limits>
 
 #include <stdexcept>
 
@@ -30,6 +33,7 @@ RunResult World::collect(double wall_s) {
       s_.channel.layer, to_string(s_.channel.notify), s_.channel.ring_kib,
       s_.pool.enabled ? ", pool " + std::string(to_string(s_.pool.allocation)) : "",
       experiment::to_string(s_.membership.detection), timer, to_string(s_.membership.race));
+  experiment::WorkloadSummary workloads;
   for (std::size_t i = 0; i < s_.workloads.size(); ++i) {
     const WorkloadConfig& w = s_.workloads[i];
     WorkloadStats& st = wstats_[i];
@@ -46,8 +50,10 @@ RunResult World::collect(double wall_s) {
       add(pre + "messages_per_s", static_cast<double>(st.messages) / span);
     }
     std::string lat;
+    double tail_us = std::numeric_limits<double>::quiet_NaN();
     for (double pct : s_.latency_percentiles) {
       const double v = st.latency.empty() ? 0 : st.latency.percentile(pct) / 1e3; // us
+      tail_us = v;
       add(pre + fmt::format("{}_p{}_us", rr ? "rtt" : "latency", pct), v);
       lat += fmt::format(" p{} {:.1f}", pct, v);
     }
@@ -57,13 +63,18 @@ RunResult World::collect(double wall_s) {
                                                       static_cast<double>(ls.messages_sent)
                                                 : 0;
     add(pre + "local_share", local_share);
-    summary += fmt::format(
-        "  {:<10} {:>6} -> {:<6} {:>7} B  {}{}  local {:.0f}%\n", experiment::to_string(w.kind),
-        w.from, w.to, w.message_bytes,
-        rr ? fmt::format("{:10.0f} trans/s", static_cast<double>(st.transactions) / span)
-           : fmt::format("{:10.1f} Mb/s   ", mbps),
-        fmt::format("  {} us:{}", rr ? "rtt" : "latency", lat), local_share * 100);
+    workloads.add(fmt::format("  {:<10} {:>6} -> {:<6} {:>7} B  {}{}  local {:.0f}%\n",
+                              experiment::to_string(w.kind), w.from, w.to, w.message_bytes,
+                              rr ? fmt::format("{:10.0f} trans/s",
+                                               static_cast<double>(st.transactions) / span)
+                                 : fmt::format("{:10.1f} Mb/s   ", mbps),
+                              fmt::format("  {} us:{}", rr ? "rtt" : "latency", lat),
+                              local_share * 100),
+                  rr, rr ? static_cast<double>(st.transactions) / span : mbps, tail_us);
   }
+  summary += workloads.text(s_.latency_percentiles.empty()
+                                ? std::string("p-")
+                                : fmt::format("p{}", s_.latency_percentiles.back()));
   add("stream_mbps", stream_mbps);
   add("rr_transactions_per_s", rr_tps);
   LinkStats total;
@@ -148,6 +159,10 @@ RunResult World::collect(double wall_s) {
       pending_bytes_, recovered_bytes_, total.lost_bytes, model_.events(), wall_s,
       static_cast<double>(model_.events()) / std::max(wall_s, 1e-9) / 1e6);
   r.summary = summary;
+  if (s_.output.changes) {
+    r.changes_recorded = true;
+    r.changes = change_records();
+  }
   // metric_names() is the schema other backends write: it must be exactly this list.
   const std::vector<std::string> schema = experiment::metric_names(s_);
   bool same = schema.size() == r.metrics.size();

@@ -129,7 +129,10 @@ void World::sender_step(Pipe& p) {
     throw std::logic_error(fmt::format("sim: link send failed: {}", to_string(e)));
   }
   ++sends_;
-  if (windows_->in_race_window(p.from, p.to, now)) ++sends_in_window_;
+  if (const auto w = windows_->open_window(p.from, p.to, now)) {
+    ++sends_in_window_;
+    if (s_.output.changes) ++change_stats(w->change).stale_sends;
+  }
   const bool went_local = p.sender->stats().sent_local > 0 && p.sender->path() == PathKind::local &&
                           p.sender->stats().fallbacks == fallbacks_before;
   Nanos cost = went_local ? local_cost : remote_cost;

@@ -267,3 +267,39 @@ def test_examples_ship_in_the_package(tmp_path: Path, monkeypatch: pytest.Monkey
     assert race == ivmc.load(repo)
     with pytest.raises(ValueError, match="no example scenario 'nope'"):
         ivmc.example("nope")
+
+
+def test_summarize_and_force(tmp_path: Path) -> None:
+    """ivmc.summarize gives an output directory's summary table as a DataFrame (the means of
+    the sweep's rows); ivmc.sweep(force=True) starts over where another scenario's results are,
+    which without it is refused."""
+    out = tmp_path / "sweep"
+    frame = ivmc.sweep(tiny(), PARAMS, seeds=2, jobs=2, out=out)
+    table = ivmc.summarize(out)
+    assert list(table["point"]) == [0, 1]
+    assert list(table["workload[0].message_bytes"]) == [1024, 8192]
+    assert list(table["seeds"]) == [2, 2]
+    means = frame.groupby("point")["stream_mbps"].mean()
+    assert list(table["stream_mbps_mean"]) == pytest.approx(list(means))
+    assert (table["stream_mbps_ci95"] >= 0).all()
+    with pytest.raises(RuntimeError, match="no results.csv"):
+        ivmc.summarize(tmp_path)
+
+    longer = tiny(duration_s=0.06)
+    with pytest.raises(RuntimeError, match="duration_s"):
+        ivmc.sweep(longer, PARAMS, seeds=1, out=out)
+    forced = ivmc.sweep(longer, PARAMS, seeds=1, out=out, force=True)
+    assert len(forced) == 2
+    assert "duration_s = 0.06" in (out / "meta.json").read_text()
+
+
+def test_run_gives_its_changes_with_output_changes() -> None:
+    """With output.changes, ivmc.run hands the run's membership changes back (changes.csv's
+    columns); their stale sends add up to the run's sends_in_race_window."""
+    s = tiny(duration_s=3, generator=[{"kind": "migrate", "rate_per_s": 2, "vms": ["a"]}])
+    df = ivmc.run(s, set={"output.changes": True, "workload[0].rate_per_s": 1000})
+    changes = df.attrs["changes"]
+    assert len(changes) == df["migrations"][0] > 0
+    assert set(changes["kind"]) == {"migration"} and set(changes["vm"]) == {"a"}
+    assert changes["stale_sends"].sum() == df["sends_in_race_window"][0]
+    assert "changes" not in ivmc.run(s).attrs

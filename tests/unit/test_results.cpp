@@ -5,13 +5,17 @@
 #include "ivmc/experiment/child_run.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/results.hpp"
+#include "ivmc/experiment/run_progress.hpp"
 #include "ivmc/experiment/summary.hpp"
+#include "ivmc/experiment/workload_summary.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -158,4 +162,111 @@ TEST_CASE("the sweep summary: per point, the seeds and mean ± the 95% t interva
   CHECK(experiment::t975(1) == Approx(12.706));
   CHECK(experiment::t975(30) == Approx(2.042));
   CHECK(experiment::t975(1000) == Approx(1.96));
+}
+
+TEST_CASE("a report carries the run's change records, NaN detection delays included",
+          "[child_run]") {
+  RunResult r;
+  r.metrics = {{"m", 1}};
+  r.changes_recorded = true;
+  ChangeRecord a;
+  a.time_s = 0.25;
+  a.kind = "migration";
+  a.vm = "v,1\"";
+  a.from_host = 0;
+  a.to_host = 3;
+  a.observers = 4;
+  a.notified = 3;
+  a.detection_max_s = 0.1;
+  a.detection_mean_s = 0.05;
+  a.stale_sends = 17;
+  a.race_operations = 2;
+  a.race_errors = 1;
+  ChangeRecord b;
+  b.kind = "creation";
+  b.vm = "c";
+  b.to_host = 1;
+  b.detection_max_s = b.detection_mean_s = std::numeric_limits<double>::quiet_NaN();
+  r.changes = {a, b};
+  const auto back = decode_report(encode_result(r));
+  REQUIRE(back.ok);
+  CHECK(back.result.changes_recorded);
+  REQUIRE(back.result.changes.size() == 2);
+  CHECK(back.result.changes[0] == a);
+  CHECK(change_fields(back.result.changes[1]) == change_fields(b));
+  CHECK(change_fields(b)[3].empty()); // a creation left no host
+  CHECK(change_fields(b)[7] == "nan");
+
+  // Not recorded: nothing, and said so.
+  const auto none = decode_report(encode_result(RunResult{}));
+  REQUIRE(none.ok);
+  CHECK(!none.result.changes_recorded);
+  // A record cut short is no result.
+  auto bytes = encode_result(r);
+  bytes.erase(bytes.rfind("1:1,"), 4); // a record loses a field
+  CHECK(!decode_report(bytes).ok);
+  CHECK_THROWS_AS(parse_change({"1", "migration"}), std::runtime_error);
+}
+
+TEST_CASE("summarize: parameter columns from a results.csv header, and the table as JSON",
+          "[results]") {
+  CHECK(param_columns({"point", "seed", "membership.period_ms", "workload[0].message_bytes",
+                       "w0_mbps", "w0_messages_per_s", "stream_mbps", "events", "wall_s"}) ==
+        std::vector<std::string>{"membership.period_ms", "workload[0].message_bytes"});
+  CHECK(param_columns({"point", "seed", "stream_mbps", "events", "wall_s"}).empty());
+  CHECK(param_columns({"point", "seed", "duration_s", "notifications", "events", "wall_s"}) ==
+        std::vector<std::string>{"duration_s"});
+
+  using Row = std::map<std::string, std::string>;
+  const std::vector<Row> rows = {
+      {{"point", "0"}, {"seed", "1"}, {"p", "a"}, {"stream_mbps", "10"}},
+      {{"point", "0"}, {"seed", "2"}, {"p", "a"}, {"stream_mbps", "14"}},
+      {{"point", "1"}, {"seed", "1"}, {"p", "b\""}, {"stream_mbps", "nan"}},
+  };
+  const auto points = summarize_rows(rows, {"p"});
+  REQUIRE(points.size() == 2);
+  CHECK(points[0].seeds == 2);
+  REQUIRE(points[0].metrics.size() == 1);
+  CHECK(points[0].metrics[0].mean == 12);
+  CHECK(points[0].metrics[0].half_width == Approx(12.706 * 2 * std::sqrt(2.0) / std::sqrt(2.0)));
+  CHECK(points[1].metrics[0].n == 0);
+  const std::string json = summary_json(rows, {"p"});
+  INFO(json);
+  CHECK(json.find(R"({"params": ["p"], "points": [)") == 0);
+  CHECK(json.find(R"({"point": 0, "params": {"p": "a"}, "seeds": 2, "metrics": {"stream_mbps": )"
+                  R"({"n": 2, "mean": 12, "ci95": )") != std::string::npos);
+  CHECK(json.find(R"("p": "b\"")") != std::string::npos);
+  CHECK(json.find(R"({"n": 0, "mean": null, "ci95": null})") != std::string::npos);
+}
+
+TEST_CASE("a run's summary aggregates its workloads beyond twenty", "[results]") {
+  const auto make = [](std::size_t n) {
+    WorkloadSummary w;
+    for (std::size_t i = 0; i < n; ++i)
+      w.add(fmt::format("  stream {}\n", i), i % 2 == 1, static_cast<double>(i + 1),
+            static_cast<double>(10 * (i + 1)));
+    return w.text("p99");
+  };
+  const std::string few = make(kWorkloadLines);
+  CHECK(std::count(few.begin(), few.end(), '\n') == static_cast<long>(kWorkloadLines));
+  CHECK(few.find("stream 19\n") != std::string::npos);
+
+  const std::string many = make(1000);
+  INFO(many);
+  CHECK(std::count(many.begin(), many.end(), '\n') == 5 + static_cast<long>(kSlowestShown));
+  CHECK(many.find("1000 workloads (over 20: aggregated") != std::string::npos);
+  // Streams are the even indices: headlines 1, 3, ..., 999; total 250000.
+  CHECK(many.find("500 streams: total 250000.0 Mb/s; per workload median 499, p99 989, min 1") !=
+        std::string::npos);
+  CHECK(many.find("500 request-response: total 250500.0 trans/s") != std::string::npos);
+  CHECK(many.find("latency p99 across workloads (us): median 5000.0, p99 9900.0, max 10000.0") !=
+        std::string::npos);
+  CHECK(many.find("    w0:  stream 0\n") != std::string::npos); // the slowest: 1 Mb/s
+}
+
+TEST_CASE("a long run's progress line: simulated time done, rate, time left", "[results]") {
+  const RunProgress p("race", 60, false, 5);
+  CHECK(p.line(15, 5) == "race: 15/60 s simulated (25%), 3 s simulated/s, 15 s left");
+  CHECK(p.line(0, 0) == "race: 0/60 s simulated (0%)");
+  CHECK(p.line(30, 600) == "race: 30/60 s simulated (50%), 0.05 s simulated/s, 10 min left");
 }

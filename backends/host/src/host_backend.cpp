@@ -72,6 +72,7 @@ std::vector<experiment::ScenarioIssue> HostBackend::check(const experiment::Scen
     refuse(fmt::format("vm[{}]", s.vms.size() - 1),
            fmt::format("{} VMs; at most {} processes", names.size(), Board::kMaxVms));
   }
+  for (auto& issue : experiment::unrecorded_changes(s, "host")) out.push_back(std::move(issue));
   if (s.membership.detection == experiment::Detection::group) {
     refuse("membership.detection", "\"group\" (IVC's registration) is not played on real "
                                    "processes yet; use static, periodic, adaptive, watch or sync");

@@ -62,6 +62,7 @@ std::vector<experiment::ScenarioIssue> KvmBackend::check(const Scenario& s) cons
   }
   for (auto& issue : guest_results::unplayed_events(s, o_.ignore_events, "kvm"))
     out.push_back(std::move(issue));
+  for (auto& issue : experiment::unrecorded_changes(s, "kvm")) out.push_back(std::move(issue));
   return out;
 }
 

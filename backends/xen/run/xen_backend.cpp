@@ -65,6 +65,7 @@ std::vector<experiment::ScenarioIssue> XenBackend::check(const Scenario& s) cons
   auto out = xen_plan_issues(s); // in file order: the plan's keys, then events
   for (auto& issue : guest_results::unplayed_events(s, o_.ignore_events, "xen"))
     out.push_back(std::move(issue));
+  for (auto& issue : experiment::unrecorded_changes(s, "xen")) out.push_back(std::move(issue));
   return out;
 }
 

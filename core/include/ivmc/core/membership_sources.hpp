@@ -383,6 +383,13 @@ class RaceWindows {
 public:
   explicit RaceWindows(const MembershipSource& source) : source_(source) {}
   std::optional<ChangeKind> in_race_window(VmId observer, VmId subject, Nanos now) const;
+  // The same, naming the change whose window it is (NotificationRecord::change): the latest
+  // one still open.
+  struct OpenWindow {
+    std::uint64_t change = 0;
+    ChangeKind kind = ChangeKind::creation;
+  };
+  std::optional<OpenWindow> open_window(VmId observer, VmId subject, Nanos now) const;
 
 private:
   using Key = std::pair<std::uint64_t, std::uint64_t>;

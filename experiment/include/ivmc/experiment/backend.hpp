@@ -34,6 +34,7 @@ public:
 // Settings every backend factory receives (from the CLI or Python).
 struct BackendSettings {
   bool progress = false;                 // print progress lines on stderr
+  double progress_every_s = 5;           // between them when stderr is not a terminal
   std::string out_dir;                   // where runs may keep logs ("" : a temp dir)
   std::string cache_dir;                 // images etc. (IVMC_CACHE or ~/.cache/ivmc)
   std::uint64_t guest_bytes = 32u << 20; // kvm, xen
@@ -42,6 +43,10 @@ struct BackendSettings {
 
 // The default cache directory: $IVMC_CACHE, else $HOME/.cache/ivmc.
 std::string default_cache_dir();
+
+// A backend without per-change records (all but the simulator) refuses output.changes = true
+// through this: one issue at the key, or none.
+std::vector<ScenarioIssue> unrecorded_changes(const Scenario& s, std::string_view backend);
 
 // validate(s), then backend.check(s): every reason `s` cannot run on `backend`. Empty: it can.
 std::vector<ScenarioIssue> issues_on(const Backend& backend, const Scenario& s);

@@ -84,6 +84,13 @@ struct PoolSettings {
   bool operator==(const PoolSettings&) const = default;
 };
 
+// What a run writes besides results.csv (docs/results.md).
+struct OutputSettings {
+  bool changes = false; // changes.csv: one row per membership change (time, detection, stale ops)
+
+  bool operator==(const OutputSettings&) const = default;
+};
+
 struct WorkloadConfig {
   WorkloadKind kind = WorkloadKind::tcp_stream;
   std::string from, to; // VM names
@@ -130,6 +137,7 @@ struct Scenario {
   ChannelSettings channel;
   MembershipConfig membership;
   PoolSettings pool;
+  OutputSettings output;
   std::map<std::string, double> costs; // overrides of sim::CostModel parameters, by name
   std::vector<WorkloadConfig> workloads;
   std::vector<EventConfig> events;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace ivmc::sim {
@@ -24,6 +25,9 @@ struct PlatformSpec {
   double link_bandwidth = 1.25e9;  // bytes/s between two hosts (10 Gb/s)
   double link_latency = 50e-6;     // seconds
   double migration_speed = 1.25e9; // bytes/s the pre-copy plugin may use
+  // SimGrid's own log lines are appended to this file (line-buffered, so the runs of a sweep
+  // sharing it do not tear each other's lines); "": only its critical ones, on stderr.
+  std::string simgrid_log;
 };
 
 struct Migration {
@@ -81,6 +85,11 @@ public:
   // Whether a scripted migration or shutdown was skipped (the VM was already moving, gone, or
   // already on the destination), and how many.
   std::uint64_t skipped_events() const;
+
+  // Called from inside run() every few thousand queue events with the simulated time (seconds),
+  // for progress reports: the callback reads the wall clock; the run pays one counter test per
+  // event.
+  void on_progress(std::function<void(double now_s)> callback);
 
   void run();
   double now() const; // simulated seconds

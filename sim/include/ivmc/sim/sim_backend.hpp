@@ -6,11 +6,16 @@
 #include "ivmc/experiment/backend.hpp"
 
 #include <memory>
+#include <string>
 
 namespace ivmc::sim {
 
 class SimBackend final : public experiment::Backend {
 public:
+  SimBackend() = default;
+  // With settings.out_dir, SimGrid's log goes to out_dir/simgrid.log (else only its critical
+  // lines, on stderr); settings.progress shows a long run's progress (run.hpp RunOptions).
+  explicit SimBackend(const experiment::BackendSettings& settings) : settings_(settings) {}
   std::string_view name() const override { return "sim"; }
   // Nothing beyond validate(): the simulator plays every key.
   std::vector<experiment::ScenarioIssue> check(const experiment::Scenario& s) const override;
@@ -18,6 +23,9 @@ public:
   experiment::RunResult run(const experiment::Scenario& s, std::uint64_t seed) override;
   // The CPU count: simulated runs share the machine without disturbing each other's results.
   unsigned default_jobs() const override;
+
+private:
+  experiment::BackendSettings settings_;
 };
 
 // The backends table's factory (backends/table).
