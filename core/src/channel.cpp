@@ -26,7 +26,7 @@ Errc Channel::fail(Errc code, std::string detail) {
     std::lock_guard lock(detail_mutex_);
     // The first failure wins, except that a violation found while draining a dead peer's
     // records (a close that does not match them, say) says more than that it died.
-    const Errc existing = failure_.load(std::memory_order_relaxed);
+    const Errc existing = failure_.load(std::memory_order_relaxed); // under detail_mutex_
     if (existing != Errc::ok &&
         !(existing == Errc::peer_dead && code == Errc::protocol_violation)) {
       return existing;
@@ -775,7 +775,7 @@ Errc Channel::peer_state_order(std::uint32_t state) {
   }
   // Relaxed: read and written by the thread that checks, a hint between checks.
   const std::uint32_t seen = peer_state_seen_.load(std::memory_order_relaxed);
-  if (state > seen) peer_state_seen_.store(state, std::memory_order_relaxed);
+  if (state > seen) peer_state_seen_.store(state, std::memory_order_relaxed); // a hint, as above
   // absent after live is a reset, reported by the caller as a departure (peer_dead).
   if (state < seen && state != static_cast<std::uint32_t>(EndpointState::absent)) {
     return fail(Errc::protocol_violation, "side " + std::to_string(1 - side_) + " endpoint state " +
