@@ -7,6 +7,7 @@
 #include "ivmc/kvm/channel_broker_client.hpp"
 #include "ivmc/kvm/host_platform.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
+#include "ivmc/posix/clock.hpp"
 
 #include "../support/host_fixture.hpp"
 
@@ -257,4 +258,42 @@ TEST_CASE("a client refuses an unsealed region: a member could truncate it under
   }
   fake.join();
   ::unlink(path.c_str());
+}
+
+TEST_CASE("a member whose channel address names another peer id than the server's is refused",
+          "[host][integration][security]") {
+  Enrolled tokens;
+  kvm::IvshmemServerThread server(server_options("lie", tokens));
+  const std::string socket = server.socket_path();
+  auto a = kvm::HostPlatform::connect(socket, 5 * kSecond, 16, tokens.a);
+  auto bystander = kvm::HostPlatform::connect(socket, 5 * kSecond);
+  // X enrols first, so the server names its peer id when A gets the region.
+  const pid_t x = spawn([&]() -> int {
+    auto mine = kvm::HostPlatform::connect(socket, 5 * kSecond, 16, tokens.x);
+    ::usleep(300'000); // A has its region by now
+    auto region = mine->open_region(kA, kKey, 0, 5 * kSecond);
+    // Attach as side 1 with the bystander's peer id as its address: the channel layer lets
+    // it, the platform of A must not believe it.
+    posix::MonotonicClock clock;
+    kvm::LateBoundDoorbell bell;
+    ChannelConfig cfg = test_endpoint(NotifyPolicy::on_demand).channel;
+    cfg.platform_address = kvm::IvshmemAddress{bystander->id(), {0, 1}}.encode();
+    Opened opened = Channel::attach(region->region(), cfg, bell, clock);
+    if (opened.error != Errc::ok) return 30;
+    ::pause();
+    return 0;
+  });
+  ::usleep(100'000); // X has enrolled
+  auto ep =
+      a->create_channel(private_endpoint(a->open_region(kX, kKey, area_bytes(), 5 * kSecond)));
+  std::string refusal;
+  try {
+    ep->wait_for_peer(5 * kSecond);
+  } catch (const std::exception& e) {
+    refusal = e.what();
+  }
+  ::kill(x, SIGKILL);
+  reap(x, 10);
+  INFO(refusal);
+  CHECK(refusal.find("the server handed this channel to peer") != std::string::npos);
 }

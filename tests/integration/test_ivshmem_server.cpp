@@ -3,8 +3,10 @@
 // Servers run as the real `ivmc-ivshmem-server` binary (IVMC_IVSHMEM_SERVER_BIN); peers run in
 // this process or in forked children. Every name includes the pid and a counter, every wait is
 // bounded, and every test removes what it created.
+#include "ivmc/kvm/channel_broker_client.hpp"
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/eventfd_doorbell.hpp"
+#include "ivmc/kvm/host_platform.hpp"
 #include "ivmc/kvm/ivshmem_peer.hpp"
 #include "ivmc/kvm/ivshmem_server.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
@@ -933,4 +935,31 @@ TEST_CASE("ivshmem server: reuse_id_zero gives ID 0 again once it is free (maste
     INFO("reuse_id_zero " << reuse);
     CHECK(returning.id() == (reuse ? 0 : 2)); // round-robin otherwise
   }
+}
+
+TEST_CASE("ivshmem server: --channel-socket with --enrol and --trust hands sealed regions to "
+          "admitted pairs only",
+          "[ivshmem]") {
+  constexpr unsigned kVectors = 2;
+  UniqueNames names;
+  const auto a = ivmc::kvm::random_token(), b = ivmc::kvm::random_token(),
+             c = ivmc::kvm::random_token();
+  const std::string uid = std::to_string(::getuid());
+  Child server =
+      start_server(names, kVectors, "1M",
+                   {"--channel-socket", "--enrol", "1:" + uid + ":" + ivmc::kvm::token_hex(a),
+                    "--enrol", "2:" + uid + ":" + ivmc::kvm::token_hex(b), "--enrol",
+                    "3:" + uid + ":" + ivmc::kvm::token_hex(c), "--trust", "1:2"});
+  auto pa = ivmc::kvm::HostPlatform::connect(names.socket, 5 * kSecond, kVectors, a);
+  auto pc = ivmc::kvm::HostPlatform::connect(names.socket, 5 * kSecond, kVectors, c);
+  CHECK(pa->enrolled_vm() == 1u);
+  CHECK(pc->enrolled_vm() == 3u);
+  auto region = pa->open_region(2, 9, 65536, 5 * kSecond);
+  CHECK(region->region().size == 65536);
+  CHECK_THROWS_AS(pc->open_region(1, 9, 65536, 5 * kSecond), ivmc::kvm::ChannelRefused);
+  pa.reset();
+  pc.reset();
+  server.signal(SIGTERM);
+  CHECK(exited_with(server.wait_exit(5 * kSecond), 0));
+  CHECK_FALSE(path_exists(names.socket + ".ivmc")); // removed on an orderly stop
 }

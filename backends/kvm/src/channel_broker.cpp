@@ -307,6 +307,10 @@ void ChannelBroker::serve(Client& client) {
   }
 }
 
+void ChannelBroker::peer_left(std::uint16_t id) {
+  std::erase_if(clients_, [id](const auto& entry) { return entry.second.ivshmem_peer_id == id; });
+}
+
 void ChannelBroker::drop(int fd, std::string_view why) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;

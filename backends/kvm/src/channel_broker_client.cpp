@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -27,13 +28,16 @@ using detail::syscall_message;
 // A mapped channel region; unmapped when the last endpoint using it lets go.
 class MappedRegion final : public PrivateRegion {
 public:
-  MappedRegion(void* base, std::size_t size) : base_(base), size_(size) {}
+  MappedRegion(void* base, std::size_t size, std::optional<std::uint16_t> member)
+      : base_(base), size_(size), member_(member) {}
   ~MappedRegion() override { ::munmap(base_, size_); }
   SharedRegion region() const override { return {static_cast<std::byte*>(base_), size_}; }
+  std::optional<std::uint16_t> member_peer_id() const override { return member_; }
 
 private:
   void* base_;
   std::size_t size_;
+  std::optional<std::uint16_t> member_;
 };
 
 } // namespace
@@ -137,7 +141,9 @@ std::shared_ptr<const PrivateRegion> ChannelBrokerClient::open(VmId peer, std::u
   const auto size = static_cast<std::size_t>(st.st_size);
   void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (base == MAP_FAILED) fail(syscall_message("mmap", fmt::format("{} bytes", size), errno));
-  return std::make_shared<MappedRegion>(base, size); // the mapping keeps the memfd alive
+  std::optional<std::uint16_t> member;
+  if (reply.peer_ivshmem_id <= 0xffff) member = static_cast<std::uint16_t>(reply.peer_ivshmem_id);
+  return std::make_shared<MappedRegion>(base, size, member); // the mapping keeps the memfd
 }
 
 } // namespace ivmc::kvm

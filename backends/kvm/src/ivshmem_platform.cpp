@@ -95,6 +95,14 @@ bool IvshmemEndpoint::bind_locked() {
                              " is not a valid ivshmem address for a device with " +
                              std::to_string(vectors) + " vectors");
   }
+  if (region_) {
+    if (const auto member = region_->member_peer_id(); member && *member != remote.peer_id) {
+      throw std::runtime_error(
+          "channel side " + std::to_string(1 - channel_->side()) +
+          ": the peer's address names ivshmem peer " + std::to_string(remote.peer_id) +
+          ", but the server handed this channel to peer " + std::to_string(*member));
+    }
+  }
   auto bell = platform_.port_->doorbell_to(remote.peer_id, remote.vectors, vectors_);
   if (!bell) return false;
   doorbell_.bind(std::move(bell));

@@ -611,6 +611,7 @@ void IvshmemServer::drop(std::uint16_t id, std::string_view why) {
   for (auto& [other_id, other] : clients_) enqueue(other, id, nullptr);
   if (options_.verbose || why != "disconnected")
     log(fmt::format("peer {} {}; dropped ({} peers now)", id, why, clients_.size()));
+  if (broker_) broker_->peer_left(id);
   if (options_.on_peer) options_.on_peer(id, false);
 }
 

@@ -74,6 +74,9 @@ public:
   std::vector<int> poll_fds() const;
   // Handles a readable (or hung-up) fd among poll_fds().
   void on_ready(int fd, short revents);
+  // Main-socket peer `id` left: the enrolment tied to it ends (its channel connection is
+  // closed), so nobody is ever told that a later holder of the id is that VM.
+  void peer_left(std::uint16_t id);
 
   std::size_t channel_count() const { return channels_.size(); }
   std::size_t refusals() const { return refusals_; }

@@ -95,6 +95,10 @@ class PrivateRegion {
 public:
   virtual ~PrivateRegion() = default;
   virtual SharedRegion region() const = 0;
+  // The ivshmem peer id of the other member, as the server knew it when it handed the region
+  // over (none if that member had not enrolled yet). The address the peer writes into the
+  // channel must name this id, or its channel fails: the server says who the member is.
+  virtual std::optional<std::uint16_t> member_peer_id() const { return std::nullopt; }
 };
 
 struct EndpointOptions {
