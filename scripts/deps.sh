@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(cmake g++ ninja-build pkg-config catch2 libfmt-dev libcli11-dev libtomlplusplus-dev
       libboost-graph-dev libsimgrid-dev pybind11-dev python3-dev python3-numpy python3-pandas
-      python3-matplotlib libxen-dev) # libxen-dev: the Xen backend (backends/xen)
+      python3-matplotlib python3-scipy libxen-dev) # libxen-dev: the Xen backend (backends/xen)
 want+=(libiceoryx-posh-dev iceoryx) # ivmc bench's iceoryx baseline: the library and iox-roudi
 if [[ "${1:-build}" == test ]]; then
   want+=(clang libclang-rt-14-dev python3-pytest python3-distributed)

@@ -258,7 +258,10 @@ void Channel::flush() {
   if (unnotified_.load(std::memory_order_relaxed) == 0) return; // relaxed: a hint
   const Nanos now = clock_.now();
   if (now - first_unnotified_.load(std::memory_order_relaxed) < notify_.atw_window) return;
-  if (unnotified_.exchange(0, std::memory_order_relaxed) != 0) { // one ring per batch
+  // The receiver already took the whole batch (it was awake): a ring now would only wake it
+  // for records written later, whose own window has not begun. Close the batch quietly.
+  const bool taken = unconsumed_outgoing() == 0;
+  if (unnotified_.exchange(0, std::memory_order_relaxed) != 0 && !taken) { // one ring per batch
     doorbell_.ring(Wake::data);
     counters_.data_notifications.fetch_add(1, std::memory_order_relaxed); // a count only
   }

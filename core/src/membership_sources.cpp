@@ -525,10 +525,8 @@ namespace {
 AdaptiveScanSource::Params checked(AdaptiveScanSource::Params p) {
   if (p.period_min <= 0 || p.period_max < p.period_min)
     throw std::invalid_argument("adaptive scan: need 0 < period_min <= period_max");
-  if (!(p.changes_per_period > 0))
-    throw std::invalid_argument("adaptive scan: changes_per_period must be > 0");
-  if (!(p.rate_weight > 0 && p.rate_weight <= 1))
-    throw std::invalid_argument("adaptive scan: rate_weight must be in (0, 1]");
+  if (p.probe_worth <= 0) throw std::invalid_argument("adaptive scan: probe_worth must be > 0");
+  if (p.horizon <= 0) throw std::invalid_argument("adaptive scan: horizon must be > 0");
   p.initial_period = std::clamp(p.initial_period, p.period_min, p.period_max);
   return p;
 }
@@ -542,12 +540,22 @@ AdaptiveScanSource::AdaptiveScanSource(const Topology& topology, Params params)
 
 Nanos AdaptiveScanSource::after_scan(HostId host, std::uint64_t changes, Nanos interval,
                                      Nanos now) {
+  const double c = static_cast<double>(params_.probe_worth);
+  const double horizon = static_cast<double>(params_.horizon);
   auto [it, fresh] = estimates_.try_emplace(host);
   Estimate& e = it->second;
-  double w = params_.rate_weight;
-  e.rate = w * (static_cast<double>(changes) / static_cast<double>(interval)) + (1 - w) * e.rate;
-  double lo = static_cast<double>(params_.period_min), hi = static_cast<double>(params_.period_max);
-  double t = e.rate > 0 ? std::clamp(params_.changes_per_period / e.rate, lo, hi) : hi;
+  if (fresh) { // as if the last horizon had shown the rate the initial period is optimal for
+    const double t0 = static_cast<double>(params_.initial_period);
+    e.elapsed = horizon;
+    e.changes = 2 * c / (t0 * t0) * horizon;
+  }
+  const double f = std::exp(-static_cast<double>(interval) / horizon);
+  e.changes = f * e.changes + static_cast<double>(changes);
+  e.elapsed = f * e.elapsed + static_cast<double>(interval);
+  const double rate = e.changes / e.elapsed;
+  const double lo = static_cast<double>(params_.period_min);
+  const double hi = static_cast<double>(params_.period_max);
+  const double t = rate > 0 ? std::clamp(std::sqrt(2 * c / rate), lo, hi) : hi;
   e.period = static_cast<Nanos>(std::llround(t));
   return now + e.period;
 }
@@ -559,7 +567,11 @@ Nanos AdaptiveScanSource::period(HostId host) const {
 
 double AdaptiveScanSource::rate_per_second(HostId host) const {
   auto it = estimates_.find(host);
-  return it == estimates_.end() ? 0.0 : it->second.rate * 1e9;
+  if (it == estimates_.end()) {
+    const double t0 = static_cast<double>(params_.initial_period);
+    return 2 * static_cast<double>(params_.probe_worth) / (t0 * t0) * 1e9;
+  }
+  return it->second.changes / it->second.elapsed * 1e9;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,8 +635,8 @@ make_membership_source(std::string_view kind, const Topology& topology, const Me
     a.period_min = p.period_min;
     a.period_max = p.period_max;
     a.initial_period = p.period;
-    a.changes_per_period = p.changes_per_period;
-    a.rate_weight = p.rate_weight;
+    a.probe_worth = p.probe_worth;
+    a.horizon = p.horizon;
     a.phase = p.phase;
     a.phase_step = p.phase_step;
     a.propagation_delay = p.propagation_delay;

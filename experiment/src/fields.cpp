@@ -41,6 +41,8 @@ const std::vector<Field<S>>& scenario_fields() {
             &MembershipConfig::propagation_delay_us),
       field("membership.period_min_ms", &S::membership, &MembershipConfig::period_min_ms),
       field("membership.period_max_ms", &S::membership, &MembershipConfig::period_max_ms),
+      field("membership.probe_worth_ms", &S::membership, &MembershipConfig::probe_worth_ms),
+      field("membership.rate_horizon_s", &S::membership, &MembershipConfig::rate_horizon_s),
       field("membership.watch_delay_us", &S::membership, &MembershipConfig::watch_delay_us),
       field("membership.race", &S::membership, &MembershipConfig::race),
       field("membership.stale_timeout_us", &S::membership, &MembershipConfig::stale_timeout_us),

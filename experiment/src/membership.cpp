@@ -35,6 +35,8 @@ MembershipParams membership_params(const Scenario& s, const std::map<std::string
   mp.propagation_delay = ns(s.membership.propagation_delay_us * 1e3);
   mp.period_min = ns(s.membership.period_min_ms * 1e6);
   mp.period_max = ns(s.membership.period_max_ms * 1e6);
+  mp.probe_worth = std::max<Nanos>(ns(s.membership.probe_worth_ms * 1e6), 1);
+  mp.horizon = std::max<Nanos>(ns(s.membership.rate_horizon_s * 1e9), 1);
   mp.watch_delay = ns(s.membership.watch_delay_us * 1e3);
   if (s.membership.detection == Detection::static_list) {
     std::map<std::size_t, std::string> lines;

@@ -262,6 +262,8 @@ private:
       bad("membership.period_ms",
           "adaptive: expected the initial period within [" + format_number(m.period_min_ms) + ", " +
               format_number(m.period_max_ms) + "]; got " + format_number(m.period_ms));
+    span("membership.probe_worth_ms", m.probe_worth_ms, 1e3, false);
+    span("membership.rate_horizon_s", m.rate_horizon_s, 1, false);
     span("membership.watch_delay_us", m.watch_delay_us, 1e6, true);
     one_of("membership.race", m.race);
     span("membership.stale_timeout_us", m.stale_timeout_us, 1e6, false);

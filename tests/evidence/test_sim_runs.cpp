@@ -43,6 +43,20 @@ TEST_CASE("the same scenario and seed give identical results, one job or two", "
   CHECK(one[0].at("rr_transactions_per_s") != one[1].at("rr_transactions_per_s"));
 }
 
+TEST_CASE("the default scenario's scripted round trip ends inside the run: web1 comes and goes",
+          "[sim]") {
+  Scenario s = parse_scenario(default_scenario_text(), "default");
+  s.generators.clear(); // only web1's two scripted migrations
+  const Rows rows = sweep("default-round-trip", s, {}, 1, 1);
+  REQUIRE(rows.size() == 1);
+  const auto& r = rows[0];
+  CHECK(num(r, "migrations") == 2); // both finished before the end
+  // web1 -> db0 (workload 1) ran locally while web1 was on host 0 and remotely before and after.
+  CHECK(num(r, "w1_local_share") > 0.1);
+  CHECK(num(r, "w1_local_share") < 0.99);
+  CHECK(num(r, "switches_to_remote") + num(r, "fallbacks") > 0); // the pair separated again
+}
+
 TEST_CASE("VMs created and shut down under traffic: links start late and end cleanly", "[sim]") {
   const Scenario s = parse_scenario(R"(
 name = "lifecycle"

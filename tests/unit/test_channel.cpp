@@ -215,6 +215,27 @@ TEST_CASE("per-packet rings once per message, ATW(N) once per N", "[channel][not
     CHECK(p.a->stats().data_notifications == 1);
     CHECK(p.bells.b.rings_received(Wake::data) == 1);
   }
+  SECTION("ATW: a batch the receiver already took is closed without a ring") {
+    auto cfg = config(NotifyPolicy::atw, 8192);
+    ManualClock clock;
+    Pair p(cfg, &clock);
+    const auto msg = pattern(32, 1);
+    std::vector<std::byte> buf(64);
+    std::size_t n = 0;
+    for (int i = 0; i < 3; ++i) REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    for (int i = 0; i < 3; ++i) REQUIRE(p.b->recv(buf, n, 0) == Errc::ok); // it was awake
+    clock.advance(cfg.notify.atw_window);
+    p.a->flush();
+    CHECK(p.a->stats().data_notifications == 0);
+    // The next record opens a window of its own: not rung early for the old batch's age.
+    REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    clock.advance(cfg.notify.atw_window / 2);
+    p.a->flush();
+    CHECK(p.a->stats().data_notifications == 0);
+    clock.advance(cfg.notify.atw_window / 2);
+    p.a->flush();
+    CHECK(p.a->stats().data_notifications == 1);
+  }
   SECTION("on-demand rings only a receiver that asked") {
     Pair p(config(NotifyPolicy::on_demand, 8192));
     const auto msg = pattern(32, 1);

@@ -7,10 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <tuple>
@@ -551,64 +554,129 @@ TEST_CASE("periodic scan: probes count the VMs scanned", "[periodic]") {
 // ---------------------------------------------------------------------------------------------
 // Adaptive scan
 
-TEST_CASE("adaptive scan: the period shrinks under a burst and grows back, within bounds",
-          "[adaptive]") {
+namespace {
+// Hosts 1..6 in three pairs; VM 10 + p moves between hosts 2p+1 and 2p+2 (p = 0, 1, 2) at
+// rates[p] migrations a second (Poisson, fixed seed). Returns the source after `until`.
+struct AdaptiveWorld {
   Topology t;
-  for (HostId h : {1u, 2u, 3u}) t.add_host(h);
-  t.create_vm(10, address(10), 1, 0);
-  t.create_vm(20, address(20), 2, 0);
-  t.create_vm(30, address(30), 3, 0); // host 3 stays quiet
+  std::unique_ptr<AdaptiveScanSource> src;
+  std::mt19937_64 rng{7};
+  std::vector<double> rates;
+  std::vector<Nanos> next;
+  AdaptiveWorld(std::vector<double> r, AdaptiveScanSource::Params p) : rates(std::move(r)) {
+    for (HostId h = 1; h <= 2 * rates.size(); ++h) t.add_host(h);
+    for (std::size_t i = 0; i < rates.size(); ++i) {
+      t.create_vm(static_cast<VmId>(10 + i), address(static_cast<VmId>(10 + i)),
+                  static_cast<HostId>(2 * i + 1), 0);
+      next.push_back(draw(i, 0));
+    }
+    src = std::make_unique<AdaptiveScanSource>(t, p);
+  }
+  Nanos draw(std::size_t i, Nanos from) {
+    if (rates[i] <= 0) return kNever;
+    std::exponential_distribution<double> gap(rates[i]);
+    return from + static_cast<Nanos>(gap(rng) * 1e9) + 1;
+  }
+  // Plays migrations and scans up to `until`; calls watch() after every scan.
+  template <class F>
+  void run(Nanos until, F&& watch) {
+    for (int guard = 0;; ++guard) {
+      if (guard == 50'000'000) FAIL("next_due() does not move on");
+      auto first = std::min_element(next.begin(), next.end());
+      const Nanos scan = src->next_due();
+      if (std::min(scan, *first) > until) return;
+      if (scan <= *first) {
+        src->run_due(scan);
+        watch();
+        continue;
+      }
+      const std::size_t i = static_cast<std::size_t>(first - next.begin());
+      const VmId vm = static_cast<VmId>(10 + i);
+      const HostId home = static_cast<HostId>(2 * i + 1);
+      src->on_event(t.migrate_vm(vm, t.host_of(vm) == home ? home + 1 : home, *first));
+      *first = draw(i, *first);
+    }
+  }
+  void run(Nanos until) {
+    run(until, [] {});
+  }
+};
+} // namespace
+
+TEST_CASE("adaptive scan: the square-root law per host, steady under a steady rate", "[adaptive]") {
   AdaptiveScanSource::Params p;
   p.period_min = 1 * ms;
   p.period_max = 1 * sec;
   p.initial_period = 100 * ms;
-  AdaptiveScanSource src(t, p);
-  CHECK(src.period(1) == 100 * ms);
+  p.probe_worth = 2500 * us;
+  p.horizon = 30 * sec;
+  // Pair 0 moves 5 times a second, pair 1 once every 10 s, pair 2 never.
+  AdaptiveWorld w({5.0, 0.1, 0.0}, p);
+  CHECK(w.src->period(1) == 100 * ms); // before any scan: the initial period
+  // r0 = 2 c / T0^2 = 0.5 changes a second.
+  CHECK(w.src->rate_per_second(1) == Approx(0.5));
 
-  Nanos lowest = p.period_max, highest = 0;
-  auto run_to = [&](Nanos until, bool inclusive) {
-    for (int guard = 0; inclusive ? src.next_due() <= until : src.next_due() < until; ++guard) {
-      if (guard == 10'000'000) FAIL("next_due() does not move on");
-      src.run_due(src.next_due());
-      for (HostId h : {1u, 2u}) {
-        lowest = std::min(lowest, src.period(h));
-        highest = std::max(highest, src.period(h));
-      }
-    }
-  };
-  run_to(900 * ms, true);
-  CHECK(src.period(1) == 1 * sec); // quiet: straight to T_max
+  w.run(300 * sec);
+  // sqrt(2 c / r): 5 changes/s on each of hosts 1, 2 -> 31.6 ms; 0.1/s -> 224 ms; none -> T_max.
+  const double busy = std::sqrt(2 * 2.5e-3 / 5.0) * 1e9;
+  const double calm = std::sqrt(2 * 2.5e-3 / 0.1) * 1e9;
+  Nanos lo = kNever, hi = 0;
+  double calm_sum = 0;
+  int calm_n = 0;
+  w.run(600 * sec, [&] {
+    lo = std::min(lo, w.src->period(1));
+    hi = std::max(hi, w.src->period(1));
+    calm_sum += static_cast<double>(w.src->period(3));
+    ++calm_n;
+  });
+  CHECK(static_cast<double>(w.src->period(1)) == Approx(busy).epsilon(0.15));
+  CHECK(static_cast<double>(w.src->period(2)) == Approx(busy).epsilon(0.15));
+  // Steady: over 300 s of 5 changes a second, the period stays within 25 % of the law's.
+  CHECK(static_cast<double>(lo) > 0.75 * busy);
+  CHECK(static_cast<double>(hi) < 1.25 * busy);
+  // A rare rate is estimated from few changes: right within a factor of 1.5 on average.
+  CHECK(calm_sum / calm_n > calm / 1.5);
+  CHECK(calm_sum / calm_n < calm * 1.5);
+  CHECK(w.src->period(5) == 1 * sec); // no change ever: T_max
+  CHECK(w.src->period(6) == 1 * sec);
+  CHECK(w.src->rate_per_second(1) == Approx(5.0).epsilon(0.3));
+}
 
-  // Burst: VM 10 moves between hosts 1 and 2 every 500 us, from 1 s to 3 s.
-  std::size_t burst_start = src.records().size();
-  for (Nanos now = 1 * sec; now < 3 * sec; now += 500 * us) {
-    run_to(now, false);
-    src.on_event(t.migrate_vm(10, t.host_of(10) == 1 ? 2 : 1, now));
-  }
-  CHECK(src.period(1) == 1 * ms); // the rate asks for 0.5 ms: clamped to T_min
-  CHECK(src.period(2) == 1 * ms);
-  CHECK(src.rate_per_second(1) > 1500);
-  CHECK(src.period(3) == 1 * sec);
-  // Late in the burst every observer learns within one (short) period.
-  Nanos worst = 0;
-  for (std::size_t i = burst_start; i < src.records().size(); ++i) {
-    const auto& r = src.records()[i];
-    if (r.t_event >= 2500 * ms && r.t_notified != kNever)
-      worst = std::max(worst, r.t_notified - r.t_event);
-  }
-  run_to(3 * sec, true);
-  CHECK(worst > 0);
-  CHECK(worst <= 1 * ms);
+TEST_CASE("adaptive scan: a change of rate is followed within a few horizons, within bounds",
+          "[adaptive]") {
+  AdaptiveScanSource::Params p;
+  p.period_min = 1 * ms;
+  p.period_max = 1 * sec;
+  p.initial_period = 100 * ms;
+  p.probe_worth = 2500 * us;
+  p.horizon = 5 * sec;
+  AdaptiveWorld w({0.2}, p);
+  w.run(60 * sec);
+  const Nanos calm = w.src->period(1);
+  CHECK(calm > 100 * ms);
+  // A burst: 50 migrations a second for 20 s. The law asks for 10 ms.
+  w.rates[0] = 50;
+  w.next[0] = w.draw(0, 60 * sec);
+  w.run(80 * sec);
+  CHECK(static_cast<double>(w.src->period(1)) == Approx(10e6).epsilon(0.3));
+  // Faster than the bound allows: clamped to T_min.
+  w.rates[0] = 100'000;
+  w.next[0] = w.draw(0, 80 * sec);
+  w.run(81 * sec);
+  CHECK(w.src->period(1) == 1 * ms);
+  // Quiet again: the period grows back to T_max as the estimate decays.
+  w.rates[0] = 0;
+  w.next[0] = kNever;
+  w.run(200 * sec); // the period doubles every 2 H ln 2 = 7 s of quiet
+  CHECK(w.src->period(1) == 1 * sec);
+  CHECK(w.src->period(2) == 1 * sec);
 
-  // Quiet again: T doubles per scan back to T_max.
-  run_to(3 * sec + 100 * ms, true);
-  CHECK(src.period(1) > 8 * ms);
-  run_to(6 * sec, true);
-  CHECK(src.period(1) == 1 * sec);
-  CHECK(src.period(2) == 1 * sec);
-  CHECK(lowest == 1 * ms);
-  CHECK(highest == 1 * sec);
+  Topology t = small_world();
   CHECK_THROWS_AS(AdaptiveScanSource(t, AdaptiveScanSource::Params{.period_min = 0}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(AdaptiveScanSource(t, AdaptiveScanSource::Params{.probe_worth = 0}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(AdaptiveScanSource(t, AdaptiveScanSource::Params{.horizon = -1}),
                   std::invalid_argument);
 }
 

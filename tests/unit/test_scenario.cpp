@@ -100,7 +100,7 @@ TEST_CASE("the default scenario is the documented example and validates", "[scen
   CHECK(s.events[1].host == 1);
   REQUIRE(s.generators.size() == 1);
   CHECK(s.generators[0].vms == std::vector<std::string>{"cache0"});
-  CHECK(s.duration_s == 1.0);
+  CHECK(s.duration_s == 1.5);
   CHECK(s.warmup_s == 0.05);
   CHECK(s.channel.notify == NotifyPolicy::on_demand);
   CHECK(s.channel.ring_kib == 256);
@@ -621,7 +621,7 @@ TEST_CASE("to_toml reads back to the same scenario", "[scenario]") {
   s.vms.push_back({"new", 2, 4096, 0});
   s.channel = {false, 3,     64,          NotifyPolicy::spin_then_block,     7, 33.3,
                0.1,   false, Trust::list, {{"web0", "db0"}, {"new", "web1"}}};
-  s.membership = {Detection::adaptive,    20,      1.5, 2.5, 2, 2000, 77,
+  s.membership = {Detection::adaptive,    20,      1.5, 2.5, 2, 2000, 0.75, 12.5, 77,
                   RacePolicy::prevention, 123.456, 0.3};
   s.pool = {true, PoolPolicy::proportional, 64, 128, 3, 12.5};
   s.costs = {{"syscall_ns", 400}, {"odd key.name", 1e-9}, {"huge", 1e300}};

@@ -271,25 +271,28 @@ private:
 // for frequent live migration and larger interval for infrequent").
 //
 // The rule, at each scan of a host at time s that saw n changes on it in the interval Δ since
-// its previous scan:
-//     r <- w * (n / Δ) + (1 - w) * r          (EWMA of the change rate, changes per ns)
-//     T <- clamp(k / r, T_min, T_max)         (T_max when r = 0)
+// its previous scan (f = exp(-Δ / H), H the rate horizon):
+//     C <- f C + n,   E <- f E + Δ,   r = C / E   (change rate, counts and time decayed alike)
+//     T <- clamp(sqrt(2 c / r), T_min, T_max)     (T_max when r = 0)
 //     next scan at s + T
-// Why: a scanner learns of changes only by scanning, so it sees counts per interval, not event
-// times; a rate EWMA updated every scan decays by (1 - w) per quiet scan, so T grows back
-// geometrically (x2 per scan with w = 1/2) when migrations stop, whereas an EWMA of
-// inter-event times is only updated by events and would stay small forever. T = k / r spends
-// about VMs/k probes per change: k is the expected number of changes one race window covers.
-// Reaction to a burst costs at most one current period (the first scan that sees it).
-// The first scan of each host is on the grid of `initial_period`.
+// Why this T: with changes at rate r and scans every T, a change waits T/2 on average before a
+// scan sees it, so a host spends r T / 2 of its time in race windows and 1 / T scans a second.
+// Pricing one scan at c of race-window time (c = probe_worth), the total r T / 2 + c / T is
+// least at T = sqrt(2 c / r): the square-root law. With one steady rate every fixed period is
+// already on the exposure-against-probes front (exposure x probes is the same constant), and a
+// period that wanders is behind it (E[T^2] / E[T] > T); so the estimate is kept steady with a
+// long horizon rather than reacting to each scan. The rule beats every fixed period when rates
+// differ between hosts or over time: the square-root law is then the optimal split of a probe
+// budget. The estimate starts as if the last H had shown the rate for which the initial period
+// is optimal (r0 = 2 c / T0^2), so T starts at the initial period.
 class AdaptiveScanSource final : public ScanningSource {
 public:
   struct Params {
     Nanos period_min = 1'000'000;       // T_min
     Nanos period_max = 1'000'000'000;   // T_max
     Nanos initial_period = 100'000'000; // clamped into [T_min, T_max]
-    double changes_per_period = 1.0;    // k
-    double rate_weight = 0.5;           // w, in (0, 1]
+    Nanos probe_worth = 2'500'000;      // c: the race-window time one scan is worth
+    Nanos horizon = 30'000'000'000;     // H: the rate estimate's time constant
     Nanos phase = 0;
     Nanos phase_step = 0;
     Nanos propagation_delay = 0;
@@ -304,7 +307,8 @@ public:
 private:
   Nanos after_scan(HostId host, std::uint64_t changes, Nanos interval, Nanos now) override;
   struct Estimate {
-    double rate = 0; // changes per ns
+    double changes = 0; // C, decayed
+    double elapsed = 0; // E, ns, decayed
     Nanos period = 0;
   };
   Params params_;
@@ -355,8 +359,8 @@ struct MembershipParams {
   // adaptive
   Nanos period_min = 1'000'000;
   Nanos period_max = 1'000'000'000;
-  double changes_per_period = 1.0;
-  double rate_weight = 0.5;
+  Nanos probe_worth = 2'500'000;
+  Nanos horizon = 30'000'000'000;
   // watch
   Nanos watch_delay = EventWatchSource::kDefaultDelay;
 };

@@ -64,7 +64,9 @@ struct MembershipConfig {
   double period_ms = 100; // periodic; adaptive's initial period
   double phase_ms = 0;
   double propagation_delay_us = 0;
-  double period_min_ms = 1, period_max_ms = 1000; // adaptive
+  double period_min_ms = 1, period_max_ms = 1000; // adaptive bounds
+  double probe_worth_ms = 2.5;                    // adaptive: race-window time one scan is worth
+  double rate_horizon_s = 30;                     // adaptive: the rate estimate's time constant
   double watch_delay_us = 1000;                   // watch: advertisement delay
   RacePolicy race = RacePolicy::resolution;
   double stale_timeout_us = 10'000; // resolution: a local send this late falls back
