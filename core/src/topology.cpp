@@ -43,6 +43,24 @@ struct Topology::Impl {
   Graph graph;
   std::unordered_map<HostId, Vertex> hosts;
   std::unordered_map<VmId, Vertex> vms;
+  // Where each VM of a small id lives (host + 1; 0: no such VM). has_vm, host_of and
+  // co_resident are per-message questions in the simulator (asked on every send); a flat array
+  // answers them from one cache line, not a hash bucket, a node and a vertex. Larger ids (a
+  // real platform's, or hostile ones) are answered from `vms` alone, so the array never grows
+  // beyond kDenseIds entries (8 MiB).
+  static constexpr VmId kDenseIds = VmId{1} << 20;
+  std::vector<std::uint64_t> residence;
+  void set_residence(VmId vm, std::uint64_t host_plus_one) {
+    if (vm >= kDenseIds) return;
+    if (vm >= residence.size()) residence.resize(std::size_t{vm} + 1, 0);
+    residence[vm] = host_plus_one;
+  }
+  // host + 1, or 0 when there is no such VM.
+  std::uint64_t where(VmId vm) const {
+    if (vm < kDenseIds) return vm < residence.size() ? residence[vm] : 0;
+    const auto it = vms.find(vm);
+    return it == vms.end() ? 0 : std::uint64_t{graph[it->second].host} + 1;
+  }
   std::unordered_map<std::string, VmId> by_ip, by_mac;
   std::size_t channels = 0;
   Nanos last_time = 0;
@@ -126,6 +144,7 @@ TopologyEvent Topology::create_vm(VmId vm, VmAddress address, HostId host, Nanos
   Vertex v = boost::add_vertex(std::move(n), im.graph);
   boost::add_edge(v, hv, Link{Link::Kind::resides}, im.graph);
   im.vms.emplace(vm, v);
+  im.set_residence(vm, std::uint64_t{host} + 1);
   im.last_time = now;
   return TopologyEvent{TopologyEvent::Kind::create, vm, host, host, now};
 }
@@ -143,6 +162,7 @@ TopologyEvent Topology::shutdown_vm(VmId vm, Nanos now) {
   boost::clear_vertex(v, im.graph);
   boost::remove_vertex(v, im.graph);
   im.vms.erase(vm);
+  im.set_residence(vm, 0);
   im.last_time = now;
   return TopologyEvent{TopologyEvent::Kind::shutdown, vm, from, from, now};
 }
@@ -160,19 +180,22 @@ TopologyEvent Topology::migrate_vm(VmId vm, HostId to, Nanos now) {
   boost::remove_edge(v, im.hosts.at(from), im.graph);
   boost::add_edge(v, to_v, Link{Link::Kind::resides}, im.graph);
   n.host = to;
+  im.set_residence(vm, std::uint64_t{to} + 1);
   im.last_time = now;
   return TopologyEvent{TopologyEvent::Kind::migrate, vm, from, to, now};
 }
 
 bool Topology::has_vm(VmId vm) const {
-  return impl_->vms.count(vm) != 0;
+  return impl_->where(vm) != 0;
 }
 std::size_t Topology::vm_count() const {
   return impl_->vms.size();
 }
 
 HostId Topology::host_of(VmId vm) const {
-  return impl_->graph[impl_->vm_vertex(vm, "host_of")].host;
+  const std::uint64_t w = impl_->where(vm);
+  if (w == 0) impl_->vm_vertex(vm, "host_of"); // throws unknown_vm
+  return static_cast<HostId>(w - 1);
 }
 
 const VmAddress& Topology::address_of(VmId vm) const {
@@ -192,8 +215,10 @@ std::optional<VmId> Topology::vm_with_mac(std::string_view mac) const {
 }
 
 bool Topology::co_resident(VmId a, VmId b) const {
-  const auto& g = impl_->graph;
-  return g[impl_->vm_vertex(a, "co_resident")].host == g[impl_->vm_vertex(b, "co_resident")].host;
+  const std::uint64_t wa = impl_->where(a), wb = impl_->where(b);
+  if (wa == 0) impl_->vm_vertex(a, "co_resident"); // throws unknown_vm
+  if (wb == 0) impl_->vm_vertex(b, "co_resident");
+  return wa == wb;
 }
 
 std::vector<VmId> Topology::vms_on(HostId host) const {

@@ -79,9 +79,16 @@ public:
   Clock* clock = nullptr;
   std::deque<Frame> frames;
   std::uint64_t in_flight_bytes = 0; // sent, not yet read by the receiver (the TCP window)
+  // The buffers of frames already read, re-used by later sends: no allocation per frame (at
+  // most as many as were ever in flight at once).
+  std::vector<std::vector<std::byte>> spare;
 
   Errc send(std::span<const std::byte> head, std::span<const std::byte> body, Nanos) override {
     Frame f;
+    if (!spare.empty()) {
+      f.bytes = std::move(spare.back());
+      spare.pop_back();
+    }
     f.bytes.resize(head.size() + body.size());
     if (!head.empty()) std::memcpy(f.bytes.data(), head.data(), head.size());
     if (!body.empty()) std::memcpy(f.bytes.data() + head.size(), body.data(), body.size());
@@ -103,6 +110,7 @@ public:
     std::memcpy(head.data(), f.bytes.data(), h);
     if (length > h) std::memcpy(body.data(), f.bytes.data() + h, length - h);
     in_flight_bytes -= length;
+    spare.push_back(std::move(f.bytes));
     frames.pop_front();
     return Errc::ok;
   }

@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -145,6 +146,7 @@ private:
   std::vector<std::unique_ptr<Pipe>> pipes_;
   std::vector<WorkloadStats> wstats_;
   std::vector<std::pair<Pipe*, Pipe*>> workload_pipes_;
+  std::vector<std::unique_ptr<std::function<void(Nanos)>>> pacers_; // paced streams' ticks
   Nanos warmup_ = 0, end_ = 0;
   std::uint64_t next_message_ = 1;
 

@@ -39,7 +39,10 @@ void World::setup_workloads() {
       if (w.rate_per_s > 0) { // offered load: evenly spaced, or Poisson arrivals
         const double rate = w.rate_per_s;
         const bool poisson = w.arrivals == Arrivals::poisson;
-        auto tick = std::make_shared<std::function<void(Nanos)>>();
+        // The pacer lives as long as the world; each queued tick holds (pacer, time), which
+        // std::function keeps inline: no allocation per message.
+        pacers_.push_back(std::make_unique<std::function<void(Nanos)>>());
+        std::function<void(Nanos)>* tick = pacers_.back().get();
         *tick = [this, f, rate, poisson, stop, message, tick](Nanos t) {
           if (t > stop) return;
           // A VM that does not exist (not created yet, or shut down) offers nothing: no
@@ -51,7 +54,7 @@ void World::setup_workloads() {
           }
           const Nanos gap =
               std::max<Nanos>(ns(1e9 * (poisson ? rng_.exponential(rate) : 1.0 / rate)), 1);
-          model_.at(t + gap, [tick, t, gap] { (*tick)(t + gap); });
+          model_.at(t + gap, [tick, next = t + gap] { (*tick)(next); });
         };
         model_.at(start, [tick, start] { (*tick)(start); });
       } else { // as fast as the sender can

@@ -182,6 +182,46 @@ TEST_CASE("topology: channels", "[topology]") {
   CHECK(t.channels_of(11).empty());
 }
 
+TEST_CASE("topology: small and large VM ids answer alike (flat array and map)", "[topology]") {
+  // Ids below 2^20 are answered from a flat array, larger ones from the map: both must follow
+  // every create, migrate and shutdown, and an unknown id of either kind is an error.
+  using C = TopologyError::Code;
+  Topology t;
+  t.add_host(0);
+  t.add_host(7);
+  const std::vector<VmId> ids = {1, (1u << 20) - 1, 1u << 20, 0xFFFFFFFFu};
+  Nanos now = 1;
+  for (VmId id : ids) t.create_vm(id, address(id % 1000 + 100), 0, now++);
+  for (VmId id : ids) {
+    CHECK(t.has_vm(id));
+    CHECK(t.host_of(id) == 0);
+  }
+  CHECK(t.co_resident(1, 0xFFFFFFFFu));
+  t.migrate_vm(1u << 20, 7, now++);
+  t.migrate_vm((1u << 20) - 1, 7, now++);
+  CHECK(t.host_of(1u << 20) == 7);
+  CHECK(t.host_of((1u << 20) - 1) == 7);
+  CHECK(t.co_resident(1u << 20, (1u << 20) - 1));
+  CHECK_FALSE(t.co_resident(1, 1u << 20));
+  CHECK_FALSE(t.co_resident(0xFFFFFFFFu, (1u << 20) - 1));
+  t.shutdown_vm(0xFFFFFFFFu, now++);
+  t.shutdown_vm(1, now++);
+  CHECK_FALSE(t.has_vm(0xFFFFFFFFu));
+  CHECK_FALSE(t.has_vm(1));
+  CHECK_FALSE(t.has_vm(2));
+  CHECK_FALSE(t.has_vm((1u << 20) + 1));
+  require_topology_error([&] { t.host_of(1); }, C::unknown_vm, 1, "host_of: unknown VM 1");
+  require_topology_error([&] { t.host_of(0xFFFFFFFFu); }, C::unknown_vm, 0xFFFFFFFFu,
+                         "host_of: unknown VM 4294967295");
+  require_topology_error([&] { t.co_resident(1u << 20, 5); }, C::unknown_vm, 5,
+                         "co_resident: unknown VM 5");
+  // A failed migration leaves the VM where it was.
+  require_topology_error([&] { t.migrate_vm(1u << 20, 7, now); }, C::same_host, 1u << 20,
+                         "is already on host 7");
+  CHECK(t.host_of(1u << 20) == 7);
+  CHECK(t.vm_count() == 2);
+}
+
 TEST_CASE("topology: errors say what and which id", "[topology]") {
   using C = TopologyError::Code;
   Topology t = small_world();
@@ -601,15 +641,21 @@ struct AdaptiveWorld {
     run(until, [] {});
   }
 };
-} // namespace
 
-TEST_CASE("adaptive scan: the square-root law per host, steady under a steady rate", "[adaptive]") {
+// Bounds 1 ms..1 s, initial period 100 ms, a scan worth 2.5 ms of race window.
+AdaptiveScanSource::Params adaptive_params(Nanos horizon) {
   AdaptiveScanSource::Params p;
   p.period_min = 1 * ms;
   p.period_max = 1 * sec;
   p.initial_period = 100 * ms;
   p.probe_worth = 2500 * us;
-  p.horizon = 30 * sec;
+  p.horizon = horizon;
+  return p;
+}
+} // namespace
+
+TEST_CASE("adaptive scan: the square-root law per host, steady under a steady rate", "[adaptive]") {
+  const AdaptiveScanSource::Params p = adaptive_params(30 * sec);
   // Pair 0 moves 5 times a second, pair 1 once every 10 s, pair 2 never.
   AdaptiveWorld w({5.0, 0.1, 0.0}, p);
   CHECK(w.src->period(1) == 100 * ms); // before any scan: the initial period
@@ -644,12 +690,7 @@ TEST_CASE("adaptive scan: the square-root law per host, steady under a steady ra
 
 TEST_CASE("adaptive scan: a change of rate is followed within a few horizons, within bounds",
           "[adaptive]") {
-  AdaptiveScanSource::Params p;
-  p.period_min = 1 * ms;
-  p.period_max = 1 * sec;
-  p.initial_period = 100 * ms;
-  p.probe_worth = 2500 * us;
-  p.horizon = 5 * sec;
+  const AdaptiveScanSource::Params p = adaptive_params(5 * sec);
   AdaptiveWorld w({0.2}, p);
   w.run(60 * sec);
   const Nanos calm = w.src->period(1);
