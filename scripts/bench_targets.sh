@@ -22,11 +22,19 @@ BENCH_ARGS=${BENCH_ARGS:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# A run that fails (on a loaded machine a peer can miss its deadlines) is tried once more; the
+# table's notes say so, with the first attempt's last error line.
+: >"$work/notes"
 for i in $(seq 1 "$RUNS"); do
-  cut -d' ' -f1 /proc/loadavg >"$work/load.$i"
-  echo "bench_targets: run $i of $RUNS (load $(cat "$work/load.$i"))" >&2
-  # shellcheck disable=SC2086 # BENCH_ARGS is a list of options
-  "$IVMC" bench --json $BENCH_ARGS >"$work/run.$i.json"
+  for attempt in 1 2; do
+    cut -d' ' -f1 /proc/loadavg >"$work/load.$i"
+    echo "bench_targets: run $i of $RUNS (load $(cat "$work/load.$i"))" >&2
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of options
+    if "$IVMC" bench --json $BENCH_ARGS >"$work/run.$i.json" 2>"$work/err.$i"; then break; fi
+    cat "$work/err.$i" >&2
+    [ "$attempt" = 2 ] && { echo "bench_targets: run $i failed twice" >&2; exit 1; }
+    echo "run $i was tried twice: the first attempt failed ($(tail -n1 "$work/err.$i"))" >>"$work/notes"
+  done
 done
 
 /usr/bin/python3 - "$work" "$RUNS" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" <<'PY'
@@ -90,4 +98,6 @@ print("|---|---|---|---|---|---|")
 for i, d in enumerate(data, 1):
     print(f'| {i} | {loads[i - 1]} | {d["iceoryx"]} | {d["cacheline_rtt_ns"]:.0f} ns | '
           f'{d.get("bare_rtt_ns", 0):.0f} ns | {modes(d)} |')
+for line in open(f"{work}/notes"):
+    print(f"\n{line.strip()}")
 PY
