@@ -200,6 +200,19 @@ bool ChannelBroker::handle(Client& client, const broker::Request& request, broke
         pid_of_peer_(static_cast<std::uint16_t>(request.ivshmem_peer_id)) != client.pid)
       return refuse(reply, fmt::format("ivshmem peer {} is not a connection of pid {}",
                                        request.ivshmem_peer_id, client.pid));
+    // One live VM per enrolment: the server names a channel's member by its VM, so a second
+    // process holding the same token would make that name ambiguous (and a copied token must
+    // not stand in for a VM that is alive). A connection whose main-socket peer has left (a
+    // process that moved to another host and may come back) no longer counts, and loses its VM.
+    for (auto& [fd, other] : clients_) {
+      if (&other == &client || other.vm != found->vm) continue;
+      if (other.ivshmem_peer_id <= 0xffff &&
+          pid_of_peer_(static_cast<std::uint16_t>(other.ivshmem_peer_id)) == other.pid)
+        return refuse(reply, fmt::format("vm {} is already enrolled by pid {} (ivshmem peer {}): "
+                                         "one live process per vm",
+                                         found->vm, other.pid, other.ivshmem_peer_id));
+      other.vm.reset(); // its peer left the main socket: that enrolment is over
+    }
     client.vm = found->vm;
     client.ivshmem_peer_id = request.ivshmem_peer_id;
     reply.op = broker::Op::welcome;
