@@ -23,6 +23,7 @@
 #include "ivmc/sim/costs.hpp"
 #include "ivmc/sim/model.hpp"
 #include "ivmc/sim/run.hpp"
+#include "ivmc/sim/stage.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -59,20 +60,6 @@ inline Nanos ns(double v) {
 }
 
 using Rng = experiment::Draws; // the draws every backend makes alike
-
-// A FIFO server shared by several flows (a Dom0 CPU, a vhost worker, a NIC): a packet that
-// reaches it while it is busy waits. Reservations are made in send order, which is time order
-// for each flow and close to it across flows.
-struct Stage {
-  Nanos free_at = 0;
-  Nanos busy = 0;
-  Nanos serve(Nanos arrive, Nanos service) {
-    const Nanos start = std::max(arrive, free_at);
-    free_at = start + service;
-    busy += service;
-    return free_at;
-  }
-};
 
 class World {
 public:

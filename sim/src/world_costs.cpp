@@ -90,7 +90,9 @@ Nanos World::remote_recv_cost(const Pipe& p, std::size_t frame) const {
 }
 
 // When a frame that leaves the sender's VM at `leaves` reaches the receiver's socket: through
-// the host's Dom0 (or vhost worker), and between machines through both NICs and the wire.
+// the host's Dom0 (or vhost worker), and between machines through both NICs and the wire. Each
+// stage is reserved now for the time the frame will reach it, and serves it in its idle time
+// from then on (stage.hpp: never behind reservations for later times).
 Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
   const auto& c = costs_;
   const double k = nic_packets(p, frame);
@@ -103,17 +105,19 @@ Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
   const double copy =
       xen ? c.xen_grant_copy_ns_per_byte * c.xen_grant_copies : c.kvm_host_copy_ns_per_byte;
   const double delay = xen ? c.xen_dom0_latency_ns : c.kvm_host_latency_ns;
+  const Nanos now = model_.now_ns();
   if (a == b) {
-    const Nanos out = host_stage_[a].serve(leaves + ns(delay), ns(k * per_packet + bytes * copy));
+    const Nanos out =
+        host_stage_[a].serve(now, leaves + ns(delay), ns(k * per_packet + bytes * copy));
     return out + ns(c.wakeup_latency_ns);
   }
   // Between hosts each end does half the copying, and the wire carries headers too.
-  Nanos t = host_stage_[a].serve(leaves + ns(delay), ns(k * per_packet + bytes * copy / 2));
+  Nanos t = host_stage_[a].serve(now, leaves + ns(delay), ns(k * per_packet + bytes * copy / 2));
   const double wire = (bytes + k * 66) / (s_.platform.link_gbps * 1e9 / 8) * 1e9;
-  t = nic_stage_[a].serve(t, ns(k * c.nic_per_packet_ns + wire));
+  t = nic_stage_[a].serve(now, t, ns(k * c.nic_per_packet_ns + wire));
   t += ns(s_.platform.link_latency_us * 1e3);
-  t = nic_stage_[b].serve(t, ns(k * c.nic_per_packet_ns));
-  t = host_stage_[b].serve(t + ns(delay), ns(k * per_packet + bytes * copy / 2));
+  t = nic_stage_[b].serve(now, t, ns(k * c.nic_per_packet_ns));
+  t = host_stage_[b].serve(now, t + ns(delay), ns(k * per_packet + bytes * copy / 2));
   return t + ns(c.wakeup_latency_ns);
 }
 

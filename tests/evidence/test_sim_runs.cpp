@@ -12,6 +12,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -201,4 +202,41 @@ vms = ["a"]
   CHECK(lost ==
         num(rows[0], "sends") - num(rows[0], "frames_local") - num(rows[0], "frames_remote"));
   CHECK(num(rows[0], "lost_bytes") == lost * 64);
+}
+
+// Streams around a ring of hosts, each from one host's VM to the next host's: each host's Dom0
+// and NIC carry one outgoing and one incoming frame per message period, far apart, so every
+// stream's latency is that of a lone stream between two hosts. The remote path's stages used to
+// serve a frame only after every reservation made before it, including those for later times:
+// a host's outgoing frame waited for the incoming frame of the host before it, the wait
+// compounded around the ring (3 hosts: 126, 230, 333 us; 100 hosts: p50 85 ms after 5 s, and
+// growing), and the event queue filled with frames' arrivals.
+TEST_CASE("streams around a ring of hosts: each hop's latency is a lone stream's, not compounded",
+          "[sim]") {
+  // hosts == 1: the lone stream, to a VM on a second host that sends nothing.
+  const auto ring = [](std::size_t hosts) {
+    std::string t = "name = \"ring\"\nduration_s = 2.0\nwarmup_s = 0\n[platform]\nhosts = " +
+                    std::to_string(std::max<std::size_t>(hosts, 2)) + "\n";
+    for (std::size_t h = 0; h < std::max<std::size_t>(hosts, 2); ++h) {
+      t += "[[vm]]\nname = \"v" + std::to_string(h) + "\"\nhost = " + std::to_string(h) + "\n";
+    }
+    for (std::size_t h = 0; h < hosts; ++h) {
+      t += "[[workload]]\nkind = \"tcp_stream\"\nfrom = \"v" + std::to_string(h) + "\"\nto = \"v" +
+           std::to_string(hosts == 1 ? 1 : (h + 1) % hosts) +
+           "\"\nmessage_bytes = 1024\nrate_per_s = 100\n";
+    }
+    return parse_scenario(t, "ring.toml");
+  };
+  const Rows lone = sweep("ring-lone", ring(1), {}, 1, 1);
+  REQUIRE(lone.size() == 1);
+  const double alone = num(lone[0], "w0_latency_p50_us");
+  CHECK(alone > 0);
+  const Rows rows = sweep("ring-100", ring(100), {}, 1, 1);
+  REQUIRE(rows.size() == 1);
+  for (std::size_t i = 0; i < 100; ++i) {
+    INFO("workload " << i << ", a lone stream's p50 " << alone << " us");
+    const std::string w = "w" + std::to_string(i);
+    CHECK(num(rows[0], w + "_messages_per_s") > 95);
+    CHECK(num(rows[0], w + "_latency_p99.9_us") <= alone * 1.05);
+  }
 }

@@ -317,6 +317,7 @@ void IvshmemServer::start() {
       b.socket_path = channel_socket_path();
       b.enrolments = options_.enrolments;
       b.trust = options_.trust;
+      b.exec_enrolment = options_.exec_enrolment;
       broker_ = std::make_unique<ChannelBroker>(
           std::move(b),
           [this](std::uint16_t id) -> std::optional<pid_t> {

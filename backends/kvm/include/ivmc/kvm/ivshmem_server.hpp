@@ -61,6 +61,9 @@ struct IvshmemServerOptions {
   bool channel_socket = false;
   std::vector<Enrolment> enrolments;
   std::optional<TrustList> trust;
+  // Exec mode on the channel socket (ChannelBrokerOptions::exec_enrolment): `ivmc exec`'s
+  // host service, where processes of this uid enrol themselves.
+  bool exec_enrolment = false;
 };
 
 // Parses "4096", "64K", "4M", "1G" (binary multiples, case-insensitive, optional "iB"/"B").
