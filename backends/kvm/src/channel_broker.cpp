@@ -205,7 +205,10 @@ bool ChannelBroker::handle(Client& client, const broker::Request& request, broke
     // process holding the same token would make that name ambiguous (and a copied token must
     // not stand in for a VM that is alive). A connection whose main-socket peer has left (a
     // process that moved to another host and may come back) no longer counts, and loses its VM.
+    // An exec-mode VM (`ivmc exec`) is one program and its children: its processes share
+    // the VM by design, and each channel is named by its ports as well (pending connections).
     for (auto& [fd, other] : clients_) {
+      if (found->exec) break;
       if (&other == &client || other.vm != found->vm) continue;
       if (other.ivshmem_peer_id <= 0xffff &&
           pid_of_peer_(static_cast<std::uint16_t>(other.ivshmem_peer_id)) == other.pid)
