@@ -67,7 +67,9 @@ TEST_CASE("ivmc run --backend kvm plays two live migrations while streaming, rac
   // Out and back: local at the start, remote after the move, local again after the return.
   CHECK(num(slow, "frames_local") > 0);
   CHECK(num(slow, "frames_remote") > 0);
-  CHECK(num(slow, "switches_to_remote") >= 1);
+  // Away by a failed stale send (a fallback) or by the view update (a switch), whichever came
+  // first.
+  CHECK(num(slow, "switches_to_remote") + num(slow, "fallbacks") >= 1);
   CHECK(num(slow, "switches_to_local") >= 1);
   CHECK(num(slow, "channels_opened") >= 2); // a new instance after the return
   CHECK(num(slow, "w0_local_share") > 0);
@@ -80,7 +82,8 @@ TEST_CASE("ivmc run --backend kvm plays two live migrations while streaming, rac
   CHECK(num(slow, "sends_in_race_window") > 0);
   CHECK(num(slow, "race_exposure") > 0);
   CHECK(num(slow, "race_exposure") < 1);
-  CHECK(num(slow, "race_operations") > 0);
+  // Whether the stale send fails inside the window depends on where the scan falls (the watch
+  // run below makes it certain); the cells must add up either way.
   CHECK(num(slow, "race_operations") ==
         num(slow, "race_establishment_migration_in") + num(slow, "race_establishment_creation") +
             num(slow, "race_establishment_migration_out") +
