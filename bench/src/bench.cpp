@@ -120,6 +120,15 @@ BenchReport run_bench(const BenchOptions& o) {
   const PairedRtt poll = ring.rtt("poll");
   note(fmt::format("polled 64 B round trip {:.0f} ns, cache line {:.0f} ns", median(poll.ring_ns),
                    median(poll.baseline_ns)));
+  std::map<std::size_t, PairedRtt> poll_small;
+  for (std::size_t s : report.small_rtt_sizes) {
+    poll_small[s] = ring.rtt("poll", s);
+    note(fmt::format("polled {} B round trip {:.0f} ns, cache line {:.0f} ns", s,
+                     median(poll_small[s].ring_ns), median(poll_small[s].baseline_ns)));
+  }
+  const PairedRtt poll_crc = ring.rtt("poll_crc");
+  note(fmt::format("polled 64 B round trip with CRC32C {:.0f} ns, cache line {:.0f} ns",
+                   median(poll_crc.ring_ns), median(poll_crc.baseline_ns)));
   const PairedRtt zero_copy = ring.rtt("zero_copy");
   note(fmt::format("zero-copy 64 B round trip {:.0f} ns, cache line {:.0f} ns",
                    median(zero_copy.ring_ns), median(zero_copy.baseline_ns)));
@@ -155,6 +164,7 @@ BenchReport run_bench(const BenchOptions& o) {
   };
   const std::vector<Path> paths = {
       {"ring", "poll", [&](std::size_t s) { return ring.throughput("poll", s); }},
+      {"ring", "poll_crc", [&](std::size_t s) { return ring.throughput("poll_crc", s); }},
       {"ring", "zero_copy", [&](std::size_t s) { return ring.throughput("zero_copy", s); }},
       {"ring", "block", [&](std::size_t s) { return ring.throughput("block", s); }},
       {"tcp", "block",
@@ -179,8 +189,11 @@ BenchReport run_bench(const BenchOptions& o) {
   std::map<std::pair<std::size_t, std::size_t>, std::vector<std::size_t>> runs_of; // (size, path)
   double fastest = std::numeric_limits<double>::infinity();
   for (const PairedRtt* x :
-       std::initializer_list<const PairedRtt*>{&poll, &zero_copy, &iceoryx_rtt}) {
+       std::initializer_list<const PairedRtt*>{&poll, &poll_crc, &zero_copy, &iceoryx_rtt}) {
     for (double b : x->baseline_ns) fastest = std::min(fastest, b);
+  }
+  for (const auto& [size, x] : poll_small) {
+    for (double b : x.baseline_ns) fastest = std::min(fastest, b);
   }
   for (std::size_t s : o.sizes) {
     for (int rep = 0; rep < o.repeats; ++rep) {
@@ -222,6 +235,13 @@ BenchReport run_bench(const BenchOptions& o) {
   const auto [poll_ring, poll_line, poll_ratio] = rtt_ratio(poll);
   report.cacheline_rtt_ns = poll_line;
   report.poll_rtt_ratio = poll_ratio;
+  report.poll_rtt_ns = poll_ring;
+  for (const auto& [size, x] : poll_small) {
+    report.poll_small_rtt_ratio[size] = std::get<2>(rtt_ratio(x));
+  }
+  const auto [crc_ring, crc_line, crc_ratio] = rtt_ratio(poll_crc);
+  report.crc_rtt_ratio = crc_ratio;
+  report.crc_rtt_ns = crc_ring;
   const auto [zc_ring, zc_line, zc_ratio] = rtt_ratio(zero_copy);
   report.zero_copy_rtt_ratio = zc_ratio;
   const auto [block_ring, block_efd, block_ratio] = rtt_ratio(block);
@@ -284,6 +304,7 @@ BenchReport run_bench(const BenchOptions& o) {
       t.runs_full = static_cast<int>(select(true, false).size());
       if (s == 64 && paths[p].transport == "ring") {
         t.rtt_p50_ns = paths[p].mode == "poll"        ? poll_ring
+                       : paths[p].mode == "poll_crc"  ? crc_ring
                        : paths[p].mode == "zero_copy" ? zc_ring
                                                       : block_ring;
       }

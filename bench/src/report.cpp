@@ -116,8 +116,12 @@ std::vector<Ratio> ratios(const BenchReport& r) {
     out.push_back(
         {std::move(key), std::move(label), a->gbps / m, a->gbps_all / m, std::move(target)});
   };
-  rtt("poll_rtt_over_cacheline", "64 B polled RTT / cache-line RTT", r.poll_rtt_ratio,
-      "<= 2.0 for payloads <= 56 B");
+  rtt("poll_rtt_over_cacheline", "64 B polled RTT / cache-line RTT", r.poll_rtt_ratio, "");
+  for (const auto& [size, ratio] : r.poll_small_rtt_ratio) {
+    rtt(fmt::format("poll_rtt_{}_over_cacheline", size),
+        fmt::format("{} B polled RTT / cache-line RTT", size), ratio, "<= 2.0");
+  }
+  rtt("crc_rtt_over_poll", "64 B polled RTT, CRC32C on / off", r.crc_rtt_ns / r.poll_rtt_ns, "");
   rtt("zero_copy_rtt_over_cacheline", "64 B zero-copy RTT / cache-line RTT", r.zero_copy_rtt_ratio,
       "");
   if (iceoryx) {
@@ -133,6 +137,10 @@ std::vector<Ratio> ratios(const BenchReport& r) {
               "poll", ">= 0.5");
   over_memcpy("zero_copy_gbps_64k_over_memcpy_1m", "64 KiB GB/s, zero-copy / memcpy 1 MiB",
               "zero_copy", "");
+  rows("crc_gbps_64k_over_poll", "64 KiB GB/s, polled with CRC32C / without", "ring", "poll_crc",
+       65536, "ring", "poll", 65536, false, "");
+  rows("crc_msgs_64_over_poll", "64 B msg/s, polled with CRC32C / without", "ring", "poll_crc", 64,
+       "ring", "poll", 64, true, "");
   rows("zero_copy_gbps_64k_over_poll", "64 KiB GB/s, zero-copy / polled (copying)", "ring",
        "zero_copy", 65536, "ring", "poll", 65536, false, "");
   rows("poll_msgs_64_over_tcp", "64 B msg/s, polled / TCP loopback", "ring", "poll", 64, "tcp",
@@ -164,6 +172,13 @@ std::string to_json(const BenchReport& r) {
   out += fmt::format("\"iceoryx_rtt_ratio\": {}, ",
                      r.iceoryx == "measured" ? number(r.iceoryx_rtt_ratio) : "null");
   out += fmt::format("\"zero_copy_rtt_ratio\": {}, ", number(r.zero_copy_rtt_ratio));
+  out += "\"poll_small_rtt_ratio\": {";
+  for (const auto& [size, ratio] : r.poll_small_rtt_ratio) {
+    out += fmt::format("{}\"{}\": {}", size == r.poll_small_rtt_ratio.begin()->first ? "" : ", ",
+                       size, number(ratio));
+  }
+  out += "}, ";
+  out += fmt::format("\"crc_rtt_ratio\": {}, ", number(r.crc_rtt_ratio));
   out += fmt::format("\"machine\": {}, ", machine_json(r.machine));
   out += "\"memcpy_gbps\": {";
   bool first = true;

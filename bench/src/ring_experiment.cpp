@@ -20,6 +20,7 @@ ChannelConfig ring_config(const BenchOptions& o, const std::string& mode) {
   c.ring_bytes = o.ring_bytes;
   // zero_copy polls too: it is the polled ring used through reserve/commit and peek/release.
   c.notify.policy = mode == "block" ? NotifyPolicy::on_demand : NotifyPolicy::polling;
+  c.record_crc32c = mode == "poll_crc";     // the cost of the optional per-record check
   c.liveness.peer_timeout = 10'000'000'000; // a benchmark peer may be descheduled for a while
   return c;
 }
@@ -148,7 +149,7 @@ Throughput RingExperiment::throughput(const std::string& mode, std::size_t size)
   return result;
 }
 
-PairedRtt RingExperiment::rtt(const std::string& mode) {
+PairedRtt RingExperiment::rtt(const std::string& mode, std::size_t size) {
   LineProbe line;
   EventfdProbe efd;
   const bool poll = mode != "block", in_place = mode == "zero_copy";
@@ -159,7 +160,7 @@ PairedRtt RingExperiment::rtt(const std::string& mode) {
       "ring ping-pong", mode,
       [&](kvm::HostEndpoint& ep) {
         TscTimer timer;
-        std::vector<std::byte> msg(64, std::byte{1}), buf(64);
+        std::vector<std::byte> msg(size, std::byte{1}), buf(size);
         std::uint64_t sink = 0;
         for (int r = 0; r < rounds + 1; ++r) { // round 0 warms up
           const double base = median(poll ? line.parent_round(n) : efd.parent_round(n));
@@ -183,7 +184,7 @@ PairedRtt RingExperiment::rtt(const std::string& mode) {
         asm volatile("" ::"r"(sink)); // every byte was read
       },
       [&](kvm::HostEndpoint& ep) {
-        std::vector<std::byte> buf(64);
+        std::vector<std::byte> buf(size);
         for (int r = 0; r < rounds + 1; ++r) {
           poll ? line.child_round(n) : efd.child_round(n);
           for (int i = 0; i < n; ++i) {

@@ -1,7 +1,8 @@
-// The ring's own measurements: throughput and 64 B round trips of the channel between two
-// pinned processes through the ivshmem server, in three modes: "poll" (polling policy, send and
-// recv), "block" (on_demand: the receiver sleeps until rung) and "zero_copy" (polling, through
-// reserve/commit and peek/release). Internal to bench/.
+// The ring's own measurements: throughput and round trips of the channel between two pinned
+// processes through the ivshmem server, in four modes: "poll" (polling policy, send and recv),
+// "poll_crc" (the same with a CRC32C on every record, ChannelConfig::record_crc32c), "block"
+// (on_demand: the receiver sleeps until rung) and "zero_copy" (polling, through reserve/commit
+// and peek/release). Internal to bench/.
 #pragma once
 
 #include "baselines.hpp"
@@ -22,10 +23,10 @@ public:
   // The peer sends `size`-byte messages for the options' seconds per point; the measuring
   // process receives them (recv copies each out; zero_copy reads every byte in place).
   Throughput throughput(const std::string& mode, std::size_t size);
-  // 64 B round trips, interleaved round by round with the baseline they are judged against
-  // (cache-line probe when polling, raw eventfd when blocking) in the same two processes, so
-  // the placement of the moment applies to both. One warm-up round is dropped.
-  PairedRtt rtt(const std::string& mode);
+  // Round trips of `size`-byte messages, interleaved round by round with the baseline they are
+  // judged against (cache-line probe when polling, raw eventfd when blocking) in the same two
+  // processes, so the placement of the moment applies to both. One warm-up round is dropped.
+  PairedRtt rtt(const std::string& mode, std::size_t size = 64);
 
 private:
   kvm::EndpointOptions endpoint(const std::string& mode) const;

@@ -4,6 +4,7 @@
 #include "channel_internal.hpp"
 
 #include "ivmc/core/channel.hpp"
+#include "ivmc/core/crc32c.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -23,13 +24,66 @@ using wire::EndpointState;
 Errc Channel::fail(Errc code, std::string detail) {
   {
     std::lock_guard lock(detail_mutex_);
-    if (failure_.load(std::memory_order_relaxed) != Errc::ok) { // the first failure wins
-      return failure_.load(std::memory_order_relaxed);
+    // The first failure wins, except that a violation found while draining a dead peer's
+    // records (a close that does not match them, say) says more than that it died.
+    const Errc existing = failure_.load(std::memory_order_relaxed); // under detail_mutex_
+    if (existing != Errc::ok &&
+        !(existing == Errc::peer_dead && code == Errc::protocol_violation)) {
+      return existing;
     }
     detail_ = std::move(detail);
     failure_.store(code, std::memory_order_release); // detail_ is complete before the code
   }
+  if (code == Errc::protocol_violation) {
+    // Tell the peer, so that it does not wait for an endpoint that will never read or send
+    // again (a zeroed header would otherwise leave both sides waiting, each heartbeating).
+    set_own_state(EndpointState::failed);
+    if (policy_ != NotifyPolicy::polling) {
+      doorbell_.ring(Wake::data);
+      doorbell_.ring(Wake::space);
+    }
+  }
   return code;
+}
+
+// Writes this endpoint's state into its line (never over failed: that stays), unless the area
+// was re-created meanwhile (then the line is not ours).
+void Channel::set_own_state(EndpointState state) {
+  std::lock_guard lock(own_line_mutex_);
+  if (own_state_ == static_cast<std::uint32_t>(EndpointState::failed)) return;
+  if (shared(control_->identity.generation).load(std::memory_order_relaxed) !=
+      geometry_.generation) { // relaxed: only compared
+    return;
+  }
+  own_state_ = static_cast<std::uint32_t>(state);
+  // Release: every record we published is visible before the peer sees the new state.
+  shared(control_->endpoint[side_].state).store(own_state_, std::memory_order_release);
+}
+
+// Our endpoint line is written by us alone: if it holds something else, a third writer forged
+// it (a `detached` that would end the peer's stream as if we had left, say).
+void Channel::check_own_line() {
+  std::uint32_t wrote = 0, found = 0;
+  std::uint64_t address = 0;
+  {
+    std::lock_guard lock(own_line_mutex_);
+    if (shared(control_->identity.generation).load(std::memory_order_relaxed) !=
+        geometry_.generation) { // relaxed: only compared; a re-created area is checked elsewhere
+      return;
+    }
+    wrote = own_state_;
+    // Relaxed: our own fields; the mutex orders them against our own state changes.
+    found = shared(control_->endpoint[side_].state).load(std::memory_order_relaxed);
+    address = shared(control_->endpoint[side_].platform_address).load(std::memory_order_relaxed);
+  }
+  if (found != wrote || address != own_address_) {
+    fail(Errc::protocol_violation,
+         "side " + std::to_string(side_) +
+             ": its own endpoint line was overwritten by another writer (state " +
+             std::to_string(found) + ", platform address " + hex(address) +
+             "; this endpoint wrote state " + std::to_string(wrote) + ", address " +
+             hex(own_address_) + ")");
+  }
 }
 
 std::string Channel::error_detail() const {
@@ -70,31 +124,46 @@ Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
   return wait_for(Wake::space, timeout, try_once, false);
 }
 
-// Writes the terminator and the payload of the record at tx_.position (ending at `end`).
-// Store order: the lines after the header's first (terminator, payload), then the payload bytes
-// that share the header's line. The consumer polls the header's line; writing it in one burst
-// with the header (publish_record, next) takes that line from the consumer once, instead of
-// once for the payload and again for the header after the other lines were written.
-[[gnu::always_inline]] inline void Channel::write_payload(std::uint64_t end, std::uint32_t length,
+// Writes the terminator and the payload of the record for tx_.position (header at `start`,
+// ending at `end`). Store order: the lines after the header's first (terminator, payload), then
+// the payload bytes that share the header's line. The consumer polls the header's line; writing
+// it in one burst with the header (publish_record, next) takes that line from the consumer
+// once, instead of once for the payload and again for the header after the other lines.
+[[gnu::always_inline]] inline void Channel::write_payload(std::uint64_t start, std::uint64_t end,
+                                                          std::uint32_t length,
                                                           std::span<const std::byte> head,
                                                           std::span<const std::byte> body) {
-  const std::uint64_t pos = tx_.position;
   auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
   shared(*terminator).store(0, std::memory_order_relaxed); // ordered by the header's release
-  const std::uint64_t payload = wire::payload_position(pos, length);
-  const std::uint64_t header_line_end = (pos | (wire::kCacheLine - 1)) + 1;
+  const std::uint64_t payload = wire::payload_position(tx_.position, length, prefix_);
+  const std::uint64_t header_line_end = (start | (wire::kCacheLine - 1)) + 1;
   const std::uint64_t in_header_line =
       std::min<std::uint64_t>(length, header_line_end > payload ? header_line_end - payload : 0);
   copy_in_range(tx_.data, tx_.size, payload, head, body, in_header_line, length);
   copy_in_range(tx_.data, tx_.size, payload, head, body, 0, in_header_line);
 }
 
-// Publishes the record at tx_.position, whose payload and terminator are written, and moves on.
-[[gnu::always_inline]] inline void Channel::publish_record(std::uint64_t end,
-                                                           std::uint32_t length) {
-  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (tx_.position & tx_.mask));
-  // Release: payload and terminator are visible before the header that announces them.
-  shared(*header).store(wire::make_header(tx_.position, length), std::memory_order_release);
+// Publishes the record for tx_.position (header at `start`), whose payload and terminator are
+// written, with its check word when the channel checks records, and moves on.
+[[gnu::always_inline]] inline void Channel::publish_record(std::uint64_t start, std::uint64_t end,
+                                                           std::uint32_t length,
+                                                           std::uint64_t check) {
+  auto* header = reinterpret_cast<std::uint64_t*>(tx_.data + (start & tx_.mask));
+  if (checked_) {
+    auto* word =
+        reinterpret_cast<std::uint64_t*>(tx_.data + ((start + wire::kHeaderBytes) & tx_.mask));
+    shared(*word).store(check, std::memory_order_relaxed); // ordered by the release below
+  }
+  if (start == tx_.position) [[likely]] {
+    // Release: payload and terminator are visible before the header that announces them.
+    shared(*header).store(wire::make_header(start, length), std::memory_order_release);
+  } else {
+    // Relaxed: the pad's release below publishes this header with the rest of the record.
+    shared(*header).store(wire::make_header(start, length), std::memory_order_relaxed);
+    auto* pad = reinterpret_cast<std::uint64_t*>(tx_.data + (tx_.position & tx_.mask));
+    // Release: the record after the pad, header included, is visible before the pad.
+    shared(*pad).store(wire::make_pad(tx_.position), std::memory_order_release);
+  }
   tx_.position = end;
   // Release: the slow-path readers of `produced` (end of stream, stats) see complete records.
   shared(control_->direction[side_].produced.value).store(tx_.position, std::memory_order_release);
@@ -106,13 +175,23 @@ Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
 Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
   const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
-  const std::uint64_t end = wire::record_end(tx_.position, length);
+  const std::uint64_t start = wire::record_start(tx_.position, length, prefix_);
+  const std::uint64_t end = wire::record_end(tx_.position, length, prefix_);
   if (const Errc room = tx_room(end - tx_.position + wire::kTerminatorBytes); room != Errc::ok) {
     return room;
   }
-  write_payload(end, length, head, body);
-  publish_record(end, length);
+  write_payload(start, end, length, head, body);
+  publish_record(start, end, length,
+                 checked_ ? record_check(wire::make_header(start, length), head, body) : 0);
   return Errc::ok;
+}
+
+// The check word of a record: CRC32C of its header's 8 bytes, then its payload (head, body).
+std::uint64_t Channel::record_check(std::uint64_t header, std::span<const std::byte> head,
+                                    std::span<const std::byte> body) const {
+  std::uint32_t crc = crc32c(0, &header, sizeof header); // little-endian hosts only (wire.hpp)
+  crc = crc32c(crc, head.data(), head.size());
+  return crc32c(crc, body.data(), body.size());
 }
 
 // ok if `need` bytes are free after tx_.position, would_block if not, or a violation.
@@ -213,6 +292,7 @@ Errc Channel::receive(Nanos timeout, Try try_once) {
   const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
   // A dead or closed peer's complete records are still delivered; other failures stop here.
   if (f != Errc::ok && f != Errc::peer_dead && f != Errc::peer_closed) return f;
+  if (rx_eof_.load(std::memory_order_relaxed)) return after_end_of_stream(); // own flag
   const Errc first = try_once();
   if (first != Errc::would_block) return first;
   if (f == Errc::peer_dead) {
@@ -224,16 +304,41 @@ Errc Channel::receive(Nanos timeout, Try try_once) {
     if (state == static_cast<std::uint32_t>(EndpointState::closed) ||
         state == static_cast<std::uint32_t>(EndpointState::detached)) {
       const Errc last = try_once(); // one may have landed before the close
-      return last == Errc::would_block ? Errc::peer_closed : last;
+      if (last != Errc::would_block) return last;
+      if (const Errc e = closing_index_check(); e != Errc::ok) return e; // its index agrees
+      return Errc::peer_closed;
     }
   }
   if (f != Errc::ok) return f;
-  if (rx_eof_.load(std::memory_order_relaxed)) return Errc::peer_closed; // receiver's own flag
   if (timeout == 0) {
     const Errc e = peer_state_check(clock_.now(), Wake::data, Errc::would_block);
     return e == Errc::ok ? try_once() : e; // ok: a last record arrived meanwhile
   }
   return wait_for(Wake::data, timeout, try_once, policy_ == NotifyPolicy::spin_then_block);
+}
+
+// After the peer's end of stream: a peer that closed publishes nothing more, so a record after
+// its close, or a `failed` state, says that the close was forged (or that the peer lies), and
+// the stream cannot be trusted.
+Errc Channel::after_end_of_stream() {
+  auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (rx_.position & rx_.mask));
+  const std::uint64_t header = shared(*word).load(std::memory_order_relaxed); // only compared
+  const std::uint32_t state =
+      shared(control_->endpoint[1 - side_].state).load(std::memory_order_relaxed); // compared
+  if (header != 0) {
+    return fail(Errc::protocol_violation,
+                "ring " + std::to_string(1 - side_) + ": header " + hex(header) + " at position " +
+                    std::to_string(rx_.position) +
+                    " after the peer closed its sending side (a forged close, or records after "
+                    "a close)");
+  }
+  if (state == static_cast<std::uint32_t>(EndpointState::failed)) {
+    return fail(Errc::protocol_violation,
+                "side " + std::to_string(1 - side_) +
+                    " found the shared area broken after its close (state failed): the close "
+                    "may have been forged");
+  }
+  return Errc::peer_closed;
 }
 
 // The header of the record at rx_.position, read once and validated: ok with its payload
@@ -256,23 +361,70 @@ Errc Channel::receive(Nanos timeout, Try try_once) {
     if (rx_.published != pos) publish_consumed();
     return Errc::would_block;
   }
-  const std::uint32_t len = wire::header_length(header);
-  if (wire::header_tag_of(header) != wire::header_tag(pos) || len > max_message_) {
-    return fail(Errc::protocol_violation,
-                "ring " + std::to_string(1 - side_) + ": header " + hex(header) + " at position " +
-                    std::to_string(pos) + " (offset " + std::to_string(pos & rx_.mask) + "): " +
-                    (len > max_message_ ? "length " + std::to_string(len) +
-                                              " exceeds max_message " + std::to_string(max_message_)
-                                        : "tag " + hex(wire::header_tag_of(header)) +
-                                              ", expected " + hex(wire::header_tag(pos))));
+  std::uint32_t len = wire::header_length(header);
+  if (wire::header_tag_of(header) != wire::header_tag(pos)) {
+    return header_violation(
+        pos, header,
+        ("tag " + hex(wire::header_tag_of(header)) + ", expected " + hex(wire::header_tag(pos)))
+            .c_str());
+  }
+  if (len == wire::kPadLength) [[unlikely]] {
+    // A pad: the small record it announces starts at the next line, written before the pad.
+    const std::uint64_t start = wire::align_up(pos, wire::kCacheLine);
+    auto* next = reinterpret_cast<std::uint64_t*>(rx_.data + (start & rx_.mask));
+    // Relaxed: the pad's acquire above made the record after it visible.
+    const std::uint64_t record = shared(*next).load(std::memory_order_relaxed);
+    len = wire::header_length(record);
+    if (start == pos || record == 0 || wire::header_tag_of(record) != wire::header_tag(start) ||
+        len > max_message_ || wire::record_start(pos, len, prefix_) != start) {
+      return header_violation(pos, header,
+                              ("a pad not followed by a small record that needs it (header " +
+                               hex(record) + " at position " + std::to_string(start) + ")")
+                                  .c_str());
+    }
+  } else if (len > max_message_) {
+    return header_violation(
+        pos, header,
+        ("length " + std::to_string(len) + " exceeds max_message " + std::to_string(max_message_))
+            .c_str());
+  } else if (wire::record_start(pos, len, prefix_) != pos) {
+    return header_violation(pos, header,
+                            "a small record across a line boundary, where a pad belongs");
   }
   length = len;
   return Errc::ok;
 }
 
+Errc Channel::header_violation(std::uint64_t pos, std::uint64_t header, const char* what) {
+  return fail(Errc::protocol_violation, "ring " + std::to_string(1 - side_) + ": header " +
+                                            hex(header) + " at position " + std::to_string(pos) +
+                                            " (offset " + std::to_string(pos & rx_.mask) +
+                                            "): " + what);
+}
+
+// In a checked channel: the record for rx_.position (payload `length`) as copied out or viewed
+// (`head` then `body`) must match its check word. Checking the copy the caller gets, not the
+// ring, means that what is delivered is what was checked.
+Errc Channel::check_record(std::uint32_t length, std::span<const std::byte> head,
+                           std::span<const std::byte> body) {
+  const std::uint64_t start = wire::record_start(rx_.position, length, prefix_);
+  auto* word =
+      reinterpret_cast<std::uint64_t*>(rx_.data + ((start + wire::kHeaderBytes) & rx_.mask));
+  // Relaxed: written before the header (or pad) that the caller acquired.
+  const std::uint64_t stored = shared(*word).load(std::memory_order_relaxed);
+  const std::uint64_t computed = record_check(wire::make_header(start, length), head, body);
+  if (stored == computed) [[likely]]
+    return Errc::ok;
+  return fail(Errc::protocol_violation, "ring " + std::to_string(1 - side_) +
+                                            ": record at position " + std::to_string(start) +
+                                            " (length " + std::to_string(length) +
+                                            ") fails its check: check word " + hex(stored) +
+                                            ", CRC32C of what arrived " + hex(computed));
+}
+
 // Moves past the record at rx_.position (payload `length`), read and done with.
 [[gnu::always_inline]] inline void Channel::consume_record(std::uint32_t length) {
-  rx_.position = wire::record_end(rx_.position, length);
+  rx_.position = wire::record_end(rx_.position, length, prefix_);
   bump(rx_.messages);
   bump(rx_.bytes, length);
   peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
@@ -291,10 +443,14 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
   if (const Errc e = next_record(len); e != Errc::ok) return e;
   length = len;
   if (len > head.size() + body.size()) return Errc::buffer_too_small;
-  const std::uint64_t payload = wire::payload_position(rx_.position, len);
+  const std::uint64_t payload = wire::payload_position(rx_.position, len, prefix_);
   const std::uint64_t in_head = std::min<std::uint64_t>(len, head.size());
   copy_out(rx_.data, rx_.size, payload, head.data(), in_head);
   copy_out(rx_.data, rx_.size, payload + in_head, body.data(), len - in_head);
+  if (checked_) {
+    const Errc e = check_record(len, head.first(in_head), body.first(len - in_head));
+    if (e != Errc::ok) return e;
+  }
   consume_record(len);
   return Errc::ok;
 }
@@ -323,7 +479,7 @@ Errc Channel::reserve(std::size_t length, WritableRecord& space, Nanos timeout) 
 Errc Channel::try_reserve(std::uint32_t length, WritableRecord& space) {
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
   const std::uint64_t pos = tx_.position;
-  const std::uint64_t end = wire::record_end(pos, length);
+  const std::uint64_t end = wire::record_end(pos, length, prefix_);
   if (const Errc room = tx_room(end - pos + wire::kTerminatorBytes); room != Errc::ok) return room;
   tx_.reserved = true;
   tx_.reserved_length = length;
@@ -340,7 +496,7 @@ Errc Channel::try_reserve(std::uint32_t length, WritableRecord& space) {
   // in place. The terminator first, as send() writes it; the caller writes only the payload.
   auto* terminator = reinterpret_cast<std::uint64_t*>(tx_.data + (end & tx_.mask));
   shared(*terminator).store(0, std::memory_order_relaxed); // ordered by commit()'s release
-  space = spans_at(tx_.data, tx_.size, wire::payload_position(pos, length), length);
+  space = spans_at(tx_.data, tx_.size, wire::payload_position(pos, length, prefix_), length);
   return Errc::ok;
 }
 
@@ -350,9 +506,19 @@ Errc Channel::commit() {
   if (const Errc f = failure_.load(std::memory_order_acquire); f != Errc::ok) return f; // detail
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed; // same-thread flag
   const std::uint32_t length = tx_.reserved_length;
-  const std::uint64_t end = wire::record_end(tx_.position, length);
-  if (length < wire::kAlignedPayloadMin) write_payload(end, length, {tx_.staging, length}, {});
-  publish_record(end, length);
+  const std::uint64_t start = wire::record_start(tx_.position, length, prefix_);
+  const std::uint64_t end = wire::record_end(tx_.position, length, prefix_);
+  std::uint64_t check = 0;
+  if (length < wire::kAlignedPayloadMin) {
+    const std::span<const std::byte> staged{tx_.staging, length};
+    write_payload(start, end, length, staged, {});
+    if (checked_) check = record_check(wire::make_header(start, length), staged, {});
+  } else if (checked_) { // written in place: checked as it lies in the ring
+    const auto in_ring = spans_at<const std::byte>(
+        tx_.data, tx_.size, wire::payload_position(tx_.position, length, prefix_), length);
+    check = record_check(wire::make_header(start, length), in_ring.first, in_ring.second);
+  }
+  publish_record(start, end, length, check);
   return Errc::ok;
 }
 
@@ -370,7 +536,8 @@ Errc Channel::peek(ReadableRecord& record, Nanos timeout) {
       return f;
     }
     record = spans_at<const std::byte>(
-        rx_.data, rx_.size, wire::payload_position(rx_.position, rx_.view_length), rx_.view_length);
+        rx_.data, rx_.size, wire::payload_position(rx_.position, rx_.view_length, prefix_),
+        rx_.view_length);
     return Errc::ok;
   }
   return receive(timeout, [&] { return try_peek(record); });
@@ -379,8 +546,12 @@ Errc Channel::peek(ReadableRecord& record, Nanos timeout) {
 Errc Channel::try_peek(ReadableRecord& record) {
   std::uint32_t len = 0;
   if (const Errc e = next_record(len); e != Errc::ok) return e;
-  record =
-      spans_at<const std::byte>(rx_.data, rx_.size, wire::payload_position(rx_.position, len), len);
+  record = spans_at<const std::byte>(rx_.data, rx_.size,
+                                     wire::payload_position(rx_.position, len, prefix_), len);
+  // Checked once, in the ring: the bytes stay where the peer can write them (see peek()).
+  if (checked_) {
+    if (const Errc e = check_record(len, record.first, record.second); e != Errc::ok) return e;
+  }
   rx_.viewing = true;
   rx_.view_length = len;
   return Errc::ok;
@@ -434,7 +605,7 @@ bool Channel::can_send(std::size_t message_bytes) {
   if (message_bytes > max_message_) return false;
   const auto length = static_cast<std::uint32_t>(message_bytes);
   const std::uint64_t need =
-      wire::record_end(tx_.position, length) - tx_.position + wire::kTerminatorBytes;
+      wire::record_end(tx_.position, length, prefix_) - tx_.position + wire::kTerminatorBytes;
   return tx_room(need) == Errc::ok;
 }
 
@@ -544,7 +715,7 @@ Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
   // Acquire: records the peer published before changing state are visible to us.
   const std::uint32_t state =
       shared(const_cast<std::uint32_t&>(peer.state)).load(std::memory_order_acquire);
-  if (state > static_cast<std::uint32_t>(EndpointState::detached)) {
+  if (state > static_cast<std::uint32_t>(EndpointState::failed)) {
     return fail(Errc::protocol_violation, "side " + std::to_string(1 - side_) + " endpoint state " +
                                               std::to_string(state) + " is not a valid state");
   }
@@ -554,6 +725,10 @@ Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
     return fail(Errc::peer_dead, "the channel area was re-created (generation " +
                                      std::to_string(geometry_.generation) + " -> " +
                                      std::to_string(generation) + ")");
+  }
+  if (const Errc e = peer_state_order(state); e != Errc::ok) return e;
+  if (reason == Wake::data && !rx_.viewing) {
+    if (const Errc e = published_but_empty(); e != Errc::ok) return e;
   }
   const auto st = static_cast<EndpointState>(state);
   if (st == EndpointState::absent) {
@@ -592,19 +767,66 @@ Errc Channel::peer_state_check(Nanos now, Wake reason, Errc otherwise) {
   return otherwise;
 }
 
+// The peer's state moves only forward (wire.hpp): a state that goes back (closed or detached to
+// live, detached to closed) was forged, now or before. A peer that says it failed ends us too.
+Errc Channel::peer_state_order(std::uint32_t state) {
+  const auto failed = static_cast<std::uint32_t>(EndpointState::failed);
+  if (state == failed) {
+    return fail(Errc::protocol_violation,
+                "side " + std::to_string(1 - side_) +
+                    " found the shared area broken and left the channel (its state is failed)");
+  }
+  // Relaxed: read and written by the thread that checks, a hint between checks.
+  const std::uint32_t seen = peer_state_seen_.load(std::memory_order_relaxed);
+  if (state > seen) peer_state_seen_.store(state, std::memory_order_relaxed); // a hint, as above
+  // absent after live is a reset, reported by the caller as a departure (peer_dead).
+  if (state < seen && state != static_cast<std::uint32_t>(EndpointState::absent)) {
+    return fail(Errc::protocol_violation, "side " + std::to_string(1 - side_) + " endpoint state " +
+                                              std::to_string(state) + " after " +
+                                              std::to_string(seen) +
+                                              ": states only move forward (a forged state)");
+  }
+  return Errc::ok;
+}
+
+// Called while waiting for data: is the record at our position published but its header empty?
+// An honest producer stores a header (release) before the produced index past it (release), so
+// once we acquire such an index the header must be there: nothing to wait for, no bound needed
+// (a zeroed header at our position would otherwise leave both sides waiting forever). The index
+// is read first and the header after it, so a record published in between is not mistaken.
+Errc Channel::published_but_empty() {
+  const std::uint64_t produced = shared(control_->direction[1 - side_].produced.value)
+                                     .load(std::memory_order_acquire); // then the header below
+  if (produced <= rx_.position) return Errc::ok; // nothing published here yet (or a stale index)
+  auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (rx_.position & rx_.mask));
+  // Acquire: pairs with the header's release, which came before the index's.
+  if (shared(*word).load(std::memory_order_acquire) != 0) return Errc::ok;
+  return fail(Errc::protocol_violation, "ring " + std::to_string(1 - side_) +
+                                            ": header at position " + std::to_string(rx_.position) +
+                                            " (offset " + std::to_string(rx_.position & rx_.mask) +
+                                            ") is 0, but the peer's produced index " +
+                                            std::to_string(produced) +
+                                            " says it was published (a zeroed header)");
+}
+
+// The peer closed (state acquired) and no record is left at our position: its produced index
+// must be where its records end, or the close does not match what it wrote.
+Errc Channel::closing_index_check() {
+  const std::uint64_t produced = shared(control_->direction[1 - side_].produced.value)
+                                     .load(std::memory_order_acquire); // after the state
+  if (produced == rx_.position) return Errc::ok;
+  return fail(Errc::protocol_violation, "ring " + std::to_string(1 - side_) +
+                                            ": peer closed with produced index " +
+                                            std::to_string(produced) + " but its records end at " +
+                                            std::to_string(rx_.position));
+}
+
 // The peer shut its sending side (state acquired). Deliver the rest, then say so.
 Errc Channel::end_of_stream() {
   auto* word = reinterpret_cast<std::uint64_t*>(rx_.data + (rx_.position & rx_.mask));
   // Acquire: a record the peer published before closing is seen here, if still unread.
   if (shared(*word).load(std::memory_order_acquire) != 0) return Errc::ok; // caller reads it
-  const std::uint64_t produced = shared(control_->direction[1 - side_].produced.value)
-                                     .load(std::memory_order_acquire); // after the state
-  if (produced != rx_.position) {
-    return fail(Errc::protocol_violation,
-                "ring " + std::to_string(1 - side_) + ": peer closed with produced index " +
-                    std::to_string(produced) + " but its records end at " +
-                    std::to_string(rx_.position));
-  }
+  if (const Errc e = closing_index_check(); e != Errc::ok) return e;
   if (rx_.published != rx_.position) publish_consumed();
   // Not a failure of the endpoint: the peer may still read what we send (a half-close).
   rx_eof_.store(true, std::memory_order_relaxed); // read by the receiving thread only
@@ -615,6 +837,7 @@ void Channel::heartbeat() {
   // Relaxed: the value only has to change; it orders nothing.
   shared(control_->endpoint[side_].heartbeat).fetch_add(1, std::memory_order_relaxed);
   last_own_heartbeat_.store(clock_.now(), std::memory_order_relaxed); // pacing only
+  check_own_line(); // the platform's ticker calls us: a forged state is found while idle too
 }
 
 void Channel::mark_peer_dead(std::string_view why) {
@@ -688,27 +911,30 @@ Errc Channel::read_back_unconsumed(const std::function<bool(std::span<const std:
     auto* word = reinterpret_cast<std::uint64_t*>(tx_.data + (pos & tx_.mask));
     // Relaxed: a copy taken once, then checked; the record is ours unless someone scribbled.
     const std::uint64_t header = shared(*word).load(std::memory_order_relaxed);
+    if (header == wire::make_pad(pos) && pos % wire::kCacheLine != 0) { // our pad: skip it
+      pos = wire::align_up(pos, wire::kCacheLine);
+      continue;
+    }
     const std::uint32_t len = wire::header_length(header);
     if (wire::header_tag_of(header) != wire::header_tag(pos) || len > max_message_ ||
-        wire::record_end(pos, len) > tx_.position) {
+        wire::record_start(pos, len, prefix_) != pos ||
+        wire::record_end(pos, len, prefix_) > tx_.position) {
       return fail(Errc::protocol_violation, "ring " + std::to_string(side_) +
                                                 ": read-back header " + hex(header) +
                                                 " at position " + std::to_string(pos) +
                                                 " does not start a record this side wrote");
     }
     record.resize(len);
-    copy_out(tx_.data, tx_.size, wire::payload_position(pos, len), record.data(), len);
+    copy_out(tx_.data, tx_.size, wire::payload_position(pos, len, prefix_), record.data(), len);
     if (!visit(record)) break;
-    pos = wire::record_end(pos, len);
+    pos = wire::record_end(pos, len, prefix_);
   }
   return Errc::ok;
 }
 
 Errc Channel::shutdown_send() {
   if (send_shut_.exchange(true, std::memory_order_relaxed)) return Errc::ok; // idempotent
-  // Release: every record we published is visible before the peer sees us closed.
-  shared(control_->endpoint[side_].state)
-      .store(static_cast<std::uint32_t>(EndpointState::closed), std::memory_order_release);
+  set_own_state(EndpointState::closed); // after every record we published (release)
   if (policy_ != NotifyPolicy::polling) doorbell_.ring(Wake::data);
   return Errc::ok;
 }
@@ -731,9 +957,7 @@ Errc Channel::close(Nanos timeout) {
   const std::uint64_t produced = shared(control_->direction[1 - side_].produced.value)
                                      .load(std::memory_order_acquire); // snapshot, for the count
   discarded_on_close_ = produced >= rx_.position ? produced - rx_.position : 0;
-  shared(control_->endpoint[side_].state)
-      .store(static_cast<std::uint32_t>(EndpointState::detached),
-             std::memory_order_release); // after our last use of the rings
+  set_own_state(EndpointState::detached); // after our last use of the rings (release)
   if (policy_ != NotifyPolicy::polling) doorbell_.ring(Wake::space);
   std::string why = "closed by its owner";
   if (left != 0) why += "; " + std::to_string(left) + " bytes sent were never consumed by the peer";

@@ -63,7 +63,8 @@ Opened Channel::create(SharedRegion area, const ChannelConfig& config, Doorbell&
                 std::to_string(wire::kMinRingBytes) + ", " + std::to_string(wire::kMaxRingBytes) +
                 "]"};
   }
-  const std::uint32_t largest = wire::max_payload_for(ring);
+  const std::uint32_t features = config.record_crc32c ? wire::kFeatureRecordCrc32c : 0;
+  const std::uint32_t largest = wire::max_payload_for(ring, wire::record_prefix(features));
   const std::uint32_t max_message = config.max_message == 0 ? largest : config.max_message;
   if (max_message > largest) {
     return {nullptr, Errc::bad_layout,
@@ -94,6 +95,7 @@ Opened Channel::create(SharedRegion area, const ChannelConfig& config, Doorbell&
   g.ring_offset[1] = kControlPage + ring;
   g.max_message = max_message;
   g.generation = old_generation + 1;
+  g.features = features;
 
   auto& id = control->identity;
   id.version = wire::kVersion;
@@ -106,6 +108,7 @@ Opened Channel::create(SharedRegion area, const ChannelConfig& config, Doorbell&
   id.ring_offset[1] = g.ring_offset[1];
   id.total_bytes = need;
   id.generation = g.generation;
+  id.features = g.features;
   auto& self = control->endpoint[0];
   self.platform_address = config.platform_address;
   self.state = static_cast<std::uint32_t>(EndpointState::live);
@@ -171,8 +174,22 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
   const bool overlap = g.ring_offset[0] < g.ring_offset[1] + g.ring_bytes[1] &&
                        g.ring_offset[1] < g.ring_offset[0] + g.ring_bytes[0];
   if (overlap) return bad("rings 0 and 1 overlap");
+  if ((c.features & ~wire::kKnownFeatures) != 0 || c.reserved0 != 0) {
+    return bad("identity.features " + hex(c.features) + " (reserved " + hex(c.reserved0) +
+               ") has bits this build does not know");
+  }
+  const bool checked = (c.features & wire::kFeatureRecordCrc32c) != 0;
+  if (checked != config.record_crc32c) {
+    return {nullptr, Errc::refused,
+            std::string("attach: the creator's channel ") +
+                (checked ? "checks" : "does not check") +
+                " every record with CRC32C (identity.features " + hex(c.features) +
+                ") and this endpoint's config.record_crc32c is " +
+                (config.record_crc32c ? "true" : "false") + ": both ends must agree"};
+  }
   const std::uint32_t smallest = std::min(g.ring_bytes[0], g.ring_bytes[1]);
-  if (c.max_message == 0 || c.max_message > wire::max_payload_for(smallest)) {
+  if (c.max_message == 0 ||
+      c.max_message > wire::max_payload_for(smallest, wire::record_prefix(c.features))) {
     return bad("identity.max_message " + std::to_string(c.max_message) +
                " does not fit a ring of " + std::to_string(smallest) + " bytes");
   }
@@ -181,6 +198,7 @@ Opened Channel::attach(SharedRegion area, const ChannelConfig& config, Doorbell&
   }
   g.max_message = c.max_message;
   g.generation = c.generation;
+  g.features = c.features;
 
   const std::uint64_t creator = shared(control->endpoint[0].platform_address)
                                     .load(std::memory_order_relaxed); // published by the magic
@@ -210,7 +228,10 @@ Channel::Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPo
                  const ChannelConfig& config, Doorbell& doorbell, Clock& clock)
     : control_(reinterpret_cast<ControlArea*>(area.base)), geometry_(geometry), side_(side),
       policy_(policy), notify_(config.notify), liveness_(config.liveness), admit_(config.admit),
-      max_message_(geometry.max_message), doorbell_(doorbell), clock_(clock) {
+      max_message_(geometry.max_message), prefix_(wire::record_prefix(geometry.features)),
+      checked_((geometry.features & wire::kFeatureRecordCrc32c) != 0),
+      own_address_(config.platform_address), doorbell_(doorbell), clock_(clock),
+      own_state_(static_cast<std::uint32_t>(EndpointState::live)) {
   const int tx = side_, rx = 1 - side_;
   tx_.data = area.base + geometry.ring_offset[tx];
   tx_.size = geometry.ring_bytes[tx];
@@ -232,11 +253,19 @@ Channel::~Channel() {
       geometry_.generation) { // relaxed: only compared, nothing is read on its strength
     return;
   }
-  auto& self = control_->endpoint[side_];
   const auto detached = static_cast<std::uint32_t>(EndpointState::detached);
-  // Release: our last records are visible before the peer sees us gone.
-  if (shared(self.state).exchange(detached, std::memory_order_acq_rel) != detached &&
-      policy_ != NotifyPolicy::polling) {
+  bool changed = false;
+  {
+    std::lock_guard lock(own_line_mutex_);
+    // A failed endpoint stays failed: its peer must not mistake it for an orderly departure.
+    if (own_state_ != detached && own_state_ != static_cast<std::uint32_t>(EndpointState::failed)) {
+      own_state_ = detached;
+      // Release: our last records are visible before the peer sees us gone.
+      shared(control_->endpoint[side_].state).store(detached, std::memory_order_release);
+      changed = true;
+    }
+  }
+  if (changed && policy_ != NotifyPolicy::polling) {
     doorbell_.ring(Wake::data); // wake a peer sleeping on data so it sees the end of stream
     doorbell_.ring(Wake::space);
   }

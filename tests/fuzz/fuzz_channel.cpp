@@ -2,10 +2,14 @@
 // before attach and between our calls, and our endpoint must never crash, read or write out of
 // bounds, hang, or hand the caller more than it asked for.
 //
-// Input: one byte choosing our side, then a stream of operations, each either a write into the
-// area (offset, bytes) or a call on our endpoint (send, recv, reserve/commit, peek/release,
-// close...). Every byte a zero-copy call hands out is read or written, so a span outside the
-// area is caught by AddressSanitizer.
+// Input: the policy, whether records carry a CRC32C, our side, then a stream of operations, each
+// either a write into the area (offset, bytes; or a well-formed header or pad at a position of
+// the ring we read, so that the fuzzer reaches the record checks behind the tag), a call on our
+// endpoint (send, recv, reserve/commit, peek/release, close...), or the zeroed-header attack:
+// every header of our incoming ring zeroed while the peer's produced index says they were
+// published, after which a receive must end in protocol_violation, never in a wait. Every byte
+// a zero-copy call hands out is read or written, so a span outside the area is caught by
+// AddressSanitizer.
 #include "ivmc/core/channel.hpp"
 
 #include "../support/local_platform.hpp"
@@ -40,6 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ChannelConfig cfg;
   cfg.ring_bytes = kRing;
   cfg.notify.policy = static_cast<NotifyPolicy>(in.ConsumeIntegralInRange<int>(0, 4));
+  cfg.record_crc32c = in.ConsumeBool();
   cfg.liveness.peer_timeout = 20'000'000;
   cfg.liveness.wait_slice = 1'000'000;
 
@@ -73,11 +78,43 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto* b = reinterpret_cast<const std::byte*>(span.data());
     return span.empty() || (b >= area.bytes && b + span.size() <= area.bytes + area_size);
   };
+  // The ring we consume, and its producer's index (direction[1 - side].produced).
+  const int side = ch->side();
+  std::byte* const incoming = area.bytes + 4096 + (side == 0 ? kRing : 0);
+  const std::size_t produced_at = 192 + static_cast<std::size_t>(1 - side) * 256;
   std::vector<std::byte> buffer(kRing);
-  bool violated = false, viewing = false;
+  bool violated = false, viewing = false, ended = false;
   std::uint64_t sink = 0;
   while (in.remaining_bytes() > 0) {
-    switch (in.ConsumeIntegralInRange<int>(0, 9)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 11)) {
+    case 10: { // the peer writes a well-formed header or pad (right tag) into the ring we read
+      const std::uint64_t pos = in.ConsumeIntegralInRange<std::uint64_t>(0, 4 * kRing / 8) * 8;
+      const std::uint32_t length =
+          in.ConsumeBool() ? wire::kPadLength : in.ConsumeIntegralInRange<std::uint32_t>(0, kRing);
+      const std::uint64_t header = wire::make_header(pos, length);
+      std::memcpy(incoming + pos % kRing, &header, 8);
+      if (in.ConsumeBool()) { // and a check word
+        const std::uint64_t check = in.ConsumeIntegral<std::uint32_t>();
+        std::memcpy(incoming + (pos + 8) % kRing, &check, 8);
+      }
+      break;
+    }
+    case 11: { // zeroed headers at published positions: detected, never waited for
+      std::memset(incoming, 0, kRing);
+      const std::uint64_t produced = std::uint64_t{1} << 62; // beyond any position we reached
+      std::memcpy(area.bytes + produced_at, &produced, 8);
+      const Errc before = ch->failure();
+      std::size_t length = 0;
+      const Errc e = ch->recv(buffer, length, 5'000'000);
+      if (before == Errc::ok && !viewing && !ended && e != Errc::protocol_violation &&
+          e != Errc::peer_dead) { // peer_dead: the fuzzer re-created the area (generation)
+        std::fprintf(stderr, "recv returned %s\n", std::string(to_string(e)).c_str());
+        invariant_broken("a zeroed header at a published position was not a violation");
+      }
+      if (e == Errc::protocol_violation) violated = true, viewing = false;
+      if (e == Errc::peer_closed) ended = true;
+      break;
+    }
     case 0:
     case 1: { // the peer writes into the shared area (anywhere: control, indices, rings)
       const std::size_t at = in.ConsumeIntegralInRange<std::size_t>(0, area_size - 1);
@@ -107,6 +144,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         violated = true;
         viewing = false; // no view outlives it
       }
+      if (e == Errc::peer_closed) ended = true;
       break;
     }
     case 8: { // we receive in place, read every byte, and release (or keep the view)
@@ -130,6 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       } else {
         viewing = false;
         if (e == Errc::protocol_violation) violated = true;
+        if (e == Errc::peer_closed) ended = true;
       }
       break;
     }

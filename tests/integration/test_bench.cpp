@@ -107,13 +107,18 @@ TEST_CASE("every row and run says where its processes ran and whether they had t
       CHECK(run.measuring.cpu_share <= 1.05);
     }
   }
-  for (const char* mode : {"poll", "zero_copy", "block"}) {
+  for (const char* mode : {"poll", "poll_crc", "zero_copy", "block"}) {
     const auto* x = row(r, "ring", mode, 65536);
     REQUIRE(x != nullptr);
     CHECK(x->gbps > 0);
     CHECK(x->runs >= 1);
   }
   CHECK(r.zero_copy_rtt_ratio > 0);
+  for (std::size_t s : {48, 56}) { // one-line round trips
+    REQUIRE(r.poll_small_rtt_ratio.count(s) == 1);
+    CHECK(r.poll_small_rtt_ratio.at(s) > 0);
+  }
+  CHECK(r.crc_rtt_ratio > 0); // the 64 B round trip with record checks
   CHECK_FALSE(r.machine.model_name.empty());
   if (r.machine.online_cpus >= 2) {
     REQUIRE(r.machine.cpus.size() == 2);
@@ -124,6 +129,8 @@ TEST_CASE("every row and run says where its processes ran and whether they had t
   CHECK(json.find("\"runs\": [{") != std::string::npos);
   CHECK(json.find("\"machine\": {") != std::string::npos);
   CHECK(json.find("\"mode\": \"zero_copy\"") != std::string::npos);
+  CHECK(json.find("\"mode\": \"poll_crc\"") != std::string::npos);
+  CHECK(json.find("\"poll_small_rtt_ratio\": ") != std::string::npos);
   const std::string table = to_table(r);
   CHECK(table.find("speed modes: ") != std::string::npos);
   CHECK(table.find("core clock measured") != std::string::npos);

@@ -48,6 +48,30 @@ struct Pair {
   std::unique_ptr<Channel> a, b;
 };
 
+// Moves a stream (tx sends, rx receives; both at ring position `pos`) to position `target` with
+// filler messages of 64 to 248 bytes: records that are neither small nor aligned, so they pack at
+// 8-byte steps (a small record would round up to a line). target == pos or target >= pos + 72.
+inline void advance_to(Channel& tx, Channel& rx, std::uint64_t& pos, std::uint64_t target) {
+  std::vector<std::byte> buf(256);
+  while (pos < target) {
+    const std::uint64_t left = target - pos;
+    REQUIRE(left >= 72);
+    const std::uint64_t step = left <= 256 ? left : std::min<std::uint64_t>(256, left - 72);
+    const auto filler = pattern(step - wire::kHeaderBytes, static_cast<std::uint32_t>(pos));
+    REQUIRE(tx.send(bytes_of(filler), 0) == Errc::ok);
+    std::size_t n = 0;
+    REQUIRE(rx.recv(buf, n, 0) == Errc::ok);
+    REQUIRE(n == filler.size());
+    pos += step;
+  }
+}
+// The first position at or after `pos` (not before pos + 72 unless pos itself) at `line_offset`
+// (a multiple of 8) within its cache line: a target for advance_to.
+inline std::uint64_t at_line_offset(std::uint64_t pos, std::uint64_t line_offset) {
+  if (pos % wire::kCacheLine == line_offset) return pos;
+  return wire::align_up(pos + 72, wire::kCacheLine) + line_offset;
+}
+
 inline ChannelConfig config(NotifyPolicy p, std::uint32_t ring = 4096) {
   ChannelConfig c;
   c.ring_bytes = ring;

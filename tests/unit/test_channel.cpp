@@ -1,6 +1,7 @@
 // The channel's behaviour in one process: framing, wrap-around, flow control, every
 // notification policy, lifecycle, liveness, and what a hostile peer can and cannot do.
 #include "ivmc/core/channel.hpp"
+#include "ivmc/core/crc32c.hpp"
 #include "ivmc/core/trust.hpp"
 
 #include "../support/channel_pair.hpp"
@@ -82,13 +83,16 @@ TEST_CASE("messages keep their boundaries across many wrap-arounds", "[channel]"
 TEST_CASE("a gathered message arrives whole wherever head, body, line and ring end fall",
           "[channel]") {
   // The sender writes the part of the payload that shares the header's line last; every split
-  // of head and body, at every 8-byte offset in a line and across the ring's end, must still
-  // deliver the bytes in order.
+  // of head and body, at every 8-byte offset in a line (a small message there is padded to the
+  // next line when it would cross one) and across the ring's end, must still deliver the bytes
+  // in order.
   Pair p(config(NotifyPolicy::polling, 512));
   std::vector<std::byte> buf(512);
   std::uint32_t seed = 0;
-  for (std::size_t size : {0, 1, 7, 8, 55, 56, 57, 63, 64, 65, 120, 200, 255, 256, 300}) {
+  std::uint64_t pos = 0;
+  for (std::size_t size : {0, 1, 7, 8, 48, 55, 56, 57, 63, 64, 65, 120, 200, 255, 256, 300}) {
     for (int i = 0; i < 40; ++i) {
+      advance_to(*p.a, *p.b, pos, at_line_offset(pos, (static_cast<std::uint64_t>(i) % 8) * 8));
       const auto msg = pattern(size, ++seed);
       const std::size_t split = size == 0 ? 0 : (static_cast<std::size_t>(i) * 13) % (size + 1);
       const std::span<const std::byte> all = bytes_of(msg);
@@ -97,10 +101,7 @@ TEST_CASE("a gathered message arrives whole wherever head, body, line and ring e
       REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
       REQUIRE(n == size);
       REQUIRE(std::memcmp(buf.data(), msg.data(), n) == 0);
-      if (i % 3 == 0) { // shift the next record by one 8-byte step
-        REQUIRE(p.a->send(all.first(std::min<std::size_t>(size, 3)), 0) == Errc::ok);
-        REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
-      }
+      pos = wire::record_end(pos, static_cast<std::uint32_t>(size));
     }
   }
 }
@@ -417,7 +418,9 @@ TEST_CASE("attach refuses an uninitialised, taken or malformed area, naming the 
     const char* names;
   };
   const Corruption cases[] = {
-      {4, 2, 2, "version"},
+      {4, 1, 2, "version"}, // a version 1 creator (records packed, no pads)
+      {56, 2, 4, "features"},
+      {60, 1, 4, "features"},
       {6, 100, 2, "control_bytes"},
       {8, 1000, 4, "ring_bytes[0]"},
       {12, 1u << 31, 4, "ring_bytes[1]"},
@@ -564,5 +567,252 @@ TEST_CASE("the trust list decides who may attach, refusals are errors, named and
     CHECK(a.channel->error_detail().find("trust list") != std::string::npos);
     CHECK(a.channel->wait_for_peer(0) == Errc::refused);
     CHECK(trust.refusals() >= 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire version 2: small records in one line, pads, the closing and empty-header rules, forged
+// states, record checks.
+
+namespace {
+
+std::uint64_t word_at(const Pair& p, std::uint64_t ring_offset) {
+  std::uint64_t w;
+  std::memcpy(&w, p.area.bytes + 4096 + ring_offset, 8);
+  return w;
+}
+void put_word(Pair& p, std::uint64_t ring_offset, std::uint64_t w) {
+  std::memcpy(p.area.bytes + 4096 + ring_offset, &w, 8);
+}
+
+} // namespace
+
+TEST_CASE("a payload of up to 56 bytes takes one cache line, moved past a pad if need be",
+          "[channel][wire]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  std::vector<std::byte> buf(256);
+  std::size_t n = 0;
+  const auto medium = pattern(64, 1), small = pattern(56, 2), tiny = pattern(8, 3);
+  REQUIRE(p.a->send(bytes_of(medium), 0) == Errc::ok); // header 0, payload 8..72: packed
+  REQUIRE(p.a->send(bytes_of(tiny), 0) == Errc::ok);   // at 72: fits in its line, ends at 128
+  REQUIRE(p.a->send(bytes_of(medium), 0) == Errc::ok); // 128..200
+  REQUIRE(p.a->send(bytes_of(small), 0) == Errc::ok);  // at 200 it would cross 256: pad
+  CHECK(word_at(p, 72) == wire::make_header(72, 8));
+  CHECK(word_at(p, 128) == wire::make_header(128, 64));
+  CHECK(word_at(p, 200) == wire::make_pad(200));
+  CHECK(word_at(p, 256) == wire::make_header(256, 56));
+  CHECK(std::memcmp(p.area.bytes + 4096 + 264, small.data(), 56) == 0); // one line: 256..320
+  CHECK(word_at(p, 320) == 0);                                          // the terminator
+  for (const auto* want : {&medium, &tiny, &medium, &small}) {
+    REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+    REQUIRE(n == want->size());
+    CHECK(std::memcmp(buf.data(), want->data(), n) == 0);
+  }
+  CHECK(p.b->recv(buf, n, 0) == Errc::would_block);
+}
+
+TEST_CASE("a pad where none belongs, or a small record across a line, is a violation",
+          "[channel][hostile][wire]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  std::vector<std::byte> buf(256);
+  std::size_t n = 0;
+  std::uint64_t pos = 0;
+  advance_to(*p.a, *p.b, pos, 200); // the reader waits at 200 (line offset 8)
+  SECTION("a small record across the line boundary") {
+    put_word(p, 200, wire::make_header(200, 56));
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("where a pad belongs") != std::string::npos);
+  }
+  SECTION("a pad before a record that fits where the pad is") {
+    put_word(p, 256, wire::make_header(256, 8));
+    put_word(p, 200, wire::make_pad(200));
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("a pad not followed by a small record that needs it") !=
+          std::string::npos);
+  }
+  SECTION("a pad followed by nothing") {
+    put_word(p, 200, wire::make_pad(200));
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("position 200") != std::string::npos);
+  }
+  SECTION("a pad before a record that is not small") {
+    put_word(p, 256, wire::make_header(256, 100));
+    put_word(p, 200, wire::make_pad(200));
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+  }
+  CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation); // it stays failed
+}
+
+TEST_CASE("a zeroed header at a published position is a violation at once, and ends the "
+          "sender's wait",
+          "[channel][hostile]") {
+  auto cfg = config(GENERATE(NotifyPolicy::polling, NotifyPolicy::on_demand), 1024);
+  cfg.liveness.wait_slice = 5 * ms;
+  Pair p(cfg);
+  const auto msg = pattern(200, 1);
+  while (p.a->send(bytes_of(msg), 0) == Errc::ok) {
+  }                  // the ring is full
+  put_word(p, 0, 0); // a third writer zeroes the header at the reader's position
+  std::vector<std::byte> buf(256);
+  std::size_t n = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(p.b->recv(buf, n, kForever) == Errc::protocol_violation);
+  CHECK(p.b->error_detail().find("header at position 0 (offset 0) is 0") != std::string::npos);
+  CHECK(p.b->error_detail().find("produced index") != std::string::npos);
+  // The reader marked itself failed: the sender, waiting for space, is told instead of waiting.
+  CHECK(p.a->send(bytes_of(msg), kForever) == Errc::protocol_violation);
+  CHECK(p.a->error_detail().find("side 1 found the shared area broken") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+}
+
+TEST_CASE("an empty position the producer has not published is only 'nothing yet'",
+          "[channel][hostile]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  REQUIRE(p.a->send(bytes_of(pattern(8, 1)), 0) == Errc::ok);
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+  // Nothing published past the reader: waiting is honest, for as long as the caller allows.
+  CHECK(p.b->recv(buf, n, 20 * ms) == Errc::timed_out);
+  // A produced index behind the reader (a store not yet seen) is not a violation either.
+  const std::uint64_t behind = 0;
+  std::memcpy(p.area.bytes + 192, &behind, 8); // direction[0].produced
+  CHECK(p.b->recv(buf, n, 0) == Errc::would_block);
+  CHECK(p.b->failure() == Errc::ok);
+}
+
+TEST_CASE("a close whose produced index disagrees is a violation, also after the peer died",
+          "[channel][hostile]") {
+  Pair p(config(NotifyPolicy::polling, 1024));
+  REQUIRE(p.a->send(bytes_of(pattern(8, 1)), 0) == Errc::ok);
+  REQUIRE(p.a->shutdown_send() == Errc::ok);
+  const std::uint64_t short_of_records = 0; // the records end at 64
+  std::memcpy(p.area.bytes + 192, &short_of_records, 8);
+  p.b->mark_peer_dead("test: the platform says the peer exited");
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  REQUIRE(p.b->recv(buf, n, 0) == Errc::ok); // its complete record is still delivered
+  CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+  CHECK(p.b->error_detail().find("peer closed with produced index 0 but its records end at 64") !=
+        std::string::npos);
+}
+
+TEST_CASE("a forged state is found: by its owner, by a state that goes back, by records after "
+          "a close",
+          "[channel][hostile]") {
+  auto cfg = config(NotifyPolicy::polling, 1024);
+  Pair p(cfg);
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  const std::uint32_t detached = 3, live = 1;
+  SECTION("the owner of the line finds it at its next heartbeat") {
+    std::memcpy(p.area.bytes + 64, &detached, 4);     // side 0's state, forged
+    CHECK(p.b->recv(buf, n, 0) == Errc::peer_closed); // what the ring alone cannot tell apart
+    p.a->heartbeat();                                 // the platform's ticker
+    CHECK(p.a->failure() == Errc::protocol_violation);
+    CHECK(p.a->error_detail().find("own endpoint line was overwritten") != std::string::npos);
+    // The victim marked itself failed: the reader's next call says the close was not real.
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("forged") != std::string::npos);
+  }
+  SECTION("records after a close") {
+    std::memcpy(p.area.bytes + 64, &detached, 4);
+    CHECK(p.b->recv(buf, n, 0) == Errc::peer_closed);
+    REQUIRE(p.a->send(bytes_of(pattern(8, 1)), 0) == Errc::ok); // the real peer goes on
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("after the peer closed") != std::string::npos);
+  }
+  SECTION("a state that goes back") {
+    REQUIRE(p.a->shutdown_send() == Errc::ok);
+    CHECK(p.b->recv(buf, n, 0) == Errc::peer_closed);
+    std::memcpy(p.area.bytes + 64, &live, 4);
+    CHECK(p.b->send(bytes_of(pattern(8, 1)), 0) == Errc::ok);
+    // The sender's next slow-path look at its peer (here: waiting for space that never comes).
+    while (p.b->send(bytes_of(pattern(200, 2)), 0) == Errc::ok) {
+    }
+    CHECK(p.b->send(bytes_of(pattern(200, 2)), 50 * ms) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("states only move forward") != std::string::npos);
+  }
+}
+
+TEST_CASE("crc32c is the Castagnoli CRC, in one call or in pieces", "[channel][crc]") {
+  const char* text = "123456789";
+  CHECK(crc32c(0, text, 9) == 0xE3069283u);
+  CHECK(crc32c(crc32c(0, text, 4), text + 4, 5) == 0xE3069283u);
+  CHECK(crc32c(0, nullptr, 0) == 0);
+  std::vector<std::byte> big = pattern(1000, 7);
+  const std::uint32_t whole = crc32c(0, big.data(), big.size());
+  CHECK(crc32c(crc32c(0, big.data(), 333), big.data() + 333, 667) == whole);
+  big[500] ^= std::byte{1};
+  CHECK(crc32c(0, big.data(), big.size()) != whole);
+}
+
+TEST_CASE("a checked channel delivers intact records and refuses corrupted or forged ones",
+          "[channel][hostile][crc]") {
+  auto cfg = config(NotifyPolicy::polling, 1024);
+  cfg.record_crc32c = true;
+  Pair p(cfg);
+  std::vector<std::byte> buf(1024);
+  std::size_t n = 0;
+  CHECK(p.a->max_message() == 1024 - 88); // one more prefix word than unchecked
+  std::uint64_t pos = 0;
+  for (std::size_t size : {0, 1, 48, 49, 56, 200, 256, 600}) { // 48: the small limit when checked
+    const auto msg = pattern(size, static_cast<std::uint32_t>(size));
+    REQUIRE(p.a->send(bytes_of(msg), 0) == Errc::ok);
+    REQUIRE(p.b->recv(buf, n, 0) == Errc::ok);
+    REQUIRE(n == size);
+    REQUIRE(std::memcmp(buf.data(), msg.data(), n) == 0);
+    pos = wire::record_end(pos, static_cast<std::uint32_t>(size), 16);
+  }
+  const std::uint64_t at = pos % 1024;
+  SECTION("one flipped payload byte") {
+    REQUIRE(p.a->send(bytes_of(pattern(40, 9)), 0) == Errc::ok);
+    p.area.bytes[4096 + wire::payload_position(at, 40, 16) + 17] ^= std::byte{0x20};
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+    CHECK(p.b->error_detail().find("fails its check") != std::string::npos);
+  }
+  SECTION("a valid-looking forged record (right tag and length, no check)") {
+    put_word(p, at + 8, 0);
+    put_word(p, at, wire::make_header(pos, 16));
+    CHECK(p.b->recv(buf, n, 0) == Errc::protocol_violation);
+  }
+  SECTION("peek checks too") {
+    REQUIRE(p.a->send(bytes_of(pattern(300, 9)), 0) == Errc::ok);
+    p.area.bytes[4096 + wire::payload_position(at, 300, 16)] ^= std::byte{0x01};
+    ReadableRecord r;
+    CHECK(p.b->peek(r, 0) == Errc::protocol_violation);
+    CHECK(p.b->release() == Errc::misuse); // no view was handed out
+  }
+  SECTION("zero-copy records carry their check") {
+    WritableRecord space;
+    const auto msg = pattern(400, 5);
+    REQUIRE(p.a->reserve(msg.size(), space, 0) == Errc::ok);
+    std::memcpy(space.first.data(), msg.data(), space.first.size());
+    std::memcpy(space.second.data(), msg.data() + space.first.size(), space.second.size());
+    REQUIRE(p.a->commit() == Errc::ok);
+    ReadableRecord r;
+    REQUIRE(p.b->peek(r, 0) == Errc::ok);
+    CHECK(r.size() == 400);
+    CHECK(p.b->release() == Errc::ok);
+  }
+}
+
+TEST_CASE("both ends must agree on record checks: attach refuses a different setting",
+          "[channel][crc]") {
+  auto cfg = config(NotifyPolicy::polling, 1024);
+  AlignedArea area(Channel::area_bytes(1024, 1024));
+  NullDoorbell bell;
+  SteadyClock clock;
+  for (bool creator_checks : {true, false}) {
+    ChannelConfig c = cfg, a = cfg;
+    c.record_crc32c = creator_checks;
+    a.record_crc32c = !creator_checks;
+    auto created = Channel::create(area.region(), c, bell, clock);
+    REQUIRE(created.error == Errc::ok);
+    auto refused = Channel::attach(area.region(), a, bell, clock);
+    CHECK(refused.error == Errc::refused);
+    CHECK(refused.detail.find("record_crc32c") != std::string::npos);
+    auto agreed = Channel::attach(area.region(), c, bell, clock); // side 1 is still free
+    CHECK(agreed.error == Errc::ok);
   }
 }

@@ -67,7 +67,8 @@ struct MachineReport {
 
 struct TransportResult {
   std::string transport; // "ring", "tcp", "unix", "iceoryx"
-  std::string mode;      // "poll", "block", "zero_copy" (iceoryx: loan, write in place, publish)
+  std::string mode;      // "poll", "poll_crc" (polled, every record checked with CRC32C),
+                         // "block", "zero_copy" (iceoryx: loan, write in place, publish)
   std::size_t size = 0;
   double gbps = 0;
   double msgs_per_s = 0;
@@ -99,8 +100,14 @@ struct BenchReport {
   double iceoryx_rtt_ns = 0;      // iceoryx 64 B round trip p50 (near rounds)
   double iceoryx_rtt_ratio = 0;   // iceoryx 64 B RTT / cache-line RTT (paired rounds)
   double zero_copy_rtt_ratio = 0; // zero-copy 64 B ring RTT / cache-line RTT (paired rounds)
-  MachineReport machine;          // the CPUs, their sharing and clocks, load, steal
-  std::vector<RunRecord> runs;    // every throughput run, in the order measured
+  // Issue 18: a payload of up to 56 bytes takes one cache line (wire.hpp). 48 B is the size
+  // the packed layout of wire version 1 placed across two lines most often (6 times in 8).
+  std::vector<std::size_t> small_rtt_sizes = {48, 56};
+  std::map<std::size_t, double> poll_small_rtt_ratio; // by size: polled RTT / cache-line RTT
+  double crc_rtt_ratio = 0;                  // polled 64 B RTT with record checks / cache-line RTT
+  double crc_rtt_ns = 0, poll_rtt_ns = 0;    // the two 64 B round trips' p50 (near rounds)
+  MachineReport machine;                     // the CPUs, their sharing and clocks, load, steal
+  std::vector<RunRecord> runs;               // every throughput run, in the order measured
   std::map<std::size_t, double> memcpy_gbps; // single thread, by copy size
   std::vector<TransportResult> results;
   std::uint32_t ring_bytes = 0;

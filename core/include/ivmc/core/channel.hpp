@@ -6,7 +6,10 @@
 // and stats() may be called from any thread.
 //
 // Every value read from the shared area is copied once, validated, then used; a violation puts
-// the endpoint into the protocol_violation state and error_detail() says what and where. A peer
+// the endpoint into the protocol_violation state and error_detail() says what and where; the
+// endpoint then marks itself failed in the area, so its peer ends with protocol_violation too
+// instead of waiting for it. Each endpoint also checks that its own line in the area still holds
+// what it wrote (a third writer forging its state is a violation). A peer
 // that stops (heartbeat lost, or the platform says so) makes every call return peer_dead after
 // the records it had completely written are delivered: nothing it sent is lost.
 #pragma once
@@ -57,7 +60,8 @@ struct LivenessConfig {
 
 struct ChannelConfig {
   std::uint32_t ring_bytes = 256 * 1024; // per direction; a power of two
-  std::uint32_t max_message = 0;         // 0: the largest that fits (ring_bytes - 80)
+  std::uint32_t max_message = 0;         // 0: the largest that fits (ring_bytes - 80; - 88
+                                         // with record_crc32c)
   NotifyConfig notify;                   // the creator's policy is the channel's policy
   LivenessConfig liveness;
   std::uint64_t platform_address = 0; // this endpoint's doorbell address (opaque)
@@ -65,6 +69,12 @@ struct ChannelConfig {
   // to it? Unset admits everyone. An attacher checks the creator before taking its side; a
   // creator checks the attacher when it appears. A refusal is Errc::refused with a detail.
   std::function<bool(std::uint64_t peer_address)> admit;
+  // Optional integrity: every record carries a CRC32C of its header and payload (wire.hpp,
+  // kFeatureRecordCrc32c), checked by the receiver before it delivers the record; a mismatch is
+  // a protocol_violation. The creator's choice is recorded in the area; an attacher whose
+  // setting differs is refused. Without it, the receiver checks every header (tag, length,
+  // placement, pads) and the indices, but cannot tell random bytes in a payload from data.
+  bool record_crc32c = false;
 };
 
 struct ChannelStats {
@@ -211,6 +221,7 @@ private:
     std::uint64_t ring_offset[2];
     std::uint32_t max_message;
     std::uint64_t generation;
+    std::uint32_t features; // wire::kFeature* bits
   };
   Channel(SharedRegion area, const Geometry& geometry, int side, NotifyPolicy policy,
           const ChannelConfig& config, Doorbell& doorbell, Clock& clock);
@@ -251,13 +262,23 @@ private:
   Errc receive(Nanos timeout, Try try_once);
   Errc try_send(std::span<const std::byte> head, std::span<const std::byte> body);
   Errc try_reserve(std::uint32_t length, WritableRecord& space);
-  void write_payload(std::uint64_t end, std::uint32_t length, std::span<const std::byte> head,
-                     std::span<const std::byte> body);
-  void publish_record(std::uint64_t end, std::uint32_t length);
+  void write_payload(std::uint64_t start, std::uint64_t end, std::uint32_t length,
+                     std::span<const std::byte> head, std::span<const std::byte> body);
+  void publish_record(std::uint64_t start, std::uint64_t end, std::uint32_t length,
+                      std::uint64_t check);
   Errc try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length);
   Errc try_peek(ReadableRecord& record);
   Errc view_ending_failure() const;
   Errc next_record(std::uint32_t& length);
+  Errc header_violation(std::uint64_t pos, std::uint64_t header, const char* what);
+  Errc check_record(std::uint32_t length, std::span<const std::byte> head,
+                    std::span<const std::byte> body);
+  std::uint64_t record_check(std::uint64_t header, std::span<const std::byte> head,
+                             std::span<const std::byte> body) const;
+  Errc published_but_empty();
+  Errc closing_index_check();
+  void set_own_state(wire::EndpointState state);
+  void check_own_line();
   void consume_record(std::uint32_t length);
   Errc tx_room(std::uint64_t need);
   void publish_consumed();
@@ -265,7 +286,9 @@ private:
   bool rings_on_request(Wake reason) const;
   std::atomic_ref<std::uint32_t> request_flag(Wake reason);
   Errc peer_state_check(Nanos now, Wake reason, Errc otherwise);
+  Errc peer_state_order(std::uint32_t state);
   Errc end_of_stream();
+  Errc after_end_of_stream();
   template <class Ready>
   Errc wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first);
   Nanos deadline_after(Nanos timeout);
@@ -278,6 +301,9 @@ private:
   LivenessConfig liveness_;
   std::function<bool(std::uint64_t)> admit_;
   std::uint32_t max_message_;
+  std::uint32_t prefix_;      // bytes before each payload: header (and check word when checked)
+  bool checked_;              // every record carries a CRC32C (wire::kFeatureRecordCrc32c)
+  std::uint64_t own_address_; // the platform address this endpoint wrote into its line
   Doorbell& doorbell_;
   Clock& clock_;
   TxSide tx_;
@@ -295,7 +321,10 @@ private:
   std::atomic<bool> peer_progressed_{false};          // relaxed: the ring moved since last check
   std::atomic<bool> send_shut_{false};                // relaxed: read by the sending thread
   std::atomic<bool> rx_eof_{false};                   // relaxed: read by the receiving thread
-  std::uint64_t discarded_on_close_ = 0;              // written by close() only
+  std::atomic<std::uint32_t> peer_state_seen_{0};     // relaxed: highest peer state seen
+  mutable std::mutex own_line_mutex_;    // orders our state changes against check_own_line()
+  std::uint32_t own_state_;              // what this endpoint last wrote as its state (guarded)
+  std::uint64_t discarded_on_close_ = 0; // written by close() only
 
   std::atomic<Errc> failure_{Errc::ok}; // release/acquire: the detail is written before it
   mutable std::mutex detail_mutex_;     // guards detail_ (error path only)
