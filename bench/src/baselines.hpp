@@ -24,6 +24,7 @@ struct Throughput {
 // processes (a ratio is only meaningful between figures taken together).
 struct PairedRtt {
   std::vector<double> ring_ns, baseline_ns; // ring_ns: the transport measured, ring or not
+  std::vector<double> bare_ns; // the bare ring's (bare_ring.hpp), same rounds; polled 64 B only
 };
 
 enum class SocketKind { tcp_loopback, unix_stream };

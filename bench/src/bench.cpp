@@ -118,8 +118,8 @@ BenchReport run_bench(const BenchOptions& o) {
   RingExperiment ring(o, cpus, *platform, server.socket_path());
 
   const PairedRtt poll = ring.rtt("poll");
-  note(fmt::format("polled 64 B round trip {:.0f} ns, cache line {:.0f} ns", median(poll.ring_ns),
-                   median(poll.baseline_ns)));
+  note(fmt::format("polled 64 B round trip {:.0f} ns, bare ring {:.0f} ns, cache line {:.0f} ns",
+                   median(poll.ring_ns), median(poll.bare_ns), median(poll.baseline_ns)));
   std::map<std::size_t, PairedRtt> poll_small;
   for (std::size_t s : report.small_rtt_sizes) {
     poll_small[s] = ring.rtt("poll", s);
@@ -221,12 +221,28 @@ BenchReport run_bench(const BenchOptions& o) {
     note(fmt::format("{} B done", s));
   }
   report.near_rtt_ns = fastest;
+  std::map<std::string, std::vector<double>> copying_64k; // polled 64 KiB GB/s by speed mode
+  for (RunRecord& run : report.runs) {
+    run.near = cpus.parent < 0 || run.probe_rtt_ns <= 1.5 * fastest;
+    if (run.transport == "ring" && run.mode == "poll" && run.size == 65536) {
+      copying_64k[speed_mode(run)].push_back(run.gbps);
+    }
+  }
+  if (const auto m = report.memcpy_gbps.find(1u << 20); m != report.memcpy_gbps.end()) {
+    for (const auto& [mode, gbps] : copying_64k) {
+      report.poll_64k_over_memcpy_by_mode[mode] = median(gbps) / m->second;
+    }
+  }
 
-  auto rtt_ratio = [&](const PairedRtt& x) {
+  auto near_rounds = [&](const PairedRtt& x) {
     auto idx = near_runs(x.baseline_ns, fastest);
     if (idx.empty()) {
       for (std::size_t i = 0; i < x.ring_ns.size(); ++i) idx.push_back(i);
     }
+    return idx;
+  };
+  auto rtt_ratio = [&](const PairedRtt& x) {
+    const auto idx = near_rounds(x);
     std::vector<double> ratios;
     for (std::size_t i : idx) ratios.push_back(x.ring_ns[i] / x.baseline_ns[i]);
     return std::tuple{median(pick(x.ring_ns, idx)), median(pick(x.baseline_ns, idx)),
@@ -236,6 +252,16 @@ BenchReport run_bench(const BenchOptions& o) {
   report.cacheline_rtt_ns = poll_line;
   report.poll_rtt_ratio = poll_ratio;
   report.poll_rtt_ns = poll_ring;
+  if (!poll.bare_ns.empty()) { // the same rounds as the ratio above: ring, bare, probe together
+    std::vector<double> over_bare, bare_over_line;
+    for (std::size_t i : near_rounds(poll)) {
+      over_bare.push_back(poll.ring_ns[i] / poll.bare_ns[i]);
+      bare_over_line.push_back(poll.bare_ns[i] / poll.baseline_ns[i]);
+    }
+    report.bare_rtt_ns = median(pick(poll.bare_ns, near_rounds(poll)));
+    report.poll_over_bare_rtt_ratio = median(over_bare);
+    report.bare_rtt_ratio = median(bare_over_line);
+  }
   for (const auto& [size, x] : poll_small) {
     report.poll_small_rtt_ratio[size] = std::get<2>(rtt_ratio(x));
   }

@@ -189,6 +189,10 @@ std::string speed_of(const RunRecord& run) {
   return worst_wait(run) < 0.10 && run.steal_share < 0.05 ? "full" : "shared";
 }
 
+std::string speed_mode(const RunRecord& run) {
+  return run.speed + (run.near ? "/near" : "/far");
+}
+
 void load_average(double (&load)[3]) {
   load[0] = load[1] = load[2] = -1;
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {

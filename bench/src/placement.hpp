@@ -39,6 +39,8 @@ std::string hypervisor_vendor(); // "" on bare metal
 // otherwise. Blocking transports sleep by design, so CPU time is not the test: waiting is.
 std::string speed_of(const RunRecord& run);
 double worst_wait(const RunRecord& run); // the larger of the two processes' wait shares
+// The pair that sets a throughput run's speed: speed_of and its placement, "full/near" etc.
+std::string speed_mode(const RunRecord& run);
 
 // /proc/loadavg's three averages.
 void load_average(double (&load)[3]);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,10 +77,11 @@ std::string machine_json(const MachineReport& m) {
 std::string run_json(const RunRecord& x) {
   return fmt::format("{{\"transport\": \"{}\", \"mode\": \"{}\", \"size\": {}, \"gbps\": {}, "
                      "\"msgs_per_s\": {}, \"probe_rtt_ns\": {}, \"measuring\": {}, \"peer\": {}, "
-                     "\"steal_share\": {}, \"speed\": \"{}\"}}",
+                     "\"steal_share\": {}, \"speed\": \"{}\", \"placement\": \"{}\"}}",
                      x.transport, x.mode, x.size, number(x.gbps), number(x.msgs_per_s),
                      number(x.probe_rtt_ns), placement_json(x.measuring), placement_json(x.peer),
-                     x.steal_share < 0 ? "null" : number(x.steal_share), x.speed);
+                     x.steal_share < 0 ? "null" : number(x.steal_share), x.speed,
+                     x.near ? "near" : "far");
 }
 
 // One target of the issue as a ratio between figures of this run.
@@ -121,6 +123,9 @@ std::vector<Ratio> ratios(const BenchReport& r) {
     rtt(fmt::format("poll_rtt_{}_over_cacheline", size),
         fmt::format("{} B polled RTT / cache-line RTT", size), ratio, "<= 2.0");
   }
+  rtt("poll_rtt_over_bare", "64 B polled RTT / bare two-line ring RTT", r.poll_over_bare_rtt_ratio,
+      "<= 1.1");
+  rtt("bare_rtt_over_cacheline", "64 B bare ring RTT / cache-line RTT", r.bare_rtt_ratio, "");
   rtt("crc_rtt_over_poll", "64 B polled RTT, CRC32C on / off", r.crc_rtt_ns / r.poll_rtt_ns, "");
   rtt("zero_copy_rtt_over_cacheline", "64 B zero-copy RTT / cache-line RTT", r.zero_copy_rtt_ratio,
       "");
@@ -179,6 +184,16 @@ std::string to_json(const BenchReport& r) {
   }
   out += "}, ";
   out += fmt::format("\"crc_rtt_ratio\": {}, ", number(r.crc_rtt_ratio));
+  out += fmt::format("\"bare_rtt_ns\": {}, ", number(r.bare_rtt_ns));
+  out += fmt::format("\"poll_over_bare_rtt_ratio\": {}, ", number(r.poll_over_bare_rtt_ratio));
+  out += fmt::format("\"bare_rtt_ratio\": {}, ", number(r.bare_rtt_ratio));
+  out += "\"poll_gbps_64k_over_memcpy_1m_by_mode\": {";
+  for (const auto& [mode, ratio] : r.poll_64k_over_memcpy_by_mode) {
+    out += fmt::format("{}\"{}\": {}",
+                       mode == r.poll_64k_over_memcpy_by_mode.begin()->first ? "" : ", ", mode,
+                       number(ratio));
+  }
+  out += "}, ";
   out += fmt::format("\"machine\": {}, ", machine_json(r.machine));
   out += "\"memcpy_gbps\": {";
   bool first = true;
@@ -255,9 +270,21 @@ std::string to_table(const BenchReport& r) {
                                        "(median wait {:.0f} % of the run): slower, and not used "
                                        "where full runs exist",
                                        sorted.size(), 100 * sorted[sorted.size() / 2]));
+  std::map<std::string, int> by_mode;
+  for (const RunRecord& x : r.runs) ++by_mode[x.speed + (x.near ? "/near" : "/far")];
+  out += "  throughput runs by speed mode (speed/placement):";
+  for (const auto& [mode, n] : by_mode) out += fmt::format(" {} {}", mode, n);
+  out += "\n";
+  for (const auto& [mode, ratio] : r.poll_64k_over_memcpy_by_mode) {
+    out += fmt::format("  64 KiB polled (copying) / memcpy 1 MiB in {} runs: {:.2f}x [>= 0.5]\n",
+                       mode, ratio);
+  }
   out += fmt::format("cache-line round trip p50 {:.0f} ns (fastest probe {:.0f} ns); raw eventfd "
                      "round trip p50 {:.0f} ns\n",
                      r.cacheline_rtt_ns, r.near_rtt_ns, r.eventfd_rtt_ns);
+  out += fmt::format("bare two-line ring (the floor for the channel's 64 B records) round trip "
+                     "p50 {:.0f} ns, polled channel {:.0f} ns, same rounds\n",
+                     r.bare_rtt_ns, r.poll_rtt_ns);
   out += r.iceoryx == "measured"
              ? std::string("iceoryx 2.0: measured (iox-roudi started and stopped by the bench)\n")
              : "iceoryx 2.0: " + r.iceoryx + "\n";

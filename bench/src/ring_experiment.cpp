@@ -1,5 +1,6 @@
 #include "ring_experiment.hpp"
 
+#include "bare_ring.hpp"
 #include "harness.hpp"
 
 #include "ivmc/core/channel.hpp"
@@ -7,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace ivmc::bench {
@@ -140,7 +142,9 @@ Throughput RingExperiment::throughput(const std::string& mode, std::size_t size)
         for (std::uint64_t i = 0;; ++i) {
           const Errc e = in_place ? send_in_place(ep.channel(), msg, kOpTimeout)
                                   : ep.channel().send(msg, kOpTimeout);
-          if (e != Errc::ok) child_fail("ring send: " + ep.channel().error_detail());
+          if (e != Errc::ok) { // the error's name first: some (a message too large) have no detail
+            child_fail(fmt::format("ring send: {} {}", to_string(e), ep.channel().error_detail()));
+          }
           if ((i & 63) == 0 && now_s() - t0 > options_.seconds_per_point) break;
         }
         if (ep.channel().close(kOpTimeout) != Errc::ok) child_fail("ring close");
@@ -155,6 +159,8 @@ PairedRtt RingExperiment::rtt(const std::string& mode, std::size_t size) {
   const bool poll = mode != "block", in_place = mode == "zero_copy";
   const int rounds = std::max(3, options_.repeats * 3);
   const int n = poll ? options_.rtt_iterations : std::max(200, options_.rtt_iterations / 20);
+  std::optional<BareRing> bare; // created before the fork, like the probes
+  if (mode == "poll" && size == BareRing::kPayload) bare.emplace(options_.ring_bytes);
   PairedRtt out;
   run(
       "ring ping-pong", mode,
@@ -164,6 +170,7 @@ PairedRtt RingExperiment::rtt(const std::string& mode, std::size_t size) {
         std::uint64_t sink = 0;
         for (int r = 0; r < rounds + 1; ++r) { // round 0 warms up
           const double base = median(poll ? line.parent_round(n) : efd.parent_round(n));
+          const double floor = bare ? median(bare->parent_round(n)) : 0;
           std::vector<double> samples;
           for (int i = 0; i < n; ++i) {
             const std::uint64_t t0 = TscTimer::read();
@@ -180,6 +187,7 @@ PairedRtt RingExperiment::rtt(const std::string& mode, std::size_t size) {
           if (r == 0) continue;
           out.ring_ns.push_back(median(samples));
           out.baseline_ns.push_back(base);
+          if (bare) out.bare_ns.push_back(floor);
         }
         asm volatile("" ::"r"(sink)); // every byte was read
       },
@@ -187,6 +195,7 @@ PairedRtt RingExperiment::rtt(const std::string& mode, std::size_t size) {
         std::vector<std::byte> buf(size);
         for (int r = 0; r < rounds + 1; ++r) {
           poll ? line.child_round(n) : efd.child_round(n);
+          if (bare) bare->child_round(n);
           for (int i = 0; i < n; ++i) {
             std::size_t got = 0;
             const bool ok = in_place ? echo_in_place(ep.channel(), kOpTimeout) == Errc::ok

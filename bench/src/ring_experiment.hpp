@@ -26,6 +26,8 @@ public:
   // Round trips of `size`-byte messages, interleaved round by round with the baseline they are
   // judged against (cache-line probe when polling, raw eventfd when blocking) in the same two
   // processes, so the placement of the moment applies to both. One warm-up round is dropped.
+  // Polled 64 B round trips also take turns with the bare ring's (bare_ring.hpp), the floor
+  // for a ring of this format.
   PairedRtt rtt(const std::string& mode, std::size_t size = 64);
 
 private:

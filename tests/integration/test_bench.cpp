@@ -1,7 +1,11 @@
 // `ivmc bench` briefly, between real processes: iceoryx measured beside the ring (iox-roudi
 // started and stopped by the bench, nothing left behind), or skipped with a visible reason;
-// every row and run says where its processes ran.
+// every row and run says where its processes ran; the bare ring it judges the channel by carries
+// every message between two processes.
 #include "ivmc/bench/bench.hpp"
+
+#include "bare_ring.hpp"
+#include "harness.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -119,6 +123,9 @@ TEST_CASE("every row and run says where its processes ran and whether they had t
     CHECK(r.poll_small_rtt_ratio.at(s) > 0);
   }
   CHECK(r.crc_rtt_ratio > 0); // the 64 B round trip with record checks
+  CHECK(r.bare_rtt_ns > 0);   // the bare ring took turns with the polled 64 B ring
+  CHECK(r.poll_over_bare_rtt_ratio > 0);
+  CHECK(r.bare_rtt_ratio > 0);
   CHECK_FALSE(r.machine.model_name.empty());
   if (r.machine.online_cpus >= 2) {
     REQUIRE(r.machine.cpus.size() == 2);
@@ -131,7 +138,36 @@ TEST_CASE("every row and run says where its processes ran and whether they had t
   CHECK(json.find("\"mode\": \"zero_copy\"") != std::string::npos);
   CHECK(json.find("\"mode\": \"poll_crc\"") != std::string::npos);
   CHECK(json.find("\"poll_small_rtt_ratio\": ") != std::string::npos);
+  CHECK(json.find("\"poll_over_bare_rtt_ratio\": ") != std::string::npos);
+  CHECK(json.find("\"poll_gbps_64k_over_memcpy_1m_by_mode\": {\"") != std::string::npos);
+  CHECK((json.find("\"placement\": \"near\"") != std::string::npos ||
+         json.find("\"placement\": \"far\"") != std::string::npos));
+  CHECK(json.find("\"poll_rtt_over_bare\": {\"value\": ") != std::string::npos);
   const std::string table = to_table(r);
   CHECK(table.find("speed modes: ") != std::string::npos);
   CHECK(table.find("core clock measured") != std::string::npos);
+  CHECK(table.find("64 B polled RTT / bare two-line ring RTT") != std::string::npos);
+  CHECK(table.find("throughput runs by speed mode") != std::string::npos);
+}
+
+TEST_CASE("the bare ring echoes every message between two processes, across many laps", "[bench]") {
+  // 4 KiB per direction holds 55 records: 1,000 round trips wrap each ring 18 times, through
+  // every 8-byte offset of a line. parent_round throws if an echo differs from its message.
+  BareRing ring(4096);
+  std::vector<double> first, second;
+  run_pair(
+      "bare ring test", online_cpus() >= 2 ? 0 : -1, online_cpus() >= 2 ? 1 : -1,
+      [&] {
+        first = ring.parent_round(1000);
+        second = ring.parent_round(7);
+      },
+      [&] {
+        ring.child_round(1000);
+        ring.child_round(7);
+        return 0;
+      });
+  CHECK(first.size() == 1000);
+  CHECK(second.size() == 7);
+  for (double ns : first) CHECK(ns > 0);
+  CHECK_THROWS_AS(BareRing(100), std::invalid_argument); // too small for a record and more
 }

@@ -42,6 +42,9 @@ struct RunRecord {
   double steal_share = -1;          // host steal on the two CPUs / (2 x wall); -1 unreadable
   std::string speed; // "full": both processes had their CPUs (each waited < 10 % of the run
                      // behind other processes, host steal < 5 %); "shared" otherwise
+  bool near = false; // the probe was within 1.5x of the run's fastest (vCPUs placed close)
+  // A run's speed mode is the pair (speed, near): "full/near", "full/far", "shared/near",
+  // "shared/far" (speed_mode in placement.hpp). BENCHMARKS.md, "Issue 18: the two speed modes".
 };
 
 // One CPU as the guest sees it, and the clock its core ran at, measured.
@@ -104,8 +107,15 @@ struct BenchReport {
   // the packed layout of wire version 1 placed across two lines most often (6 times in 8).
   std::vector<std::size_t> small_rtt_sizes = {48, 56};
   std::map<std::size_t, double> poll_small_rtt_ratio; // by size: polled RTT / cache-line RTT
-  double crc_rtt_ratio = 0;                  // polled 64 B RTT with record checks / cache-line RTT
-  double crc_rtt_ns = 0, poll_rtt_ns = 0;    // the two 64 B round trips' p50 (near rounds)
+  double crc_rtt_ratio = 0;               // polled 64 B RTT with record checks / cache-line RTT
+  double crc_rtt_ns = 0, poll_rtt_ns = 0; // the two 64 B round trips' p50 (near rounds)
+  // Issue 18: the bare two-line ring (bench/src/bare_ring.hpp: the channel's 64 B record format
+  // written inline, nothing else), in the same rounds as the polled 64 B ring and its probe.
+  double bare_rtt_ns = 0;              // its 64 B round trip p50 (near rounds)
+  double poll_over_bare_rtt_ratio = 0; // polled 64 B ring RTT / bare ring RTT (paired rounds)
+  double bare_rtt_ratio = 0;           // bare ring RTT / cache-line RTT (paired rounds)
+  // 64 KiB polled (copying) GB/s / memcpy 1 MiB, over the runs of each speed mode present.
+  std::map<std::string, double> poll_64k_over_memcpy_by_mode;
   MachineReport machine;                     // the CPUs, their sharing and clocks, load, steal
   std::vector<RunRecord> runs;               // every throughput run, in the order measured
   std::map<std::size_t, double> memcpy_gbps; // single thread, by copy size
