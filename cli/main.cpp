@@ -1,5 +1,6 @@
 // ivmc: the command line. With no subcommand it runs the main job on its embedded default: the
 // default scenario, simulated.
+#include "exec_command.hpp"
 #include "ivmc/bench/bench.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/overrides.hpp"
@@ -136,6 +137,9 @@ int main(int argc, char** argv) {
   ivmc::cli::PlotArgs plot_args;
   auto* plot = ivmc::cli::add_plot(app, plot_args);
 
+  ivmc::cli::ExecArgs exec_args;
+  auto* exec = ivmc::cli::add_exec(app, exec_args);
+
   // One rule for exits (README): 0 done, 1 a run failed, 2 any input error, the command
   // line's included (CLI11's own codes would be 105..115).
   try {
@@ -148,6 +152,7 @@ int main(int argc, char** argv) {
     if (*sweep) return ivmc::cli::sweep_main(sweep_args);
     if (*summarize) return ivmc::cli::summarize_main(summarize_args);
     if (*plot) return ivmc::cli::plot_main(plot_args);
+    if (*exec) return ivmc::cli::exec_main(exec_args);
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();
     if (*server) return ivmc::kvm::ivshmem_server_main(server_options);

@@ -10,6 +10,8 @@ if [[ "${1:-build}" == test ]]; then
   want+=(clang libclang-rt-14-dev python3-pytest python3-distributed)
   want+=(python3-nbclient python3-nbformat python3-ipykernel) # notebooks, run headless
   want+=(qemu-system-x86 busybox-static cpio) # the vm label: QEMU guests (backends/kvm/guest)
+  # Unmodified programs under `ivmc exec` (issue 17: tests/preload, scripts/apps_bench.sh).
+  want+=(iperf3 sockperf redis-server redis-tools)
   # The vm label's Xen boot fetches Xen, its tools and the dom0 kernel itself (apt-get download,
   # unpacked into ~/.cache/ivmc: never installed, so the host's boot loader is left alone).
 fi

@@ -4,7 +4,13 @@
  * channel between two ivmc peers, VM A and VM B, while they stream. It is itself enrolled, as
  * VM X, with its own token: a legitimate neighbour turned hostile.
  *
- *   ivmc-foreign-client SOCKET TOKEN_HEX VM_A VM_B KEY
+ *   ivmc-foreign-client SOCKET TOKEN_HEX VM_A VM_B KEY VM_C
+ *
+ * The last two attacks go through channels X legitimately belongs to: VM C creates channels
+ * KEY + 2000 and KEY + 3000 with X, X attaches to each as side 1 from the wire layout's documented
+ * offsets (core/include/ivmc/core/wire.hpp, version 2) and then lies in it. A must end each with a
+ * protocol violation (C's endpoint state turns `failed`, which X watches), having received only
+ * what X really wrote.
  *
  * For each attack it prints one line:
  *   ATTACK <name> <refused|detected|VULNERABLE|pending> <ms> <what happened>
@@ -146,9 +152,145 @@ static struct request open_request(uint32_t peer_vm, uint64_t key, uint64_t byte
   return rq;
 }
 
+/* The channel area's layout, wire version 2 (core/include/ivmc/core/wire.hpp), as offsets. */
+enum {
+  W_MAGIC = 0,        /* u32 Identity::magic, stored last by the creator (release) */
+  W_VERSION = 4,      /* u16 */
+  W_RING_BYTES = 8,   /* u32[2] */
+  W_MAX_MESSAGE = 16, /* u32 */
+  W_RING_OFFSET = 24, /* u64[2] */
+  W_FEATURES = 56,    /* u32: no bits = records without check words */
+  W_ENDPOINT = 64, /* EndpointLine[2], 64 bytes each: u32 state, u32, u64 heartbeat, u64 address */
+  W_DIRECTION =
+      192, /* Direction[2], 256 bytes each: produced, consumed, data_wanted, space_wanted */
+  W_CONTROL_BYTES = 704
+};
+static const uint32_t W_MAGIC_VALUE = 0x434d5649u;
+enum { STATE_ABSENT = 0, STATE_LIVE = 1, STATE_CLOSED = 2, STATE_FAILED = 4 };
+
+static uint64_t header_for(uint64_t position, uint32_t length) {
+  uint32_t tag = (uint32_t)(position >> 3) | 0x80000000u;
+  return ((uint64_t)tag << 32) | length;
+}
+
+/* An ivshmem address as ivmc's host platform encodes it: valid bit 32, peer id in bits 0-15,
+ * the data vector in 16-23 and the space vector in 24-31. X's vectors are 0 and 1. */
+static uint64_t own_address(uint32_t own_id) {
+  return (1ull << 32) | (own_id & 0xffffu) | (0ull << 16) | (1ull << 24);
+}
+
+/* Joins channel `key` with `vm` (A creates it: retry for up to 5 s), attaches as side 1, then
+ * does the named attack and watches A's endpoint state for `failed` for up to 1 s. */
+static void ring_attack(int ch, uint32_t vm, uint64_t key, uint32_t own_id, const char* name) {
+  double t = now_ms();
+  int fd = -1;
+  struct reply r;
+  memset(&r, 0, sizeof r);
+  while (now_ms() - t < 5000) {
+    struct request rq = open_request(vm, key, 0);
+    r = exchange(ch, &rq, &fd);
+    if (r.op == OP_REGION && fd >= 0) break;
+    usleep(10000); /* A has not created it yet */
+  }
+  if (fd < 0) {
+    char what[300];
+    snprintf(what, sizeof what, "could not join channel %llu with vm %u: %s",
+             (unsigned long long)key, vm, r.reason);
+    report(name, "VULNERABLE", t, what); /* the harness fails on this: set-up broke */
+    return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < W_CONTROL_BYTES) {
+    report(name, "VULNERABLE", t, "region too small for a channel");
+    close(fd);
+    return;
+  }
+  unsigned char* m = mmap(0, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    report(name, "VULNERABLE", t, "mmap of the channel failed");
+    return;
+  }
+  /* Wait for the creator's magic (acquire: the identity's other fields are then visible). */
+  /* Acquire: pairs with the creator's release of the magic; the identity is complete. */
+  while (__atomic_load_n((uint32_t*)(m + W_MAGIC), __ATOMIC_ACQUIRE) != W_MAGIC_VALUE &&
+         now_ms() - t < 5000)
+    usleep(1000);
+  uint16_t version = *(uint16_t*)(m + W_VERSION);
+  uint32_t ring1_bytes = ((uint32_t*)(m + W_RING_BYTES))[1];
+  uint64_t ring1_offset = ((uint64_t*)(m + W_RING_OFFSET))[1];
+  uint32_t features = *(uint32_t*)(m + W_FEATURES);
+  if (version != 2 || features != 0 || ring1_bytes < 256 ||
+      ring1_offset + ring1_bytes > (uint64_t)st.st_size) {
+    report(name, "VULNERABLE", t, "unexpected channel identity (version, features or geometry)");
+    munmap(m, (size_t)st.st_size);
+    return;
+  }
+  unsigned char* ring = m + ring1_offset;
+  unsigned char* own = m + W_ENDPOINT + 64; /* side 1's line */
+  uint32_t* peer_state = (uint32_t*)(m + W_ENDPOINT);
+  uint64_t* produced = (uint64_t*)(m + W_DIRECTION + 256); /* direction 1: side 1 produces */
+
+  /* Attach as an honest side 1 would: address first, then the state (release). */
+  /* Relaxed: published by the acq_rel CAS of the state below. */
+  __atomic_store_n((uint64_t*)(own + 16), own_address(own_id), __ATOMIC_RELAXED);
+  uint32_t absent = STATE_ABSENT;
+  /* Acq_rel: whoever sees us live sees our address. */
+  if (!__atomic_compare_exchange_n((uint32_t*)own, &absent, STATE_LIVE, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    report(name, "VULNERABLE", t, "side 1 was already taken");
+    munmap(m, (size_t)st.st_size);
+    return;
+  }
+  usleep(100000); /* A sees us live and looks at our address */
+
+  /* Record 1 at position 0: 16 bytes "<name> 0", a small record (one line). */
+  char text[16];
+  memset(text, 0, sizeof text);
+  snprintf(text, sizeof text, "%s 0", name);
+  memcpy(ring + 8, text, sizeof text);
+  /* Release: the payload is visible before the header that announces it. */
+  __atomic_store_n((uint64_t*)ring, header_for(0, sizeof text), __ATOMIC_RELEASE);
+  double started = now_ms();
+  char what[300];
+  if (strcmp(name, "forge_close") == 0) {
+    /* Close without ever publishing the produced index: it stays 0 where the record ends at
+     * 64 (a close that does not match the records; zeroed headers have their own attack). */
+    __atomic_store_n((uint32_t*)own, STATE_CLOSED,
+                     __ATOMIC_RELEASE); /* release: after the record */
+    snprintf(what, sizeof what,
+             "one record, then closed with produced 0 where the records end at 64: ");
+  } else {
+    /* Record 3 at position 128; position 64 (record 2's header) stays zero; all published. */
+    snprintf(text, sizeof text, "%s 2", name);
+    memcpy(ring + 128 + 8, text, sizeof text);
+    /* Release: payload before header, then the header before the index that covers it. */
+    __atomic_store_n((uint64_t*)(ring + 128), header_for(128, sizeof text), __ATOMIC_RELEASE);
+    __atomic_store_n(produced, 192, __ATOMIC_RELEASE);
+    snprintf(what, sizeof what, "records at 0 and 128 published to 192, header at 64 zero: ");
+  }
+  /* Watch A for up to 1 s, heartbeating like a live peer meanwhile. */
+  int detected = 0;
+  while (now_ms() - started < 1000) {
+    /* Acquire: A's state as A published it (release). */
+    if (__atomic_load_n(peer_state, __ATOMIC_ACQUIRE) == STATE_FAILED) {
+      detected = 1;
+      break;
+    }
+    __atomic_fetch_add((uint64_t*)(own + 8), 1, __ATOMIC_RELAXED); /* relaxed: a counter only */
+    usleep(1000);
+  }
+  snprintf(what + strlen(what), sizeof what - strlen(what),
+           detected ? "vm %u's endpoint turned failed (a protocol violation) after %.1f ms"
+                    : "vm %u did not report a violation within 1 s (%.1f ms)",
+           vm, now_ms() - started);
+  report(name, detected ? "detected" : "VULNERABLE", started, what);
+  munmap(m, (size_t)st.st_size);
+}
+
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s SOCKET TOKEN_HEX VM_A VM_B KEY\n", argv[0]);
+  if (argc != 7) {
+    fprintf(stderr, "usage: %s SOCKET TOKEN_HEX VM_A VM_B KEY VM_C\n", argv[0]);
     return 2;
   }
   const char* main_socket = argv[1];
@@ -156,6 +298,7 @@ int main(int argc, char** argv) {
   if (!parse_token(argv[2], token)) return 2;
   const uint32_t vm_a = (uint32_t)strtoul(argv[3], 0, 10), vm_b = (uint32_t)strtoul(argv[4], 0, 10);
   const uint64_t key = strtoull(argv[5], 0, 10);
+  const uint32_t vm_c = (uint32_t)strtoul(argv[6], 0, 10);
   char channel_socket[128];
   snprintf(channel_socket, sizeof channel_socket, "%s.ivmc", main_socket);
 
@@ -254,8 +397,8 @@ int main(int argc, char** argv) {
       int grow = ftruncate(got_fd, 1 << 20);
       int err2 = errno;
       own_refused = rc != 0 && grow != 0;
-      snprintf(what, sizeof what, "own channel with vm %u: ftruncate(0) %s, ftruncate(1M) %s",
-               vm_a, rc ? strerror(err) : "SUCCEEDED", grow ? strerror(err2) : "SUCCEEDED");
+      snprintf(what, sizeof what, "own channel with vm %u: ftruncate(0) %s, ftruncate(1M) %s", vm_a,
+               rc ? strerror(err) : "SUCCEEDED", grow ? strerror(err2) : "SUCCEEDED");
       close(got_fd);
     } else {
       snprintf(what, sizeof what, "no channel with vm %u (%s)", vm_a, r.reason);
@@ -267,11 +410,11 @@ int main(int argc, char** argv) {
     report("truncate_pair", own_refused ? "refused" : "VULNERABLE", t, what);
   }
 
-  /* 5 and 6 need the ring-level checks of issue 16 (another engineer's part). */
-  report("forge_close", "pending", now_ms(),
-         "needs the ring's close/produced-index check (core), not on main yet");
-  report("zero_headers", "pending", now_ms(),
-         "needs the ring's empty-header bound (core), not on main yet");
+  /* 5. Forge a close: a record, then `closed` with a produced index that claims a second
+   * record never written. 6. Zeroed headers: records 1 and 3 written, record 2's header left
+   * zero, all three published. */
+  ring_attack(ch, vm_c, key + 2000, (uint32_t)own_id, "forge_close");
+  ring_attack(ch, vm_c, key + 3000, (uint32_t)own_id, "zero_headers");
   close(ch);
   close(main_fd);
   return 0;

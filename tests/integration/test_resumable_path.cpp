@@ -237,3 +237,73 @@ TEST_CASE("a resumable sender drops a connection whose ACK claims frames it neve
   CHECK(sender.last_error().find("only [0, 1] is possible") != std::string::npos);
   CHECK(sender.unacknowledged() == 1); // the frame is kept for an honest receiver
 }
+
+TEST_CASE("a resumable sender's flush after a long idle reads the ACK waiting in the socket",
+          "[resumable]") {
+  // A link that went back to its local path leaves the remote connection idle, the receiver's
+  // last ACK unread; the receiver then stops serving the path (its stream ended on the ring).
+  // The flush must take that ACK, not call the idle time a stall and reconnect to nobody.
+  auto listener = std::make_unique<TcpListener>();
+  const std::uint16_t port = listener->port();
+  ResumableOptions options;
+  options.session = 7;
+  options.stall_timeout = kSecond / 5;
+  ResumablePath sender(
+      ResumablePath::Role::sender,
+      [&](Nanos t) { return TcpPath::try_connect("127.0.0.1", port, t); }, options);
+  std::size_t got = 0;
+  Errc received = Errc::timed_out;
+  std::thread receiving([&] {
+    ResumablePath receiver(
+        ResumablePath::Role::receiver, [&](Nanos t) { return listener->try_accept(t); }, options);
+    std::array<std::byte, 64> buf{};
+    received = receiver.recv(buf, {}, got, 5 * kSecond); // caught up: its ACK is sent
+  });                                                    // then the receiver is gone
+  const std::array<std::byte, 16> frame{};
+  REQUIRE(sender.send(frame, {}, 5 * kSecond) == Errc::ok);
+  receiving.join();
+  REQUIRE(received == Errc::ok);
+  CHECK(got == frame.size());
+  listener.reset();                                            // nobody accepts any more
+  std::this_thread::sleep_for(std::chrono::milliseconds(500)); // idle past stall_timeout
+  CHECK(sender.unacknowledged() == 1);
+  CHECK(sender.flush(2 * kSecond) == Errc::ok);
+  CHECK(sender.unacknowledged() == 0);
+  CHECK(sender.stats().connections == 1);
+}
+
+TEST_CASE("a resumable receiver that only polls completes a handshake whose HELLO is late",
+          "[resumable]") {
+  // A link receiver reading its local path looks at the remote path with a zero timeout. A
+  // sender reconnecting through two user-networking stacks gets its HELLO there late: the
+  // receiver must wait for it rather than drop the connection it just accepted.
+  TcpListener listener;
+  ResumableOptions options;
+  options.session = 9;
+  ResumablePath receiver(
+      ResumablePath::Role::receiver, [&](Nanos t) { return listener.try_accept(t); }, options);
+  std::atomic<bool> greeted{false};
+  std::thread sender([&] {
+    TcpPath c = TcpPath::connect("127.0.0.1", listener.port(), kSecond);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the HELLO is late
+    std::array<std::byte, 24> hello{};
+    const char magic[8] = {'I', 'V', 'M', 'C', 'R', 'S', '-', 'S'};
+    std::memcpy(hello.data(), magic, 8);
+    std::memcpy(hello.data() + 8, &options.session, 8);
+    REQUIRE(c.send(hello, {}, kSecond) == Errc::ok);
+    std::array<std::byte, 24> theirs{};
+    std::size_t n = 0;
+    REQUIRE(c.recv(theirs, {}, n, 2 * kSecond) == Errc::ok);
+    CHECK(n == 24);
+    greeted.store(true); // seq_cst: read after join
+  });
+  std::array<std::byte, 64> buf{};
+  std::size_t n = 0;
+  for (int i = 0; i < 200 && receiver.stats().connections == 0; ++i) {
+    CHECK(receiver.recv(buf, {}, n, 0) == Errc::timed_out); // only looks: nothing was sent
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  sender.join();
+  CHECK(greeted.load());
+  CHECK(receiver.stats().connections == 1);
+}

@@ -44,27 +44,95 @@ std::string dump(const std::vector<experiment::ScenarioIssue>& issues) {
 
 } // namespace
 
-TEST_CASE("kvm refuses events and oversized messages at their lines", "[backends][kvm]") {
+// The issue whose text starts with `prefix`, or null.
+const experiment::ScenarioIssue* find(const std::vector<experiment::ScenarioIssue>& issues,
+                                      const std::string& prefix) {
+  for (const auto& i : issues)
+    if (i.what.rfind(prefix, 0) == 0) return &i;
+  return nullptr;
+}
+
+TEST_CASE("kvm refuses what it cannot play of a scenario with events, at their lines",
+          "[backends][kvm]") {
   const auto s = experiment::parse_scenario(kWithEvents, "k.toml");
   experiment::BackendSettings settings;
   const auto kvm = backends::make_backend("kvm", settings);
   const auto issues = kvm->check(s);
   INFO(dump(issues));
-  REQUIRE(issues.size() == 3);
+  REQUIRE(issues.size() == 4);
   CHECK(issues[0].where == "k.toml:14");
   CHECK(issues[0].what.rfind("workload[0].message_bytes: 8192 B messages do not fit a 4 KiB ring",
                              0) == 0);
-  CHECK(issues[1].where == "k.toml:15");
-  CHECK(issues[1].what.rfind("event[0]: the kvm backend plays no [[event]]", 0) == 0);
-  CHECK(issues[1].what.find("--ignore-events") != std::string::npos);
-  CHECK(issues[2].where == "k.toml:20");
-  CHECK(issues[2].what.rfind("generator[0]: ", 0) == 0);
+  // The migration is played, but not 1 s after the start (a TCG migration takes a second).
+  const auto* early = find(issues, "event[0]: at 1 s: the kvm backend needs 4 s");
+  REQUIRE(early != nullptr);
+  CHECK(early->where == "k.toml:15");
+  const auto* generator = find(issues, "generator[0]: the kvm backend plays no [[generator]]");
+  REQUIRE(generator != nullptr);
+  CHECK(generator->where == "k.toml:20");
+  const auto* short_run = find(issues, "duration_s: the stream must run 2 s past");
+  REQUIRE(short_run != nullptr);
+  CHECK(short_run->where == "k.toml:2");
+  for (const auto& i : issues) {
+    if (&i == &issues[0]) continue;
+    CHECK(i.what.find("--ignore-events") != std::string::npos); // the way out is named
+  }
 
   settings.ignore_events = true;
   const auto lenient = backends::make_backend("kvm", settings)->check(s);
   INFO(dump(lenient));
   REQUIRE(lenient.size() == 1);
   CHECK(lenient[0].where == "k.toml:14");
+}
+
+TEST_CASE("kvm refuses, with migrations, what its guests do not play yet", "[backends][kvm]") {
+  const char* const text = R"(name = "k"
+duration_s = 20
+[membership]
+detection = "adaptive"
+race = "none"
+[[vm]]
+name = "a"
+host = 0
+[[vm]]
+name = "b"
+host = 1
+[[vm]]
+name = "c"
+host = 0
+[[workload]]
+kind = "udp_stream"
+from = "a"
+to = "b"
+rate_per_s = 100
+[[event]]
+kind = "migrate"
+at_s = 5
+vm = "a"
+host = 1
+[[event]]
+kind = "shutdown"
+at_s = 10
+vm = "c"
+)";
+  const auto s = experiment::parse_scenario(text, "k.toml");
+  const auto issues = backends::make_backend("kvm", {})->check(s);
+  INFO(dump(issues));
+  for (const char* prefix :
+       {"workload[0].kind: with migrations the kvm backend plays tcp_stream only, not udp_stream",
+        "workload[0].rate_per_s: ", "workload[0].from: the migrating VM must start on its",
+        "vm[2]: with migrations the kvm backend boots only", "membership.detection: ",
+        "membership.race: race = none", "event[1]: the kvm backend plays migrate events only"}) {
+    INFO(prefix);
+    CHECK(find(issues, prefix) != nullptr);
+  }
+  CHECK(issues.size() == 7);
+}
+
+TEST_CASE("kvm plays the migration example it documents", "[backends][kvm]") {
+  const auto s =
+      experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/kvm_migration.toml");
+  CHECK(backends::make_backend("kvm", {})->check(s).empty());
 }
 
 TEST_CASE("kvm plays the example it documents", "[backends][kvm]") {

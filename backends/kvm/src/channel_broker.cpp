@@ -196,10 +196,27 @@ bool ChannelBroker::handle(Client& client, const broker::Request& request, broke
       return refuse(reply, fmt::format("the token of vm {} is enrolled for uid {}, not for uid {} "
                                        "(pid {})",
                                        found->vm, found->uid, client.uid, client.pid));
-    if (request.ivshmem_peer_id > 0xffff ||
-        pid_of_peer_(static_cast<std::uint16_t>(request.ivshmem_peer_id)) != client.pid)
+    if (!found->exec &&
+        (request.ivshmem_peer_id > 0xffff ||
+         pid_of_peer_(static_cast<std::uint16_t>(request.ivshmem_peer_id)) != client.pid))
       return refuse(reply, fmt::format("ivshmem peer {} is not a connection of pid {}",
                                        request.ivshmem_peer_id, client.pid));
+    // One live VM per enrolment: the server names a channel's member by its VM, so a second
+    // process holding the same token would make that name ambiguous (and a copied token must
+    // not stand in for a VM that is alive). A connection whose main-socket peer has left (a
+    // process that moved to another host and may come back) no longer counts, and loses its VM.
+    // An exec-mode VM (`ivmc exec`) is one program and its children: its processes share
+    // the VM by design, and each channel is named by its ports as well (pending connections).
+    for (auto& [fd, other] : clients_) {
+      if (found->exec) break;
+      if (&other == &client || other.vm != found->vm) continue;
+      if (other.ivshmem_peer_id <= 0xffff &&
+          pid_of_peer_(static_cast<std::uint16_t>(other.ivshmem_peer_id)) == other.pid)
+        return refuse(reply, fmt::format("vm {} is already enrolled by pid {} (ivshmem peer {}): "
+                                         "one live process per vm",
+                                         found->vm, other.pid, other.ivshmem_peer_id));
+      other.vm.reset(); // its peer left the main socket: that enrolment is over
+    }
     client.vm = found->vm;
     client.ivshmem_peer_id = request.ivshmem_peer_id;
     reply.op = broker::Op::welcome;
@@ -208,7 +225,7 @@ bool ChannelBroker::handle(Client& client, const broker::Request& request, broke
                      client.uid, request.ivshmem_peer_id));
     return true;
   }
-  if (request.op != broker::Op::open) return false;
+  if (request.op != broker::Op::open) return handle_exec(client, request, reply, fd_to_send);
   if (!client.vm) return refuse(reply, "open before a successful hello: not enrolled");
   const VmId self = *client.vm;
   const VmId peer = request.peer_vm;
@@ -216,6 +233,8 @@ bool ChannelBroker::handle(Client& client, const broker::Request& request, broke
   reply.key = request.key;
   if (peer == self)
     return refuse(reply, fmt::format("vm {} asked for a channel with itself", self));
+  if (const Enrolment* mine = enrolment_of(self); mine != nullptr && mine->exec)
+    return refuse(reply, "an exec-mode VM opens channels with connect/accept, not open");
   if (options_.trust && !options_.trust->may_connect(self, peer)) {
     const bool a = options_.trust->allows(self, peer), b = options_.trust->allows(peer, self);
     return refuse(reply,
@@ -300,8 +319,7 @@ void ChannelBroker::serve(Client& client) {
     const int err = errno;
     if (reply.op == broker::Op::region) {
       const VmId self = *client.vm;
-      forget_if_complete(
-          {std::min(self, request.peer_vm), std::max(self, request.peer_vm), request.key});
+      forget_if_complete({std::min(self, reply.vm), std::max(self, reply.vm), reply.key});
     }
     if (!sent) return drop(fd, syscall_message("sendmsg", "a reply", err));
   }
@@ -316,7 +334,144 @@ void ChannelBroker::drop(int fd, std::string_view why) {
   if (it == clients_.end()) return;
   if (why != "disconnected")
     log_(fmt::format("channel client pid {} {}; dropped", it->second.pid, why));
+  const std::optional<VmId> ended =
+      it->second.owns_enrolment ? it->second.vm : std::optional<VmId>{};
   clients_.erase(it);
+  if (ended) end_enrolment(*ended);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exec mode: processes enrol themselves and meet by TCP port (channel_broker_protocol.hpp)
+
+const Enrolment* ChannelBroker::enrolment_of(VmId vm) const {
+  for (const Enrolment& e : options_.enrolments)
+    if (e.vm == vm) return &e;
+  return nullptr;
+}
+
+void ChannelBroker::end_enrolment(VmId vm) {
+  std::erase_if(options_.enrolments, [vm](const Enrolment& e) { return e.exec && e.vm == vm; });
+  std::erase_if(listeners_, [vm](const auto& entry) { return entry.second == vm; });
+  std::erase_if(pending_, [vm](const auto& entry) {
+    return entry.second.client == vm || entry.second.listener == vm;
+  });
+  // Its children's connections, still open, are that VM no longer.
+  std::erase_if(clients_, [vm](const auto& entry) { return entry.second.vm == vm; });
+  log_(fmt::format("exec vm {} left", vm));
+}
+
+bool ChannelBroker::handle_exec(Client& client, const broker::Request& request,
+                                broker::Reply& reply, int& fd_to_send) {
+  if (!options_.exec_enrolment) return false;
+  if (request.op == broker::Op::join) {
+    if (client.vm) return false; // once only
+    if (client.uid != ::getuid())
+      return refuse(reply, fmt::format("pid {} is uid {}; this exec server serves uid {} only",
+                                       client.pid, client.uid, ::getuid()));
+    for (const Enrolment& e : options_.enrolments)
+      if (same_token(e.token, request.token)) return refuse(reply, "that token is enrolled");
+    Enrolment e;
+    std::memcpy(e.token.data(), request.token, e.token.size());
+    e.uid = client.uid;
+    e.vm = next_exec_vm_++;
+    e.exec = true;
+    e.group = request.key;
+    options_.enrolments.push_back(e);
+    client.vm = e.vm;
+    client.owns_enrolment = true;
+    reply.op = broker::Op::welcome;
+    reply.vm = e.vm;
+    log_(fmt::format("exec vm {} joined: pid {}, uid {}", e.vm, client.pid, client.uid));
+    return true;
+  }
+  if (!client.vm) return refuse(reply, "not enrolled (join or hello first)");
+  const VmId self = *client.vm;
+  const Enrolment* mine = enrolment_of(self);
+  if (mine == nullptr || !mine->exec) return refuse(reply, "not an exec-mode VM");
+  const auto ports = static_cast<std::uint32_t>(request.key);
+  reply.key = request.key;
+  switch (request.op) {
+  case broker::Op::listen: {
+    if (request.key == 0 || request.key > 0xffff) return refuse(reply, "not a TCP port");
+    listeners_[static_cast<std::uint16_t>(request.key)] = self;
+    reply.op = broker::Op::ok;
+    return true;
+  }
+  case broker::Op::connect: {
+    const auto port = static_cast<std::uint16_t>(ports & 0xffff);
+    const auto it = listeners_.find(port);
+    if (request.key > 0xffffffffu || it == listeners_.end())
+      return refuse(reply, fmt::format("no exec-mode listener on port {}", port));
+    const Enrolment* theirs = enrolment_of(it->second);
+    if (theirs == nullptr || theirs->group != mine->group)
+      return refuse(reply, fmt::format("the listener on port {} (vm {}) is not in vm {}'s trust "
+                                       "group",
+                                       port, it->second, self));
+    if (request.bytes == 0 || request.bytes > options_.max_bytes || request.bytes % 4096 != 0)
+      return refuse(reply, fmt::format("{} bytes: a region must be a page multiple of at most {}",
+                                       request.bytes, options_.max_bytes));
+    const ChannelKey key{std::min(self, it->second), std::max(self, it->second),
+                         next_region_key_++};
+    std::string why;
+    posix::UniqueFd memfd = make_region(key, request.bytes, why);
+    if (!memfd) return refuse(reply, why);
+    if (pending_.size() >= options_.max_pending) { // forget the oldest record
+      pending_.erase(pending_order_.front());
+      pending_order_.pop_front();
+    }
+    if (pending_.contains(ports)) std::erase(pending_order_, ports);
+    pending_[ports] = Pending{self, it->second, std::get<2>(key)};
+    pending_order_.push_back(ports);
+    if (channels_.size() >= options_.max_channels) { // forget the oldest (members keep theirs)
+      channels_.erase(order_.front());
+      order_.pop_front();
+    }
+    auto& region = channels_.emplace(key, Region{std::move(memfd), request.bytes, {false, false}})
+                       .first->second;
+    order_.push_back(key);
+    region.handed[self == std::get<0>(key) ? 0 : 1] = true; // a pair with itself: 0 here
+    reply.op = broker::Op::region;
+    reply.vm = it->second;
+    reply.key = std::get<2>(key);
+    reply.bytes = request.bytes;
+    fd_to_send = region.memfd.get();
+    return true;
+  }
+  case broker::Op::accept: {
+    const auto it = pending_.find(ports);
+    if (request.key > 0xffffffffu || it == pending_.end() || it->second.listener != self)
+      return refuse(reply, "no pending exec-mode connection for these ports");
+    const Pending p = it->second;
+    pending_.erase(it);
+    std::erase(pending_order_, ports);
+    const ChannelKey key{std::min(p.client, p.listener), std::max(p.client, p.listener),
+                         p.region_key};
+    const auto region = channels_.find(key);
+    if (region == channels_.end()) return refuse(reply, "the connection's region was forgotten");
+    region->second.handed[self == std::get<1>(key) ? 1 : 0] = true; // itself: 1 here
+    reply.op = broker::Op::region;
+    reply.vm = p.client;
+    reply.key = p.region_key;
+    reply.bytes = region->second.bytes;
+    fd_to_send = region->second.memfd.get();
+    return true;
+  }
+  case broker::Op::cancel: {
+    const auto it = pending_.find(ports);
+    if (request.key > 0xffffffffu || it == pending_.end() || it->second.client != self)
+      return refuse(reply, "no pending connection of this VM for these ports (accepted?)");
+    const Pending p = it->second;
+    pending_.erase(it);
+    std::erase(pending_order_, ports);
+    const ChannelKey key{std::min(p.client, p.listener), std::max(p.client, p.listener),
+                         p.region_key};
+    if (channels_.erase(key) != 0) std::erase(order_, key);
+    reply.op = broker::Op::ok;
+    return true;
+  }
+  default:
+    return false;
+  }
 }
 
 } // namespace ivmc::kvm

@@ -2,12 +2,16 @@
 // No fmt here: the statically linked guest agent uses this file.
 #include "ivmc/kvm/ivshmem_link_stream.hpp"
 
+#include "ivmc/core/race_ledger.hpp"
 #include "ivmc/posix/clock.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 namespace ivmc::kvm {
@@ -36,8 +40,23 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
   if (o.slots.offset(o.slots.count) + o.slots.slot_bytes > o.host_word)
     throw std::invalid_argument("the channel slots overlap the host word");
   auto* word = reinterpret_cast<std::uint64_t*>(region.base + o.host_word);
-  // Relaxed: the word is a hint from the host's membership source; nothing is read through it.
-  auto host_now = [&] { return std::atomic_ref(*word).load(std::memory_order_relaxed); };
+  std::optional<ViewPageReader> page;
+  view_page::View view; // the latest snapshot of the page's entry (with a view page)
+  if (o.view) {
+    if (o.view->page % view_page::kPageBytes != 0 ||
+        o.view->page + view_page::kPageBytes > region.size ||
+        o.slots.offset(o.slots.count) + o.slots.slot_bytes > o.view->page)
+      throw std::invalid_argument("--view-page is not a free page inside BAR2");
+    if (o.view->peer == 0 || o.view->peer > view_page::kMaxVms)
+      throw std::invalid_argument("--peer-vm is not in 1..15");
+    page.emplace(region.base + o.view->page, o.view->self);
+  }
+  // With a view page the view is the page's entry; else the host word (relaxed: the word is a
+  // hint from the host's membership source; nothing is read through it).
+  auto host_now = [&]() -> std::uint64_t {
+    if (page) return (view = page->read()).host;
+    return std::atomic_ref(*word).load(std::memory_order_relaxed);
+  };
 
   ResumablePath remote(
       ResumablePath::Role::sender,
@@ -45,9 +64,21 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
   std::unique_ptr<IvshmemEndpoint> endpoint;
   std::unique_ptr<ChannelPath> local;
   std::uint64_t epoch = 0, version = 0;
+  if (page) {
+    std::printf("IVMC-INFO link waiting for the start flag\n");
+    std::fflush(stdout);
+    const Nanos deadline = MonotonicClock::read() + o.timeout;
+    while (!page->started()) {
+      if (MonotonicClock::read() > deadline)
+        throw std::runtime_error("the host never set the view page's start flag");
+      ::usleep(1000);
+    }
+  }
   std::uint64_t host = host_now();
   std::string hosts = std::to_string(host);
 
+  RaceLedger ledger;
+  std::uint64_t sends_in_window = 0;
   LinkEnvironment env;
   env.remote = &remote;
   env.open_local = [&](Nanos) -> LocalPath {
@@ -65,9 +96,20 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
     local.reset();
     endpoint.reset();
   };
-  env.believes_co_resident = [&] { return host == o.peer_host; };
-  env.view_version = [&] { return version; };
-  env.probe_co_resident = [&] { return host_now() == o.peer_host; };
+  if (page) {
+    const VmId peer = o.view->peer;
+    env.believes_co_resident = [&, peer] { return (view = page->read()).believes(peer); };
+    env.view_version = [&] { return view.version; };
+    env.probe_co_resident = [&, peer] { return (view = page->read()).co_resident(peer); };
+    // Table IV: each operation in the race window the host's RaceWindows says is open now.
+    env.on_operation = [&, peer](LinkOperation op, Errc outcome, std::uint64_t bytes) {
+      ledger.record(op, (view = page->read()).race_with(peer), outcome, bytes);
+    };
+  } else {
+    env.believes_co_resident = [&] { return host == o.peer_host; };
+    env.view_version = [&] { return version; };
+    env.probe_co_resident = [&] { return host_now() == o.peer_host; };
+  }
   LinkConfig config = o.link;
   config.resend_unconsumed = true;
   LinkSender sender(env, config, platform.clock());
@@ -80,6 +122,10 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
   r = send_link_stream(sender, o.max_bytes, o.message, o.timeout,
                        [&](std::uint64_t bytes, std::uint64_t& limit) {
                          const std::uint64_t now_host = host_now();
+                         if (page) {
+                           if (page->stopped()) limit = std::min(limit, bytes);
+                           if (view.race_with(o.view->peer)) ++sends_in_window;
+                         }
                          if (now_host == host) return;
                          // The membership source says this guest is on another host now: the
                          // view changes, and the remote connection stayed behind with the old
@@ -115,7 +161,22 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
   r.paths.channels_opened = epoch; // one instance per epoch, each created here
   r.extra = link_counters(sender.stats()) + " moves=" + std::to_string(moves) + " hosts=" + hosts +
             " connections=" + std::to_string(remote.stats().connections) +
-            " remote_resent=" + std::to_string(remote.stats().resent);
+            " remote_resent=" + std::to_string(remote.stats().resent) +
+            " probes=" + std::to_string(sender.stats().probes);
+  if (page) {
+    r.extra += " sends_in_window=" + std::to_string(sends_in_window) +
+               " race_outside=" + std::to_string(ledger.outside());
+    for (int op = 0; op < 3; ++op) {
+      for (int k = 0; k < 4; ++k) {
+        const RaceCell& c = ledger.cell(static_cast<LinkOperation>(op), static_cast<ChangeKind>(k));
+        const std::string key = " race_" + std::to_string(op) + "_" + std::to_string(k) + "_";
+        r.extra += key + "ops=" + std::to_string(c.operations) + key +
+                   "errors=" + std::to_string(c.errors) + key +
+                   "deferred=" + std::to_string(c.deferred) + key +
+                   "bytes=" + std::to_string(c.bytes);
+      }
+    }
+  }
   r.ok = r.error.empty();
   return r;
 }

@@ -317,6 +317,7 @@ void IvshmemServer::start() {
       b.socket_path = channel_socket_path();
       b.enrolments = options_.enrolments;
       b.trust = options_.trust;
+      b.exec_enrolment = options_.exec_enrolment;
       broker_ = std::make_unique<ChannelBroker>(
           std::move(b),
           [this](std::uint16_t id) -> std::optional<pid_t> {
@@ -608,7 +609,9 @@ void IvshmemServer::drop(std::uint16_t id, std::string_view why) {
   if (!node) return;
   // The disconnect notice is the peer ID without an fd. The peer's eventfds stay open while
   // queued join messages still refer to them.
-  for (auto& [other_id, other] : clients_) enqueue(other, id, nullptr);
+  if (options_.announce_departures) {
+    for (auto& [other_id, other] : clients_) enqueue(other, id, nullptr);
+  }
   if (options_.verbose || why != "disconnected")
     log(fmt::format("peer {} {}; dropped ({} peers now)", id, why, clients_.size()));
   if (broker_) broker_->peer_left(id);

@@ -45,11 +45,28 @@ void write_host_word(const std::string& shm_name, std::size_t offset, std::uint6
   ::munmap(map, 4096);
 }
 
-KvmMembership::KvmMembership(KvmMembershipOptions options) : options_(options) {
-  if (options_.policy == KvmMembershipOptions::Policy::periodic)
+KvmMembership::KvmMembership(KvmMembershipOptions options) : options_(std::move(options)) {
+  for (const auto& [host, shm] : options_.initial_hosts) {
+    topology_.add_host(host);
+    hosts_[host] = shm;
+  }
+  for (const auto& [vm, host] : options_.initial_vms) {
+    (void)topology_.create_vm(vm, {}, host, 0);
+    guests_.insert(vm);
+    believed_[vm] = host;
+  }
+  if (!options_.source_kind.empty())
+    source_ = make_membership_source(options_.source_kind, topology_, options_.params);
+  else if (options_.policy == KvmMembershipOptions::Policy::periodic)
     source_ = std::make_unique<PeriodicScanSource>(topology_, options_.period);
   else
     source_ = std::make_unique<EventWatchSource>(topology_, options_.delay);
+  windows_ = std::make_unique<RaceWindows>(*source_);
+  if (options_.region_bytes != 0) {
+    for (const auto& [host, shm] : hosts_)
+      pages_[host] = std::make_unique<ViewPageWriter>(shm, options_.region_bytes);
+    write_pages_locked(posix::MonotonicClock::read());
+  }
   ticker_ = std::thread([this] { tick_loop(); });
 }
 
@@ -66,6 +83,53 @@ void KvmMembership::add_host(HostId host, const std::string& shm_name) {
   std::lock_guard lock(mutex_);
   topology_.add_host(host);
   hosts_[host] = shm_name;
+  if (options_.region_bytes != 0)
+    pages_[host] = std::make_unique<ViewPageWriter>(shm_name, options_.region_bytes);
+}
+
+void KvmMembership::migrated(VmId vm, HostId host) {
+  std::unique_lock lock(mutex_);
+  if (!hosts_.count(host) || !topology_.has_vm(vm))
+    throw IvshmemError(fmt::format("membership: VM {} cannot move to host {}", vm, host));
+  if (topology_.host_of(vm) == host) return;
+  source_->on_event(
+      topology_.migrate_vm(vm, host, std::max(posix::MonotonicClock::read(), last_run_)));
+  run_due_locked();
+  lock.unlock();
+  wake_.notify_all();
+}
+
+void KvmMembership::start_workloads() {
+  std::lock_guard lock(mutex_);
+  for (auto& [host, page] : pages_) page->set_start();
+}
+
+void KvmMembership::stop_workloads() {
+  std::lock_guard lock(mutex_);
+  for (auto& [host, page] : pages_) page->set_stop();
+}
+
+void KvmMembership::write_pages_locked(Nanos now) {
+  if (pages_.empty()) return;
+  for (const VmId g : guests_) {
+    if (g == 0 || g > view_page::kMaxVms) continue;
+    view_page::View v;
+    v.version = source_->view_version(g);
+    const bool exists = topology_.has_vm(g);
+    v.truth = exists ? topology_.host_of(g) + 1 : 0;
+    if (const auto it = believed_.find(g); it != believed_.end()) v.host = it->second + 1;
+    for (const VmId p : guests_) {
+      if (p == g || p > view_page::kMaxVms) continue;
+      if (source_->believes_co_resident(g, p)) v.peers |= std::uint64_t{1} << p;
+      if (exists && topology_.has_vm(p) && topology_.host_of(p) == topology_.host_of(g))
+        v.truth_peers |= std::uint64_t{1} << p;
+      if (const auto kind = windows_->in_race_window(g, p, now))
+        v.race[p] = static_cast<std::uint8_t>(static_cast<int>(*kind) + 1);
+    }
+    // Every host's page: the guest reads the one of the region it is in, which a migration
+    // may have just overwritten with another host's copy.
+    for (auto& [host, page] : pages_) page->write(g, v);
+  }
 }
 
 void KvmMembership::add_guest(VmId vm, HostId host) {
@@ -96,6 +160,7 @@ void KvmMembership::publish_notified() {
     const HostId host = topology_.host_of(r.observer);
     // The guest learns where it is, through the word of the region it is in now.
     write_host_word(hosts_.at(host), options_.host_word, host);
+    believed_[r.observer] = host;
     if (auto it = resumed_at_.find(r.observer);
         it != resumed_at_.end() && r.kind == ChangeKind::migration_in) {
       arrivals_.push_back({r.observer, host, it->second, posix::MonotonicClock::read()});
@@ -165,6 +230,11 @@ std::vector<KvmMembership::Arrival> KvmMembership::arrivals() const {
   return arrivals_;
 }
 
+std::uint64_t KvmMembership::probes() const {
+  std::lock_guard lock(mutex_);
+  return source_->probes();
+}
+
 std::string_view KvmMembership::policy_name() const {
   return source_->name();
 }
@@ -184,6 +254,7 @@ Nanos KvmMembership::run_due_locked() {
     last_run_ = now;
   }
   publish_notified();
+  write_pages_locked(now);
   return now;
 }
 

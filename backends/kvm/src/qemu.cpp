@@ -172,7 +172,11 @@ std::vector<std::string> guest_command(const QemuOptions& o) {
     c.insert(
         c.end(),
         {"-netdev",
-         n.user ? std::string("user,id=net0,restrict=off")
+         n.user ? std::string("user,id=net0,restrict=off") +
+                      (n.forward_host_port != 0
+                           ? fmt::format(",hostfwd=tcp:127.0.0.1:{}-:{}", n.forward_host_port,
+                                         n.forward_guest_port)
+                           : std::string())
                 : fmt::format("socket,id=net0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}",
                               n.remote_port, n.local_port),
          "-device",

@@ -36,6 +36,13 @@ using namespace ivmc::posix;
 
 namespace {
 
+RacePolicy policy_of_race(const std::string& text) {
+  RacePolicy p;
+  if (!parse_race_policy(text, p))
+    throw std::invalid_argument("unknown race policy '" + text + "'");
+  return p;
+}
+
 // "4096", "64K", "16M", "1G" (binary multiples).
 std::uint64_t parse_size(const std::string& text) {
   std::size_t used = 0;
@@ -227,12 +234,31 @@ int main(int argc, char** argv) {
   link->add_option("--remote", remote_text, "ADDRESS:PORT of the receiver's resumable path")
       ->required();
   link->add_option("--session", session, "the stream's session id (the receiver's)");
-  link->add_option("--host-word", host_word_offset, "BAR2 offset of the host word")->required();
-  link->add_option("--peer-host", peer_host, "the receiver's host word value")->required();
+  // Required unless --view-page (then the host word is the view page's first word).
+  link->add_option("--host-word", host_word_offset, "BAR2 offset of the host word");
+  link->add_option("--peer-host", peer_host, "the receiver's host word value");
   link->add_option("--slot-bytes", slot_text, "bytes per channel slot (one per epoch)");
   link->add_option("--slots", slots, "channel slots from offset 0");
   link->add_option("--after", after_text, "bytes to send after the last move");
   link->add_option("--moves", moves_wanted, "host changes before the last --after bytes");
+  std::size_t view_page_offset = 0;
+  unsigned self_vm = 0, peer_vm = 0;
+  link->add_option("--view-page", view_page_offset,
+                   "BAR2 offset of the view page: the view, truth and race flags from there "
+                   "(view_page.hpp; with --vm and --peer-vm), start and stop by its flags");
+  std::string race_text = "resolution";
+  link->add_option("--race", race_text, "the race policy (prevention, resolution, none)");
+  link->add_option("--vm", self_vm, "this guest's VM id in the view page");
+  link->add_option("--peer-vm", peer_vm, "the receiver's VM id in the view page");
+  CLI::App* link_recv = app.add_subcommand(
+      "link-recv", "the receiving end of link-send in a guest (channel slots or resumable TCP)");
+  common(link_recv);
+  std::string listen_text;
+  link_recv->add_option("--listen", listen_text, "ADDRESS:PORT of this end's resumable path")
+      ->required();
+  link_recv->add_option("--session", session, "the stream's session id");
+  link_recv->add_option("--slot-bytes", slot_text, "bytes per channel slot (one per epoch)");
+  link_recv->add_option("--slots", slots, "channel slots from offset 0");
   CLI11_PARSE(app, argc, argv);
   const std::string mode = app.get_subcommands().front()->get_name();
 
@@ -289,7 +315,7 @@ int main(int argc, char** argv) {
       endpoint.channel.notify.policy = policy;
       endpoint.channel.liveness.peer_timeout = static_cast<Nanos>(peer_timeout_s * 1e9);
       std::unique_ptr<IvshmemEndpoint> ep;
-      if (mode == "loop" || mode == "link-send") {
+      if (mode == "loop" || mode == "link-send" || mode == "link-recv") {
         // loop_stream and link_send make their channels
       } else if (role == "create") {
         ep = platform->create_channel(endpoint);
@@ -309,6 +335,18 @@ int main(int argc, char** argv) {
         l.remote_address = address;
         l.remote_port = port;
         l.remote.session = session;
+        if (link->count("--view-page") != 0) {
+          // The kernel passes /init at most 32 arguments: the view page implies the rest
+          // (the stream runs until the page's stop flag, the host word is the page's first).
+          l.view = LinkViewOptions{view_page_offset, self_vm, peer_vm};
+          l.link.race = policy_of_race(race_text);
+          if (link->count("--host-word") == 0) l.host_word = view_page_offset;
+          if (link->count("--bytes") == 0) w.bytes = std::uint64_t{1} << 50;
+          if (link->count("--moves") == 0) moves_wanted = 0;
+        } else if (link->count("--host-word") == 0 || link->count("--peer-host") == 0) {
+          throw std::invalid_argument(
+              "link-send needs --host-word and --peer-host, or --view-page");
+        }
         l.link.stale_timeout = 200'000'000; // a TCG guest's peer can be slow to consume
         l.max_bytes = w.bytes;
         l.after = parse_size(after_text);
@@ -316,6 +354,19 @@ int main(int argc, char** argv) {
         l.message = message;
         l.timeout = timeout;
         report = link_send(*platform, l);
+      } else if (mode == "link-recv") {
+        const auto [address, port] = parse_endpoint(listen_text);
+        TcpListener listener(address, port);
+        LinkReceiveOptions l;
+        l.endpoint = endpoint;
+        l.slots.slot_bytes = parse_size(slot_text);
+        l.slots.count = slots;
+        l.remote.session = session;
+        l.timeout = timeout;
+        std::printf("IVMC-INFO link-recv listening on %s\n", listen_text.c_str());
+        std::fflush(stdout);
+        report = link_receive(*platform, listener, l);
+        report.mode = "link-recv";
       } else if (mode == "loop") {
         std::optional<std::size_t> host_word;
         if (loop->count("--host-word") != 0) host_word = host_word_offset;

@@ -46,7 +46,12 @@ bool ResumablePath::handshake(TcpPath& connection, Nanos deadline) {
   std::memcpy(mine.data(), magic.data(), 8);
   std::memcpy(mine.data() + 8, &options_.session, 8);
   std::memcpy(mine.data() + 16, &count, 8);
-  const Nanos limit = std::min(deadline, deadline_after(options_.handshake_timeout));
+  // A connection already made is worth a second even to a caller that only looks (a receiver
+  // on its local path polls this one with a zero timeout): dropped mid-handshake, it closes
+  // under the other end, whose HELLO was merely in flight, and the two never meet.
+  constexpr Nanos kAtLeast = 1'000'000'000;
+  const Nanos limit = std::max(std::min(deadline, deadline_after(options_.handshake_timeout)),
+                               deadline_after(std::min(options_.handshake_timeout, kAtLeast)));
   if (const Errc e = connection.send(mine, {}, std::max<Nanos>(limit - now(), 0)); e != Errc::ok) {
     last_error_ = "resumable path: sending HELLO: " + std::string(to_string(e));
     return false;
@@ -183,6 +188,9 @@ Errc ResumablePath::send(std::span<const std::byte> head, std::span<const std::b
 Errc ResumablePath::flush(Nanos timeout) {
   if (role_ != Role::sender) return Errc::ok;
   const Nanos deadline = deadline_after(timeout);
+  // The stall clock starts now: the connection may have idled for long while the link above
+  // used its local path, with the receiver's last ACK waiting unread in the socket.
+  last_progress_ = std::max(last_progress_, now());
   while (!unacked_.empty()) {
     if (now() >= deadline) return Errc::timed_out;
     if (!ensure_connection(deadline)) return Errc::timed_out;

@@ -37,6 +37,9 @@ struct Enrolment {
   EnrolmentToken token{};
   uid_t uid = 0;
   VmId vm = 0;
+  // Exec mode (join): no main-socket connection to check; a trust group instead of the list.
+  bool exec = false;
+  std::uint64_t group = 0;
 };
 
 // A fresh random token (getrandom). Throws on failure.
@@ -56,6 +59,11 @@ struct ChannelBrokerOptions {
   std::size_t max_channels = 1024;
   std::size_t max_bytes = std::size_t{1} << 33; // largest region one open may create (8 GiB)
   std::size_t max_clients = 256;
+  // Exec mode (`ivmc exec`, protocol: join/listen/connect/accept/cancel): processes of the
+  // server's own uid may enrol themselves, each as a new VM in a trust group; two VMs share
+  // channels only within one group.
+  bool exec_enrolment = false;
+  std::size_t max_pending = 4096; // connections recorded by connect and not yet accepted
 };
 
 class ChannelBroker {
@@ -88,6 +96,7 @@ private:
     uid_t uid = 0;
     std::optional<VmId> vm; // set by a successful hello
     std::uint32_t ivshmem_peer_id = broker::kNoPeer;
+    bool owns_enrolment = false; // joined: the enrolment ends with this connection
   };
   using ChannelKey = std::tuple<VmId, VmId, std::uint64_t>; // (lower vm, higher vm, key)
   struct Region {
@@ -106,6 +115,11 @@ private:
   // get it, and its memory goes when both members unmap it.
   void forget_if_complete(const ChannelKey& key);
   void drop(int fd, std::string_view why);
+  // Exec mode's requests (join, listen, connect, accept, cancel).
+  bool handle_exec(Client& client, const broker::Request& request, broker::Reply& reply,
+                   int& fd_to_send);
+  const Enrolment* enrolment_of(VmId vm) const;
+  void end_enrolment(VmId vm);
 
   ChannelBrokerOptions options_;
   std::function<std::optional<pid_t>(std::uint16_t)> pid_of_peer_;
@@ -115,6 +129,16 @@ private:
   std::map<int, Client> clients_; // by socket fd
   std::map<ChannelKey, Region> channels_;
   std::deque<ChannelKey> order_; // creation order, for forgetting the oldest
+  // Exec mode: listeners by TCP port, and connections recorded by connect, by their ports.
+  struct Pending {
+    VmId client = 0, listener = 0;
+    std::uint64_t region_key = 0;
+  };
+  std::map<std::uint16_t, VmId> listeners_;
+  std::map<std::uint32_t, Pending> pending_;
+  std::deque<std::uint32_t> pending_order_;
+  VmId next_exec_vm_ = 1u << 20; // above the VM numbers scenarios use
+  std::uint64_t next_region_key_ = 1;
   std::size_t refusals_ = 0;
 };
 

@@ -17,6 +17,26 @@
 //       The region of the channel `key` between the caller's VM and `peer_vm`: created
 //       (`bytes` > 0) as a memfd sealed against shrinking, growing and further sealing, or the
 //       existing one (`bytes` 0: join only). Refused unless both VMs admit each other.
+//
+// Exec mode (`ivmc exec`, ChannelBrokerOptions::exec_enrolment; docs/preload.md): processes
+// enrol themselves and meet by TCP port instead of by VM.
+//   join(token, key = trust group)  -> welcome(vm) | refused(reason)
+//       A process of the server's own uid enrols `token` as a new VM in the trust group `key`
+//       (a hash of the group's name). The enrolment (and every listener of that VM) ends when
+//       this connection closes. Processes that present the token with hello (any peer id) are
+//       that VM: the wrapper's children, forked or exec'd.
+//   listen(key = port)              -> ok
+//       The caller's VM listens on TCP port `key` on this host.
+//   connect(key = ports, bytes)     -> region(listener vm, region key) + fd | refused(reason)
+//       `ports` = client port << 16 | server port. The caller is about to connect from the
+//       client port to the server port: if an enrolled VM of the caller's trust group listens
+//       there, a region is made for the pair and the connection is recorded as pending. (The
+//       listener may be the caller's own VM: two processes of one `ivmc exec`.)
+//   accept(key = ports)             -> region(client vm, region key) + fd | refused(reason)
+//       The listener's side of a pending connection, for the listener's VM only; the pending
+//       record ends.
+//   cancel(key = ports)             -> ok | refused
+//       The client gives up a pending connection the listener has not accepted yet.
 #pragma once
 
 #include <cstddef>
@@ -29,7 +49,19 @@ inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::size_t kTokenBytes = 32;
 inline constexpr std::uint32_t kNoPeer = 0xffffffffu; // region: the peer has no channel socket
 
-enum class Op : std::uint32_t { hello = 1, welcome = 2, open = 3, region = 4, refused = 5 };
+enum class Op : std::uint32_t {
+  hello = 1,
+  welcome = 2,
+  open = 3,
+  region = 4,
+  refused = 5,
+  join = 6,    // exec mode
+  listen = 7,  // exec mode
+  connect = 8, // exec mode
+  accept = 9,  // exec mode
+  cancel = 10, // exec mode
+  ok = 11,
+};
 
 struct Request {
   std::uint64_t magic = kMagic;

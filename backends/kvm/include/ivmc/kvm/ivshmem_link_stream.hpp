@@ -19,12 +19,14 @@
 
 #include "ivmc/core/link.hpp"
 #include "ivmc/kvm/ivshmem_platform.hpp"
+#include "ivmc/kvm/view_page.hpp"
 #include "ivmc/posix/link_stream.hpp"
 #include "ivmc/posix/resumable_path.hpp"
 #include "ivmc/posix/tcp_path.hpp"
 #include "ivmc/posix/workload.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,12 +40,22 @@ struct LinkSlots {
   std::size_t offset(std::uint64_t epoch) const;
 };
 
+// The guest's view from the region's view page (view_page.hpp) instead of the host word: the
+// co-resident VM ids and version its host's membership source wrote, the truth for prevention
+// probes, and the race flags its race ledger counts by. The stream waits for the page's start
+// flag and ends at its stop flag.
+struct LinkViewOptions {
+  std::size_t page = 0; // BAR2 offset of the view page (the region's last page)
+  VmId self = 0, peer = 0;
+};
+
 struct LinkSendOptions {
   EndpointOptions endpoint; // the channels' configuration (the offset comes from `slots`)
   LinkSlots slots;
-  std::size_t host_word = 0;   // BAR2 offset of the host word
-  std::uint64_t peer_host = 0; // the receiver's host: co-resident while the word is this
-  std::string remote_address;  // the receiver's resumable path, e.g. 10.0.2.2 (user networking)
+  std::optional<LinkViewOptions> view; // else the host word is the view
+  std::size_t host_word = 0;           // BAR2 offset of the host word
+  std::uint64_t peer_host = 0;         // the receiver's host: co-resident while the word is this
+  std::string remote_address; // the receiver's resumable path, e.g. 10.0.2.2 (user networking)
   std::uint16_t remote_port = 0;
   posix::ResumableOptions remote;
   LinkConfig link;
@@ -55,7 +67,10 @@ struct LinkSendOptions {
 };
 
 // Guest side: streams until done, returns the report (mode=link-send): bytes, checksum, and
-// the link's counters; prints `IVMC-LINK` lines on each host change and path switch.
+// the link's counters; prints `IVMC-LINK` lines on each host change and path switch. With a
+// view page, also the race ledger (race_<op>_<kind>_ops/errors/deferred/bytes, by the
+// indices of LinkOperation and ChangeKind), race_outside, and sends_in_window (sends made
+// while the page said the sender's view of its peer was stale).
 posix::Report link_send(IvshmemPlatform& platform, const LinkSendOptions& options);
 
 struct LinkReceiveOptions {

@@ -48,6 +48,14 @@ struct IvshmemServerOptions {
   // ivshmem-doorbell device with master=on only as ID 0, so a migratable guest that left this
   // host and comes back needs it again while other peers stay connected.
   bool reuse_id_zero = false;
+  // Tell the other peers when a peer leaves (the spec's disconnect notice). QEMU 7.2 (Debian
+  // 12) frees a departed peer's eventfd array on that notice without forgetting it, so a peer
+  // that joins again under the same ID (reuse_id_zero: a migrated guest coming back) makes
+  // every other QEMU on this server write into freed memory (heap corruption, seen as
+  // "malloc_consolidate(): unaligned fastbin chunk detected"). Without the notice those QEMUs
+  // keep the old eventfds and refuse the new ones ("Too many eventfd received"), which is
+  // harmless; but host processes then learn of a departure only by the channel's liveness.
+  bool announce_departures = true;
   bool verbose = false;
   // Where log lines go (one line per call, no trailing newline); stderr when empty.
   std::function<void(std::string_view)> log;
@@ -61,6 +69,9 @@ struct IvshmemServerOptions {
   bool channel_socket = false;
   std::vector<Enrolment> enrolments;
   std::optional<TrustList> trust;
+  // Exec mode on the channel socket (ChannelBrokerOptions::exec_enrolment): `ivmc exec`'s
+  // host service, where processes of this uid enrol themselves.
+  bool exec_enrolment = false;
 };
 
 // Parses "4096", "64K", "4M", "1G" (binary multiples, case-insensitive, optional "iB"/"B").

@@ -42,6 +42,9 @@ inline void add_ivshmem_server_options(CLI::App& app, IvshmemServerOptions& opti
   app.add_flag("--channel-socket", options.channel_socket,
                "also listen on SOCKET.ivmc: a sealed region per channel, for enrolled host "
                "clients only (docs/security.md)");
+  app.add_flag("--exec-enrolment", options.exec_enrolment,
+               "with --channel-socket: processes of this uid enrol themselves (ivmc exec's "
+               "host service, docs/preload.md)");
   app.add_option_function<std::vector<std::string>>(
          "--enrol",
          [&options](const std::vector<std::string>& items) {

@@ -17,8 +17,10 @@
 #pragma once
 
 #include "ivmc/core/membership.hpp"
+#include "ivmc/core/membership_sources.hpp"
 #include "ivmc/core/topology.hpp"
 #include "ivmc/kvm/qmp.hpp"
+#include "ivmc/kvm/view_page.hpp"
 
 #include <condition_variable>
 #include <map>
@@ -40,6 +42,18 @@ struct KvmMembershipOptions {
   Nanos delay = 0;            // watch: advertisement delay after the event is seen
   Nanos period = 100'000'000; // periodic: scan period
   std::size_t host_word = 0;  // offset of the host word in every host's region
+  // Any of the core's sources by name (make_membership_source: "static", "periodic", "watch",
+  // "sync", ...) with its parameters, instead of `policy`; empty: `policy`.
+  std::string source_kind;
+  MembershipParams params;
+  // Hosts (id -> shm object) and VMs (id -> host) that exist before the source starts: the
+  // views start from this truth, as in the simulator.
+  std::map<HostId, std::string> initial_hosts;
+  std::map<VmId, HostId> initial_vms;
+  // Non-zero: every host's region is this large and its last page is a view page
+  // (view_page.hpp), where every guest's view, truth and race flags are written whenever
+  // the truth changes or a view is updated. VM ids must be in 1..view_page::kMaxVms.
+  std::size_t region_bytes = 0;
 };
 
 class KvmMembership {
@@ -55,6 +69,14 @@ public:
   // One QMP event from the QEMU of `vm` that runs on `host`. RESUME: the guest runs on `host`
   // now (created, or migrated in). Other events are ignored.
   void on_qmp_event(VmId vm, HostId host, const QmpEvent& event);
+  // `vm` runs on `host` from now on, before its QEMU there resumes it: a migration whose
+  // destination waits paused (-S) until this returned, so that a synchronous source updates
+  // every view while the guest cannot run (the survey's synchronous update). The RESUME that
+  // follows is then no change.
+  void migrated(VmId vm, HostId host);
+  // The view pages' start and stop flags (with region_bytes).
+  void start_workloads();
+  void stop_workloads();
   // `vm`'s QEMU on `host` ended without migrating away: shutdown.
   void guest_ended(VmId vm, HostId host);
   // Server notices (IvshmemServerOptions::on_peer): `vm`'s device is peer `peer` of `host`'s
@@ -66,6 +88,8 @@ public:
   // The source's records (NotificationRecord: t_event, t_notified per observer), a copy.
   std::vector<NotificationRecord> records() const;
   std::string_view policy_name() const;
+  // The source's probes (MembershipSource::probes: scans' and updates' truth checks).
+  std::uint64_t probes() const;
   // Each migration's arrival as the guest lived it: QEMU's RESUME on the destination (its
   // own timestamp) and the moment its host word there was written. The guest's true race
   // window; the records' t_event is when this source could first act on the event.
@@ -82,11 +106,15 @@ private:
   void tick_loop();
   void publish_notified(); // writes the words of guests whose own change was just notified
   Nanos run_due_locked();  // runs what is due now; returns now
+  void write_pages_locked(Nanos now); // every guest's entry into every host's view page
 
   KvmMembershipOptions options_;
   mutable std::mutex mutex_;
   Topology topology_;
   std::unique_ptr<MembershipSource> source_;
+  std::unique_ptr<RaceWindows> windows_;
+  std::map<HostId, std::unique_ptr<ViewPageWriter>> pages_;
+  std::map<VmId, HostId> believed_; // where each guest was last told it is
   std::map<HostId, std::string> hosts_;
   std::set<VmId> guests_; // the VMs that are guests of ours (their words are published)
   Nanos last_run_ = 0;

@@ -51,6 +51,9 @@ struct GuestNic {
   // host's 127.0.0.1 at 10.0.2.2 (so `ip` is in 10.0.2.0/24, e.g. "10.0.2.15/24"); the ports
   // above are unused. Its connections live in this QEMU and do not survive a migration.
   bool user = false;
+  // User networking only: forward the host's 127.0.0.1:forward_host_port to the guest's
+  // forward_guest_port (TCP), so that other guests reach this one at 10.0.2.2:forward_host_port.
+  std::uint16_t forward_host_port = 0, forward_guest_port = 0;
 };
 // A free UDP port on 127.0.0.1 (the kernel's choice; free when this returns).
 std::uint16_t free_udp_port();
