@@ -102,9 +102,7 @@ LocalPath World::open_local(Pipe& p, bool renew) {
   auto g = std::make_unique<Generation>();
   g->epoch = p.generations.empty() ? 1 : p.generations.back()->epoch + 1;
   g->ring_bytes = ring;
-  g->memory_bytes = Channel::area_bytes(ring, ring);
-  g->memory = static_cast<std::byte*>(::operator new (g->memory_bytes, std::align_val_t{4096}));
-  std::memset(g->memory, 0, g->memory_bytes);
+  g->memory = std::make_unique<ChannelMemory>(Channel::area_bytes(ring, ring));
   ChannelConfig cc;
   cc.ring_bytes = ring;
   cc.notify.policy = policy_;
@@ -113,7 +111,7 @@ LocalPath World::open_local(Pipe& p, bool renew) {
   cc.notify.spin_budget = ns(s_.channel.spin_budget_us * 1e3);
   cc.liveness.peer_timeout = kForever / 4; // the model tells channels when a peer leaves
   cc.liveness.heartbeat_period = kForever / 4;
-  const SharedRegion region{g->memory, g->memory_bytes};
+  const SharedRegion region{g->memory->data(), g->memory->size()};
   Generation* gp = g.get();
   g->tx_bell.on_ring = [this, &p, gp](Wake) { // the sender rings: data for the receiver
     ++data_rings_;
@@ -125,6 +123,7 @@ LocalPath World::open_local(Pipe& p, bool renew) {
   };
   cc.platform_address = p.from;
   Opened tx = Channel::create(region, cc, g->tx_bell, model_.clock());
+  if (tx.channel) g->memory->release_rings(); // zero, untouched until records come
   cc.platform_address = p.to;
   Opened rx = Channel::attach(region, cc, g->rx_bell, model_.clock());
   if (!tx.channel || !rx.channel) {
