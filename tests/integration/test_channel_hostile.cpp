@@ -9,6 +9,7 @@
 #include "ivmc/core/channel.hpp"
 
 #include "../support/local_platform.hpp"
+#include "../support/process.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -62,44 +63,13 @@ struct SharedArea {
   std::byte* bytes;
 };
 
-// Forks; the child runs `body` and exits with its value (no destructors of inherited objects).
-pid_t spawn(const std::function<int()>& body) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int rc = 2;
-    try {
-      rc = body();
-    } catch (...) {
-    }
-    _exit(rc);
-  }
-  return pid;
-}
-
-// Exit status, -signal, or -999 if it had to be killed after `timeout`.
-int reap(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -999;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
-
 // The foreign writer: a process that only stores bytes into the shared area.
 void forge(SharedArea& area, std::size_t at, const void* bytes, std::size_t n) {
   const pid_t pid = spawn([&] {
     std::memcpy(area.bytes + at, bytes, n);
     return 0;
   });
-  REQUIRE(reap(pid, std::chrono::seconds(5)) == 0);
+  REQUIRE(reap(pid, 5) == 0);
 }
 
 // Waits (bounded) until `pred` holds on the shared area.
@@ -174,7 +144,7 @@ TEST_CASE("zeroed headers at the reader's position: both sides end with a named 
   CHECK(Wall::now() - t0 < std::chrono::seconds(1));
   CHECK(reader.channel->error_detail().find("is 0, but the peer's produced index") !=
         std::string::npos);
-  CHECK(reap(sender, std::chrono::seconds(1)) == 0); // told, not waiting forever
+  CHECK(reap(sender, 1) == 0); // told, not waiting forever
 }
 
 TEST_CASE("a close whose produced index does not match the records is a violation",
@@ -212,7 +182,7 @@ TEST_CASE("a close whose produced index does not match the records is a violatio
   CHECK(Wall::now() - t0 < std::chrono::seconds(1));
   CHECK(reader.channel->error_detail().find("produced index 256") != std::string::npos);
   kill(sender, SIGKILL);
-  CHECK(reap(sender, std::chrono::seconds(5)) == -SIGKILL);
+  CHECK(reap(sender, 5) == -SIGKILL);
 }
 
 TEST_CASE("a forged detach: its victim finds its own line overwritten, and the reader's stream "
@@ -275,7 +245,7 @@ TEST_CASE("a forged detach: its victim finds its own line overwritten, and the r
   CHECK(Wall::now() - t0 < std::chrono::seconds(1));
   INFO("reader: " << reader.channel->error_detail() << "; ordinary ends seen first "
                   << ordinary_ends);
-  CHECK(reap(sender, std::chrono::seconds(5)) == 0);
+  CHECK(reap(sender, 5) == 0);
 }
 
 TEST_CASE("a checked channel: random payload bytes, a forged record or a spray are violations, "
@@ -331,5 +301,5 @@ TEST_CASE("a checked channel: random payload bytes, a forged record or a spray a
   CHECK(Wall::now() - t0 < std::chrono::seconds(1));
   CHECK(delivered <= 1);
   kill(sender, SIGKILL);
-  CHECK(reap(sender, std::chrono::seconds(5)) == -SIGKILL);
+  CHECK(reap(sender, 5) == -SIGKILL);
 }

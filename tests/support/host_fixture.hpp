@@ -5,6 +5,8 @@
 #include "ivmc/kvm/host_platform.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
 
+#include "process.hpp"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,41 +54,6 @@ inline kvm::EndpointOptions test_endpoint(NotifyPolicy policy) {
   e.channel.notify.atw_window = 200'000;
   e.channel.liveness.peer_timeout = 2 * kSecond;
   return e;
-}
-
-// Forks; the child runs `body` and exits with its return value (2 if it threw).
-inline pid_t spawn(const std::function<int()>& body) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    int rc = 2;
-    try {
-      rc = body();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child %d: %s\n", getpid(), e.what());
-    }
-    std::fflush(nullptr);
-    _exit(rc); // skip destructors of objects inherited from the parent
-  }
-  return pid;
-}
-
-// Waits for `pid`; kills it after `timeout_s`. Returns its exit status, or -signal, or -999 if
-// it had to be killed for hanging.
-inline int reap(pid_t pid, double timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -999;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return -WTERMSIG(status);
 }
 
 // Message contents derived from a sequence number: each message checks itself.
