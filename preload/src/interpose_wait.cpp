@@ -61,6 +61,29 @@ std::vector<Tracked> tracked_of(pollfd* fds, nfds_t n) {
   return out;
 }
 
+// The wait poll, select and epoll share: look at the rings (and the kernel) without blocking
+// until something is ready or the spin ends; then arm every ring socket's doorbell (a look that
+// finds one ready starts over) and block in the kernel until ready or the deadline.
+// `look(round)` and `block(ms)` return what the call returns (0: nothing ready); `arm()` says
+// whether a ring was ready while arming.
+template <class Look, class Arm, class Block>
+int spin_then_block(ivmc::Nanos timeout, Look look, Arm arm, Block block) {
+  const ivmc::Nanos deadline = deadline_of(timeout);
+  const ivmc::Nanos spin_until = timeout == 0 ? 0 : clock().now() + settings().spin;
+  for (unsigned round = 0;; ++round) {
+    const int r = look(round);
+    if (r != 0 || timeout == 0) return r;
+    const ivmc::Nanos now = clock().now();
+    if (now < spin_until) {
+      cpu_relax();
+      continue;
+    }
+    if (deadline != kNever && now >= deadline) return 0;
+    if (arm()) continue;
+    if (const int s = block(ms_until(deadline)); s != 0) return s;
+  }
+}
+
 // One look at everything: the rings, then the kernel (waiting up to `ms`). Fills revents.
 int poll_round(pollfd* fds, nfds_t n, std::vector<pollfd>& kernel, const std::vector<Tracked>& t,
                int ms, const sigset_t* mask, bool with_kernel) {
@@ -102,27 +125,20 @@ int poll_round(pollfd* fds, nfds_t n, std::vector<pollfd>& kernel, const std::ve
 int wait_poll(pollfd* fds, nfds_t n, ivmc::Nanos timeout, const sigset_t* mask,
               std::vector<Tracked>& t) {
   std::vector<pollfd> kernel(fds, fds + n);
-  const ivmc::Nanos deadline = deadline_of(timeout);
-  const ivmc::Nanos spin_until = timeout == 0 ? 0 : clock().now() + settings().spin;
-  for (unsigned round = 0;; ++round) {
-    // While spinning, the kernel is asked every 16th round only (a syscall costs more than a
-    // look at the rings).
-    const int r = poll_round(fds, n, kernel, t, 0, nullptr, round % 16 == 0 || t.size() < n);
-    if (r != 0 || timeout == 0) return r;
-    const ivmc::Nanos now = clock().now();
-    if (now < spin_until) {
-      cpu_relax();
-      continue;
-    }
-    if (deadline != kNever && now >= deadline) return 0;
-    bool armed_ready = false;
-    for (const Tracked& x : t) {
-      if (const short r2 = x.socket->arm(fds[x.index].events); r2 != 0) armed_ready = true;
-    }
-    if (armed_ready) continue;
-    const int s = poll_round(fds, n, kernel, t, ms_until(deadline), mask, true);
-    if (s != 0) return s;
-  }
+  return spin_then_block(
+      timeout,
+      // While spinning, the kernel is asked every 16th round only (a syscall costs more than a
+      // look at the rings).
+      [&](unsigned round) {
+        return poll_round(fds, n, kernel, t, 0, nullptr, round % 16 == 0 || t.size() < n);
+      },
+      [&] {
+        bool ready = false;
+        for (const Tracked& x : t)
+          if (x.socket->arm(fds[x.index].events) != 0) ready = true;
+        return ready;
+      },
+      [&](int ms) { return poll_round(fds, n, kernel, t, ms, mask, true); });
 }
 
 } // namespace
@@ -337,25 +353,19 @@ int wait_epoll(int epfd, epoll_event* events, int max, int timeout_ms, const sig
   bool any_registered = !table().epoll_list(epfd).empty();
   if (!any_registered) return -2;
   const ivmc::Nanos timeout = timeout_ms < 0 ? -1 : ivmc::Nanos{timeout_ms} * 1'000'000;
-  const ivmc::Nanos deadline = deadline_of(timeout);
-  const ivmc::Nanos spin_until = timeout == 0 ? 0 : clock().now() + settings().spin;
-  for (;;) {
-    const int r = epoll_round(epfd, events, max, ring, 0, nullptr, true);
-    if (r != 0 || timeout == 0) return r;
-    const ivmc::Nanos now = clock().now();
-    if (now < spin_until) {
-      cpu_relax();
-      continue;
-    }
-    if (deadline != kNever && now >= deadline) return 0;
-    bool armed_ready = false;
-    for (EpollEntry& x : ring)
-      if (!x.reg.disabled && x.socket->arm(poll_events_of(x.reg.events)) != 0) armed_ready = true;
-    if (armed_ready) continue;
-    const int s = epoll_round(epfd, events, max, ring, ms_until(deadline), mask, true);
-    if (s != 0) return s;
-    ring = ring_entries(epfd); // pending ones may have settled
-  }
+  return spin_then_block(
+      timeout, [&](unsigned) { return epoll_round(epfd, events, max, ring, 0, nullptr, true); },
+      [&] {
+        bool ready = false;
+        for (EpollEntry& x : ring)
+          if (!x.reg.disabled && x.socket->arm(poll_events_of(x.reg.events)) != 0) ready = true;
+        return ready;
+      },
+      [&](int ms) {
+        const int s = epoll_round(epfd, events, max, ring, ms, mask, true);
+        if (s == 0) ring = ring_entries(epfd); // pending ones may have settled
+        return s;
+      });
 }
 
 } // namespace
