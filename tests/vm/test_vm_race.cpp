@@ -8,6 +8,7 @@
 // update (the destination stays paused until every view is written) there are none.
 #include "vm_fixture.hpp"
 
+#include "cli_run.hpp"
 #include "ivmc/experiment/results.hpp"
 
 #include <cmath>
@@ -19,19 +20,6 @@ using namespace ivmc;
 using namespace ivmc::vmtest;
 
 namespace {
-
-std::string header_of(const std::string& csv) {
-  std::ifstream in(csv);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-int run(const std::string& args) {
-  const std::string cmd = std::string(IVMC_CLI_BIN) + " " + args;
-  INFO(cmd);
-  return std::system(cmd.c_str());
-}
 
 using Row = std::map<std::string, std::string>;
 

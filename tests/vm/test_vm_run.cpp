@@ -2,6 +2,7 @@
 // real guests, into the same results.csv columns as the simulation of the same scenario.
 #include "vm_fixture.hpp"
 
+#include "cli_run.hpp"
 #include "ivmc/experiment/results.hpp"
 
 #include <cmath>
@@ -11,23 +12,6 @@
 
 using namespace ivmc;
 using namespace ivmc::vmtest;
-
-namespace {
-
-std::string header_of(const std::string& csv) {
-  std::ifstream in(csv);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-int run(const std::string& args) {
-  const std::string cmd = std::string(IVMC_CLI_BIN) + " " + args;
-  INFO(cmd);
-  return std::system(cmd.c_str());
-}
-
-} // namespace
 
 TEST_CASE("ivmc run --backend kvm writes the simulation's results schema from real guests",
           "[vm][run]") {
