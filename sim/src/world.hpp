@@ -91,6 +91,7 @@ private:
   // What one received data record costs in interrupts, and (TCP below IP) what its share of
   // the returning ACK costs each side: the notification policy decides how many of them ring.
   double interrupts_per_record() const;
+  double hvm_exit_ns() const;
   // A busy poller (the polling policy) has its core poll_cpu_share of the time: its CPU costs
   // stretch by 1 / share, and it sees a record (or freed space) shm_poll_detect_ns after it is
   // written plus, when its peer was off its core, that peer's wait for it (costs.hpp).
