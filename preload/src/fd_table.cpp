@@ -83,10 +83,14 @@ void FdTable::forget_fallback(const std::shared_ptr<RingSocket>& socket) {
     for (auto& [epfd, fds] : epoll_) {
       auto it = fds.find(fd);
       if (it == fds.end()) continue;
-      epoll_event ev{};
-      ev.events = it->second.events;
-      ev.data = it->second.data;
-      real::fn().epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+      if (it->second.removed) { // the application had deleted it: so does the kernel now
+        real::fn().epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+      } else {
+        epoll_event ev{};
+        ev.events = it->second.events;
+        ev.data = it->second.data;
+        real::fn().epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+      }
       fds.erase(it);
     }
   }

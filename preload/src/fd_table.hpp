@@ -22,6 +22,10 @@ struct EpollRegistration {
   epoll_data_t data{};             // what it gets back
   std::uint32_t kernel_events = 0; // what the kernel registration asks for now
   bool disabled = false;           // EPOLLONESHOT fired
+  // The application deleted it (EPOLL_CTL_DEL), but the kernel registration of the ring's
+  // socket stays until close: an event loop that deletes and adds again for every request
+  // (redis-benchmark's ae does) then costs no epoll_ctl system call (interpose_wait.cpp).
+  bool removed = false;
 };
 inline constexpr std::uint64_t kEpollTag = 0x1f4c'c0de'0000'0000ull;
 inline constexpr std::uint64_t kEpollTagMask = 0xffff'ffff'0000'0000ull;

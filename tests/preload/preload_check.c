@@ -460,6 +460,92 @@ static void scenario_calls(int port) {
   printf("ok %s\n", what);
 }
 
+/* An event loop that changes its interest for every request, as redis-benchmark (ae) does:
+ * ADD for writing, write the request, DEL, ADD for reading, wait, read the reply. Every reply
+ * byte is checked, and so is what epoll says between: a deleted fd reports nothing even when
+ * its reply has arrived, a second ADD is EEXIST, and MOD or DEL of a deleted fd is ENOENT. */
+static void scenario_epoll_interest(int port) {
+  const char* what = "epoll interest changed per request";
+  int lfd = listener(port, AF_INET);
+  pid_t server = fork_server(lfd, 0);
+  close(lfd);
+  int error = 0;
+  int fd = connect_to(port, AF_INET, &error);
+  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
+  int ep = epoll_create1(0);
+  REQUIRE(ep >= 0, "epoll_create1");
+  const int requests = 3000, size = 100;
+  unsigned char request[100], reply[100];
+  uint64_t at = 0;
+  int quiet_checked = 0, eagain_writes = 0;
+  const double give_up = now_s() + 60;
+  for (int i = 0; i < requests; ++i) {
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = 0xabc0 + (uint64_t)i};
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "%s: ADD for writing: %s", what,
+            strerror(errno));
+    if (i == 0) {
+      CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == -1 && errno == EEXIST,
+            "%s: a second ADD: %s", what, strerror(errno));
+    }
+    struct epoll_event got;
+    for (int j = 0; j < size; ++j) request[j] = pattern(at + (uint64_t)j, 5);
+    for (;;) { /* a connection still being set up may say EAGAIN: wait and try again */
+      REQUIRE(epoll_wait(ep, &got, 1, 5000) == 1 && (got.events & EPOLLOUT) &&
+                  got.data.u64 == 0xabc0 + (uint64_t)i,
+              "%s: request %d: not writable", what, i);
+      ssize_t w = write(fd, request, size);
+      if (w < 0 && errno == EAGAIN) {
+        ++eagain_writes;
+        REQUIRE(now_s() < give_up, "%s: request %d: EAGAIN for too long", what, i);
+        continue;
+      }
+      REQUIRE(w == size, "%s: request %d: write: %zd (%s)", what, i, w, strerror(errno));
+      break;
+    }
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) == 0, "%s: DEL: %s", what, strerror(errno));
+    if (i % 500 == 0) {
+      /* Deleted: the echo arrives, but the set says nothing of it. */
+      CHECK(epoll_wait(ep, &got, 1, 50) == 0, "%s: request %d: an event for a deleted fd", what,
+            i);
+      struct epoll_event mod = {.events = EPOLLIN};
+      CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &mod) == -1 && errno == ENOENT,
+            "%s: MOD of a deleted fd: %s", what, strerror(errno));
+      CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) == -1 && errno == ENOENT,
+            "%s: DEL of a deleted fd: %s", what, strerror(errno));
+      ++quiet_checked;
+    }
+    ev.events = EPOLLIN;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "%s: ADD for reading: %s", what,
+            strerror(errno));
+    size_t have = 0;
+    while (have < (size_t)size) {
+      REQUIRE(epoll_wait(ep, &got, 1, 5000) == 1 && (got.events & EPOLLIN) &&
+                  got.data.u64 == 0xabc0 + (uint64_t)i,
+              "%s: request %d: no reply after %zu bytes", what, i, have);
+      ssize_t r = read(fd, reply + have, (size_t)size - have);
+      if (r < 0 && errno == EAGAIN) continue;
+      REQUIRE(r > 0, "%s: read: %zd (%s)", what, r, strerror(errno));
+      have += (size_t)r;
+    }
+    REQUIRE(memcmp(reply, request, (size_t)size) == 0, "%s: reply %d differs", what, i);
+    at += (uint64_t)size;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) == 0, "%s: DEL after reading", what);
+  }
+  CHECK(kind(fd) == 2 || kind(fd) == -1, "%s: not on a ring (kind %d)", what, kind(fd));
+  REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0, "blocking again");
+  shutdown(fd, SHUT_WR);
+  char trailer[64] = {0}, expected[64];
+  read_all(fd, (unsigned char*)trailer, sizeof trailer - 1);
+  snprintf(expected, sizeof expected, "DONE %llu\n", (unsigned long long)at);
+  CHECK(strcmp(trailer, expected) == 0, "%s: trailer '%s'", what, trailer);
+  close(ep);
+  close(fd);
+  expect_child(server, what);
+  printf("ok %s (%d requests, %d quiet checks, %d writes found no room)\n", what, requests,
+         quiet_checked, eagain_writes);
+}
+
 static int run_all(int port) {
   scenario_echo(port, AF_INET, 0, 0, "blocking, IPv4");
   scenario_echo(port + 1, AF_INET6, 0, 0, "blocking, IPv6");
@@ -472,6 +558,7 @@ static int run_all(int port) {
   scenario_kill(port + 8, 0);
   scenario_kill(port + 9, 1);
   scenario_calls(port + 10);
+  scenario_epoll_interest(port + 11);
   return failures == 0 ? 0 : 1;
 }
 
