@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <sched.h>
 #include <vector>
 
 using namespace ivmc::preload;
@@ -74,7 +75,12 @@ int spin_then_block(ivmc::Nanos timeout, Look look, Arm arm, Block block) {
     if (r != 0 || timeout == 0) return r;
     const ivmc::Nanos now = clock().now();
     if (now < spin_until) {
-      cpu_relax();
+      // Yield now and then: on a machine with more runnable tasks than cores, the peer we
+      // wait for may need this core; when nothing else is runnable, sched_yield returns at once.
+      if ((round & 3u) == 3u)
+        ::sched_yield();
+      else
+        cpu_relax();
       continue;
     }
     if (deadline != kNever && now >= deadline) return 0;
