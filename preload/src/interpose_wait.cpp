@@ -30,6 +30,7 @@ MonoClock& clock() {
 }
 
 constexpr ivmc::Nanos kNever = ivmc::kForever;
+constexpr ivmc::Nanos kYieldAfter = 5'000; // spinning longer than this yields now and then
 
 ivmc::Nanos deadline_of(ivmc::Nanos timeout) {
   return timeout < 0 ? kNever : clock().now() + timeout;
@@ -69,15 +70,18 @@ std::vector<Tracked> tracked_of(pollfd* fds, nfds_t n) {
 template <class Look, class Arm, class Block>
 int spin_then_block(ivmc::Nanos timeout, Look look, Arm arm, Block block) {
   const ivmc::Nanos deadline = deadline_of(timeout);
-  const ivmc::Nanos spin_until = timeout == 0 ? 0 : clock().now() + settings().spin;
+  const ivmc::Nanos spin_start = timeout == 0 ? 0 : clock().now();
+  const ivmc::Nanos spin_until = timeout == 0 ? 0 : spin_start + settings().spin;
   for (unsigned round = 0;; ++round) {
     const int r = look(round);
     if (r != 0 || timeout == 0) return r;
     const ivmc::Nanos now = clock().now();
     if (now < spin_until) {
-      // Yield now and then: on a machine with more runnable tasks than cores, the peer we
-      // wait for may need this core; when nothing else is runnable, sched_yield returns at once.
-      if ((round & 3u) == 3u)
+      // After kYieldAfter of spinning, yield now and then: on a machine with more runnable
+      // tasks than cores, the peer we wait for may need this core (sched_yield returns at once
+      // when nothing else is runnable). Not sooner: a yield can hand the core to an unrelated
+      // task for a whole time slice, which a ping-pong answered in a microsecond must not pay.
+      if (now - spin_start >= kYieldAfter && (round & 3u) == 3u)
         ::sched_yield();
       else
         cpu_relax();
