@@ -432,8 +432,14 @@ static void scenario_calls(int port) {
   CHECK(ioctl(fd, FIONREAD, &avail) == 0 && avail > 0 && avail <= 300, "FIONREAD %d", avail);
   unsigned char peeked[10];
   CHECK(recv(fd, peeked, 10, MSG_PEEK) == 10 && memcmp(peeked, part1, 10) == 0, "MSG_PEEK");
+  struct sockaddr_storage source;
+  socklen_t source_length = sizeof source;
+  CHECK(recvfrom(fd, peeked, 10, MSG_PEEK, (struct sockaddr*)&source, &source_length) == 10 &&
+            source_length == 0,
+        "recvfrom: a stream's source address has length %u, as TCP's 0", (unsigned)source_length);
   unsigned char in1[50], in2[250];
   struct iovec vin[2] = {{in1, 50}, {in2, 250}};
+  struct sockaddr_storage from;
   struct msghdr m = {.msg_iov = vin, .msg_iovlen = 2};
   size_t got = 0;
   while (got < 300) { /* the echo may come in pieces */
@@ -443,8 +449,12 @@ static void scenario_calls(int port) {
     rest[n++] = got < 50 ? (struct iovec){in2, 250} : (struct iovec){in2 + (got - 50), 300 - got};
     m.msg_iov = rest;
     m.msg_iovlen = (size_t)n;
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
     ssize_t r = recvmsg(fd, &m, MSG_WAITALL);
     REQUIRE(r > 0, "recvmsg: %zd", r);
+    CHECK(m.msg_namelen == 0, "recvmsg: a stream's source address has length %u, as TCP's 0",
+          (unsigned)m.msg_namelen);
     got += (size_t)r;
   }
   for (int i = 0; i < 50; ++i) CHECK(in1[i] == pattern((uint64_t)i, 3), "recvmsg byte %d", i);
