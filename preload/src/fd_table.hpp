@@ -44,6 +44,14 @@ public:
   void forget_fallback(const std::shared_ptr<RingSocket>& socket);
   std::vector<std::shared_ptr<RingSocket>> all();
 
+  // Close-on-exec. A ring connection's fd is close-on-exec in the kernel whatever the
+  // application asks: a program run by exec would otherwise read the doorbell's bytes on it as
+  // data (docs/preload.md, "Limits"). What the application asked is kept here: fcntl(F_GETFD)
+  // reports it, and exec warns about the fds it meant the new program to inherit.
+  bool app_cloexec(int fd);
+  void set_app_cloexec(int fd, bool on);
+  std::vector<int> meant_to_inherit(); // ring fds whose application flag is not close-on-exec
+
   // epoll bookkeeping for ring connections.
   void epoll_set(int epfd, int fd, const EpollRegistration& r);
   void epoll_erase(int epfd, int fd);
@@ -59,7 +67,8 @@ public:
 private:
   std::mutex mutex_;
   std::vector<std::shared_ptr<RingSocket>> by_fd_;
-  std::atomic<int> count_{0}; // fds in by_fd_; relaxed: a hint for the fast path
+  std::vector<std::uint8_t> app_cloexec_; // by fd, for the fds in by_fd_
+  std::atomic<int> count_{0};             // fds in by_fd_; relaxed: a hint for the fast path
   std::map<int, std::map<int, EpollRegistration>> epoll_; // epfd -> fd -> registration
 };
 

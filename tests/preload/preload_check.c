@@ -208,7 +208,15 @@ static pid_t fork_server(int lfd, int fork_after_accept) {
   int c = accept(lfd, NULL, NULL);
   if (c < 0) _exit(2);
   close(lfd);
-  if (fork_after_accept) {
+  if (fork_after_accept == 2) { /* a helper forked after accept exits at once */
+    pid_t helper = fork();
+    if (helper < 0) _exit(3);
+    if (helper == 0) _exit(0);
+    int status = 0;
+    waitpid(helper, &status, 0);
+  } else if (fork_after_accept == 3) { /* a helper program runs (fork and exec) */
+    if (system("exec true") != 0) _exit(5);
+  } else if (fork_after_accept) {
     pid_t worker = fork();
     if (worker < 0) _exit(3);
     if (worker != 0) { /* the parent lets go of the connection at once, as servers do */
@@ -556,6 +564,58 @@ static void scenario_epoll_interest(int port) {
          quiet_checked, eagain_writes);
 }
 
+/* exec: a ring connection's fd does not reach a program run by exec (it would read the
+ * doorbell's bytes as data); a kernel connection's does. fcntl(F_GETFD) reports the
+ * application's own flag either way, and the connection goes on working in this process. */
+static void scenario_exec(int port) {
+  const char* what = "exec does not pass a ring connection on";
+  int lfd = listener(port, AF_INET);
+  pid_t server = fork_server(lfd, 0);
+  close(lfd);
+  int error = 0;
+  int fd = connect_to(port, AF_INET, &error);
+  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  unsigned char hello[10], back[10];
+  for (int i = 0; i < 10; ++i) hello[i] = pattern((uint64_t)i, 9);
+  REQUIRE(write_all(fd, hello, 10) == 10 && read_all(fd, back, 10) == 10 &&
+              memcmp(hello, back, 10) == 0,
+          "%s: a first echo", what);
+  const int k = kind(fd);
+  CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0, "%s: F_GETFD says close-on-exec (kind %d)", what,
+        k);
+  pid_t child = fork();
+  REQUIRE(child >= 0, "fork");
+  if (child == 0) {
+    char command[64];
+    snprintf(command, sizeof command, "[ -e /proc/self/fd/%d ]", fd);
+    execl("/bin/sh", "sh", "-c", command, (char*)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) != 127, "%s: exec failed", what);
+  if (k == 2) {
+    CHECK(WEXITSTATUS(status) == 1, "%s: the ring connection's fd reached the new program", what);
+  } else {
+    CHECK(WEXITSTATUS(status) == 0, "%s: the kernel connection's fd did not reach it", what);
+  }
+  CHECK(fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0,
+        "%s: F_SETFD FD_CLOEXEC then F_GETFD", what);
+  CHECK(fcntl(fd, F_SETFD, 0) == 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0,
+        "%s: F_SETFD 0 then F_GETFD", what);
+  /* Still a working connection here: another echo, then the server's count of both. */
+  REQUIRE(write_all(fd, hello, 10) == 10 && read_all(fd, back, 10) == 10 &&
+              memcmp(hello, back, 10) == 0,
+          "%s: an echo after the exec", what);
+  REQUIRE(shutdown(fd, SHUT_WR) == 0, "%s: shutdown", what);
+  char trailer[64] = {0};
+  read_all(fd, (unsigned char*)trailer, sizeof trailer - 1);
+  CHECK(strcmp(trailer, "DONE 20\n") == 0, "%s: trailer '%s'", what, trailer);
+  close(fd);
+  expect_child(server, what);
+  printf("ok %s (kind %d)\n", what, k);
+}
+
 static int run_all(int port) {
   scenario_echo(port, AF_INET, 0, 0, "blocking, IPv4");
   scenario_echo(port + 1, AF_INET6, 0, 0, "blocking, IPv6");
@@ -564,11 +624,14 @@ static int run_all(int port) {
   scenario_nonblocking(port + 4, 1, "non-blocking with epoll");
   scenario_nonblocking(port + 5, 0, "non-blocking with poll");
   scenario_echo(port + 6, AF_INET, 0, 1, "fork after accept");
+  scenario_echo(port + 12, AF_INET, 0, 2, "a forked helper exits, the server goes on");
+  scenario_echo(port + 13, AF_INET, 0, 3, "a helper program runs, the server goes on");
   scenario_refused(port + 7);
   scenario_kill(port + 8, 0);
   scenario_kill(port + 9, 1);
   scenario_calls(port + 10);
   scenario_epoll_interest(port + 11);
+  scenario_exec(port + 14);
   return failures == 0 ? 0 : 1;
 }
 
