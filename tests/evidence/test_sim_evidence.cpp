@@ -448,7 +448,7 @@ TEST_CASE("presets differ where their systems differ", "[sim][evidence]") {
 // has a CPU of its own). One core makes the channel's sender and receiver take turns; a busy
 // poller holds a core, so two polling pairs on two cores fall behind two blocking pairs, while
 // with enough cores polling is at least as fast (the direction the host bench shows).
-TEST_CASE("domains share a host's cores; a busy poller holds one", "[sim][evidence]") {
+TEST_CASE("domains share a host's cores and a busy poller holds one", "[sim][evidence]") {
   Scenario s = plain_pair("tcp_stream");
   apply_override(s, "workload.message_bytes=16384");
   apply_override(s, "channel.layer=2");
