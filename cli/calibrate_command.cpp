@@ -2,6 +2,8 @@
 // analysis/calibrate.py, which drives this same binary (`ivmc run --backend host|sim`).
 #include "calibrate_command.hpp"
 
+#include "analysis_dir.hpp"
+
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -14,19 +16,11 @@
 #include <system_error>
 #include <vector>
 
-#ifndef IVMC_SOURCE_DIR
-#define IVMC_SOURCE_DIR "."
-#endif
-
 namespace ivmc::cli {
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
-
 std::filesystem::path calibrator() {
-  if (const char* env = std::getenv("IVMC_ANALYSIS_DIR"); env != nullptr && *env != '\0')
-    return std::filesystem::path(env) / "calibrate.py";
-  return std::filesystem::path(IVMC_SOURCE_DIR) / "analysis" / "calibrate.py";
+  return analysis_dir() / "calibrate.py";
 }
 
 } // namespace

@@ -230,6 +230,18 @@ static pid_t fork_server(int lfd, int fork_after_accept) {
   _exit(0);
 }
 
+/* A connection to an echo server forked on `port` (IPv4, one connection): its fd, and the
+ * server's pid in *server for expect_child. */
+static int connect_to_echo(int port, pid_t* server, const char* what) {
+  int lfd = listener(port, AF_INET);
+  *server = fork_server(lfd, 0);
+  close(lfd);
+  int error = 0;
+  int fd = connect_to(port, AF_INET, &error);
+  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  return fd;
+}
+
 static void expect_child(pid_t pid, const char* what) {
   int status = 0;
   waitpid(pid, &status, 0);
@@ -257,12 +269,8 @@ static void scenario_echo(int port, int family, int wait_mode, int fork_after_ac
 /* Non-blocking, both directions at once through epoll (or poll), every byte checked: the
  * client streams `bytes` and reads the echo as it comes. */
 static void scenario_nonblocking(int port, int use_epoll, const char* what) {
-  int lfd = listener(port, AF_INET);
-  pid_t server = fork_server(lfd, 0);
-  close(lfd);
-  int error = 0;
-  int fd = connect_to(port, AF_INET, &error);
-  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
   REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
   const uint64_t bytes = 64u << 20;
   unsigned char* buffer = malloc(1 << 17);
@@ -412,12 +420,8 @@ static void scenario_kill(int port, int blocked_in_write) {
 /* Names, dup, FIONREAD, MSG_PEEK, readv/writev and sendmsg/recvmsg on a ring connection. */
 static void scenario_calls(int port) {
   const char* what = "names, dup, FIONREAD, peek, vectors";
-  int lfd = listener(port, AF_INET);
-  pid_t server = fork_server(lfd, 0);
-  close(lfd);
-  int error = 0;
-  int fd = connect_to(port, AF_INET, &error);
-  REQUIRE(fd >= 0, "connect: %s", strerror(error));
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
   struct sockaddr_in self, peer;
   socklen_t a = sizeof self, b = sizeof peer;
   CHECK(getsockname(fd, (struct sockaddr*)&self, &a) == 0 && ntohs(self.sin_port) != 0,
@@ -484,12 +488,8 @@ static void scenario_calls(int port) {
  * its reply has arrived, a second ADD is EEXIST, and MOD or DEL of a deleted fd is ENOENT. */
 static void scenario_epoll_interest(int port) {
   const char* what = "epoll interest changed per request";
-  int lfd = listener(port, AF_INET);
-  pid_t server = fork_server(lfd, 0);
-  close(lfd);
-  int error = 0;
-  int fd = connect_to(port, AF_INET, &error);
-  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
   REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
   int ep = epoll_create1(0);
   REQUIRE(ep >= 0, "epoll_create1");
@@ -569,12 +569,8 @@ static void scenario_epoll_interest(int port) {
  * application's own flag either way, and the connection goes on working in this process. */
 static void scenario_exec(int port) {
   const char* what = "exec does not pass a ring connection on";
-  int lfd = listener(port, AF_INET);
-  pid_t server = fork_server(lfd, 0);
-  close(lfd);
-  int error = 0;
-  int fd = connect_to(port, AF_INET, &error);
-  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
   unsigned char hello[10], back[10];
   for (int i = 0; i < 10; ++i) hello[i] = pattern((uint64_t)i, 9);
   REQUIRE(write_all(fd, hello, 10) == 10 && read_all(fd, back, 10) == 10 &&
