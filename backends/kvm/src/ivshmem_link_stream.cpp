@@ -143,20 +143,27 @@ Report link_send(IvshmemPlatform& platform, const LinkSendOptions& o) {
                        });
   r.mode = "link-send";
   if (!r.error.empty()) r.error += " " + remote.last_error();
+  // Nothing may be lost at the end either: the remote path is acknowledged, the channel drains.
+  // The remote path is flushed before the finish frame too: frames sent remote before a move
+  // back may have been acknowledged only on the connection the move left behind, and the
+  // receiver answers a reconnection (its HELLO carries what it delivered) only until it has
+  // read the finish frame and exited.
+  auto flush_remote = [&] {
+    if (!r.error.empty()) return;
+    if (const Errc e = remote.flush(o.timeout); e != Errc::ok)
+      r.error =
+          "remote path not acknowledged: " + std::string(to_string(e)) + " " + remote.last_error();
+  };
+  flush_remote();
   if (r.error.empty()) {
     if (const Errc e = sender.finish(o.timeout); e != Errc::ok)
       r.error = "link finish: " + std::string(to_string(e));
   }
-  // Nothing may be lost at the end either: the channel drains, the remote path is acknowledged.
   if (r.error.empty() && endpoint) {
     if (const Errc e = endpoint->channel().close(o.timeout); e != Errc::ok)
       r.error = "closing the channel: " + std::string(to_string(e));
   }
-  if (r.error.empty()) {
-    if (const Errc e = remote.flush(o.timeout); e != Errc::ok)
-      r.error =
-          "remote path not acknowledged: " + std::string(to_string(e)) + " " + remote.last_error();
-  }
+  flush_remote(); // the finish frame itself, when it went remote
   r.elapsed = MonotonicClock::read() - start;
   r.paths.channels_opened = epoch; // one instance per epoch, each created here
   r.extra = link_counters(sender.stats()) + " moves=" + std::to_string(moves) + " hosts=" + hosts +
