@@ -23,6 +23,8 @@ const std::vector<Field<S>>& scenario_fields() {
       field("platform.link_latency_us", &S::platform, &PlatformConfig::link_latency_us),
       field("platform.migration_gbps", &S::platform, &PlatformConfig::migration_gbps),
       field("platform.hvm", &S::platform, &PlatformConfig::hvm),
+      field("platform.cores_per_host", &S::platform, &PlatformConfig::cores_per_host),
+      field("platform.vcpus_per_vm", &S::platform, &PlatformConfig::vcpus_per_vm),
 
       field("channel.enabled", &S::channel, &ChannelSettings::enabled),
       field("channel.layer", &S::channel, &ChannelSettings::layer),

@@ -200,6 +200,11 @@ private:
     gbps("platform.link_gbps", p.link_gbps);
     span("platform.link_latency_us", p.link_latency_us, 1e6, true);
     gbps("platform.migration_gbps", p.migration_gbps);
+    if (p.cores_per_host > 4096)
+      bad("platform.cores_per_host",
+          "expected at most 4096; got " + std::to_string(p.cores_per_host));
+    if (p.vcpus_per_vm > 4096)
+      bad("platform.vcpus_per_vm", "expected at most 4096; got " + std::to_string(p.vcpus_per_vm));
     if (p.hvm && p.hypervisor != Hypervisor::xen)
       bad("platform.hvm", "HVM guests are a xen setting; with kvm use platform.guest_nic");
   }

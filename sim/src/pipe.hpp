@@ -181,6 +181,7 @@ struct Pipe {
   std::size_t rx_frame = 0;
   bool rx_last = false;
   std::uint64_t rx_spin_token = 0;
+  std::int64_t rx_core_host = -1; // the host whose core this receiver holds while it polls
 };
 
 } // namespace ivmc::sim

@@ -35,6 +35,9 @@ World::World(const Scenario& s, const RunOptions& options)
   end_ = ns(s.duration_s * 1e9);
   host_stage_.resize(s.platform.hosts);
   nic_stage_.resize(s.platform.hosts);
+  if (s.platform.cores_per_host > 0) {
+    host_cpus_.assign(s.platform.hosts, Cpus(s.platform.cores_per_host));
+  }
   if (s.pool.enabled) {
     PoolConfig pc;
     pc.pool_bytes = std::uint64_t(s.pool.pool_mib) << 20;

@@ -10,6 +10,7 @@
 // request_wake(), and its doorbells schedule the woken endpoint's next step.
 #pragma once
 
+#include "cpus.hpp"
 #include "pipe.hpp"
 
 #include "ivmc/core/channel.hpp"
@@ -92,6 +93,13 @@ private:
   // the returning ACK costs each side: the notification policy decides how many of them ring.
   double interrupts_per_record() const;
   double hvm_exit_ns() const;
+  // When `cost` ns of VM `vm`'s work that can start now is done, on its vCPUs and its host's
+  // cores (now + cost when neither is limited). Dom0's (vhost's) work on host h, likewise.
+  Nanos run_on(VmId vm, Nanos cost);
+  Nanos dom0_serve(HostId h, Nanos now, Nanos arrive, Nanos work);
+  // A busy-polling receiver holds a core of its host (released when it runs again).
+  void hold_core(Pipe& p);
+  void release_core(Pipe& p);
   // A busy poller (the polling policy) has its core poll_cpu_share of the time: its CPU costs
   // stretch by 1 / share, and it sees a record (or freed space) shm_poll_detect_ns after it is
   // written plus, when its peer was off its core, that peer's wait for it (costs.hpp).
@@ -134,8 +142,10 @@ private:
   RaceLedger ledger_;
   std::vector<VmInfo> vms_;
   std::unordered_map<std::string, VmId> ids_;
-  std::vector<Stage> host_stage_; // Dom0 / vhost per host
-  std::vector<Stage> nic_stage_;  // physical NIC per host
+  std::vector<Stage> host_stage_;          // Dom0 / vhost per host
+  std::vector<Stage> nic_stage_;           // physical NIC per host
+  std::vector<Cpus> host_cpus_;            // platform.cores_per_host > 0: each host's cores
+  std::unordered_map<VmId, Cpus> vm_cpus_; // platform.vcpus_per_vm > 0: each VM's vCPUs
   std::vector<std::unique_ptr<SharedPool>> pools_;
   std::unordered_map<PairId, int> pool_refs_;
   std::vector<std::unique_ptr<Pipe>> pipes_;

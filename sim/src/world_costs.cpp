@@ -43,6 +43,45 @@ Nanos World::poll_detect() const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPUs (platform.cores_per_host, platform.vcpus_per_vm): a step's work runs on one of its VM's
+// vCPUs, then on one of its host's cores, each taken when it is free. The two reservations are
+// made one after the other, so a step waits for the later of the two; with neither key set, work
+// runs as soon as it is ready, as before the keys existed.
+
+Nanos World::run_on(VmId vm, Nanos cost) {
+  const Nanos now = model_.now_ns();
+  Nanos done = now + cost;
+  if (s_.platform.vcpus_per_vm > 0) {
+    auto it = vm_cpus_.try_emplace(vm, Cpus(s_.platform.vcpus_per_vm)).first;
+    done = it->second.serve(now, now, cost);
+  }
+  const Topology& topo = model_.topology();
+  if (!host_cpus_.empty() && topo.has_vm(vm)) {
+    done = host_cpus_[topo.host_of(vm)].serve(now, done - cost, cost);
+  }
+  return done;
+}
+
+Nanos World::dom0_serve(HostId h, Nanos now, Nanos arrive, Nanos work) {
+  Nanos done = host_stage_[h].serve(now, arrive, work); // Dom0 (vhost) is one thread
+  if (!host_cpus_.empty()) done = host_cpus_[h].serve(now, done - work, work);
+  return done;
+}
+
+void World::hold_core(Pipe& p) {
+  const Topology& topo = model_.topology();
+  if (host_cpus_.empty() || p.rx_core_host >= 0 || !topo.has_vm(p.to)) return;
+  p.rx_core_host = static_cast<std::int64_t>(topo.host_of(p.to));
+  host_cpus_[static_cast<std::size_t>(p.rx_core_host)].hold();
+}
+
+void World::release_core(Pipe& p) {
+  if (p.rx_core_host < 0) return;
+  host_cpus_[static_cast<std::size_t>(p.rx_core_host)].release();
+  p.rx_core_host = -1;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cost models. The socket call is a per-message cost: `message_ends` says whether this frame
 // pays it (the first piece of a message when sending, the last when receiving). Per-byte and
 // per-packet costs are paid by every frame.
@@ -145,17 +184,16 @@ Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
   const double delay = xen ? c.xen_dom0_latency_ns : c.kvm_host_latency_ns;
   const Nanos now = model_.now_ns();
   if (a == b) {
-    const Nanos out =
-        host_stage_[a].serve(now, leaves + ns(delay), ns(k * per_packet + bytes * copy));
+    const Nanos out = dom0_serve(a, now, leaves + ns(delay), ns(k * per_packet + bytes * copy));
     return out + ns(c.wakeup_latency_ns);
   }
   // Between hosts each end does half the copying, and the wire carries headers too.
-  Nanos t = host_stage_[a].serve(now, leaves + ns(delay), ns(k * per_packet + bytes * copy / 2));
+  Nanos t = dom0_serve(a, now, leaves + ns(delay), ns(k * per_packet + bytes * copy / 2));
   const double wire = (bytes + k * 66) / (s_.platform.link_gbps * 1e9 / 8) * 1e9;
   t = nic_stage_[a].serve(now, t, ns(k * c.nic_per_packet_ns + wire));
   t += ns(s_.platform.link_latency_us * 1e3);
   t = nic_stage_[b].serve(now, t, ns(k * c.nic_per_packet_ns));
-  t = host_stage_[b].serve(now, t + ns(delay), ns(k * per_packet + bytes * copy / 2));
+  t = dom0_serve(b, now, t + ns(delay), ns(k * per_packet + bytes * copy / 2));
   return t + ns(c.wakeup_latency_ns);
 }
 

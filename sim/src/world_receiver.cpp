@@ -16,6 +16,7 @@ void World::receiver_wake(Pipe& p, Nanos delay, bool by_doorbell) {
 }
 
 void World::receiver_step(Pipe& p) {
+  release_core(p); // a poller runs again: it gives its held core back to the pool
   const Nanos now = model_.now_ns();
   std::size_t n = 0;
   const Errc e = p.receiver->recv(p.rx_buffer, n, 0);
@@ -38,7 +39,7 @@ void World::receiver_step(Pipe& p) {
     p.rx_meta = meta; // what the frame's processing delivers when it is done
     p.rx_frame = n;
     p.rx_last = last;
-    model_.at(now + std::max<Nanos>(cost, 1), [this, &p] { // small capture: no allocation
+    model_.at(run_on(p.to, std::max<Nanos>(cost, 1)), [this, &p] { // small capture
       p.rx_state = Pipe::RxState::idle;
       if (p.rx_last && p.on_message) p.on_message(p.rx_meta, p.rx_frame);
       receiver_step(p);
@@ -59,6 +60,7 @@ void World::receiver_step(Pipe& p) {
   switch (policy_) {
   case NotifyPolicy::polling:
     p.rx_state = Pipe::RxState::polling;
+    hold_core(p); // it spins on the ring: one core of its host is its own
     return;
   case NotifyPolicy::spin_then_block: {
     p.rx_state = Pipe::RxState::spinning;

@@ -152,7 +152,7 @@ void World::sender_step(Pipe& p) {
   }
   if (++m.next_piece >= m.pieces) p.outbox.pop_front();
   p.tx_busy = true;
-  model_.at(now + std::max<Nanos>(cost, 1), [this, &p] {
+  model_.at(run_on(p.from, std::max<Nanos>(cost, 1)), [this, &p] {
     p.tx_busy = false;
     sender_step(p);
   });

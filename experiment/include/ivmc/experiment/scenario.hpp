@@ -28,6 +28,9 @@ struct PlatformConfig {
   double link_gbps = 10.0;                 // between two hosts
   double link_latency_us = 50.0;           // one way, host to host
   double migration_gbps = 10.0;            // bandwidth the pre-copy migration may use
+  std::uint32_t cores_per_host = 0; // CPUs each host's guests and Dom0/vhost share; 0: as many
+                                    // as the work needs (no contention)
+  std::uint32_t vcpus_per_vm = 0;   // CPUs each VM's endpoints share; 0: as many as needed
   bool hvm = false; // xen only: hardware VMs (HVM) instead of paravirtualised (PV) guests; every
                     // notification sent and interrupt taken costs a VM exit (costs.xen_hvm_exit_ns)
 

@@ -61,6 +61,21 @@ public:
     return done;
   }
 
+  // When serve(now, arrive, work) would finish, without reserving anything.
+  Nanos finish(Nanos arrive, Nanos work) const {
+    auto it = std::upper_bound(busy_.begin() + static_cast<std::ptrdiff_t>(head_), busy_.end(),
+                               arrive, [](Nanos t, const Interval& i) { return t < i.end; });
+    Nanos t = arrive, left = std::max<Nanos>(work, 0);
+    for (; it != busy_.end(); ++it) {
+      if (it->start > t) {
+        if (left <= it->start - t) return t + left;
+        left -= it->start - t;
+      }
+      t = it->end;
+    }
+    return t + left;
+  }
+
   Nanos busy_ns() const { return busy_ns_; }                        // all work served so far
   std::size_t reservations() const { return busy_.size() - head_; } // intervals still ahead
 
