@@ -659,7 +659,41 @@ void RaceWindows::index() const {
     const auto& r = records[indexed_];
     by_pair_[Key{r.observer, r.subject}].push_back(indexed_);
     if (r.observer != r.subject) by_change_observer_[Key{r.change, r.observer}] = indexed_;
+    if (forget_) live_.push_back(indexed_);
   }
+}
+
+void RaceWindows::forget_closed(Nanos now) const {
+  if (live_.size() < std::max<std::size_t>(64, 2 * live_after_pass_)) return;
+  const auto& records = source_.records();
+  // A change's records are contiguous in records() (record_change appends them together), so
+  // they are neighbours in live_. A change goes only when every one of them is closed: an open
+  // record of observer X about its own change still needs the other observers' records of it.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < live_.size();) {
+    std::size_t j = i;
+    bool closed = true;
+    for (; j < live_.size() && records[live_[j]].change == records[live_[i]].change; ++j) {
+      closed = closed && records[live_[j]].t_notified <= now;
+    }
+    for (std::size_t k = i; k < j; ++k) {
+      if (!closed) {
+        live_[kept++] = live_[k];
+        continue;
+      }
+      const auto& r = records[live_[k]];
+      // Closed windows of one pair are a prefix of its list (records of one pair are notified
+      // in change order), so removing them keeps the list's walk in open() unchanged.
+      auto pair = by_pair_.find(Key{r.observer, r.subject});
+      auto& list = pair->second;
+      list.erase(std::find(list.begin(), list.end(), live_[k]));
+      if (list.empty()) by_pair_.erase(pair);
+      if (r.observer != r.subject) by_change_observer_.erase(Key{r.change, r.observer});
+    }
+    i = j;
+  }
+  live_.resize(kept);
+  live_after_pass_ = kept;
 }
 
 std::optional<ChangeKind> RaceWindows::in_race_window(VmId observer, VmId subject,
@@ -672,6 +706,7 @@ std::optional<RaceWindows::OpenWindow> RaceWindows::open_window(VmId observer, V
                                                                 Nanos now) const {
   if (observer == subject) return std::nullopt;
   index();
+  if (forget_) forget_closed(now);
   const auto& records = source_.records();
   // One pair's records are notified in change order, so walking back from the latest change
   // at or before `now`, the first closed window means every earlier one is closed too.

@@ -149,6 +149,10 @@ private:
   std::vector<std::unique_ptr<SharedPool>> pools_;
   std::unordered_map<PairId, int> pool_refs_;
   std::vector<std::unique_ptr<Pipe>> pipes_;
+  // Per VM, the pipes it is an end of, in pipes_ order: a view change or a migration visits its
+  // VM's pipes, not all of them (both are per-migration work).
+  std::unordered_map<VmId, std::vector<Pipe*>> pipes_of_;
+  void add_pipe(std::unique_ptr<Pipe> pipe);
   std::vector<WorkloadStats> wstats_;
   std::vector<std::pair<Pipe*, Pipe*>> workload_pipes_;
   std::vector<std::unique_ptr<std::function<void(Nanos)>>> pacers_; // paced streams' ticks

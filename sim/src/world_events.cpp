@@ -42,12 +42,15 @@ void World::setup_events() {
   if (group_ != nullptr) {
     for (const VmConfig& v : s_.vms) group_->register_vm(ids_[v.name], 1, 0);
   }
-  windows_ = std::make_unique<RaceWindows>(*source_);
+  // The model's clock never goes back: the race-window index may forget closed windows.
+  windows_ = std::make_unique<RaceWindows>(*source_, RaceWindows::Queries::in_time_order);
   model_.attach(*source_);
   source_->subscribe([this](VmId observer, Nanos) {
     // A view change reaches the VM's links at once (inside a synchronous update: before the
     // move completes, while the old channel still works).
-    for (auto& pp : pipes_) {
+    const auto of = pipes_of_.find(observer);
+    if (of == pipes_of_.end()) return;
+    for (Pipe* pp : of->second) {
       Pipe& p = *pp;
       if (p.from != observer || p.tx_busy) continue;
       if (p.sender->path() == PathKind::local && p.tx_gen != nullptr &&

@@ -156,10 +156,19 @@ void World::release_local(Pipe& p) {
   }
 }
 
+void World::add_pipe(std::unique_ptr<Pipe> pipe) {
+  Pipe* p = pipe.get();
+  pipes_.push_back(std::move(pipe));
+  pipes_of_[p->from].push_back(p);
+  if (p->to != p->from) pipes_of_[p->to].push_back(p);
+}
+
 // `vm` left host `left`: every channel between it and a VM there loses its memory. Records the
 // peer wrote completely stay readable (the receiver drains them); sends fail from now on.
 void World::break_channels_of(VmId vm, HostId left) {
-  for (auto& pp : pipes_) {
+  const auto of = pipes_of_.find(vm);
+  if (of == pipes_of_.end()) return;
+  for (Pipe* pp : of->second) {
     Pipe& p = *pp;
     if (p.from != vm && p.to != vm) continue;
     const VmId other = p.from == vm ? p.to : p.from;

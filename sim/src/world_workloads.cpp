@@ -18,13 +18,13 @@ void World::setup_workloads() {
     auto fwd = std::make_unique<Pipe>();
     build_pipe(*fwd, a, b, proto);
     Pipe* f = fwd.get();
-    pipes_.push_back(std::move(fwd));
+    add_pipe(std::move(fwd));
     Pipe* back = nullptr;
     if (rr) {
       auto bw = std::make_unique<Pipe>();
       build_pipe(*bw, b, a, proto);
       back = bw.get();
-      pipes_.push_back(std::move(bw));
+      add_pipe(std::move(bw));
     }
     workload_pipes_.push_back({f, back});
     const std::size_t bytes = w.message_bytes;

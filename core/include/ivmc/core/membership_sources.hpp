@@ -383,9 +383,18 @@ std::span<const std::string_view> membership_source_kinds();
 //
 // Reads the source's records live (records appended or notified later are seen by later
 // queries); O(log records of the pair) per query after an amortised O(1) per new record.
+//
+// Memory: by default the index keeps every record (a query may ask about any time). A caller
+// whose queries come with non-decreasing `now` (a simulator's clock) constructs it with
+// Queries::in_time_order: the index then forgets a change once every record of it is notified
+// at or before the latest query's `now`, since no later query can find any of them open. Its
+// size then follows the changes whose windows are still open, not all changes ever made (a
+// record abandoned open, of an observer that shut down, keeps its change). Answers are the same.
 class RaceWindows {
 public:
-  explicit RaceWindows(const MembershipSource& source) : source_(source) {}
+  enum class Queries { any_time, in_time_order };
+  explicit RaceWindows(const MembershipSource& source, Queries queries = Queries::any_time)
+      : source_(source), forget_(queries == Queries::in_time_order) {}
   std::optional<ChangeKind> in_race_window(VmId observer, VmId subject, Nanos now) const;
   // The same, naming the change whose window it is (NotificationRecord::change): the latest
   // one still open.
@@ -394,6 +403,8 @@ public:
     ChangeKind kind = ChangeKind::creation;
   };
   std::optional<OpenWindow> open_window(VmId observer, VmId subject, Nanos now) const;
+  // How many records the index holds: all indexed ones, or (in_time_order) those not forgotten.
+  std::size_t remembered() const { return forget_ ? live_.size() : indexed_; }
 
 private:
   using Key = std::pair<std::uint64_t, std::uint64_t>;
@@ -403,10 +414,16 @@ private:
     }
   };
   void index() const;
+  // Queries::in_time_order: drops the changes whose records are all notified at or before
+  // `now` (amortised: when the live records have doubled since the last pass).
+  void forget_closed(Nanos now) const;
 
   const MembershipSource& source_;
+  const bool forget_;
   // Indexed lazily from the live records: single-threaded, like the sources.
   mutable std::size_t indexed_ = 0;
+  mutable std::vector<std::size_t> live_; // in_time_order: the indexed records not forgotten
+  mutable std::size_t live_after_pass_ = 0;
   mutable std::unordered_map<Key, std::vector<std::size_t>, KeyHash> by_pair_; // observer, subject
   mutable std::unordered_map<Key, std::size_t, KeyHash> by_change_observer_;   // non-self only
 };
