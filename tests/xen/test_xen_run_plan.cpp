@@ -117,9 +117,57 @@ vm = "b"
   CHECK(issues[1].where == "x.toml:14");
   CHECK(issues[1].what.rfind("workload[0].message_bytes: 2000000 B", 0) == 0);
   CHECK(issues[2].where == "x.toml:15");
-  CHECK(issues[2].what.rfind("event[0]: the xen backend plays no [[event]]", 0) == 0);
+  CHECK(issues[2].what.rfind("event[0]: the xen backend plays migrate events only, not shutdown",
+                             0) == 0);
 
   o.ignore_events = true;
   CHECK(xen::XenBackend(o).check(s).size() == 2);
   CHECK(xen::XenBackend(o).check(pair_scenario()).empty());
+}
+
+TEST_CASE("xen plays a scenario's migrations as save/restore: its plan lines", "[xen][plan]") {
+  const auto s =
+      experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/xen_migration.toml");
+  xen::XenRunOptions o;
+  CHECK(xen::XenBackend(o).check(s).empty());
+  const std::string plan = xen::xen_plan(s, o);
+  CHECK(lines_starting(plan, "vm ").size() == 2);
+  CHECK(lines_starting(plan, "work ").empty()); // the follow line replaces the workload
+  CHECK(lines_starting(plan, "host a 0").size() == 1);
+  CHECK(lines_starting(plan, "host b 0").size() == 1);
+  const auto follow = lines_starting(plan, "follow a b ");
+  REQUIRE(follow.size() == 1);
+  CHECK(follow[0].find("duration_ms=14000") != std::string::npos);
+  CHECK(follow[0].find("ring=65536") != std::string::npos);
+  CHECK(follow[0].find("race=resolution") != std::string::npos);
+  const auto moves = lines_starting(plan, "migrate a ");
+  REQUIRE(moves.size() == 2);
+  CHECK(moves[0] == "migrate a 1 at_ms=4000");
+  CHECK(moves[1] == "migrate a 0 at_ms=9000");
+  CHECK(lines_starting(plan, "membership scan period_ms=2000").size() == 1);
+  experiment::Scenario w = s;
+  w.membership.detection = experiment::Detection::watch;
+  CHECK(lines_starting(xen::xen_plan(w, o), "membership watch ").size() == 1);
+  o.ignore_events = true; // the workload alone, with the initial placement
+  CHECK(lines_starting(xen::xen_plan(s, o), "work stream ring a b").size() == 1);
+}
+
+TEST_CASE("xen refuses the migrations it cannot play, each with its reason", "[xen][plan]") {
+  auto s = experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/xen_migration.toml");
+  s.membership.detection = experiment::Detection::static_list;
+  s.membership.race = ivmc::RacePolicy::none;
+  s.workloads[0].rate_per_s = 100;
+  s.events[1].at_s = 5; // 1 s after the first move
+  s.channel.trust = experiment::Trust::list;
+  const auto issues = xen::XenBackend(xen::XenRunOptions{}).check(s);
+  std::string all;
+  for (const auto& i : issues) all += i.where + ": " + i.what + "\n";
+  INFO(all);
+  auto says = [&](const std::string& text) { return all.find(text) != std::string::npos; };
+  CHECK(issues.size() == 5);
+  CHECK(says("event[1]: at 5 s: the xen backend needs 4 s between"));
+  CHECK(says("workload[0].rate_per_s: with migrations the xen backend streams as fast"));
+  CHECK(says("membership.detection: static: a restored domain has a new domain id"));
+  CHECK(says("membership.race: race = none loses messages"));
+  CHECK(says("channel.trust: with migrations the xen backend plays trust = open only"));
 }
