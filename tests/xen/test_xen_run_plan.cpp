@@ -2,6 +2,7 @@
 // what XenBackend::check refuses, at its file:line, before a minute of booting. Runs anywhere
 // (no Xen, no QEMU).
 #include "ivmc/xen/xen_backend.hpp"
+#include "ivmc/xen/xen_migration_run.hpp"
 #include "ivmc/xen/xen_plan.hpp"
 
 #include "ivmc/experiment/load.hpp"
@@ -170,4 +171,55 @@ TEST_CASE("xen refuses the migrations it cannot play, each with its reason", "[x
   CHECK(says("membership.detection: static: a restored domain has a new domain id"));
   CHECK(says("membership.race: race = none loses messages"));
   CHECK(says("channel.trust: with migrations the xen backend plays trust = open only"));
+}
+
+TEST_CASE("xen reads a migration run's results from dom0's console", "[xen][plan]") {
+  const auto s =
+      experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/xen_migration.toml");
+  std::string race; // Table IV as the sender reports it: one pending-data operation while
+                    // it had no view after moving away
+  for (int op = 0; op < 3; ++op)
+    for (int k = 0; k < 4; ++k)
+      for (const char* what : {"ops", "errors", "deferred", "bytes"})
+        race += " race_" + std::to_string(op) + "_" + std::to_string(k) + "_" + what + "=" +
+                (op == 1 && k == 2 && std::string(what) == "ops" ? "1" : "0");
+  const std::string sender =
+      "IVMC-RESULT mode=link-send ok=1 bytes=8192 messages=2 checksum=00000000000000aa "
+      "ns=1000000000 frames_local=1 frames_remote=1 channels_opened=2 sent_local=1 "
+      "sent_remote=1 to_local=2 to_remote=1 fallbacks=0 resent=1 deferred=0 probes=0 "
+      "sends_in_window=1" +
+      race + " w=0 side=from vm=a\n";
+  const std::string receiver =
+      "IVMC-RESULT mode=link-recv ok=1 bytes=8192 messages=2 checksum=00000000000000aa "
+      "ns=2000000000 drained_after_break=1 lost=0 w=0 side=to vm=b\n";
+  const std::string moves =
+      "  IVMC-MOVE k=1 vm=a from_host=0 to_host=1 at_s=4.0 save_ms=800 restore_ms=1100 "
+      "unpause_ms=100 old_domid=1 new_domid=3 kind=migration_out resumed_ns=5\r\n"
+      "IVMC-MOVE k=2 vm=a from_host=1 to_host=0 at_s=9.0 save_ms=900 restore_ms=1000 "
+      "unpause_ms=100 old_domid=3 new_domid=4 kind=migration_in resumed_ns=6\n"
+      "IVMC-SERVICE learning=scan period_ms=2000 directory_reads=64 view_writes=5\n";
+  const auto r =
+      xen::xen_migration_results(s, moves + sender + receiver, std::chrono::steady_clock::now());
+  auto metric = [&](const std::string& name) {
+    for (const auto& m : r.metrics)
+      if (m.name == name) return m.value;
+    FAIL("no metric " << name);
+    return 0.0;
+  };
+  CHECK(metric("migrations") == 2);
+  CHECK(metric("migration_s_mean") == Approx(2.0));
+  CHECK(metric("race_exposure") == Approx(0.5));
+  CHECK(metric("race_operations") == 1);
+  CHECK(metric("race_pending_data_migration_out") == 1);
+  CHECK(metric("membership_probes") == 64);
+  CHECK(metric("pending_bytes") == 4096);
+  CHECK(metric("recovered_bytes") == 4096);
+  CHECK(metric("lost_bytes") == 0);
+  CHECK(metric("w0_local_share") == 0.5);
+  // A receiver that saw other bytes than were sent fails the run.
+  std::string bad = receiver;
+  bad.replace(bad.find("00aa"), 4, "00ab");
+  CHECK_THROWS(
+      xen::xen_migration_results(s, moves + sender + bad, std::chrono::steady_clock::now()));
+  CHECK_THROWS(xen::xen_migration_results(s, sender + receiver, std::chrono::steady_clock::now()));
 }

@@ -194,17 +194,19 @@ experiment::RunResult xen_migration_results(const Scenario& s, const std::string
   std::istringstream lines(console);
   for (std::string line; std::getline(lines, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    for (const char* tag : {"IVMC-MOVE ", "IVMC-SERVICE "}) {
+    // dom0's own lines: "TAG key=value ..." (no quoted values).
+    auto fields_after = [&](std::string_view tag) -> std::optional<posix::ReportFields> {
       const std::size_t at = line.find(tag);
-      if (at == std::string::npos) continue;
-      // The same key=value syntax as a report line.
-      auto f = posix::parse_report("IVMC-RESULT " + line.substr(at + std::strlen(tag)));
-      if (!f) continue;
-      if (tag[5] == 'M')
-        moves.push_back(std::move(*f));
-      else
-        service = std::move(*f);
-    }
+      if (at == std::string::npos) return std::nullopt;
+      posix::ReportFields f;
+      std::istringstream words(line.substr(at + tag.size()));
+      for (std::string word; words >> word;)
+        if (const std::size_t eq = word.find('='); eq != std::string::npos && eq > 0)
+          f[word.substr(0, eq)] = word.substr(eq + 1);
+      return f;
+    };
+    if (auto f = fields_after("IVMC-MOVE ")) moves.push_back(std::move(*f));
+    if (auto f = fields_after("IVMC-SERVICE ")) service = std::move(*f);
     auto f = posix::parse_report(line);
     if (!f || !f->count("w") || f->at("w") != "0" || !f->count("side")) continue;
     if (!f->count("ok") || f->at("ok") != "1") {

@@ -840,7 +840,8 @@ int play_migrations(XenPlatform& platform, const std::vector<std::vector<std::st
     if (const Nanos now = MonotonicClock::read(); due > now)
       std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
     const double at_s = (MonotonicClock::read() - t0) / 1e9;
-    const std::string image = "/run/ivmc-" + from + ".save";
+    // dom0's /dev/shm: its own tmpfs (the root one has no room for a domU's 160 MiB).
+    const std::string image = "/dev/shm/ivmc-" + from + ".save";
     try {
       service.moving(from, m.host);
       const double save_ms = shell("xl save " + from + " " + image);
@@ -882,7 +883,17 @@ int play_migrations(XenPlatform& platform, const std::vector<std::vector<std::st
       ok = running = false;
     }
   }
-  const Nanos end = t0 + static_cast<Nanos>(duration_ms) * 1'000'000;
+  Nanos end = t0 + static_cast<Nanos>(duration_ms) * 1'000'000;
+  if (running && !moves.empty()) {
+    // Under TCG a move takes tens of seconds, longer than the scenario allows: the stream
+    // runs until the service has written the moved domain's view, and kSettle after that,
+    // so that the link can follow it (back to a ring) before it ends.
+    constexpr Nanos kSettle = 3'000'000'000;
+    const Nanos give_up = MonotonicClock::read() + timeout;
+    while (service.view_written_at(sender) == kNever && MonotonicClock::read() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    end = std::max(end, MonotonicClock::read() + kSettle);
+  }
   if (const Nanos now = MonotonicClock::read(); running && end > now)
     std::this_thread::sleep_for(std::chrono::nanoseconds(end - now));
   platform.store().write(stop_key(sender), "1");
@@ -892,7 +903,8 @@ int play_migrations(XenPlatform& platform, const std::vector<std::vector<std::st
   std::optional<posix::ReportFields> fields;
   // A sender that never started has nothing to report soon: wait briefly then.
   const Nanos outcome_end = MonotonicClock::read() + (running ? timeout : 5'000'000'000);
-  while (!fields && MonotonicClock::read() < outcome_end) {
+  while (!fields && MonotonicClock::read() < outcome_end && platform.domain_exists(sender) &&
+         platform.domain_exists(domids[to])) {
     if (const auto text = platform.store().read(outcome_path(sender), 4096))
       fields = posix::parse_report(*text);
     else
@@ -923,8 +935,13 @@ int play_migrations(XenPlatform& platform, const std::vector<std::vector<std::st
   print(summary);
   for (const auto& [name, domid] :
        std::map<std::string, std::uint32_t>{{from, sender}, {to, domids[to]}}) {
+    if (!platform.domain_exists(domid)) {
+      print("IVMC-WARN vm " + name + " (domain " + std::to_string(domid) + ") is gone");
+      ok = false;
+      continue;
+    }
     auto ep = offer_job(platform, domid, "j1", "exit");
-    if (ep->wait_for_peer(timeout) != Errc::ok) {
+    if (ep->wait_for_peer(std::min<Nanos>(timeout, 30'000'000'000)) != Errc::ok) {
       print("IVMC-WARN vm " + name + " did not take its exit job");
       ok = false;
     }
