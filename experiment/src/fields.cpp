@@ -22,6 +22,7 @@ const std::vector<Field<S>>& scenario_fields() {
       field("platform.link_gbps", &S::platform, &PlatformConfig::link_gbps),
       field("platform.link_latency_us", &S::platform, &PlatformConfig::link_latency_us),
       field("platform.migration_gbps", &S::platform, &PlatformConfig::migration_gbps),
+      field("platform.hvm", &S::platform, &PlatformConfig::hvm),
 
       field("channel.enabled", &S::channel, &ChannelSettings::enabled),
       field("channel.layer", &S::channel, &ChannelSettings::layer),
@@ -33,6 +34,8 @@ const std::vector<Field<S>>& scenario_fields() {
       field("channel.migration", &S::channel, &ChannelSettings::migration),
       field("channel.trust", &S::channel, &ChannelSettings::trust),
       field("channel.trusted", &S::channel, &ChannelSettings::trusted),
+      field("channel.copies", &S::channel, &ChannelSettings::copies),
+      field("channel.tcp_only", &S::channel, &ChannelSettings::tcp_only),
 
       field("membership.detection", &S::membership, &MembershipConfig::detection),
       field("membership.period_ms", &S::membership, &MembershipConfig::period_ms),

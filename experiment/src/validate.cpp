@@ -200,6 +200,8 @@ private:
     gbps("platform.link_gbps", p.link_gbps);
     span("platform.link_latency_us", p.link_latency_us, 1e6, true);
     gbps("platform.migration_gbps", p.migration_gbps);
+    if (p.hvm && p.hypervisor != Hypervisor::xen)
+      bad("platform.hvm", "HVM guests are a xen setting; with kvm use platform.guest_nic");
   }
 
   void vms() {
@@ -231,6 +233,8 @@ private:
       bad("channel.ring_kib",
           "expected a power of two from 4 to 65536; got " + std::to_string(c.ring_kib));
     one_of("channel.notify", c.notify);
+    if (c.copies < 1 || c.copies > 2)
+      bad("channel.copies", "expected 1 or 2 copies; got " + std::to_string(c.copies));
     if (c.atw_batch == 0) bad("channel.atw_batch", "expected at least 1 message; got 0");
     span("channel.atw_window_us", c.atw_window_us, 1e6, false);
     span("channel.spin_budget_us", c.spin_budget_us, 1e6, true);

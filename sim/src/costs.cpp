@@ -37,6 +37,8 @@ const std::vector<CostModel::Entry>& CostModel::entries() {
       {"shm_poll_detect_ns", &C::shm_poll_detect_ns, "a poller seeing a new record"},
       {"shm_softirq_per_packet_ns", &C::shm_softirq_per_packet_ns,
        "layer 3: re-injecting a packet into the stack"},
+      {"xen_hvm_exit_ns", &C::xen_hvm_exit_ns,
+       "Xen HVM guest: a VM exit per notification sent or interrupt taken"},
   };
   return table;
 }

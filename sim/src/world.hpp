@@ -90,6 +90,7 @@ private:
   // What one received data record costs in interrupts, and (TCP below IP) what its share of
   // the returning ACK costs each side: the notification policy decides how many of them ring.
   double interrupts_per_record() const;
+  double hvm_exit_ns() const;
 
   void build_pipe(Pipe& p, VmId from, VmId to, Proto proto);
   LocalPath open_local(Pipe& p, bool renew);

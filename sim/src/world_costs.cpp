@@ -23,6 +23,12 @@ double World::interrupts_per_record() const {
   }
 }
 
+// A Xen HVM guest's VM exit, charged per notification sent and interrupt taken; 0 elsewhere.
+double World::hvm_exit_ns() const {
+  return s_.platform.hypervisor == Hypervisor::xen && s_.platform.hvm ? costs_.xen_hvm_exit_ns
+                                                                      : 0.0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cost models. The socket call is a per-message cost: `message_ends` says whether this frame
 // pays it (the first piece of a message when sending, the last when receiving). Per-byte and
@@ -30,14 +36,17 @@ double World::interrupts_per_record() const {
 
 Nanos World::local_send_cost(const Pipe& p, std::size_t frame, bool message_ends) const {
   const auto& c = costs_;
-  double t = c.shm_per_record_ns + static_cast<double>(frame) * c.shm_copy_ns_per_byte;
+  // With one copy (channel.copies = 1) the receiver reads the sender's mapped memory: the
+  // sender writes only the record's descriptor.
+  const double ring_copy = s_.channel.copies >= 2 ? c.shm_copy_ns_per_byte : 0.0;
+  double t = c.shm_per_record_ns + static_cast<double>(frame) * ring_copy;
   if (s_.channel.layer >= 2 && message_ends) t += c.syscall_ns; // a socket below it
   if (s_.channel.layer == 3) {
     t += p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
     t += static_cast<double>(frame) * c.copy_ns_per_byte; // the socket copy
     if (p.proto == Proto::tcp) { // an ACK per two segments comes back through the channel
-      t += 0.5 *
-           (c.shm_softirq_per_packet_ns + c.tcp_per_packet_ns + interrupts_per_record() * c.irq_ns);
+      t += 0.5 * (c.shm_softirq_per_packet_ns + c.tcp_per_packet_ns +
+                  interrupts_per_record() * (c.irq_ns + hvm_exit_ns()));
     }
   }
   return ns(t);
@@ -53,10 +62,10 @@ Nanos World::local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends
     t += static_cast<double>(frame) * c.copy_ns_per_byte; // the socket copy
     if (p.proto == Proto::tcp) {                          // sending that ACK back
       t += 0.5 * (c.tcp_per_packet_ns + c.shm_per_record_ns +
-                  interrupts_per_record() * c.shm_doorbell_ns);
+                  interrupts_per_record() * (c.shm_doorbell_ns + hvm_exit_ns()));
     }
   }
-  t += interrupts_per_record() * c.irq_ns;
+  t += interrupts_per_record() * (c.irq_ns + hvm_exit_ns());
   return ns(t);
 }
 
@@ -76,7 +85,7 @@ Nanos World::remote_send_cost(const Pipe& p, std::size_t frame) const {
   }
   const double stack = p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
   return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte + k * (stack + front) +
-            notify);
+            notify + hvm_exit_ns()); // an HVM's notify hypercall exits
 }
 
 Nanos World::remote_recv_cost(const Pipe& p, std::size_t frame) const {
@@ -86,7 +95,9 @@ Nanos World::remote_recv_cost(const Pipe& p, std::size_t frame) const {
                        : s_.platform.guest_nic == GuestNic::emulated ? c.kvm_emulated_per_packet_ns
                                                                      : c.kvm_virtio_per_packet_ns;
   const double stack = p.proto == Proto::tcp ? c.tcp_per_packet_ns : c.udp_per_packet_ns;
-  return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte + k * (stack + front));
+  // An HVM takes the frame's interrupt through a VM exit.
+  return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte + k * (stack + front) +
+            hvm_exit_ns());
 }
 
 // When a frame that leaves the sender's VM at `leaves` reaches the receiver's socket: through

@@ -26,6 +26,7 @@ void World::build_pipe(Pipe& p, VmId from, VmId to, Proto proto) {
   const Topology& topo = model_.topology();
   const bool both_exist = topo.has_vm(from) && topo.has_vm(to);
   p.local_forbidden = !s_.channel.enabled || !trusted(from, to) ||
+                      (s_.channel.tcp_only && proto == Proto::udp) ||
                       (!s_.channel.migration && !(both_exist && topo.co_resident(from, to)));
   if (!trusted(from, to)) ++trust_refusals_;
 

@@ -26,7 +26,7 @@ void World::receiver_step(Pipe& p) {
     if (local && p.rx_gen->broken) recovered_bytes_ += n;
     const bool last = meta.piece + 1 >= meta.pieces;
     Nanos cost = local ? local_recv_cost(p, n, last) : remote_recv_cost(p, n);
-    if (p.rx_rested) cost += ns(costs_.irq_ns);
+    if (p.rx_rested) cost += ns(costs_.irq_ns + hvm_exit_ns());
     p.rx_rested = false;
     if (!local) {
       // The window opens: a sender waiting on it goes on (its ACK crosses the same path).

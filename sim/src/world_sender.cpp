@@ -141,7 +141,7 @@ void World::sender_step(Pipe& p) {
              s_.membership.probe_cost_us * 1e3);
   gen = p.tx_gen;
   if (gen != nullptr && went_local) {
-    if (gen->tx_bell.rings != rings_before) cost += ns(costs_.shm_doorbell_ns);
+    if (gen->tx_bell.rings != rings_before) cost += ns(costs_.shm_doorbell_ns + hvm_exit_ns());
     // A poller (or a spinner within its budget) sees the record without a ring.
     if (p.rx_gen == gen &&
         (p.rx_state == Pipe::RxState::polling || p.rx_state == Pipe::RxState::spinning)) {

@@ -441,6 +441,17 @@ stop_s = 2
       issues_of(std::string(kTwoVms) + "[channel]\ntrust = \"list\"\ntrusted = [[\"a\", \"b\"]]\n")
           .empty());
 
+  // channel.copies is 1 or 2; platform.hvm is a Xen setting.
+  issues = issues_of(std::string(kTwoVms) +
+                     "[platform]\nhypervisor = \"kvm\"\nhvm = true\n[channel]\ncopies = 0\n");
+  INFO(dump(issues));
+  CHECK(has(issues, "t.toml:11", "platform.hvm: HVM guests are a xen setting"));
+  CHECK(has(issues, "t.toml:13", "channel.copies: expected 1 or 2 copies; got 0"));
+  CHECK(has(issues_of("[channel]\ncopies = 3\n"), "t.toml:2", "got 3"));
+  CHECK(issues_of(std::string(kTwoVms) +
+                  "[platform]\nhvm = true\n[channel]\ncopies = 1\ntcp_only = true\n")
+            .empty());
+
   // One host: nowhere to migrate to.
   CHECK(has(issues_of("[platform]\nhosts = 1\n[[generator]]\nkind = \"migrate\"\n"), "t.toml:4",
             "generator[0].kind: migrate needs at least 2 hosts"));

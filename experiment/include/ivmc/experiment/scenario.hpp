@@ -28,6 +28,8 @@ struct PlatformConfig {
   double link_gbps = 10.0;                 // between two hosts
   double link_latency_us = 50.0;           // one way, host to host
   double migration_gbps = 10.0;            // bandwidth the pre-copy migration may use
+  bool hvm = false; // xen only: hardware VMs (HVM) instead of paravirtualised (PV) guests; every
+                    // notification sent and interrupt taken costs a VM exit (costs.xen_hvm_exit_ns)
 
   bool operator==(const PlatformConfig&) const = default;
 };
@@ -55,6 +57,10 @@ struct ChannelSettings {
                              // again after it breaks
   Trust trust = Trust::open; // open: any co-resident peer; list: only the `trusted` pairs
   std::vector<std::pair<std::string, std::string>> trusted;
+  std::uint32_t copies = 2; // copies of the data through the channel: 2 into and out of a ring;
+                            // 1 the receiver reads the sender's mapped memory (MMNet/Fido)
+  bool tcp_only = false;    // the channel carries TCP streams only; UDP takes the hypervisor
+                            // path (XWAY, XenSocket: survey 8.1)
 
   bool operator==(const ChannelSettings&) const = default;
 };
