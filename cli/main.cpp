@@ -1,5 +1,6 @@
 // ivmc: the command line. With no subcommand it runs the main job on its embedded default: the
 // default scenario, simulated.
+#include "calibrate_command.hpp"
 #include "exec_command.hpp"
 #include "ivmc/bench/bench.hpp"
 #include "ivmc/experiment/load.hpp"
@@ -140,6 +141,9 @@ int main(int argc, char** argv) {
   ivmc::cli::ExecArgs exec_args;
   auto* exec = ivmc::cli::add_exec(app, exec_args);
 
+  ivmc::cli::CalibrateArgs calibrate_args;
+  auto* calibrate = ivmc::cli::add_calibrate(app, calibrate_args);
+
   // One rule for exits (README): 0 done, 1 a run failed, 2 any input error, the command
   // line's included (CLI11's own codes would be 105..115).
   try {
@@ -153,6 +157,7 @@ int main(int argc, char** argv) {
     if (*summarize) return ivmc::cli::summarize_main(summarize_args);
     if (*plot) return ivmc::cli::plot_main(plot_args);
     if (*exec) return ivmc::cli::exec_main(exec_args);
+    if (*calibrate) return ivmc::cli::calibrate_main(calibrate_args);
     if (*validate) return run_validate(validate_options);
     if (*presets) return run_presets();
     if (*server) return ivmc::kvm::ivshmem_server_main(server_options);

@@ -2,6 +2,8 @@
 // (the analysis scripts need its numpy, pandas and matplotlib).
 #include "plot_command.hpp"
 
+#include "analysis_dir.hpp"
+
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -14,20 +16,8 @@
 #include <filesystem>
 #include <system_error>
 
-#ifndef IVMC_SOURCE_DIR
-#define IVMC_SOURCE_DIR "."
-#endif
-
 namespace ivmc::cli {
 namespace {
-
-constexpr const char* kPython = "/usr/bin/python3";
-
-std::filesystem::path analysis_dir() {
-  if (const char* env = std::getenv("IVMC_ANALYSIS_DIR"); env != nullptr && *env != '\0')
-    return env;
-  return std::filesystem::path(IVMC_SOURCE_DIR) / "analysis";
-}
 
 // The scripts in `dir` (every NAME.py but the shared module), sorted, comma-separated.
 std::string script_names(const std::filesystem::path& dir) {

@@ -166,11 +166,30 @@ private:
       const auto path = "costs." + std::string(k.str());
       const auto here = at(origin, k, node);
       where_[path] = here;
+      if (k.str() == "profile") {
+        if (const auto* name = node.as_string())
+          s_.cost_profile = profile_reference(name->get(), origin);
+        else
+          add(path, here,
+              path + ": expected a cost profile's name or a file's path (a string); got " +
+                  describe(node));
+        continue;
+      }
       if (const auto v = from_node(node, Kind::number))
         s_.costs[std::string(k.str())] = std::get<double>(*v);
       else
         add(path, here, path + ": expected a number; got " + describe(node));
     }
+  }
+
+  // A profile file named relative to a scenario file is found next to that file; a built-in
+  // profile's name (no '/', not ending in .toml) and absolute paths stay as they are.
+  static std::string profile_reference(const std::string& value, const std::string& origin) {
+    const bool path = value.find('/') != std::string::npos || value.ends_with(".toml");
+    if (!path || value.starts_with("/") || origin.starts_with("preset:") || origin.starts_with("<"))
+      return value;
+    const auto slash = origin.rfind('/');
+    return slash == std::string::npos ? value : origin.substr(0, slash + 1) + value;
   }
 
   template <class Item>

@@ -59,6 +59,12 @@ void apply_override(Scenario& s, std::string_view assignment) {
   if (key.starts_with("costs.")) {
     const auto name = key.substr(6);
     if (name.empty()) override_error(key, "expected costs.NAME");
+    if (name == "profile") { // a name or a path, relative to the working directory here
+      s.cost_profile = std::string(trim(text));
+      if (s.cost_profile.empty()) override_error(key, "expected a cost profile's name or path");
+      s.set_at.erase(key);
+      return;
+    }
     const auto v = parse_double(trim(text));
     if (!v) override_error(key, "expected a number; got " + quote(trim(text)));
     s.costs[name] = *v;

@@ -44,8 +44,9 @@ std::string to_toml(const Scenario& s) {
     out += "\n[output]\n";
     write_fields(out, scenario_fields(), s, "output");
   }
-  if (!s.costs.empty()) {
+  if (!s.costs.empty() || !s.cost_profile.empty()) {
     out += "\n[costs]\n";
+    if (!s.cost_profile.empty()) out += "profile = " + quote(s.cost_profile) + "\n";
     for (const auto& [name, v] : s.costs) out += format_key(name) + " = " + format_number(v) + "\n";
   }
   if (!s.preset.empty() || !s.preset_system.empty()) {

@@ -3,6 +3,7 @@
 
 #include "real.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -50,9 +51,38 @@ void FdTable::put(int fd, std::shared_ptr<RingSocket> socket) {
   if (fd < 0) return;
   std::lock_guard lock(mutex_);
   const auto i = static_cast<std::size_t>(fd);
-  if (i >= by_fd_.size()) by_fd_.resize(std::max<std::size_t>(i + 1, 2 * by_fd_.size()));
-  if (!by_fd_[i]) count_.fetch_add(1, std::memory_order_relaxed); // a hint
+  if (i >= by_fd_.size()) {
+    by_fd_.resize(std::max<std::size_t>(i + 1, 2 * by_fd_.size()));
+    app_cloexec_.resize(by_fd_.size());
+  }
+  if (!by_fd_[i]) {
+    count_.fetch_add(1, std::memory_order_relaxed); // a hint
+    // The application's flag, kept; the kernel's is set (fd_table.hpp: close-on-exec).
+    const int flags = real::fn().fcntl(fd, F_GETFD);
+    app_cloexec_[i] = flags >= 0 && (flags & FD_CLOEXEC) != 0;
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) real::fn().fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
   by_fd_[i] = std::move(socket);
+}
+
+bool FdTable::app_cloexec(int fd) {
+  std::lock_guard lock(mutex_);
+  const auto i = static_cast<std::size_t>(fd);
+  return fd >= 0 && i < by_fd_.size() && by_fd_[i] && app_cloexec_[i] != 0;
+}
+
+void FdTable::set_app_cloexec(int fd, bool on) {
+  std::lock_guard lock(mutex_);
+  const auto i = static_cast<std::size_t>(fd);
+  if (fd >= 0 && i < by_fd_.size() && by_fd_[i]) app_cloexec_[i] = on;
+}
+
+std::vector<int> FdTable::meant_to_inherit() {
+  std::lock_guard lock(mutex_);
+  std::vector<int> out;
+  for (std::size_t i = 0; i < by_fd_.size(); ++i)
+    if (by_fd_[i] && app_cloexec_[i] == 0) out.push_back(static_cast<int>(i));
+  return out;
 }
 
 std::shared_ptr<RingSocket> FdTable::close(int fd) {
@@ -80,13 +110,21 @@ void FdTable::forget_fallback(const std::shared_ptr<RingSocket>& socket) {
     by_fd_[j].reset();
     count_.fetch_sub(1, std::memory_order_relaxed); // a hint
     const int fd = static_cast<int>(j);
+    if (app_cloexec_[j] == 0) { // a kernel connection again: the application's flag
+      const int flags = real::fn().fcntl(fd, F_GETFD);
+      if (flags >= 0) real::fn().fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
     for (auto& [epfd, fds] : epoll_) {
       auto it = fds.find(fd);
       if (it == fds.end()) continue;
-      epoll_event ev{};
-      ev.events = it->second.events;
-      ev.data = it->second.data;
-      real::fn().epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+      if (it->second.removed) { // the application had deleted it: so does the kernel now
+        real::fn().epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+      } else {
+        epoll_event ev{};
+        ev.events = it->second.events;
+        ev.data = it->second.data;
+        real::fn().epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+      }
       fds.erase(it);
     }
   }

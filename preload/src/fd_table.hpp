@@ -22,6 +22,10 @@ struct EpollRegistration {
   epoll_data_t data{};             // what it gets back
   std::uint32_t kernel_events = 0; // what the kernel registration asks for now
   bool disabled = false;           // EPOLLONESHOT fired
+  // The application deleted it (EPOLL_CTL_DEL), but the kernel registration of the ring's
+  // socket stays until close: an event loop that deletes and adds again for every request
+  // (redis-benchmark's ae does) then costs no epoll_ctl system call (interpose_wait.cpp).
+  bool removed = false;
 };
 inline constexpr std::uint64_t kEpollTag = 0x1f4c'c0de'0000'0000ull;
 inline constexpr std::uint64_t kEpollTagMask = 0xffff'ffff'0000'0000ull;
@@ -40,6 +44,14 @@ public:
   void forget_fallback(const std::shared_ptr<RingSocket>& socket);
   std::vector<std::shared_ptr<RingSocket>> all();
 
+  // Close-on-exec. A ring connection's fd is close-on-exec in the kernel whatever the
+  // application asks: a program run by exec would otherwise read the doorbell's bytes on it as
+  // data (docs/preload.md, "Limits"). What the application asked is kept here: fcntl(F_GETFD)
+  // reports it, and exec warns about the fds it meant the new program to inherit.
+  bool app_cloexec(int fd);
+  void set_app_cloexec(int fd, bool on);
+  std::vector<int> meant_to_inherit(); // ring fds whose application flag is not close-on-exec
+
   // epoll bookkeeping for ring connections.
   void epoll_set(int epfd, int fd, const EpollRegistration& r);
   void epoll_erase(int epfd, int fd);
@@ -55,7 +67,8 @@ public:
 private:
   std::mutex mutex_;
   std::vector<std::shared_ptr<RingSocket>> by_fd_;
-  std::atomic<int> count_{0}; // fds in by_fd_; relaxed: a hint for the fast path
+  std::vector<std::uint8_t> app_cloexec_; // by fd, for the fds in by_fd_
+  std::atomic<int> count_{0};             // fds in by_fd_; relaxed: a hint for the fast path
   std::map<int, std::map<int, EpollRegistration>> epoll_; // epfd -> fd -> registration
 };
 

@@ -110,8 +110,8 @@ IVMC_EXPORT ssize_t recvfrom(int fd, void* buffer, size_t n, int flags, sockaddr
   auto s = for_data(fd, flags, wb);
   if (!s) return real::fn().recvfrom(fd, buffer, n, flags, address, length);
   if (wb) return -1;
-  if (address != nullptr && length != nullptr) // the peer, as TCP's recvfrom fills it
-    ::getpeername(fd, address, length);
+  (void)address;
+  if (length != nullptr) *length = 0; // as the kernel's TCP: a stream has no source address
   const iovec v{buffer, n};
   return s->read(&v, 1, flags);
 }
@@ -139,11 +139,7 @@ IVMC_EXPORT ssize_t recvmsg(int fd, msghdr* message, int flags) {
   auto s = for_data(fd, flags, wb);
   if (!s) return real::fn().recvmsg(fd, message, flags);
   if (wb) return -1;
-  if (message->msg_name != nullptr) {
-    socklen_t len = message->msg_namelen;
-    if (::getpeername(fd, static_cast<sockaddr*>(message->msg_name), &len) == 0)
-      message->msg_namelen = len;
-  }
+  message->msg_namelen = 0; // as the kernel's TCP: a stream has no source address
   message->msg_controllen = 0;
   message->msg_flags = 0;
   return s->read(message->msg_iov, static_cast<int>(message->msg_iovlen), flags);

@@ -15,6 +15,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -291,8 +293,19 @@ IVMC_EXPORT int dup2(int fd, int target) {
 namespace {
 
 int fcntl_common(int fd, int command, void* argument) {
+  if (command == F_SETFD && table().any() && table().get(fd)) {
+    // The application's flag is kept; the kernel's stays set (fd_table.hpp: close-on-exec).
+    const auto flags = static_cast<int>(reinterpret_cast<std::intptr_t>(argument));
+    const int r = real::fn().fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    if (r == 0) table().set_app_cloexec(fd, (flags & FD_CLOEXEC) != 0);
+    return r;
+  }
   const int r = real::fn().fcntl(fd, command, argument);
   if (r < 0 || !table().any()) return r;
+  if (command == F_GETFD) {
+    if (table().get(fd)) return (r & ~FD_CLOEXEC) | (table().app_cloexec(fd) ? FD_CLOEXEC : 0);
+    return r;
+  }
   if (command == F_SETFL) {
     if (auto s = table().get(fd))
       s->set_nonblocking((reinterpret_cast<std::intptr_t>(argument) & O_NONBLOCK) != 0);
@@ -332,10 +345,56 @@ IVMC_EXPORT int ioctl(int fd, unsigned long request, ...) {
       return 0;
     }
   }
+  if ((request == FIOCLEX || request == FIONCLEX) && table().any() && table().get(fd)) {
+    table().set_app_cloexec(fd, request == FIOCLEX); // the kernel's stays set (fd_table.hpp)
+    return real::fn().ioctl(fd, FIOCLEX, nullptr);
+  }
   const int r = real::fn().ioctl(fd, request, argument);
   if (r == 0 && request == FIONBIO && table().any())
     if (auto s = table().get(fd)) s->set_nonblocking(*static_cast<int*>(argument) != 0);
   return r;
+}
+
+// exec: ring connections do not cross it (fd_table.hpp: close-on-exec). One line says so when
+// the application meant the new program to inherit one, instead of a silent EBADF there.
+namespace {
+
+void before_exec(const char* program) {
+  if (!table().any()) return;
+  for (const auto& s : table().all()) s->before_exec();
+  for (const int fd : table().meant_to_inherit()) {
+    std::fprintf(stderr,
+                 "ivmc-preload: fd %d is a ring connection; it is not inherited by %s (exec "
+                 "closes it: a ring connection cannot cross exec yet)\n",
+                 fd, program != nullptr ? program : "the new program");
+  }
+}
+
+} // namespace
+
+IVMC_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
+  before_exec(path);
+  return real::fn().execve(path, argv, envp);
+}
+
+IVMC_EXPORT int execv(const char* path, char* const argv[]) {
+  before_exec(path);
+  return real::fn().execv(path, argv);
+}
+
+IVMC_EXPORT int execvp(const char* file, char* const argv[]) {
+  before_exec(file);
+  return real::fn().execvp(file, argv);
+}
+
+IVMC_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  before_exec(file);
+  return real::fn().execvpe(file, argv, envp);
+}
+
+IVMC_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
+  before_exec(nullptr);
+  return real::fn().fexecve(fd, argv, envp);
 }
 
 // For tests and tools: 0 when `fd` is the kernel's, 1 for a client still waiting for the

@@ -9,7 +9,7 @@
 
 #include <cerrno>
 #include <climits>
-#include <unordered_map>
+#include <sched.h>
 #include <vector>
 
 using namespace ivmc::preload;
@@ -30,6 +30,7 @@ MonoClock& clock() {
 }
 
 constexpr ivmc::Nanos kNever = ivmc::kForever;
+constexpr ivmc::Nanos kYieldAfter = 5'000; // spinning longer than this yields now and then
 
 ivmc::Nanos deadline_of(ivmc::Nanos timeout) {
   return timeout < 0 ? kNever : clock().now() + timeout;
@@ -69,13 +70,21 @@ std::vector<Tracked> tracked_of(pollfd* fds, nfds_t n) {
 template <class Look, class Arm, class Block>
 int spin_then_block(ivmc::Nanos timeout, Look look, Arm arm, Block block) {
   const ivmc::Nanos deadline = deadline_of(timeout);
-  const ivmc::Nanos spin_until = timeout == 0 ? 0 : clock().now() + settings().spin;
+  const ivmc::Nanos spin_start = timeout == 0 ? 0 : clock().now();
+  const ivmc::Nanos spin_until = timeout == 0 ? 0 : spin_start + settings().spin;
   for (unsigned round = 0;; ++round) {
     const int r = look(round);
     if (r != 0 || timeout == 0) return r;
     const ivmc::Nanos now = clock().now();
     if (now < spin_until) {
-      cpu_relax();
+      // After kYieldAfter of spinning, yield now and then: on a machine with more runnable
+      // tasks than cores, the peer we wait for may need this core (sched_yield returns at once
+      // when nothing else is runnable). Not sooner: a yield can hand the core to an unrelated
+      // task for a whole time slice, which a ping-pong answered in a microsecond must not pay.
+      if (now - spin_start >= kYieldAfter && (round & 3u) == 3u)
+        ::sched_yield();
+      else
+        cpu_relax();
       continue;
     }
     if (deadline != kNever && now >= deadline) return 0;
@@ -264,6 +273,7 @@ struct EpollEntry {
 std::vector<EpollEntry> ring_entries(int epfd) {
   std::vector<EpollEntry> out;
   for (auto& [fd, reg] : table().epoll_list(epfd)) {
+    if (reg.removed) continue; // deleted by the application: its doorbell is drained unseen
     bool pending = false;
     auto s = ring_of(fd, false, pending);
     if (!s || pending) continue; // a fallback re-registered itself; pending: the kernel's
@@ -284,47 +294,62 @@ std::vector<EpollEntry> ring_entries(int epfd) {
 int epoll_round(int epfd, epoll_event* events, int max, std::vector<EpollEntry>& ring, int ms,
                 const sigset_t* mask, bool with_kernel) {
   int n = 0;
-  std::unordered_map<int, int> slot; // fd -> index in events, for ring connections
-  auto report = [&](EpollEntry& x, std::uint32_t ev) {
+  // Where each ring connection's event went in `events` (-1: none yet). Scratch kept per
+  // thread: a wait runs once per request in an event loop, and allocating each time showed.
+  thread_local std::vector<int> slot;
+  thread_local std::vector<epoll_event> kernel;
+  slot.assign(ring.size(), -1);
+  auto report = [&](std::size_t i, std::uint32_t ev) {
+    EpollEntry& x = ring[i];
     ev &= x.reg.events | EPOLLHUP | EPOLLERR;
     if (ev == 0 || x.reg.disabled) return;
-    if (auto it = slot.find(x.fd); it != slot.end()) {
-      events[it->second].events |= ev;
+    if (slot[i] >= 0) {
+      events[slot[i]].events |= ev;
       return;
     }
     if (n >= max) return;
-    slot[x.fd] = n;
+    slot[i] = n;
     events[n].events = ev;
     events[n].data = x.reg.data;
     ++n;
   };
-  for (EpollEntry& x : ring)
-    report(x, epoll_events_of(x.socket->readiness(poll_events_of(x.reg.events))));
+  for (std::size_t i = 0; i < ring.size(); ++i)
+    report(i, epoll_events_of(ring[i].socket->readiness(poll_events_of(ring[i].reg.events))));
   if (with_kernel && n < max) {
-    std::vector<epoll_event> kernel(static_cast<std::size_t>(max - n));
+    kernel.resize(static_cast<std::size_t>(max - n));
     const int k = mask != nullptr ? real::fn().epoll_pwait(epfd, kernel.data(), max - n, ms, mask)
                                   : real::fn().epoll_wait(epfd, kernel.data(), max - n, ms);
     if (k < 0) return n > 0 ? n : -1;
-    for (int i = 0; i < k; ++i) {
-      const epoll_event& e = kernel[static_cast<std::size_t>(i)];
+    for (int j = 0; j < k; ++j) {
+      const epoll_event e = kernel[static_cast<std::size_t>(j)];
       if ((e.data.u64 & kEpollTagMask) != kEpollTag) { // not ours: as the kernel says
         if (n < max) events[n++] = e;
         continue;
       }
       const int fd = static_cast<int>(e.data.u64 & 0xffffffffu);
-      EpollEntry* x = nullptr;
-      for (EpollEntry& r : ring)
-        if (r.fd == fd) x = &r;
-      if (x != nullptr) {
-        x->socket->drain();
-        report(*x, epoll_events_of(x->socket->readiness(poll_events_of(x->reg.events))) |
-                       (e.events & (EPOLLHUP | EPOLLERR)));
+      std::size_t i = 0;
+      while (i < ring.size() && ring[i].fd != fd) ++i;
+      if (i < ring.size()) {
+        ring[i].socket->drain();
+        report(i, epoll_events_of(ring[i].socket->readiness(poll_events_of(ring[i].reg.events))) |
+                      (e.events & (EPOLLHUP | EPOLLERR)));
         continue;
       }
       EpollRegistration reg;
       if (!table().epoll_find(epfd, fd, reg)) continue; // closed meanwhile
       bool pending = false;
       auto s = ring_of(fd, false, pending);
+      if (reg.removed) {
+        // Deleted by the application: nothing to report. Take the ring's doorbell so that it
+        // does not fire again; a doorbell that hung up would fire for ever, so it leaves the
+        // kernel's set now (the application's DEL, done late).
+        if (s && !pending) s->drain();
+        if (e.events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+          table().epoll_erase(epfd, fd);
+          real::fn().epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+        }
+        continue;
+      }
       if (s && !pending) continue; // became a ring just now: the next round reports it
       // Pending (or fell back just now): the kernel's readiness is the connection's.
       const std::uint32_t ev = e.events & (reg.events | EPOLLHUP | EPOLLERR);
@@ -336,12 +361,10 @@ int epoll_round(int epfd, epoll_event* events, int max, std::vector<EpollEntry>&
     }
   }
   // EPOLLONESHOT: a reported ring connection stays quiet until EPOLL_CTL_MOD.
-  for (int i = 0; i < n; ++i) {
-    for (EpollEntry& x : ring) {
-      if ((x.reg.events & EPOLLONESHOT) && slot.contains(x.fd) && slot[x.fd] == i) {
-        x.reg.disabled = true;
-        table().epoll_update(epfd, x.fd, x.reg);
-      }
+  for (std::size_t i = 0; i < ring.size(); ++i) {
+    if (slot[i] >= 0 && (ring[i].reg.events & EPOLLONESHOT)) {
+      ring[i].reg.disabled = true;
+      table().epoll_update(epfd, ring[i].fd, ring[i].reg);
     }
   }
   return n;
@@ -372,10 +395,26 @@ int wait_epoll(int epfd, epoll_event* events, int max, int timeout_ms, const sig
 
 IVMC_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
   if (!table().any() || !table().get(fd)) return real::fn().epoll_ctl(epfd, op, fd, event);
+  // A settled ring connection's kernel registration only carries its doorbell, whatever the
+  // application asks: it is made once and kept until close, and the application's interest
+  // lives in the table alone. DEL, ADD and MOD then cost no system call (ae deletes and adds
+  // for every request); the errors are the kernel's (EEXIST, ENOENT).
+  EpollRegistration held;
+  const bool kept = table().epoll_find(epfd, fd, held) && held.kernel_events == kRingKernelEvents;
   if (op == EPOLL_CTL_DEL) {
+    if (kept) {
+      if (held.removed) {
+        errno = ENOENT;
+        return -1;
+      }
+      held.removed = true;
+      table().epoll_update(epfd, fd, held);
+      return 0;
+    }
     table().epoll_erase(epfd, fd);
     return real::fn().epoll_ctl(epfd, op, fd, event);
   }
+  if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD) return real::fn().epoll_ctl(epfd, op, fd, event);
   if (event == nullptr) {
     errno = EFAULT;
     return -1;
@@ -386,6 +425,19 @@ IVMC_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
   EpollRegistration reg;
   reg.events = event->events;
   reg.data = event->data;
+  if (kept && !pending) {
+    if (op == EPOLL_CTL_ADD && !held.removed) {
+      errno = EEXIST;
+      return -1;
+    }
+    if (op == EPOLL_CTL_MOD && held.removed) {
+      errno = ENOENT;
+      return -1;
+    }
+    reg.kernel_events = kRingKernelEvents;
+    table().epoll_set(epfd, fd, reg);
+    return 0;
+  }
   // A ring connection's kernel socket only rings; a pending one is the kernel's until settled.
   reg.kernel_events =
       pending ? (event->events & ~(EPOLLET | EPOLLONESHOT)) | EPOLLIN : kRingKernelEvents;

@@ -48,6 +48,11 @@ Functions load() {
   resolve(f.epoll_ctl, "epoll_ctl");
   resolve(f.epoll_wait, "epoll_wait");
   resolve(f.epoll_pwait, "epoll_pwait");
+  resolve(f.execve, "execve");
+  resolve(f.execv, "execv");
+  resolve(f.execvp, "execvp");
+  resolve(f.execvpe, "execvpe");
+  resolve(f.fexecve, "fexecve");
   return f;
 }
 

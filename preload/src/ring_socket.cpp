@@ -311,7 +311,7 @@ ssize_t RingSocket::read(const iovec* iov, int count_, int flags) {
         if (channel_->request_wake(Wake::data) == Errc::ok) continue; // arrived meanwhile
         errno = EAGAIN;
         return -1;
-      } else if (e == Errc::peer_closed || (e == Errc::peer_dead && !bell_.reset())) {
+      } else if (e == Errc::peer_closed || (e == Errc::peer_dead && ended_in_order())) {
         break; // end of stream after everything the peer sent
       } else {
         if (got > 0) break;
@@ -406,7 +406,7 @@ ssize_t RingSocket::write(const iovec* iov, int count_, int flags) {
       return -1;
     }
     if (sent > 0) break;
-    if (e == Errc::closed || e == Errc::peer_closed || (e == Errc::peer_dead && !bell_.reset()))
+    if (e == Errc::closed || e == Errc::peer_closed || (e == Errc::peer_dead && ended_in_order()))
       return fail_write(flags, EPIPE);
     if (e != Errc::peer_dead && !warned_) {
       warned_ = true;
@@ -500,6 +500,22 @@ void RingSocket::before_fork() {
 
 void RingSocket::in_child() {
   owner_.store(false, std::memory_order_relaxed); // the child's only thread, at fork
+}
+
+bool RingSocket::ended_in_order() {
+  if (!bell_.reset()) return true; // the peer's kernel connection ended with a FIN
+  // A reset: its last close found rings it had not read, or it died. If the process that used
+  // the peer's side closed it and let it go (close_last, while a forked copy that never used it
+  // still counted as a holder), the stream it wrote is whole. Relaxed: hostile, only compared.
+  return shared(page(1 - side_).owner).load(std::memory_order_relaxed) == 0;
+}
+
+void RingSocket::before_exec() {
+  if (owner_.load(std::memory_order_relaxed)) return; // relaxed: this process's own flag
+  if (exec_released_) return; // once: a shell tries execve for each directory of PATH
+  exec_released_ = true;
+  // Relaxed: a count of holders, read by the last close only (close_last's acq_rel).
+  shared(page(side_).holders).fetch_sub(1, std::memory_order_relaxed);
 }
 
 void RingSocket::close_last() {

@@ -99,6 +99,10 @@ public:
   void in_child();
   // The last fd of this process referring to it was closed.
   void close_last();
+  // This process is about to exec, which closes the fd (fd_table.hpp: close-on-exec). A forked
+  // copy that does not own the side stops counting as a holder, so that the owner's close still
+  // detaches the side (the peer reads an end of stream, not a death).
+  void before_exec();
 
 private:
   struct SidePage { // in shared memory, one per side: hostile input, only compared
@@ -111,6 +115,9 @@ private:
   bool own(); // this process may use the side (taking it over after fork if it can)
   void fall_back(const std::string& why, bool warn);
   ssize_t fail_write(int flags, int error);
+  // The peer's kernel connection ended: did its side end in order (an end of stream), or did
+  // it die (a reset)?
+  bool ended_in_order();
 
   MonoClock clock_;
   SocketDoorbell bell_;
@@ -133,6 +140,7 @@ private:
   std::size_t view_offset_ = 0;
   bool write_shut_ = false;
   bool warned_ = false;
+  bool exec_released_ = false; // before_exec took this process off the holders
 };
 
 } // namespace ivmc::preload

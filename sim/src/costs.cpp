@@ -1,6 +1,7 @@
 // The cost parameter table: see include/ivmc/sim/costs.hpp and docs/costs.md.
 #include "ivmc/sim/costs.hpp"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +40,13 @@ const std::vector<CostModel::Entry>& CostModel::entries() {
        "layer 3: re-injecting a packet into the stack"},
       {"xen_hvm_exit_ns", &C::xen_hvm_exit_ns,
        "Xen HVM guest: a VM exit per notification sent or interrupt taken"},
+      {"remote_loopback", &C::remote_loopback,
+       "1: the remote path is loopback TCP between processes (host), 0: the hypervisor's"},
+      {"loopback_latency_ns", &C::loopback_latency_ns,
+       "loopback TCP: a send to the blocked receiver running"},
+      {"poll_cpu_share", &C::poll_cpu_share, "the fraction of time a busy poller has its core"},
+      {"sched_slice_ns", &C::sched_slice_ns,
+       "mean wait for a poller's peer that is off its core to run again"},
   };
   return table;
 }
@@ -46,12 +54,18 @@ const std::vector<CostModel::Entry>& CostModel::entries() {
 void CostModel::set(std::string_view name, double value) {
   for (const Entry& e : entries()) {
     if (e.name != name) continue;
-    if (!(value >= 0)) {
-      throw std::invalid_argument("costs." + std::string(name) + ": expected a number >= 0, got " +
-                                  std::to_string(value));
+    if (!(value >= 0) || !std::isfinite(value)) {
+      throw std::invalid_argument("costs." + std::string(name) +
+                                  ": expected a finite number >= 0, got " + std::to_string(value));
     }
     if (name == "mss_bytes" && value < 64) {
       throw std::invalid_argument("costs.mss_bytes: expected at least 64");
+    }
+    if (name == "remote_loopback" && value != 0 && value != 1) {
+      throw std::invalid_argument("costs.remote_loopback: expected 0 or 1");
+    }
+    if (name == "poll_cpu_share" && (value <= 0 || value > 1)) {
+      throw std::invalid_argument("costs.poll_cpu_share: expected a share in (0, 1]");
     }
     this->*(e.field) = value;
     return;

@@ -4,6 +4,8 @@
 
 #include "ivmc/sim/run.hpp"
 
+#include "ivmc/sim/cost_profile.hpp"
+
 #include "ivmc/experiment/run_progress.hpp"
 #include "ivmc/experiment/validate.hpp"
 
@@ -25,6 +27,7 @@ World::World(const Scenario& s, const RunOptions& options)
         return spec;
       }()),
       rng_(s.seed) {
+  costs_ = load_cost_profile(s.cost_profile).costs; // the default profile when none is named
   costs_.apply(s.costs);
   policy_ = s.channel.notify;
   race_ = s.membership.race;

@@ -82,6 +82,7 @@ private:
   Nanos remote_send_cost(const Pipe& p, std::size_t frame) const;
   Nanos remote_recv_cost(const Pipe& p, std::size_t frame) const;
   Nanos remote_arrival(Pipe& p, std::size_t frame, Nanos leaves);
+  Nanos loopback_cost(std::size_t frame) const; // one side of the host's loopback TCP path
   double packets(std::size_t bytes) const {
     return std::max(1.0, std::ceil(static_cast<double>(bytes) / costs_.mss_bytes));
   }
@@ -91,6 +92,12 @@ private:
   // the returning ACK costs each side: the notification policy decides how many of them ring.
   double interrupts_per_record() const;
   double hvm_exit_ns() const;
+  // A busy poller (the polling policy) has its core poll_cpu_share of the time: its CPU costs
+  // stretch by 1 / share, and it sees a record (or freed space) shm_poll_detect_ns after it is
+  // written plus, when its peer was off its core, that peer's wait for it (costs.hpp).
+  double poll_stretch() const;
+  Nanos poll_detect() const;
+  Nanos poll_wait() const; // the part of poll_detect() spent waiting for the peer's core
 
   void build_pipe(Pipe& p, VmId from, VmId to, Proto proto);
   LocalPath open_local(Pipe& p, bool renew);

@@ -29,6 +29,19 @@ double World::hvm_exit_ns() const {
                                                                       : 0.0;
 }
 
+double World::poll_stretch() const {
+  return policy_ == NotifyPolicy::polling ? 1.0 / costs_.poll_cpu_share : 1.0;
+}
+
+Nanos World::poll_wait() const {
+  if (policy_ != NotifyPolicy::polling) return 0;
+  return ns((1.0 - costs_.poll_cpu_share) * costs_.sched_slice_ns);
+}
+
+Nanos World::poll_detect() const {
+  return ns(costs_.shm_poll_detect_ns) + poll_wait();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cost models. The socket call is a per-message cost: `message_ends` says whether this frame
 // pays it (the first piece of a message when sending, the last when receiving). Per-byte and
@@ -49,7 +62,7 @@ Nanos World::local_send_cost(const Pipe& p, std::size_t frame, bool message_ends
                   interrupts_per_record() * (c.irq_ns + hvm_exit_ns()));
     }
   }
-  return ns(t);
+  return ns(t * poll_stretch());
 }
 
 Nanos World::local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends) const {
@@ -66,12 +79,22 @@ Nanos World::local_recv_cost(const Pipe& p, std::size_t frame, bool message_ends
     }
   }
   t += interrupts_per_record() * (c.irq_ns + hvm_exit_ns());
-  return ns(t);
+  return ns(t * poll_stretch());
+}
+
+// One side of loopback TCP (the host backend's remote path, whatever the workload's protocol):
+// the socket call, the copy into or out of the kernel, and TCP per 64 KiB loopback packet.
+Nanos World::loopback_cost(std::size_t frame) const {
+  const auto& c = costs_;
+  const double k = std::max(1.0, std::ceil(static_cast<double>(frame) / c.gso_bytes));
+  return ns(c.syscall_ns + static_cast<double>(frame) * c.copy_ns_per_byte +
+            k * c.tcp_per_packet_ns);
 }
 
 Nanos World::remote_send_cost(const Pipe& p, std::size_t frame) const {
   const auto& c = costs_;
   const double k = nic_packets(p, frame);
+  if (c.remote_loopback != 0) return loopback_cost(frame);
   double front = 0, notify = 0;
   if (s_.platform.hypervisor == Hypervisor::xen) {
     front = c.xen_netfront_per_packet_ns;
@@ -91,6 +114,7 @@ Nanos World::remote_send_cost(const Pipe& p, std::size_t frame) const {
 Nanos World::remote_recv_cost(const Pipe& p, std::size_t frame) const {
   const auto& c = costs_;
   const double k = nic_packets(p, frame);
+  if (c.remote_loopback != 0) return loopback_cost(frame);
   const double front = s_.platform.hypervisor == Hypervisor::xen     ? c.xen_netfront_per_packet_ns
                        : s_.platform.guest_nic == GuestNic::emulated ? c.kvm_emulated_per_packet_ns
                                                                      : c.kvm_virtio_per_packet_ns;
@@ -110,6 +134,9 @@ Nanos World::remote_arrival(Pipe& p, std::size_t frame, Nanos leaves) {
   const double bytes = static_cast<double>(frame);
   const Topology& topo = model_.topology();
   if (!topo.has_vm(p.to) || !topo.has_vm(p.from)) return leaves; // nobody will read it
+  // Loopback TCP between processes: no hypervisor stage, no wire; the kernel hands the bytes
+  // over and wakes the receiver.
+  if (c.remote_loopback != 0) return leaves + ns(c.loopback_latency_ns);
   const HostId a = topo.host_of(p.from), b = topo.host_of(p.to);
   const bool xen = s_.platform.hypervisor == Hypervisor::xen;
   const double per_packet = xen ? c.xen_dom0_per_packet_ns : c.kvm_vhost_per_packet_ns;

@@ -32,7 +32,7 @@ void World::receiver_step(Pipe& p) {
       // The window opens: a sender waiting on it goes on (its ACK crosses the same path).
       sender_wake(p, ns(costs_.wakeup_latency_ns));
     } else if (policy_ == NotifyPolicy::polling) {
-      sender_wake(p, ns(costs_.shm_poll_detect_ns)); // a polling sender sees the index move
+      sender_wake(p, poll_detect()); // a polling sender sees the index move
     }
     p.rx_state = Pipe::RxState::busy;
     p.rx_meta = meta; // what the frame's processing delivers when it is done

@@ -80,7 +80,8 @@ void World::sender_step(Pipe& p) {
       ++sleeps_;
       if (policy_ == NotifyPolicy::polling) { // nobody rings: the sender polls the index
         p.tx_waiting = false;
-        model_.at(now + ns(costs_.shm_poll_detect_ns * 4), [this, &p] { sender_step(p); });
+        model_.at(now + ns(costs_.shm_poll_detect_ns * 4) + poll_wait(),
+                  [this, &p] { sender_step(p); });
       }
       return;
     }
@@ -145,7 +146,7 @@ void World::sender_step(Pipe& p) {
     // A poller (or a spinner within its budget) sees the record without a ring.
     if (p.rx_gen == gen &&
         (p.rx_state == Pipe::RxState::polling || p.rx_state == Pipe::RxState::spinning)) {
-      receiver_wake(p, local_cost + ns(costs_.shm_poll_detect_ns), false);
+      receiver_wake(p, local_cost + poll_detect(), false);
     }
     schedule_flush(p);
   }

@@ -208,7 +208,15 @@ static pid_t fork_server(int lfd, int fork_after_accept) {
   int c = accept(lfd, NULL, NULL);
   if (c < 0) _exit(2);
   close(lfd);
-  if (fork_after_accept) {
+  if (fork_after_accept == 2) { /* a helper forked after accept exits at once */
+    pid_t helper = fork();
+    if (helper < 0) _exit(3);
+    if (helper == 0) _exit(0);
+    int status = 0;
+    waitpid(helper, &status, 0);
+  } else if (fork_after_accept == 3) { /* a helper program runs (fork and exec) */
+    if (system("exec true") != 0) _exit(5);
+  } else if (fork_after_accept) {
     pid_t worker = fork();
     if (worker < 0) _exit(3);
     if (worker != 0) { /* the parent lets go of the connection at once, as servers do */
@@ -220,6 +228,18 @@ static pid_t fork_server(int lfd, int fork_after_accept) {
   }
   echo_connection(c);
   _exit(0);
+}
+
+/* A connection to an echo server forked on `port` (IPv4, one connection): its fd, and the
+ * server's pid in *server for expect_child. */
+static int connect_to_echo(int port, pid_t* server, const char* what) {
+  int lfd = listener(port, AF_INET);
+  *server = fork_server(lfd, 0);
+  close(lfd);
+  int error = 0;
+  int fd = connect_to(port, AF_INET, &error);
+  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  return fd;
 }
 
 static void expect_child(pid_t pid, const char* what) {
@@ -249,12 +269,8 @@ static void scenario_echo(int port, int family, int wait_mode, int fork_after_ac
 /* Non-blocking, both directions at once through epoll (or poll), every byte checked: the
  * client streams `bytes` and reads the echo as it comes. */
 static void scenario_nonblocking(int port, int use_epoll, const char* what) {
-  int lfd = listener(port, AF_INET);
-  pid_t server = fork_server(lfd, 0);
-  close(lfd);
-  int error = 0;
-  int fd = connect_to(port, AF_INET, &error);
-  REQUIRE(fd >= 0, "%s: connect: %s", what, strerror(error));
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
   REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
   const uint64_t bytes = 64u << 20;
   unsigned char* buffer = malloc(1 << 17);
@@ -404,12 +420,8 @@ static void scenario_kill(int port, int blocked_in_write) {
 /* Names, dup, FIONREAD, MSG_PEEK, readv/writev and sendmsg/recvmsg on a ring connection. */
 static void scenario_calls(int port) {
   const char* what = "names, dup, FIONREAD, peek, vectors";
-  int lfd = listener(port, AF_INET);
-  pid_t server = fork_server(lfd, 0);
-  close(lfd);
-  int error = 0;
-  int fd = connect_to(port, AF_INET, &error);
-  REQUIRE(fd >= 0, "connect: %s", strerror(error));
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
   struct sockaddr_in self, peer;
   socklen_t a = sizeof self, b = sizeof peer;
   CHECK(getsockname(fd, (struct sockaddr*)&self, &a) == 0 && ntohs(self.sin_port) != 0,
@@ -432,8 +444,14 @@ static void scenario_calls(int port) {
   CHECK(ioctl(fd, FIONREAD, &avail) == 0 && avail > 0 && avail <= 300, "FIONREAD %d", avail);
   unsigned char peeked[10];
   CHECK(recv(fd, peeked, 10, MSG_PEEK) == 10 && memcmp(peeked, part1, 10) == 0, "MSG_PEEK");
+  struct sockaddr_storage source;
+  socklen_t source_length = sizeof source;
+  CHECK(recvfrom(fd, peeked, 10, MSG_PEEK, (struct sockaddr*)&source, &source_length) == 10 &&
+            source_length == 0,
+        "recvfrom: a stream's source address has length %u, as TCP's 0", (unsigned)source_length);
   unsigned char in1[50], in2[250];
   struct iovec vin[2] = {{in1, 50}, {in2, 250}};
+  struct sockaddr_storage from;
   struct msghdr m = {.msg_iov = vin, .msg_iovlen = 2};
   size_t got = 0;
   while (got < 300) { /* the echo may come in pieces */
@@ -443,8 +461,12 @@ static void scenario_calls(int port) {
     rest[n++] = got < 50 ? (struct iovec){in2, 250} : (struct iovec){in2 + (got - 50), 300 - got};
     m.msg_iov = rest;
     m.msg_iovlen = (size_t)n;
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
     ssize_t r = recvmsg(fd, &m, MSG_WAITALL);
     REQUIRE(r > 0, "recvmsg: %zd", r);
+    CHECK(m.msg_namelen == 0, "recvmsg: a stream's source address has length %u, as TCP's 0",
+          (unsigned)m.msg_namelen);
     got += (size_t)r;
   }
   for (int i = 0; i < 50; ++i) CHECK(in1[i] == pattern((uint64_t)i, 3), "recvmsg byte %d", i);
@@ -460,6 +482,136 @@ static void scenario_calls(int port) {
   printf("ok %s\n", what);
 }
 
+/* An event loop that changes its interest for every request, as redis-benchmark (ae) does:
+ * ADD for writing, write the request, DEL, ADD for reading, wait, read the reply. Every reply
+ * byte is checked, and so is what epoll says between: a deleted fd reports nothing even when
+ * its reply has arrived, a second ADD is EEXIST, and MOD or DEL of a deleted fd is ENOENT. */
+static void scenario_epoll_interest(int port) {
+  const char* what = "epoll interest changed per request";
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
+  REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
+  int ep = epoll_create1(0);
+  REQUIRE(ep >= 0, "epoll_create1");
+  const int requests = 3000, size = 100;
+  unsigned char request[100], reply[100];
+  uint64_t at = 0;
+  int quiet_checked = 0, eagain_writes = 0;
+  const double give_up = now_s() + 60;
+  for (int i = 0; i < requests; ++i) {
+    struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = 0xabc0 + (uint64_t)i};
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "%s: ADD for writing: %s", what,
+            strerror(errno));
+    if (i == 0) {
+      CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == -1 && errno == EEXIST,
+            "%s: a second ADD: %s", what, strerror(errno));
+    }
+    struct epoll_event got;
+    for (int j = 0; j < size; ++j) request[j] = pattern(at + (uint64_t)j, 5);
+    for (;;) { /* a connection still being set up may say EAGAIN: wait and try again */
+      REQUIRE(epoll_wait(ep, &got, 1, 5000) == 1 && (got.events & EPOLLOUT) &&
+                  got.data.u64 == 0xabc0 + (uint64_t)i,
+              "%s: request %d: not writable", what, i);
+      ssize_t w = write(fd, request, size);
+      if (w < 0 && errno == EAGAIN) {
+        ++eagain_writes;
+        REQUIRE(now_s() < give_up, "%s: request %d: EAGAIN for too long", what, i);
+        continue;
+      }
+      REQUIRE(w == size, "%s: request %d: write: %zd (%s)", what, i, w, strerror(errno));
+      break;
+    }
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) == 0, "%s: DEL: %s", what, strerror(errno));
+    if (i % 500 == 0) {
+      /* Deleted: the echo arrives, but the set says nothing of it. */
+      CHECK(epoll_wait(ep, &got, 1, 50) == 0, "%s: request %d: an event for a deleted fd", what,
+            i);
+      struct epoll_event mod = {.events = EPOLLIN};
+      CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, fd, &mod) == -1 && errno == ENOENT,
+            "%s: MOD of a deleted fd: %s", what, strerror(errno));
+      CHECK(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) == -1 && errno == ENOENT,
+            "%s: DEL of a deleted fd: %s", what, strerror(errno));
+      ++quiet_checked;
+    }
+    ev.events = EPOLLIN;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "%s: ADD for reading: %s", what,
+            strerror(errno));
+    size_t have = 0;
+    while (have < (size_t)size) {
+      REQUIRE(epoll_wait(ep, &got, 1, 5000) == 1 && (got.events & EPOLLIN) &&
+                  got.data.u64 == 0xabc0 + (uint64_t)i,
+              "%s: request %d: no reply after %zu bytes", what, i, have);
+      ssize_t r = read(fd, reply + have, (size_t)size - have);
+      if (r < 0 && errno == EAGAIN) continue;
+      REQUIRE(r > 0, "%s: read: %zd (%s)", what, r, strerror(errno));
+      have += (size_t)r;
+    }
+    REQUIRE(memcmp(reply, request, (size_t)size) == 0, "%s: reply %d differs", what, i);
+    at += (uint64_t)size;
+    REQUIRE(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) == 0, "%s: DEL after reading", what);
+  }
+  CHECK(kind(fd) == 2 || kind(fd) == -1, "%s: not on a ring (kind %d)", what, kind(fd));
+  REQUIRE(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0, "blocking again");
+  shutdown(fd, SHUT_WR);
+  char trailer[64] = {0}, expected[64];
+  read_all(fd, (unsigned char*)trailer, sizeof trailer - 1);
+  snprintf(expected, sizeof expected, "DONE %llu\n", (unsigned long long)at);
+  CHECK(strcmp(trailer, expected) == 0, "%s: trailer '%s'", what, trailer);
+  close(ep);
+  close(fd);
+  expect_child(server, what);
+  printf("ok %s (%d requests, %d quiet checks, %d writes found no room)\n", what, requests,
+         quiet_checked, eagain_writes);
+}
+
+/* exec: a ring connection's fd does not reach a program run by exec (it would read the
+ * doorbell's bytes as data); a kernel connection's does. fcntl(F_GETFD) reports the
+ * application's own flag either way, and the connection goes on working in this process. */
+static void scenario_exec(int port) {
+  const char* what = "exec does not pass a ring connection on";
+  pid_t server = 0;
+  int fd = connect_to_echo(port, &server, what);
+  unsigned char hello[10], back[10];
+  for (int i = 0; i < 10; ++i) hello[i] = pattern((uint64_t)i, 9);
+  REQUIRE(write_all(fd, hello, 10) == 10 && read_all(fd, back, 10) == 10 &&
+              memcmp(hello, back, 10) == 0,
+          "%s: a first echo", what);
+  const int k = kind(fd);
+  CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0, "%s: F_GETFD says close-on-exec (kind %d)", what,
+        k);
+  pid_t child = fork();
+  REQUIRE(child >= 0, "fork");
+  if (child == 0) {
+    char command[64];
+    snprintf(command, sizeof command, "[ -e /proc/self/fd/%d ]", fd);
+    execl("/bin/sh", "sh", "-c", command, (char*)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) != 127, "%s: exec failed", what);
+  if (k == 2) {
+    CHECK(WEXITSTATUS(status) == 1, "%s: the ring connection's fd reached the new program", what);
+  } else {
+    CHECK(WEXITSTATUS(status) == 0, "%s: the kernel connection's fd did not reach it", what);
+  }
+  CHECK(fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0,
+        "%s: F_SETFD FD_CLOEXEC then F_GETFD", what);
+  CHECK(fcntl(fd, F_SETFD, 0) == 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC) == 0,
+        "%s: F_SETFD 0 then F_GETFD", what);
+  /* Still a working connection here: another echo, then the server's count of both. */
+  REQUIRE(write_all(fd, hello, 10) == 10 && read_all(fd, back, 10) == 10 &&
+              memcmp(hello, back, 10) == 0,
+          "%s: an echo after the exec", what);
+  REQUIRE(shutdown(fd, SHUT_WR) == 0, "%s: shutdown", what);
+  char trailer[64] = {0};
+  read_all(fd, (unsigned char*)trailer, sizeof trailer - 1);
+  CHECK(strcmp(trailer, "DONE 20\n") == 0, "%s: trailer '%s'", what, trailer);
+  close(fd);
+  expect_child(server, what);
+  printf("ok %s (kind %d)\n", what, k);
+}
+
 static int run_all(int port) {
   scenario_echo(port, AF_INET, 0, 0, "blocking, IPv4");
   scenario_echo(port + 1, AF_INET6, 0, 0, "blocking, IPv6");
@@ -468,10 +620,14 @@ static int run_all(int port) {
   scenario_nonblocking(port + 4, 1, "non-blocking with epoll");
   scenario_nonblocking(port + 5, 0, "non-blocking with poll");
   scenario_echo(port + 6, AF_INET, 0, 1, "fork after accept");
+  scenario_echo(port + 12, AF_INET, 0, 2, "a forked helper exits, the server goes on");
+  scenario_echo(port + 13, AF_INET, 0, 3, "a helper program runs, the server goes on");
   scenario_refused(port + 7);
   scenario_kill(port + 8, 0);
   scenario_kill(port + 9, 1);
   scenario_calls(port + 10);
+  scenario_epoll_interest(port + 11);
+  scenario_exec(port + 14);
   return failures == 0 ? 0 : 1;
 }
 

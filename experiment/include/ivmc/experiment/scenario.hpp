@@ -147,6 +147,10 @@ struct Scenario {
   PoolSettings pool;
   OutputSettings output;
   std::map<std::string, double> costs; // overrides of sim::CostModel parameters, by name
+  // costs.profile: the cost profile the overrides apply over, a built-in profile's name or a
+  // profile file's path (relative ones resolved against the scenario file's folder when it
+  // was loaded); "" is the default profile (sim/profiles, docs/costs.md "Cost profiles").
+  std::string cost_profile;
   std::vector<WorkloadConfig> workloads;
   std::vector<EventConfig> events;
   std::vector<GeneratorConfig> generators;

@@ -70,6 +70,20 @@ struct CostModel {
   // interrupt taken leaves the guest through a VMX transition that a PV guest does not make
   // (seed 002: IVCOM's HVM mode cuts these transitions by 90 %). Estimate, as kvm_exit_ns.
   double xen_hvm_exit_ns = 1500;
+  // What the host backend has and the papers' machines lack (issue 15). The defaults turn each
+  // off, so the papers' profile gives the results it gave before these existed.
+  // The remote path: 0 = the hypervisor's NIC path (above); 1 = loopback TCP between processes
+  // of one machine (the host backend): per side syscall_ns + bytes * copy_ns_per_byte +
+  // packets * tcp_per_packet_ns, packets of gso_bytes, no shared stage, the receiver running
+  // loopback_latency_ns after the send.
+  double remote_loopback = 0;
+  double loopback_latency_ns = 0; // loopback TCP: send to the blocked receiver running
+  // A busy poller holds a core, and shares it with whatever else runs there: it has its core
+  // for poll_cpu_share of the time (1: always), so its CPU costs stretch by 1 / share, and a
+  // peer it waits for is off its core (1 - share) of the time, for sched_slice_ns on average.
+  // A blocking endpoint pays the wake-up (wakeup_latency_ns, irq_ns) instead.
+  double poll_cpu_share = 1;
+  double sched_slice_ns = 0;
 
   // The parameter table: name, value, documentation. Overrides change values by name.
   struct Entry {
@@ -79,7 +93,8 @@ struct CostModel {
   };
   static const std::vector<Entry>& entries();
   // Throws std::invalid_argument naming the parameter (and the known names) when unknown, or
-  // when the value is negative.
+  // when the value is negative or not finite, or outside its range (mss_bytes >= 64,
+  // remote_loopback 0 or 1, 0 < poll_cpu_share <= 1).
   void set(std::string_view name, double value);
   void apply(const std::map<std::string, double>& overrides);
 };

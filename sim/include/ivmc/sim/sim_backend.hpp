@@ -17,7 +17,8 @@ public:
   // lines, on stderr); settings.progress shows a long run's progress (run.hpp RunOptions).
   explicit SimBackend(const experiment::BackendSettings& settings) : settings_(settings) {}
   std::string_view name() const override { return "sim"; }
-  // Nothing beyond validate(): the simulator plays every key.
+  // The simulator plays every key; this checks the cost profile (costs.profile, its file's
+  // problems at their lines) and the [costs] names and values.
   std::vector<experiment::ScenarioIssue> check(const experiment::Scenario& s) const override;
   // run_scenario with `seed`: one per process (a sweep or Python runs each in a child).
   experiment::RunResult run(const experiment::Scenario& s, std::uint64_t seed) override;
