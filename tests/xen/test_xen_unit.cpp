@@ -3,6 +3,7 @@
 // platform fails with an error naming the interface.
 #include "ivmc/xen/error.hpp"
 #include "ivmc/xen/event_channel_doorbell.hpp"
+#include "ivmc/xen/follow_view.hpp"
 #include "ivmc/xen/offer_record.hpp"
 #include "ivmc/xen/xen_platform.hpp"
 #include "ivmc/xen/xenstore_membership.hpp"
@@ -211,4 +212,19 @@ TEST_CASE("xen membership: without Xen, the source fails naming XenStore", "[xen
       CHECK(std::string(e.what()).find("xs_open") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("a domU's view from dom0 is parsed as hostile input", "[xen][view]") {
+  const auto v = parse_follow_view("7 b:2 relay-1:31");
+  REQUIRE(v);
+  CHECK(v->version == 7);
+  CHECK(v->peers.size() == 2);
+  CHECK(v->peers.at("b") == 2);
+  CHECK(v->peers.at("relay-1") == 31);
+  CHECK(parse_follow_view("3")->peers.empty()); // a view with no co-resident peer
+  for (const char* bad :
+       {"", " ", "x b:2", "-1 b:2", "99999999999 b:2", "1 b", "1 :2", "1 b:", "1 b:0", "1 b:32752",
+        "1 B:2", "1 b:2 b:3", "1 b:2x", "1 b:+2", "1 b\x01:2",
+        "1 a:1 b:2 c:3 d:4 e:5 f:6 g:7 h:8 i:9", "1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:2"})
+    CHECK_FALSE(parse_follow_view(bad));
 }

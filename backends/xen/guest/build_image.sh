@@ -39,7 +39,7 @@ command -v cpio >/dev/null || { echo "SKIP: build_image.sh: needs cpio (scripts/
 
 dom0_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback)
 domu_modules=(xen-evtchn xen-gntdev xen-gntalloc xen-netfront)
-tools=(xenstored xen-init-dom0 xl xenconsoled)
+tools=(xenstored xen-init-dom0 xl xenconsoled libxl-save-helper) # the helper: xl save and xl restore
 xen_version=4.17
 
 mkdir -p "$out" "$cache/xen"

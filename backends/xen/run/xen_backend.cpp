@@ -4,6 +4,7 @@
 #include "ivmc/guest_results/guest_results.hpp"
 #include "ivmc/posix/qemu_process.hpp"
 #include "ivmc/posix/workload.hpp"
+#include "ivmc/xen/xen_migration_run.hpp"
 #include "ivmc/xen/xen_qemu.hpp"
 
 #include <fmt/format.h>
@@ -63,8 +64,12 @@ private:
 
 std::vector<experiment::ScenarioIssue> XenBackend::check(const Scenario& s) const {
   auto out = xen_plan_issues(s); // in file order: the plan's keys, then events
-  for (auto& issue : guest_results::unplayed_events(s, o_.ignore_events, "xen"))
-    out.push_back(std::move(issue));
+  if (plays_xen_migrations(s, o_.ignore_events)) {
+    for (auto& issue : xen_migration_issues(s)) {
+      issue.what += "; or pass --ignore-events to run the workloads with the initial placement";
+      out.push_back(std::move(issue));
+    }
+  }
   for (auto& issue : experiment::unrecorded_changes(s, "xen")) out.push_back(std::move(issue));
   return out;
 }
@@ -107,7 +112,9 @@ experiment::RunResult XenBackend::run(const Scenario& scenario, std::uint64_t se
   boot.image = *image;
   boot.serial_log = work_dir + "/console.log";
   // dom0 up (~20-40 s), each domU (~5-15 s), each workload (seconds; minutes at worst).
-  boot.timeout = static_cast<Nanos>((240 + 30 * s.vms.size() + 150 * s.workloads.size()) * 1e9);
+  boot.timeout = static_cast<Nanos>(
+      (240 + 30 * s.vms.size() + 150 * s.workloads.size() + s.duration_s + 30 * s.events.size()) *
+      1e9);
   if (o.progress)
     fmt::print(stderr,
                "booting Xen under QEMU (TCG) for {} workloads, one at a time (a minute or two); "
@@ -130,6 +137,15 @@ experiment::RunResult XenBackend::run(const Scenario& scenario, std::uint64_t se
   std::error_code ignored; // the run's initramfs is the image's plus the plan: not worth keeping
   std::filesystem::remove(initrd, ignored);
 
+  if (plays_xen_migrations(s, o.ignore_events)) {
+    if (out.timed_out || !out.exit_code || *out.exit_code != 0) {
+      // The outcome lines say more than the exit status when a side failed.
+      xen_migration_results(s, out.console, wall0);
+      throw std::runtime_error("the Xen run did not end cleanly: " + out.describe() +
+                               " (console: " + boot.serial_log + ")");
+    }
+    return xen_migration_results(s, out.console, wall0);
+  }
   // Every workload's two outcome lines (dom0 adds w=, side= and vm= to what the domUs sent).
   std::vector<GuestWorkloadOutcome> outcomes(s.workloads.size());
   std::vector<int> seen(s.workloads.size(), 0);

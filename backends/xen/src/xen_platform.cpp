@@ -143,7 +143,7 @@ std::unique_ptr<XenPlatform> XenPlatform::open() {
   std::unique_ptr<XenPlatform> p(new XenPlatform);
   p->store_ = std::make_unique<XenStore>();
   p->probe_store_ = std::make_unique<XenStore>();
-  p->domid_ = p->store_->own_domid();
+  p->domid_.store(p->store_->own_domid(), std::memory_order_relaxed); // before the ticker: a value
   p->ticker_ = std::thread([raw = p.get()] { raw->tick_loop(); });
   return p;
 }
@@ -159,6 +159,20 @@ XenPlatform::~XenPlatform() {
 
 std::size_t XenPlatform::pages_for(std::uint32_t ring_bytes) {
   return (Channel::area_bytes(ring_bytes, ring_bytes) + kPageBytes - 1) / kPageBytes;
+}
+
+bool XenPlatform::refresh_domid() {
+  const std::uint32_t now = store_->own_domid();
+  // Relaxed: the id is a value; the caller's thread is the only writer.
+  return domid_.exchange(now, std::memory_order_relaxed) != now;
+}
+
+void XenPlatform::abandon(std::unique_ptr<XenEndpoint> endpoint) {
+  if (!endpoint) return;
+  unregister(endpoint.get());
+  // Leaked on purpose (see the header): its destructor would unmap and unbind what a restore
+  // already took away, or what now belongs to a new binding.
+  static_cast<void>(endpoint.release());
 }
 
 bool XenPlatform::domain_exists(std::uint32_t domid) {
@@ -190,9 +204,9 @@ std::unique_ptr<XenEndpoint> XenPlatform::offer(std::uint32_t peer,
   if (!valid_channel_name(options.name))
     throw XenError(
         detail::format("offer: '{}' is not a channel name ([a-z0-9_-], 1-32)", options.name));
-  if (peer == domid_ || peer > kMaxDomainId)
+  if (peer == domid() || peer > kMaxDomainId)
     throw XenError(
-        detail::format("offer: domain {} cannot be the peer of domain {}", peer, domid_));
+        detail::format("offer: domain {} cannot be the peer of domain {}", peer, domid()));
   std::unique_ptr<XenEndpoint> ep(new XenEndpoint(*this));
   ep->peer_ = peer;
   ep->offering_ = true;
@@ -232,7 +246,7 @@ std::unique_ptr<XenEndpoint> XenPlatform::offer(std::uint32_t peer,
   live_byte(ep->live_->base, kOfferedByte).store(1, std::memory_order_relaxed);
 
   ChannelConfig config = options.channel;
-  config.platform_address = (std::uint64_t{1} << 32) | domid_;
+  config.platform_address = (std::uint64_t{1} << 32) | domid();
   Opened opened =
       Channel::create({static_cast<std::byte*>(ep->pages_->base), std::size_t{pages} * kPageBytes},
                       config, *ep->doorbell_, clock_);
@@ -241,10 +255,10 @@ std::unique_ptr<XenEndpoint> XenPlatform::offer(std::uint32_t peer,
   ep->channel_ = std::move(opened.channel);
 
   // Publish: the directory first, readable by the peer only; its children inherit that.
-  ep->record_path_ = offer_path(domid_, peer, options.name);
+  ep->record_path_ = offer_path(domid(), peer, options.name);
   store_->remove(ep->record_path_);
   store_->write(ep->record_path_, "");
-  store_->set_owner_and_reader(ep->record_path_, domid_, peer);
+  store_->set_owner_and_reader(ep->record_path_, domid(), peer);
   for (const auto& [key, value] : offer_entries(record))
     store_->write(ep->record_path_ + "/" + key, value);
 
@@ -259,19 +273,19 @@ std::unique_ptr<XenEndpoint> XenPlatform::map(std::uint32_t offerer,
     throw XenError(
         detail::format("map: '{}' is not a channel name ([a-z0-9_-], 1-32)", options.name));
   const Nanos deadline = timeout == kForever ? kForever : clock_.now() + timeout;
-  const std::string path = offer_path(offerer, domid_, options.name);
+  const std::string path = offer_path(offerer, domid(), options.name);
   ParsedOffer parsed;
   for (;;) {
     parsed = parse_offer(
         [&](std::string_view key) { return store_->read(path + "/" + std::string(key), 4096); },
-        domid_);
+        domid());
     if (parsed.record) break;
     if (!parsed.not_ready) throw XenError(detail::format("map {}: {}", path, parsed.error));
     if (clock_.now() >= deadline)
       throw XenError(detail::format("map {}: nothing offered in time ({}; a record this domain "
                                     "may not read looks the same: the offerer must name domain "
                                     "{} and offer after it existed)",
-                                    path, parsed.error, domid_));
+                                    path, parsed.error, domid()));
     std::this_thread::sleep_for(std::chrono::nanoseconds(kRecordPoll));
   }
   OfferRecord& record = *parsed.record;
@@ -310,7 +324,7 @@ std::unique_ptr<XenEndpoint> XenPlatform::map(std::uint32_t offerer,
   live_byte(ep->live_->base, kMapperByte).store(1, std::memory_order_relaxed);
 
   ChannelConfig config = options.channel;
-  config.platform_address = (std::uint64_t{1} << 32) | domid_;
+  config.platform_address = (std::uint64_t{1} << 32) | domid();
   const SharedRegion region{static_cast<std::byte*>(ep->pages_->base),
                             std::size_t{pages} * kPageBytes};
   for (;;) {

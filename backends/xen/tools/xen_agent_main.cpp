@@ -34,6 +34,8 @@
 #include "ivmc/xen/offer_record.hpp"
 #include "ivmc/xen/xen_platform.hpp"
 #include "ivmc/xen/xenstore_membership.hpp"
+#include "link_follow.hpp"
+#include "view_service.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -92,7 +94,8 @@ Job parse_job(const std::string& text) {
   if (job.kind != "stream" && job.kind != "ping" && job.kind != "tcp-stream" &&
       job.kind != "tcp-ping" && job.kind != "relay-offer" && job.kind != "relay-map" &&
       job.kind != "net-listen" && job.kind != "net-connect" && job.kind != "link-send" &&
-      job.kind != "link-recv" && job.kind != "exit")
+      job.kind != "link-recv" && job.kind != "link-send-follow" && job.kind != "link-recv-follow" &&
+      job.kind != "exit")
     throw std::invalid_argument("job '" + text + "': unknown kind '" + job.kind + "'");
   return job;
 }
@@ -100,6 +103,11 @@ Job parse_job(const std::string& text) {
 void print(const std::string& line) {
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
+}
+
+// Where a domU that may be restored leaves a job's outcome (link-send-follow).
+std::string outcome_path(std::uint32_t domid) {
+  return "/local/domain/" + std::to_string(domid) + "/data/ivmc-outcome";
 }
 
 std::string progress_path(std::uint32_t domid) {
@@ -465,6 +473,23 @@ Report link_recv_job(XenPlatform& platform, const Job& job, Nanos timeout) {
   return r;
 }
 
+// link-send-follow / link-recv-follow: peer-name=NAME peer=DOMID addr=IP:PORT policy=P
+// ring=BYTES message=M race=resolution|prevention (link_follow.hpp).
+FollowJob follow_job(const Job& job) {
+  FollowJob f;
+  f.peer_name = job.text("peer-name", "");
+  if (f.peer_name.empty() || f.peer_name.size() > 32)
+    throw std::invalid_argument("job: peer-name='" + f.peer_name + "' is not a VM name");
+  f.peer = job_domain(job);
+  std::tie(f.address, f.port) = job_address(job);
+  f.ring = endpoint_options("l0", job, 30);
+  f.message = static_cast<std::uint32_t>(job.number("message", 4096));
+  if (!parse_race_policy(job.text("race", "resolution"), f.race) || f.race == RacePolicy::none)
+    throw std::invalid_argument("job: race='" + job.text("race", "") +
+                                "' is not resolution or prevention");
+  return f;
+}
+
 // The domU's side of one job.
 Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos timeout) {
   posix::WorkloadOptions w;
@@ -478,6 +503,8 @@ Report serve_job(XenPlatform& platform, XenEndpoint& ep, const Job& job, Nanos t
     return peer_job(platform, job, w, timeout);
   if (job.kind == "link-send") return link_send_job(platform, job, timeout);
   if (job.kind == "link-recv") return link_recv_job(platform, job, timeout);
+  if (job.kind == "link-send-follow") return link_send_follow(platform, follow_job(job), timeout);
+  if (job.kind == "link-recv-follow") return link_recv_follow(platform, follow_job(job), timeout);
   if (job.kind == "tcp-stream" || job.kind == "tcp-ping") { // with dom0, which listens
     const auto [host, port] = job_address(job);
     posix::TcpPath tcp = posix::TcpPath::connect(host, port, timeout);
@@ -539,6 +566,26 @@ int serve(std::uint32_t peer, double timeout_s, double peer_timeout_s) {
     try {
       auto ep = platform->map(peer, endpoint_options(name, Job{}, peer_timeout_s), timeout);
       const Job job = parse_job(ep->job());
+      if (job.kind == "link-send-follow") {
+        // This domain may be saved and restored while the job runs: no mapping of dom0's
+        // pages may outlive the start (a restored domain faults on it), so the control
+        // channel goes now and the outcome goes to XenStore, under whatever id the domain
+        // has at the end.
+        ep->channel().close(timeout);
+        ep.reset();
+        try {
+          r = link_send_follow(*platform, follow_job(job), timeout);
+        } catch (const std::exception& e) {
+          r.ok = false;
+          r.error = e.what();
+        }
+        r.extra += " job=" + name + " kind=" + job.kind;
+        platform->refresh_domid();
+        platform->store().write(outcome_path(platform->domid()), r.line());
+        print(r.line());
+        all_ok = all_ok && r.ok;
+        continue;
+      }
       if (job.kind == "exit") {
         stop = true;
         r.mode = "exit";
@@ -685,6 +732,223 @@ int link(std::uint32_t from, std::uint32_t to, const std::string& addr, unsigned
   return ok ? 0 : 1;
 }
 
+// dom0: a scenario's link stream across scripted moves (issue 14, Xen part). Plan lines:
+//   host NAME H                  the scenario host each VM starts on
+//   follow FROM TO key=value...  FROM streams to TO over a link that follows dom0's views:
+//                                message= policy= ring= race= duration_ms=
+//   migrate NAME H at_ms=T       at T ms after the stream started, NAME moves to host H:
+//                                `xl save` to a file, `xl restore -p` (a new domain id), then
+//                                unpaused; one machine stands for every host
+//   membership scan|watch|sync period_ms=P   how dom0's view service learns (view_service.hpp)
+// Prints both ends' outcomes (w=0 side=from|to), one IVMC-MOVE line per move and one
+// IVMC-SERVICE line. Returns 0 when everything ran and both ends reported ok.
+int play_migrations(XenPlatform& platform, const std::vector<std::vector<std::string>>& lines,
+                    std::map<std::string, std::uint32_t> domids,
+                    const std::map<std::string, std::string>& addresses, Nanos timeout) {
+  std::map<std::string, ViewService::Vm> vms;
+  for (const auto& [name, domid] : domids) vms[name].domid = domid;
+  std::vector<std::string> follow;
+  struct Move {
+    std::string vm;
+    std::size_t host = 0;
+    std::uint32_t at_ms = 0;
+  };
+  std::vector<Move> moves;
+  ViewService::Learning learning = ViewService::Learning::scan;
+  std::uint32_t period_ms = 500;
+  auto number = [](const std::string& text, const char* what) {
+    std::uint32_t v = 0;
+    if (!parse_decimal(text, 100'000'000, v))
+      throw std::runtime_error(std::string("plan: ") + what + " '" + text + "' is not a number");
+    return v;
+  };
+  auto value_of = [&](const std::string& word, const std::string& key) {
+    if (word.rfind(key + "=", 0) != 0)
+      throw std::runtime_error("plan: expected " + key + "=..., got '" + word + "'");
+    return number(word.substr(key.size() + 1), key.c_str());
+  };
+  for (const auto& w : lines) {
+    if (w[0] == "host") {
+      if (!vms.count(w[1])) throw std::runtime_error("plan: host of unknown vm " + w[1]);
+      vms[w[1]].host = number(w[2], "host");
+    } else if (w[0] == "migrate") {
+      if (!vms.count(w[1])) throw std::runtime_error("plan: migrate of unknown vm " + w[1]);
+      moves.push_back({w[1], number(w[2], "host"), value_of(w[3], "at_ms")});
+    } else if (w[0] == "membership") {
+      if (w[1] == "scan")
+        learning = ViewService::Learning::scan;
+      else if (w[1] == "watch")
+        learning = ViewService::Learning::watch;
+      else if (w[1] == "sync")
+        learning = ViewService::Learning::sync;
+      else
+        throw std::runtime_error("plan: membership " + w[1] + " is not scan, watch or sync");
+      period_ms = std::max<std::uint32_t>(1, value_of(w[2], "period_ms"));
+    } else {
+      if (!follow.empty()) throw std::runtime_error("plan: one follow line only");
+      follow = w;
+    }
+  }
+  if (follow.size() < 3 || !vms.count(follow[1]) || !vms.count(follow[2]) || follow[1] == follow[2])
+    throw std::runtime_error("plan: a follow FROM TO line between two plan vms is needed");
+  const std::string from = follow[1], to = follow[2];
+  for (const Move& m : moves)
+    if (m.vm != from) throw std::runtime_error("plan: only the sender " + from + " moves");
+  std::uint32_t duration_ms = 10'000;
+  std::string args;
+  for (std::size_t k = 3; k < follow.size(); ++k) {
+    if (follow[k].rfind("duration_ms=", 0) == 0)
+      duration_ms = value_of(follow[k], "duration_ms");
+    else
+      args += " " + follow[k];
+  }
+
+  ViewService service(vms, learning, static_cast<Nanos>(period_ms) * 1'000'000);
+  const std::string addr = " addr=" + addresses.at(to) + ":7000";
+  auto to_ep = offer_job(platform, domids[to], "j0",
+                         "link-recv-follow peer-name=" + from +
+                             " peer=" + std::to_string(domids[from]) + addr + args);
+  auto from_ep = offer_job(platform, domids[from], "j0",
+                           "link-send-follow peer-name=" + to +
+                               " peer=" + std::to_string(domids[to]) + addr + args);
+  std::uint32_t sender = domids[from];
+  // The sender's serve loop maps its job, closes the control channel (it may be restored,
+  // see serve) and publishes progress 0 when its stream starts: the scenario's time 0.
+  bool running = from_ep->wait_for_peer(timeout) == Errc::ok;
+  const Nanos wait_end = MonotonicClock::read() + timeout;
+  while (running && !platform.store().read(progress_path(sender), 32)) {
+    // A sender that failed before streaming left its outcome instead.
+    if (MonotonicClock::read() > wait_end || platform.store().read(outcome_path(sender), 4096))
+      running = false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const Nanos t0 = MonotonicClock::read();
+  from_ep.reset(); // the sender detached already
+  if (!running) print("IVMC-WARN the stream from " + from + " never started");
+  auto shell = [&](const std::string& cmd) {
+    const Nanos a = MonotonicClock::read();
+    const int status = std::system((cmd + " </dev/null").c_str());
+    if (status != 0)
+      throw std::runtime_error("'" + cmd + "' exited with " + std::to_string(status));
+    return (MonotonicClock::read() - a) / 1e6;
+  };
+  bool ok = running;
+  std::size_t host_of_from = vms[from].host;
+  for (std::size_t k = 0; running && k < moves.size(); ++k) {
+    const Move& m = moves[k];
+    const Nanos due = t0 + static_cast<Nanos>(m.at_ms) * 1'000'000;
+    if (const Nanos now = MonotonicClock::read(); due > now)
+      std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
+    const double at_s = (MonotonicClock::read() - t0) / 1e9;
+    // dom0's /dev/shm: its own tmpfs (the root one has no room for a domU's 160 MiB).
+    const std::string image = "/dev/shm/ivmc-" + from + ".save";
+    try {
+      service.moving(from, m.host);
+      const double save_ms = shell("xl save " + from + " " + image);
+      const double restore_ms = shell("xl restore -p " + image);
+      std::remove(image.c_str());
+      // The new domain's id, from the toolstack (xl domid NAME).
+      std::uint32_t domid = 0;
+      if (FILE* pipe = ::popen(("xl domid " + from + " 2>/dev/null").c_str(), "r")) {
+        char buf[32] = {};
+        const bool got = std::fgets(buf, sizeof buf, pipe) != nullptr;
+        ::pclose(pipe);
+        std::string text = got ? buf : "";
+        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+        if (!parse_decimal(text, kMaxDomainId, domid)) domid = 0;
+      }
+      if (domid == 0) throw std::runtime_error("xl domid " + from + ": no domain after restore");
+      // The kind of change this is for the stream's sender, relative to its receiver's host;
+      // left before the domain runs again (owned by dom0, readable by the domain).
+      const bool joins = m.host == vms[to].host;
+      const std::string kind = joins ? "migration_in" : "migration_out";
+      platform.store().write(move_key(domid), kind);
+      platform.store().set_owner_and_reader(move_key(domid), 0, domid);
+      if (learning == ViewService::Learning::sync) service.learn_now(from, domid);
+      const Nanos resumed = MonotonicClock::read();
+      shell("xl unpause " + from);
+      const double unpause_ms = (MonotonicClock::read() - resumed) / 1e6;
+      char line[320];
+      std::snprintf(line, sizeof line,
+                    "IVMC-MOVE k=%zu vm=%s from_host=%zu to_host=%zu at_s=%.3f save_ms=%.0f "
+                    "restore_ms=%.0f unpause_ms=%.0f old_domid=%u new_domid=%u kind=%s "
+                    "resumed_ns=%lld",
+                    k + 1, from.c_str(), host_of_from, m.host, at_s, save_ms, restore_ms,
+                    unpause_ms, sender, domid, kind.c_str(), static_cast<long long>(resumed));
+      print(line);
+      host_of_from = m.host;
+      sender = domid;
+    } catch (const std::exception& e) {
+      print(std::string("IVMC-WARN move ") + std::to_string(k + 1) + ": " + e.what());
+      ok = running = false;
+    }
+  }
+  Nanos end = t0 + static_cast<Nanos>(duration_ms) * 1'000'000;
+  if (running && !moves.empty()) {
+    // Under TCG a move takes tens of seconds, longer than the scenario allows: the stream
+    // runs until the service has written the moved domain's view, and kSettle after that,
+    // so that the link can follow it (back to a ring) before it ends.
+    constexpr Nanos kSettle = 3'000'000'000;
+    const Nanos give_up = MonotonicClock::read() + timeout;
+    while (service.view_written_at(sender) == kNever && MonotonicClock::read() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    end = std::max(end, MonotonicClock::read() + kSettle);
+  }
+  if (const Nanos now = MonotonicClock::read(); running && end > now)
+    std::this_thread::sleep_for(std::chrono::nanoseconds(end - now));
+  platform.store().write(stop_key(sender), "1");
+  platform.store().set_owner_and_reader(stop_key(sender), 0, sender);
+  // The sender's outcome, from its XenStore directory (its words: bounded, parsed, re-emitted
+  // field by field with dom0's tags).
+  std::optional<posix::ReportFields> fields;
+  // A sender that never started has nothing to report soon: wait briefly then.
+  const Nanos outcome_end = MonotonicClock::read() + (running ? timeout : 5'000'000'000);
+  while (!fields && MonotonicClock::read() < outcome_end && platform.domain_exists(sender) &&
+         platform.domain_exists(domids[to])) {
+    if (const auto text = platform.store().read(outcome_path(sender), 4096))
+      fields = posix::parse_report(*text);
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!fields) fields = posix::ReportFields{{"ok", "0"}, {"error", "no outcome from the sender"}};
+  (*fields)["w"] = "0";
+  (*fields)["side"] = "from";
+  (*fields)["vm"] = from;
+  std::string line = "IVMC-RESULT";
+  for (const auto& [key, value] : *fields) {
+    std::string v = value;
+    for (char& c : v)
+      if (c < 0x20 || c > 0x7e || c == '"') c = '?';
+    line += " " + key + "=" + (v.find(' ') == std::string::npos ? v : "\"" + v + "\"");
+  }
+  print(line);
+  ok = fields->count("ok") && fields->at("ok") == "1" && ok;
+  ok = relay_outcome(*to_ep, timeout, {{"w", "0"}, {"side", "to"}, {"vm", to}}) && ok;
+  char summary[200];
+  std::snprintf(summary, sizeof summary,
+                "IVMC-SERVICE learning=%s period_ms=%u directory_reads=%llu view_writes=%llu",
+                learning == ViewService::Learning::scan    ? "scan"
+                : learning == ViewService::Learning::watch ? "watch"
+                                                           : "sync",
+                period_ms, static_cast<unsigned long long>(service.directory_reads()),
+                static_cast<unsigned long long>(service.writes()));
+  print(summary);
+  for (const auto& [name, domid] :
+       std::map<std::string, std::uint32_t>{{from, sender}, {to, domids[to]}}) {
+    if (!platform.domain_exists(domid)) {
+      print("IVMC-WARN vm " + name + " (domain " + std::to_string(domid) + ") is gone");
+      ok = false;
+      continue;
+    }
+    auto ep = offer_job(platform, domid, "j1", "exit");
+    if (ep->wait_for_peer(std::min<Nanos>(timeout, 30'000'000'000)) != Errc::ok) {
+      print("IVMC-WARN vm " + name + " did not take its exit job");
+      ok = false;
+    }
+  }
+  return ok ? 0 : 1;
+}
+
 // dom0: runs a scenario's workloads between domUs (`ivmc run --backend xen` writes the plan;
 // dom0's /init creates one domU per `vm` line and lists their domain ids). Plan lines:
 //   vm NAME ADDRESS                                   a domU and its address on the network
@@ -700,7 +964,7 @@ int run_plan(const std::string& plan_path, const std::string& domains_path, doub
     std::size_t next_job = 0; // the domU's serve loop maps j0, j1, ... in order
   };
   std::map<std::string, Vm> vms;
-  std::vector<std::vector<std::string>> works;
+  std::vector<std::vector<std::string>> works, moves;
   auto words_of = [](const std::string& line) {
     std::vector<std::string> words;
     std::istringstream in(line);
@@ -717,6 +981,11 @@ int run_plan(const std::string& plan_path, const std::string& domains_path, doub
     if (words.empty() || words[0][0] == '#') continue;
     if (words[0] == "vm" && words.size() == 3) {
       vms[words[1]].address = words[2];
+    } else if ((words[0] == "host" && words.size() == 3) ||
+               (words[0] == "migrate" && words.size() == 4) ||
+               (words[0] == "membership" && words.size() == 3) ||
+               (words[0] == "follow" && words.size() >= 3)) {
+      moves.push_back(words); // checked by play_migrations
     } else if (words[0] == "work" && words.size() >= 5 &&
                (words[1] == "stream" || words[1] == "rr") &&
                (words[2] == "ring" || words[2] == "net")) {
@@ -744,6 +1013,13 @@ int run_plan(const std::string& plan_path, const std::string& domains_path, doub
 
   auto platform = XenPlatform::open();
   const Nanos timeout = static_cast<Nanos>(timeout_s * 1e9);
+  if (!moves.empty()) {
+    std::map<std::string, std::uint32_t> domids;
+    for (const auto& [name, vm] : vms) domids[name] = vm.domid;
+    std::map<std::string, std::string> addresses;
+    for (const auto& [name, vm] : vms) addresses[name] = vm.address;
+    return play_migrations(*platform, moves, domids, addresses, timeout);
+  }
   auto control = [&](Vm& vm, const std::string& job) {
     return offer_job(*platform, vm.domid, "j" + std::to_string(vm.next_job++), job);
   };

@@ -83,7 +83,19 @@ public:
   XenPlatform(const XenPlatform&) = delete;
   XenPlatform& operator=(const XenPlatform&) = delete;
 
-  std::uint32_t domid() const { return domid_; }
+  // This domain's id as last read (open(), refresh_domid()).
+  std::uint32_t domid() const {
+    return domid_.load(std::memory_order_relaxed);
+  } // relaxed: a value, orders nothing
+  // Re-reads this domain's id from XenStore; true when it changed. A domain restored from a
+  // save (`xl save` + `xl restore`, a move within one machine) comes back with a new id, and
+  // every grant it made or mapped and every event channel it bound are gone (see abandon()).
+  bool refresh_domid();
+  // Forgets `endpoint` after a restore: the ticker stops visiting it, and nothing of it is
+  // unmapped, unshared, unbound or closed (the old ports may have been handed out again to new
+  // bindings: unbinding them would kill those; a mapping of another domain's grant would fault).
+  // Its memory is leaked on purpose: a few hundred bytes and two file descriptors per restore.
+  void abandon(std::unique_ptr<XenEndpoint> endpoint);
   posix::MonotonicClock& clock() { return clock_; }
   XenStore& store() { return *store_; }
 
@@ -111,7 +123,7 @@ private:
   std::unique_ptr<Handles> handles_;
   std::unique_ptr<XenStore> store_;       // setup and records (caller's thread)
   std::unique_ptr<XenStore> probe_store_; // the ticker's own connection
-  std::uint32_t domid_ = 0;
+  std::atomic<std::uint32_t> domid_{0};
   posix::MonotonicClock clock_;
   std::mutex mutex_; // guards endpoints_ and the grant handles
   std::vector<XenEndpoint*> endpoints_;

@@ -13,9 +13,10 @@
 // not a second hypervisor. Streams run saturating for `stream_bytes`; request/response
 // workloads make `rr_count` round trips; udp_* run as their TCP counterparts.
 //
-// Refused by check() before anything boots: [[event]] and [[generator]] (unless
-// `ignore_events`), and what the plan cannot hold (xen_plan.hpp). Metrics the domains cannot
-// observe are NaN.
+// With [[event]]s (not `ignore_events`) the run plays scripted migrations as xl save +
+// xl restore (xen_migration_run.hpp); check() refuses before anything boots what that run
+// does not play and what the plan cannot hold (xen_plan.hpp), each with its reason. Without
+// events, metrics the domains cannot observe (race windows) are NaN.
 #pragma once
 
 #include "ivmc/xen/xen_plan.hpp"
