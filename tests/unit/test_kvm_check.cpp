@@ -2,11 +2,18 @@
 // before any guest boots. No QEMU here.
 #include "ivmc/kvm/kvm_backend.hpp"
 
+#include "ivmc/kvm/dead_run_files.hpp"
+
 #include "ivmc/backends/table.hpp"
 #include "ivmc/experiment/load.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 using namespace ivmc;
@@ -138,4 +145,41 @@ TEST_CASE("kvm plays the migration example it documents", "[backends][kvm]") {
 TEST_CASE("kvm plays the example it documents", "[backends][kvm]") {
   const auto s = experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/kvm_pair.toml");
   CHECK(backends::make_backend("kvm", {})->check(s).empty());
+}
+
+TEST_CASE("a kvm run removes the shm objects and sockets of runs killed outright, only theirs",
+          "[backends][kvm]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("ivmc-dead-run-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // A pid that certainly no longer exists: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  const std::string dead = std::to_string(child), alive = std::to_string(::getpid());
+  auto touch = [&](const std::string& name) { std::ofstream(dir / name) << "x"; };
+  touch("ivmc-mig-" + dead + "-h0");
+  touch("ivmc-mig-" + dead + "-h1.sock");
+  touch("ivmc-mig-" + dead + "-m0.log");                          // not a suffix asked for below
+  touch("ivmc-mig-" + alive + "-h0.sock");                        // a live run's
+  touch("ivmc-mig-" + dead);                                      // no dash after the pid
+  touch("ivmc-mig-x" + dead + "-h0.sock");                        // no pid
+  touch("ivmc-mig-99999999999999999999-h0.sock");                 // out of range
+  touch("ivmc-host-" + dead + "-h0.sock");                        // another prefix
+  fs::create_directories(dir / ("ivmc-mig-" + dead + "-d.sock")); // a directory
+
+  CHECK(kvm::remove_files_of_dead_runs(dir.string(), "ivmc-mig-", {".sock"}) == 1);
+  CHECK_FALSE(fs::exists(dir / ("ivmc-mig-" + dead + "-h1.sock")));
+  CHECK(fs::exists(dir / ("ivmc-mig-" + dead + "-h0")));
+  CHECK(kvm::remove_files_of_dead_runs(dir.string(), "ivmc-mig-") == 2); // -h0 and -m0.log
+  for (const std::string& name :
+       {"ivmc-mig-" + alive + "-h0.sock", "ivmc-mig-" + dead, "ivmc-mig-x" + dead + "-h0.sock",
+        std::string("ivmc-mig-99999999999999999999-h0.sock"), "ivmc-host-" + dead + "-h0.sock",
+        "ivmc-mig-" + dead + "-d.sock"})
+    CHECK(fs::exists(dir / name));
+  CHECK(kvm::remove_files_of_dead_runs((dir / "missing").string(), "ivmc-mig-") == 0);
+  fs::remove_all(dir);
 }

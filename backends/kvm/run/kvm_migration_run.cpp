@@ -5,6 +5,7 @@
 #include "ivmc/experiment/choices.hpp"
 #include "ivmc/experiment/membership.hpp"
 #include "ivmc/guest_results/guest_results.hpp"
+#include "ivmc/kvm/dead_run_files.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
 #include "ivmc/kvm/kvm_membership.hpp"
 #include "ivmc/kvm/qmp.hpp"
@@ -232,6 +233,9 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
   const std::size_t home = vm_named(s, w.from)->host;
   const Layout lay = layout_of(s);
   const std::string tag = fmt::format("ivmc-mig-{}", ::getpid());
+  // A run an interrupted sweep killed left its shm objects and sockets (dead_run_files.hpp).
+  remove_files_of_dead_runs("/dev/shm", "ivmc-mig-");
+  remove_files_of_dead_runs("/tmp", "ivmc-mig-", {".sock", ".sock.lock", ".qmp", ".migrate"});
   auto progress = [&](const std::string& line) {
     if (o.progress) fmt::print(stderr, "[kvm] {}\n", line);
   };
