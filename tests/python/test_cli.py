@@ -423,3 +423,38 @@ def test_sigterm_during_a_sweep_keeps_only_complete_rows(tmp_path):
     meta = json.loads((tmp_path / "sw" / "meta.json").read_text())
     assert meta["state"] == "interrupted"
     assert meta["runs_done"] == len(table) - 1 < 200
+
+
+def test_race_backends_prints_each_backends_means_per_value(tmp_path: Path) -> None:
+    """scripts/race_backends.py: one sweep per backend, then a table of means per value; run
+    again it resumes (nothing re-run) and --table-only prints the same table."""
+    script = ROOT / "scripts" / "race_backends.py"
+    scenario = str(ROOT / "scenarios" / "examples" / "kvm_migration.toml")
+    args = [
+        "/usr/bin/python3", str(script), scenario, "--param", "membership.period_ms=500,4000",
+        "--seeds", "2", "--backends", "sim", "--out", str(tmp_path / "rb"), "--ivmc", str(IVMC),
+        "--metrics", "race_exposure,migrations", "--set", "duration_s=12",
+    ]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    results = rows(tmp_path / "rb" / "sim")
+    assert len(results) == 4
+    tables = first.stdout.split("race_exposure:")[1]
+    means = []
+    for point, value in enumerate(["500", "4000"]):
+        mine = [float(r["race_exposure"]) for r in results if r["point"] == str(point)]
+        assert len(mine) == 2
+        means.append(sum(mine) / 2)
+        line = next(l for l in tables.splitlines() if l.startswith(f"| {value} |"))
+        shown = float(line.split("|")[2].split()[0])
+        assert shown == pytest.approx(means[-1], rel=2e-3)
+    # The longer period leaves the stale view in place longer: more exposure.
+    assert means[1] > means[0] > 0
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "0 runs made" in again.stdout + again.stderr
+    only = subprocess.run(args + ["--table-only"], capture_output=True, text=True, timeout=60)
+    assert only.returncode == 0 and only.stdout.split("$")[-1] in first.stdout
+    bad = subprocess.run(args[:4] + ["membership.period_ms", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "KEY=V1,V2" in bad.stderr
