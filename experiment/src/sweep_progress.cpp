@@ -22,11 +22,7 @@ void Progress::update(std::size_t done, bool force) {
   const double elapsed = std::chrono::duration<double>(now - t0_).count();
   const std::size_t made = done - start_done_;
   std::string line = fmt::format("sweep: {}/{} runs", done, total_);
-  if (made > 0 && elapsed > 0) {
-    const double rate = static_cast<double>(made) / elapsed;
-    const double left = static_cast<double>(total_ - done) / rate;
-    line += fmt::format(", {:.1f} runs/s, {} left", rate, duration(left));
-  }
+  if (made > 0 && elapsed > 0) line += pace(made, elapsed, total_ - done);
   if (every_s_ > 0) { // a log: one whole line each time
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
@@ -47,6 +43,15 @@ void Progress::finish(std::size_t done) {
   if (every_s_ > 0) return; // the line ended already
   std::fputc('\n', stderr);
   std::fflush(stderr);
+}
+
+std::string Progress::pace(std::size_t made, double elapsed_s, std::size_t left) {
+  const double rate = static_cast<double>(made) / elapsed_s;
+  const double left_s = static_cast<double>(left) / rate;
+  // Real backends take minutes per run: a rate that would print as "0.0 runs/s" is shown as
+  // the time per run instead.
+  if (rate >= 0.1) return fmt::format(", {:.1f} runs/s, {} left", rate, duration(left_s));
+  return fmt::format(", {} per run, {} left", duration(1 / rate), duration(left_s));
 }
 
 std::string Progress::duration(double s) {

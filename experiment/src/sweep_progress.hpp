@@ -14,6 +14,9 @@ public:
   Progress(bool on, std::size_t total, std::size_t done_at_start, double every_s = 0);
   void update(std::size_t done, bool force = false);
   void finish(std::size_t done);
+  // What follows "sweep: D/T runs" once `made` runs took `elapsed_s`: the rate (runs/s) and the
+  // time left for `left` runs, or the time per run when runs take more than 10 s.
+  static std::string pace(std::size_t made, double elapsed_s, std::size_t left);
 
 private:
   using Clock = std::chrono::steady_clock;

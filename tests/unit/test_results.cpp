@@ -5,6 +5,8 @@
 #include "ivmc/experiment/child_run.hpp"
 #include "ivmc/experiment/load.hpp"
 #include "ivmc/experiment/results.hpp"
+
+#include "../../experiment/src/sweep_progress.hpp"
 #include "ivmc/experiment/run_progress.hpp"
 #include "ivmc/experiment/summary.hpp"
 #include "ivmc/experiment/workload_summary.hpp"
@@ -269,4 +271,14 @@ TEST_CASE("a long run's progress line: simulated time done, rate, time left", "[
   CHECK(p.line(15, 5) == "race: 15/60 s simulated (25%), 3 s simulated/s, 15 s left");
   CHECK(p.line(0, 0) == "race: 0/60 s simulated (0%)");
   CHECK(p.line(30, 600) == "race: 30/60 s simulated (50%), 0.05 s simulated/s, 10 min left");
+}
+
+TEST_CASE("sweep progress shows runs per second, or the time per run when runs are slow",
+          "[sweep]") {
+  using ivmc::experiment::detail::Progress;
+  CHECK(Progress::pace(10, 5.0, 10) == ", 2.0 runs/s, 5 s left");
+  CHECK(Progress::pace(1, 10.0, 0) == ", 0.1 runs/s, 0 s left");
+  // A Xen run of 5 minutes: not "0.0 runs/s".
+  CHECK(Progress::pace(2, 600.0, 4) == ", 5 min per run, 20 min left");
+  CHECK(Progress::pace(1, 45.0, 1) == ", 45 s per run, 45 s left");
 }
