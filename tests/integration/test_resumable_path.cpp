@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -306,4 +307,38 @@ TEST_CASE("a resumable receiver that only polls completes a handshake whose HELL
   sender.join();
   CHECK(greeted.load());
   CHECK(receiver.stats().connections == 1);
+}
+
+TEST_CASE("a tcp path's receive buffer stays bounded however long the stream", "[tcp][memory]") {
+  // 4,100-byte frames: 64 KiB reads almost always end inside one, the case that grew the
+  // buffer by every byte received (a Xen domU's receiver was OOM-killed after 45 MB).
+  TcpListener listener;
+  constexpr std::size_t kFrame = 4100;
+  constexpr std::size_t kFrames = 12'000; // 49 MB
+  std::atomic<std::size_t> sent{0};
+  std::thread sender([port = listener.port(), &sent] {
+    TcpPath out = TcpPath::connect("127.0.0.1", port, 5 * kSecond);
+    std::vector<std::byte> body(kFrame);
+    for (std::size_t i = 0; i < kFrames; ++i) {
+      std::memcpy(body.data(), &i, sizeof i);
+      if (out.send({}, body, 5 * kSecond) != Errc::ok) return;
+      sent.fetch_add(1, std::memory_order_relaxed); // a count read after join(): no ordering
+    }
+  });
+  TcpPath in = listener.accept(5 * kSecond);
+  std::vector<std::byte> body(kFrame);
+  std::size_t most_held = 0, in_order = 0;
+  for (std::size_t i = 0; i < kFrames; ++i) {
+    std::size_t n = 0;
+    REQUIRE(in.recv({}, body, n, 5 * kSecond) == Errc::ok);
+    std::size_t seq = 0;
+    std::memcpy(&seq, body.data(), sizeof seq);
+    in_order += n == kFrame && seq == i;
+    most_held = std::max(most_held, in.held());
+  }
+  sender.join();
+  CHECK(sent.load(std::memory_order_relaxed) == kFrames); // join() ordered it already
+  CHECK(in_order == kFrames);
+  CHECK(most_held <= 65536 + 4 + kFrame); // one read beyond a frame, not 49 MB
+  CHECK(most_held >= kFrame);             // and it did buffer (the check can fail)
 }

@@ -32,6 +32,9 @@ public:
   const std::string& error() const { return error_; }
   // Bytes received and not handed out yet (0: the next recv() has to wait for the socket).
   std::size_t buffered() const { return staged_.size() - staged_start_; }
+  // Bytes the receive buffer holds, handed out or not: at most one read (64 KiB) beyond the
+  // largest frame in progress, however many bytes have come through.
+  std::size_t held() const { return staged_.size(); }
 
 private:
   // Reads what the socket has (waiting up to `timeout` for the first byte) into staged_.
