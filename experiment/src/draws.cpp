@@ -8,7 +8,8 @@ namespace ivmc::experiment {
 std::vector<DrawnEvent> draw_generators(const Scenario& s, const std::map<std::string, VmId>& ids,
                                         Draws& draws) {
   std::vector<DrawnEvent> out;
-  for (const GeneratorConfig& g : s.generators) {
+  for (std::size_t gi = 0; gi < s.generators.size(); ++gi) {
+    const GeneratorConfig& g = s.generators[gi];
     std::vector<VmId> candidates;
     for (const auto& name : g.vms) candidates.push_back(ids.at(name));
     if (candidates.empty()) { // every VM, by id
@@ -20,6 +21,7 @@ std::vector<DrawnEvent> draw_generators(const Scenario& s, const std::map<std::s
       DrawnEvent e;
       e.at_s = t;
       e.kind = g.kind;
+      e.generator = gi;
       e.vm = candidates[draws.below(candidates.size())];
       if (g.kind == EventKind::migrate) {
         e.other = draws.below(s.platform.hosts - 1);

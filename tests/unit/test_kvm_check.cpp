@@ -74,7 +74,8 @@ TEST_CASE("kvm refuses what it cannot play of a scenario with events, at their l
   const auto* early = find(issues, "event[0]: at 1 s: the kvm backend needs 4 s");
   REQUIRE(early != nullptr);
   CHECK(early->where == "k.toml:15");
-  const auto* generator = find(issues, "generator[0]: the kvm backend plays no [[generator]]");
+  const auto* generator =
+      find(issues, "generator[0]: the kvm backend's generators draw migrations only, not shutdown");
   REQUIRE(generator != nullptr);
   CHECK(generator->where == "k.toml:20");
   const auto* short_run = find(issues, "duration_s: the stream must run 2 s past");
@@ -96,7 +97,7 @@ TEST_CASE("kvm refuses, with migrations, what its guests do not play yet", "[bac
   const char* const text = R"(name = "k"
 duration_s = 20
 [membership]
-detection = "adaptive"
+detection = "group"
 race = "none"
 [[vm]]
 name = "a"

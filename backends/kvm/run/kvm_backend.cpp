@@ -73,7 +73,7 @@ std::vector<experiment::ScenarioIssue> KvmBackend::check(const Scenario& s) cons
 
 experiment::RunResult KvmBackend::run(const Scenario& scenario, std::uint64_t seed) {
   Scenario s = scenario;
-  s.seed = seed; // the guests' workloads take no seed; kept for the record
+  s.seed = seed; // the generators' draws (the guests' workloads take no seed)
   if (const auto issues = check(s); !issues.empty()) throw experiment::ScenarioError(issues);
   const KvmRunOptions& o = o_;
   const auto wall0 = std::chrono::steady_clock::now();

@@ -8,6 +8,7 @@
 #include "ivmc/kvm/dead_run_files.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
 #include "ivmc/kvm/kvm_membership.hpp"
+#include "ivmc/kvm/migration_plan.hpp"
 #include "ivmc/kvm/qmp.hpp"
 #include "ivmc/posix/clock.hpp"
 #include "ivmc/posix/tcp_path.hpp"
@@ -41,8 +42,6 @@ using experiment::WorkloadKind;
 using guest_results::report_number;
 using posix::MonotonicClock;
 
-constexpr double kMinGapS = 4; // between migrations, and from the start
-constexpr double kSettleS = 2; // from the last migration to the end
 constexpr std::uint16_t kGuestPort = 5000;
 constexpr unsigned kVectors = 2;
 constexpr Nanos kSecondNs = 1'000'000'000;
@@ -70,14 +69,6 @@ const experiment::VmConfig* vm_named(const Scenario& s, const std::string& name)
   for (const auto& v : s.vms)
     if (v.name == name) return &v;
   return nullptr;
-}
-
-// The migrating VM: the one every migrate event moves (empty if none or several).
-std::string migrating_vm(const Scenario& s) {
-  std::set<std::string> moved;
-  for (const EventConfig& e : s.events)
-    if (e.kind == EventKind::migrate) moved.insert(e.vm);
-  return moved.size() == 1 ? *moved.begin() : std::string();
 }
 
 // Which ivshmem peers each host's server has now, from its notices.
@@ -124,44 +115,9 @@ bool plays_migrations(const Scenario& s, bool ignore_events) {
 }
 
 std::vector<ScenarioIssue> migration_run_issues(const Scenario& s) {
-  std::vector<ScenarioIssue> out;
-  const std::string m = migrating_vm(s);
-  for (std::size_t i = 0; i < s.generators.size(); ++i)
-    out.push_back(issue_at(s, fmt::format("generator[{}]", i),
-                           "the kvm backend plays no [[generator]] yet (Poisson events); script "
-                           "the migrations as [[event]]s, or pass --ignore-events"));
-  double last = 0;
-  std::size_t host_of_m = 0;
-  if (const auto* v = vm_named(s, m)) host_of_m = v->host;
-  for (std::size_t i = 0; i < s.events.size(); ++i) {
-    const EventConfig& e = s.events[i];
-    const std::string key = fmt::format("event[{}]", i);
-    if (e.kind != EventKind::migrate) {
-      out.push_back(issue_at(s, key,
-                             fmt::format("the kvm backend plays migrate events only, not {}",
-                                         experiment::to_string(e.kind))));
-      continue;
-    }
-    if (m.empty()) {
-      out.push_back(issue_at(s, key, "the kvm backend plays migrations of one VM only"));
-      continue;
-    }
-    if (e.at_s < last + kMinGapS)
-      out.push_back(issue_at(
-          s, key,
-          fmt::format("at {} s: the kvm backend needs {} s between the start and a migration and "
-                      "between migrations (a TCG guest's migration takes about a second)",
-                      e.at_s, kMinGapS)));
-    if (e.host == host_of_m)
-      out.push_back(issue_at(s, key, fmt::format("{} is on host {} already", e.vm, e.host)));
-    last = std::max(last, e.at_s);
-    host_of_m = e.host;
-  }
-  if (!s.events.empty() && s.duration_s < last + kSettleS)
-    out.push_back(issue_at(s, "duration_s",
-                           fmt::format("the stream must run {} s past the last migration ({} s) "
-                                       "on the kvm backend",
-                                       kSettleS, last)));
+  MigrationPlan plan = plan_migrations(s);
+  std::vector<ScenarioIssue> out = std::move(plan.issues);
+  const std::string& m = plan.vm;
   if (s.workloads.size() != 1) {
     out.push_back(issue_at(s, s.workloads.size() > 1 ? "workload[1]" : "workload",
                            "with migrations the kvm backend plays exactly one workload (a "
@@ -201,13 +157,14 @@ std::vector<ScenarioIssue> migration_run_issues(const Scenario& s) {
   switch (s.membership.detection) {
   case Detection::static_list:
   case Detection::periodic:
+  case Detection::adaptive:
   case Detection::watch:
   case Detection::sync:
     break;
   default:
     out.push_back(issue_at(s, "membership.detection",
-                           fmt::format("the kvm backend plays static, periodic, watch and sync "
-                                       "membership, not {} yet",
+                           fmt::format("the kvm backend plays static, periodic, adaptive, watch "
+                                       "and sync membership, not {} yet",
                                        experiment::to_string(s.membership.detection))));
   }
   if (s.membership.race == RacePolicy::none)
@@ -231,6 +188,8 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
   const auto ids = experiment::vm_ids(s);
   const VmId m_id = ids.at(w.from), r_id = ids.at(w.to);
   const std::size_t home = vm_named(s, w.from)->host;
+  // The migrations, scripted and drawn from the run's seed (check() passed: all of w.from's).
+  const std::vector<PlannedMigration> plan = plan_migrations(s).migrations;
   const Layout lay = layout_of(s);
   const std::string tag = fmt::format("ivmc-mig-{}", ::getpid());
   // A run an interrupted sweep killed left its shm objects and sockets (dead_run_files.hpp).
@@ -242,7 +201,7 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
 
   // The scenario's hosts that take part: an ivshmem server each.
   std::set<std::size_t> hosts = {home};
-  for (const EventConfig& e : s.events) hosts.insert(e.host);
+  for (const PlannedMigration& p : plan) hosts.insert(p.host);
   PeerBook peers;
   std::map<std::size_t, std::unique_ptr<IvshmemServerThread>> servers;
   std::map<HostId, std::string> shm;
@@ -353,25 +312,25 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
   // The first destination waits while the stream starts.
   std::unique_ptr<QemuGuest> next;
   auto prepare = [&](std::size_t k) {
-    const std::size_t h = s.events[k - 1].host;
+    const std::size_t h = plan[k - 1].host;
     // A returning M needs ID 0 again: the source that left this host must be gone.
     if (!peers.wait_zero(h, false, 30 * kSecondNs))
       throw std::runtime_error(fmt::format("host {}'s peer 0 never left", h));
     next = std::make_unique<QemuGuest>(m_options(h, k));
   };
-  if (!s.events.empty()) prepare(1);
+  if (!plan.empty()) prepare(1);
 
   membership.start_workloads();
   const Nanos t0 = MonotonicClock::read();
   progress(fmt::format("streaming {} -> {}; {} migration(s), membership {}", w.from, w.to,
-                       s.events.size(), mo.source_kind));
+                       plan.size(), mo.source_kind));
   auto sleep_until = [&](double t_s) {
     const Nanos due = t0 + static_cast<Nanos>(t_s * 1e9);
     const Nanos now = MonotonicClock::read();
     if (due > now) std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
   };
-  for (std::size_t k = 1; k <= s.events.size(); ++k) {
-    const EventConfig& e = s.events[k - 1];
+  for (std::size_t k = 1; k <= plan.size(); ++k) {
+    const PlannedMigration& e = plan[k - 1];
     auto dest = std::make_unique<QmpClient>(
         QmpClient::connect(fmt::format("/tmp/{}-m{}.qmp", tag, k), 10 * kSecondNs));
     dest->execute("migrate-set-capabilities", enable_events(), 10 * kSecondNs);
@@ -415,7 +374,7 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
     m_guest = std::move(next);
     qmp = std::move(dest);
     at = e.host;
-    if (k < s.events.size()) prepare(k + 1);
+    if (k < plan.size()) prepare(k + 1);
   }
   sleep_until(s.duration_s);
   membership.stop_workloads();
@@ -495,15 +454,19 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
   mx["migrations"] = static_cast<double>(done.size());
   mx["migration_s_mean"] = done.empty() ? 0 : mig_sum / static_cast<double>(done.size());
 
+  const auto drawn =
+      std::count_if(plan.begin(), plan.end(), [](const PlannedMigration& p) { return p.drawn; });
   experiment::RunResult out;
   out.metrics = experiment::schema_metrics(s, mx);
   out.events = static_cast<std::uint64_t>(messages);
   out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  std::string summary = fmt::format(
-      "{} on real QEMU guests ({}): {} -> {} streaming across {} live migration(s), membership "
-      "{}, race {}\n",
-      s.name, to_string(env.accel), w.from, w.to, done.size(), mo.source_kind,
-      to_string(s.membership.race));
+  std::string summary =
+      fmt::format("{} on real QEMU guests ({}): {} -> {} streaming across {} live migration(s){}, "
+                  "membership {}, race {}\n",
+                  s.name, to_string(env.accel), w.from, w.to, done.size(),
+                  drawn == 0 ? std::string()
+                             : fmt::format(" ({} drawn by the generators, seed {})", drawn, s.seed),
+                  mo.source_kind, to_string(s.membership.race));
   for (const MigrationDone& d : done)
     summary +=
         fmt::format("  migration at {:.2f} s: host {} -> {}, {:.0f} ms, downtime {:.0f} ms (then "

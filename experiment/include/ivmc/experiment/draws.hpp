@@ -39,7 +39,8 @@ struct DrawnEvent {
   // migrate: which of the other hosts, counted without the one the VM is on when it happens
   // (host `other` if below it, `other + 1` otherwise): resolved then, by the backend.
   std::size_t other = 0;
-  HostId host = 0; // create: where
+  HostId host = 0;           // create: where
+  std::size_t generator = 0; // which of s.generators drew it
 };
 
 // Every generator's events in the scenario's order, each generator's in time order, drawn from

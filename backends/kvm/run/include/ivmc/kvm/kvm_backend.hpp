@@ -12,10 +12,11 @@
 // response workloads make `rr_count` round trips of their message size. udp_stream and udp_rr
 // run as their TCP counterparts on the guests' network path (the agent has no UDP workload).
 //
-// With [[event]]s (unless `ignore_events`) the run is kvm_migration_run.hpp's instead: the
-// scripted migrations of one VM as real QMP live migrations while it streams to a co-resident
-// VM, the scenario's membership source, race windows measured in the guest; check() refuses
-// what that run cannot play (generators, other events, more workloads; the reasons there).
+// With [[event]]s or [[generator]]s (unless `ignore_events`) the run is
+// kvm_migration_run.hpp's instead: the scripted and drawn migrations of one VM as real QMP
+// live migrations while it streams to a co-resident VM, the scenario's membership source,
+// race windows measured in the guest; check() refuses what that run cannot play (other events
+// and generators, draws too close together, more workloads; the reasons there).
 // Refused in any case: a message larger than its ring can hold. Without events, metrics the
 // guests cannot observe (race windows, membership probes, pools) are NaN.
 #pragma once

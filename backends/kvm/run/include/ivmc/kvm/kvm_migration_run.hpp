@@ -1,14 +1,21 @@
-// The kvm backend's run of a scenario with scripted migrations (issue 14): the scenario's
-// hosts are ivshmem servers on this machine, its VMs QEMU guests, and each `[[event]]`
-// migrate is a real QMP live migration between two of them, at its scenario time.
+// The kvm backend's run of a scenario with migrations (issue 14): the scenario's hosts are
+// ivshmem servers on this machine, its VMs QEMU guests, and each `[[event]]` migrate and each
+// migration a `[[generator]]` draws (Poisson, from the run's seed, as the simulator and the
+// host backend draw them: migration_plan.hpp) is a real QMP live migration between two of
+// them, at its scenario time.
 //
 // What it plays (check() refuses everything else, with the reason):
 //   - one tcp_stream workload from the migrating VM M to a VM R that stays put, both starting
 //     on R's host (M's ivshmem device is master=on, so that its region migrates with it, and
 //     QEMU admits such a device only as its server's first peer);
-//   - migrate events of M only, a few seconds apart (a TCG migration takes about a second);
-//   - membership static, periodic (membership.period_ms), watch (QMP events) or sync, from
-//     the core's sources (KvmMembership), with race policy resolution or prevention.
+//   - migrate events and migrate generators of M only, each migration kMinGapS after the start
+//     and the one before (a TCG migration takes about a second) and kSettleS before the end:
+//     a seed whose draws come closer is refused, naming the draw's time (another seed, a
+//     lower rate or a later start_s plays); other kinds of event or generator are refused;
+//   - membership static, periodic (membership.period_ms), adaptive (the core's
+//     AdaptiveScanSource with period_ms, period_min_ms, period_max_ms, probe_worth_ms and
+//     rate_horizon_s, as in the simulator), watch (QMP events) or sync, from the core's
+//     sources (KvmMembership), with race policy resolution or prevention.
 //
 // How: M runs `ivmc-guest link-send` with a view page (view_page.hpp): its co-resident peers
 // and version as the membership source last updated them, the truth, and the race flags
@@ -25,6 +32,7 @@
 #include "ivmc/experiment/results.hpp"
 #include "ivmc/experiment/scenario.hpp"
 #include "ivmc/kvm/kvm_backend.hpp"
+#include "ivmc/kvm/migration_plan.hpp"
 #include "ivmc/kvm/qemu.hpp"
 
 #include <vector>

@@ -1,0 +1,198 @@
+// The kvm migration run's plan (migration_plan.hpp): a scenario's [[generator]] of migrations
+// drawn from the run's seed as the simulator draws it (the simulator, run here in a child,
+// moves the VM at the same times to the same hosts), and the draws the kvm run cannot play
+// refused naming their time and seed. No QEMU here.
+#include "ivmc/kvm/migration_plan.hpp"
+
+#include "ivmc/backends/table.hpp"
+#include "ivmc/experiment/child_run.hpp"
+#include "ivmc/experiment/draws.hpp"
+#include "ivmc/experiment/load.hpp"
+#include "ivmc/experiment/membership.hpp"
+#include "ivmc/experiment/overrides.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <string>
+
+using namespace ivmc;
+
+namespace {
+
+const char* const kExample = IVMC_SOURCE_DIR "/scenarios/examples/kvm_poisson_migration.toml";
+
+std::string dump(const std::vector<experiment::ScenarioIssue>& issues) {
+  std::string out;
+  for (const auto& i : issues) out += i.where + ": " + i.what + "\n";
+  return out;
+}
+
+std::vector<experiment::ScenarioIssue> kvm_check(const experiment::Scenario& s) {
+  return backends::make_backend("kvm", {})->check(s);
+}
+
+// True when every draw of `s` (its seed) is at least kMinGapS after the start and the one before.
+bool playable_gaps(const experiment::Scenario& s) {
+  experiment::Draws draws(s.seed);
+  double last = 0;
+  for (const auto& d : experiment::draw_generators(s, experiment::vm_ids(s), draws)) {
+    if (d.at_s < last + kvm::kMinGapS) return false;
+    last = d.at_s;
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("kvm plays the Poisson migration example it documents, every draw of its seed",
+          "[backends][kvm][generator]") {
+  const auto s = experiment::load_scenario(kExample);
+  INFO(dump(kvm_check(s)));
+  CHECK(kvm_check(s).empty());
+  const kvm::MigrationPlan plan = kvm::plan_migrations(s);
+  CHECK(plan.vm == "a");
+  CHECK(plan.issues.empty());
+  // "the migrating VM moves between 2 hosts a few times": out, back, out...
+  REQUIRE(plan.migrations.size() >= 2);
+  experiment::Draws draws(s.seed);
+  const auto drawn = experiment::draw_generators(s, experiment::vm_ids(s), draws);
+  REQUIRE(drawn.size() == plan.migrations.size());
+  for (std::size_t i = 0; i < drawn.size(); ++i) {
+    CHECK(plan.migrations[i].at_s == drawn[i].at_s);
+    CHECK(plan.migrations[i].drawn);
+    CHECK(plan.migrations[i].key == "generator[0]");
+    CHECK(plan.migrations[i].host == (i % 2 == 0 ? 1u : 0u));
+  }
+}
+
+TEST_CASE("the kvm run's drawn migrations are the simulator's for the same seed",
+          "[backends][kvm][generator]") {
+  auto s = experiment::load_scenario(kExample);
+  experiment::apply_override(s, "output.changes=true");
+  // A slower stream keeps the simulation short; the draws do not depend on it.
+  experiment::apply_override(s, "workload[0].rate_per_s=1000");
+  // The example's seed, and the next playable one (another seed: other times).
+  std::vector<std::uint64_t> seeds = {s.seed};
+  for (std::uint64_t seed = s.seed + 1; seeds.size() < 2; ++seed) {
+    s.seed = seed;
+    if (playable_gaps(s) && !kvm::plan_migrations(s).migrations.empty()) seeds.push_back(seed);
+  }
+  std::vector<double> firsts;
+  for (const std::uint64_t seed : seeds) {
+    INFO("seed " << seed);
+    s.seed = seed;
+    const kvm::MigrationPlan plan = kvm::plan_migrations(s);
+    REQUIRE(plan.issues.empty());
+    const experiment::RunResult sim =
+        experiment::run_in_child([&] { return backends::make_backend("sim", {})->run(s, seed); });
+    REQUIRE(sim.changes_recorded);
+    std::vector<experiment::ChangeRecord> moves;
+    for (const auto& c : sim.changes)
+      if (c.kind == "migration") moves.push_back(c);
+    REQUIRE(moves.size() == plan.migrations.size());
+    for (std::size_t i = 0; i < moves.size(); ++i) {
+      const kvm::PlannedMigration& p = plan.migrations[i];
+      INFO("migration " << i << " drawn at " << p.at_s << " s; simulated switch-over at "
+                        << moves[i].time_s << " s");
+      CHECK(moves[i].vm == "a");
+      CHECK(moves[i].to_host == static_cast<std::int64_t>(p.host));
+      // The simulated migration starts at the draw and switches over before the next one.
+      CHECK(moves[i].time_s >= p.at_s);
+      CHECK(moves[i].time_s < p.at_s + kvm::kMinGapS);
+    }
+    firsts.push_back(plan.migrations.front().at_s);
+  }
+  CHECK(firsts[0] != firsts[1]);
+}
+
+TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
+          "[backends][kvm][generator]") {
+  auto s = experiment::load_scenario(kExample);
+  // A seed whose draws come closer than the run's minimum gap (likely at this rate).
+  std::uint64_t seed = 1;
+  for (s.seed = seed; playable_gaps(s); s.seed = ++seed) {
+  }
+  experiment::Draws draws(seed);
+  const auto drawn = experiment::draw_generators(s, experiment::vm_ids(s), draws);
+  double last = 0, close = -1;
+  for (const auto& d : drawn) {
+    if (d.at_s < last + kvm::kMinGapS) {
+      close = d.at_s;
+      break;
+    }
+    last = d.at_s;
+  }
+  REQUIRE(close >= 0);
+  const auto issues = kvm_check(s);
+  INFO(dump(issues));
+  const std::string what =
+      fmt::format("generator[0]: the draw at {:.3f} s (seed {}): the kvm backend needs 4 s between",
+                  close, seed);
+  bool named = false;
+  for (const auto& i : issues) {
+    if (i.what.rfind(what, 0) != 0) continue;
+    named = true;
+    INFO(i.where);
+    CHECK(i.where == fmt::format("{}:{}", kExample, s.generators[0].line)); // [[generator]]
+    CHECK(i.what.find("--ignore-events") != std::string::npos);
+  }
+  CHECK(named);
+  // Nothing else: the other draws and keys are playable.
+  for (const auto& i : issues) CHECK(i.what.rfind("generator[0]: the draw at ", 0) == 0);
+
+  // A generator over every VM draws b too: the run moves only the stream's sender.
+  s = experiment::load_scenario(kExample);
+  s.generators[0].vms.clear();
+  s.generators[0].rate_per_s = 2;
+  const kvm::MigrationPlan all = kvm::plan_migrations(s);
+  CHECK(all.vm == "a");
+  bool other_vm = false;
+  for (const auto& i : all.issues)
+    other_vm = other_vm || i.what.find(": b migrates; the kvm backend plays migrations of one VM "
+                                       "only (a, the stream's sender)") != std::string::npos;
+  CHECK(other_vm);
+
+  // Other kinds of generator are refused whatever they draw.
+  s = experiment::load_scenario(kExample);
+  s.generators[0].kind = experiment::EventKind::shutdown;
+  const auto shutdown = kvm_check(s);
+  INFO(dump(shutdown));
+  REQUIRE(shutdown.size() == 1);
+  CHECK(shutdown[0].what.rfind(
+            "generator[0]: the kvm backend's generators draw migrations only, not shutdown", 0) ==
+        0);
+
+  // A draw too close to the end: the stream must settle after the last migration.
+  s = experiment::load_scenario(kExample);
+  s.generators[0].stop_s = -1; // up to duration_s
+  bool late = false;
+  for (s.seed = 1; s.seed < 200 && !late; ++s.seed) {
+    const kvm::MigrationPlan p = kvm::plan_migrations(s);
+    if (p.migrations.empty() || p.migrations.back().at_s <= s.duration_s - kvm::kSettleS) continue;
+    late = true;
+    const auto late_issues = kvm_check(s);
+    INFO(dump(late_issues));
+    bool named_end = false;
+    for (const auto& i : late_issues)
+      named_end = named_end || i.what.rfind("duration_s: the stream must run 2 s past the last "
+                                            "migration",
+                                            0) == 0;
+    CHECK(named_end);
+  }
+  CHECK(late);
+}
+
+TEST_CASE("kvm plays adaptive membership with migrations", "[backends][kvm]") {
+  auto s = experiment::load_scenario(IVMC_SOURCE_DIR "/scenarios/examples/kvm_migration.toml");
+  experiment::apply_override(s, "membership.detection=adaptive");
+  INFO(dump(kvm_check(s)));
+  CHECK(kvm_check(s).empty());
+  experiment::apply_override(s, "membership.detection=group");
+  const auto issues = kvm_check(s);
+  INFO(dump(issues));
+  REQUIRE(issues.size() == 1);
+  CHECK(issues[0].what.find("the kvm backend plays static, periodic, adaptive, watch and sync "
+                            "membership, not group") != std::string::npos);
+}
