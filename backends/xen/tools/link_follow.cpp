@@ -211,6 +211,14 @@ Report link_send_follow(XenPlatform& platform, const FollowJob& job, Nanos timeo
     return {local.get(), epoch};
   };
   env.release_local = [&] {
+    // A restore the link has not noticed yet (a ring send failed first) must not reach the
+    // endpoint's destructor: the ring's grants and event channels went with the old domain, and
+    // unbinding a port the restored kernel no longer maps hits the evtchn driver's BUG_ON (a
+    // domU oops in evtchn_ioctl, IOCTL_EVTCHN_UNBIND, once in a fresh-clone CI run).
+    if (local && !local->killed()) {
+      refresh(true);
+      if (platform.domid() != static_cast<std::uint32_t>(epoch >> 32)) local->kill();
+    }
     if (local && local->killed()) {
       // Its grants and event channels died with the old domain: nothing to close or unmap.
       local.reset();
