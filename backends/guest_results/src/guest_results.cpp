@@ -30,6 +30,28 @@ double report_number(const ReportFields& r, const char* key) {
   return *end == '\0' ? v : kNaN;
 }
 
+void race_metrics(const ReportFields& sender, double messages, std::map<std::string, double>& mx) {
+  const double in_window = report_number(sender, "sends_in_window");
+  mx["sends_in_race_window"] = in_window;
+  mx["race_exposure"] = messages > 0 ? in_window / messages : 0;
+  double race_ops = 0, race_errors = 0, race_deferred = 0;
+  static constexpr const char* rows[] = {"establishment", "pending_data", "teardown"};
+  static constexpr const char* cols[] = {"migration_in", "creation", "migration_out", "shutdown"};
+  for (int op = 0; op < 3; ++op) {
+    for (int k = 0; k < 4; ++k) {
+      const std::string key = fmt::format("race_{}_{}_", op, k);
+      const double ops = report_number(sender, (key + "ops").c_str());
+      race_ops += ops;
+      race_errors += report_number(sender, (key + "errors").c_str());
+      race_deferred += report_number(sender, (key + "deferred").c_str());
+      mx[fmt::format("race_{}_{}", rows[op], cols[k])] = ops;
+    }
+  }
+  mx["race_operations"] = race_ops;
+  mx["race_errors"] = race_errors;
+  mx["race_deferred"] = race_deferred;
+}
+
 bool through_channel(const Scenario& s, const WorkloadConfig& w) {
   auto host_of = [&](const std::string& vm) {
     for (const experiment::VmConfig& v : s.vms)

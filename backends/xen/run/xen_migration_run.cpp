@@ -236,25 +236,7 @@ experiment::RunResult xen_migration_results(const Scenario& s, const std::string
   mx["stream_mbps"] = mbps;
   mx["rr_transactions_per_s"] = 0;
   mx["sends"] = messages;
-  const double in_window = report_number(*a, "sends_in_window");
-  mx["sends_in_race_window"] = in_window;
-  mx["race_exposure"] = messages > 0 ? in_window / messages : 0;
-  double race_ops = 0, race_errors = 0, race_deferred = 0;
-  static constexpr const char* rows[] = {"establishment", "pending_data", "teardown"};
-  static constexpr const char* cols[] = {"migration_in", "creation", "migration_out", "shutdown"};
-  for (int op = 0; op < 3; ++op) {
-    for (int k = 0; k < 4; ++k) {
-      const std::string key = fmt::format("race_{}_{}_", op, k);
-      const double ops = report_number(*a, (key + "ops").c_str());
-      race_ops += ops;
-      race_errors += report_number(*a, (key + "errors").c_str());
-      race_deferred += report_number(*a, (key + "deferred").c_str());
-      mx[fmt::format("race_{}_{}", rows[op], cols[k])] = ops;
-    }
-  }
-  mx["race_operations"] = race_ops;
-  mx["race_errors"] = race_errors;
-  mx["race_deferred"] = race_deferred;
+  guest_results::race_metrics(*a, messages, mx);
   mx["frames_local"] = report_number(*a, "frames_local");
   mx["frames_remote"] = report_number(*a, "frames_remote");
   mx["switches_to_local"] = report_number(*a, "to_local");
@@ -303,8 +285,8 @@ experiment::RunResult xen_migration_results(const Scenario& s, const std::string
       "  {:.1f} Mb/s, {:.0f} messages, local share {:.2f}; {:.0f} sends in race windows "
       "(exposure {:.4f}), {:.0f} race operations ({:.0f} errors); every byte checked; {:.1f} s "
       "wall\n",
-      mbps, messages, mx["w0_local_share"], in_window, mx["race_exposure"], race_ops, race_errors,
-      out.wall_s);
+      mbps, messages, mx["w0_local_share"], mx["sends_in_race_window"], mx["race_exposure"],
+      mx["race_operations"], mx["race_errors"], out.wall_s);
   out.summary = summary;
   return out;
 }

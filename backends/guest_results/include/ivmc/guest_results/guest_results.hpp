@@ -13,6 +13,7 @@
 #include "ivmc/posix/workload.hpp"
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ experiment::RunResult guest_results(const experiment::Scenario& scenario,
 
 // A report line's field as a number; NaN when absent or not a number.
 double report_number(const ReportFields& r, const char* key);
+// The race metrics from a migrating sender's report line (sends_in_window, race_<op>_<kind>_*
+// as the guest agents print them): sends_in_race_window, race_exposure (over `messages`), the
+// Table IV cells race_<operation>_<change>, race_operations, race_errors and race_deferred.
+void race_metrics(const ReportFields& sender, double messages, std::map<std::string, double>& mx);
 
 // The shared-memory path: the workload's VMs share a scenario host and the channel is on.
 // Otherwise the guests' network path. Throws on a VM the scenario does not have.
