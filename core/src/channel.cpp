@@ -94,12 +94,10 @@ std::string Channel::error_detail() const {
 // ---------------------------------------------------------------------------------------------
 // The send path
 
-Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
-  return send(message, {}, timeout);
-}
-
-Errc Channel::send(std::span<const std::byte> head, std::span<const std::byte> body,
-                   Nanos timeout) {
+// Not inlined into the one-buffer send() below, which takes it only off its fast path: that
+// send() then needs no stack frame for the wait.
+[[gnu::noinline]] Errc Channel::send(std::span<const std::byte> head,
+                                     std::span<const std::byte> body, Nanos timeout) {
   if (tx_.reserved) { // the reservation holds the next record's place
     const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
     if (f == Errc::ok) return Errc::misuse;
@@ -172,13 +170,16 @@ Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
   if (policy_ != NotifyPolicy::polling) notify_data_sent();
 }
 
-Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
+[[gnu::always_inline]] inline Errc Channel::try_send(std::span<const std::byte> head,
+                                                     std::span<const std::byte> body) {
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
   const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
   const std::uint64_t start = wire::record_start(tx_.position, length, prefix_);
   const std::uint64_t end = wire::record_end(tx_.position, length, prefix_);
-  if (const Errc room = tx_room(end - tx_.position + wire::kTerminatorBytes); room != Errc::ok) {
-    return room;
+  const std::uint64_t need = end - tx_.position + wire::kTerminatorBytes;
+  // Room known from the last consumed index we read; otherwise read (and check) the peer's.
+  if (tx_.position + need - tx_.cached_consumed > tx_.size) {
+    if (const Errc room = tx_room(need); room != Errc::ok) return room;
   }
   write_payload(start, end, length, head, body);
   publish_record(start, end, length,
@@ -270,12 +271,9 @@ void Channel::flush() {
 // ---------------------------------------------------------------------------------------------
 // The receive path
 
-Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) {
-  return recv({}, buffer, length, timeout);
-}
-
-Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
-                   Nanos timeout) {
+// Not inlined into the one-buffer recv(), as the general send() above.
+[[gnu::noinline]] Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body,
+                                     std::size_t& length, Nanos timeout) {
   if (rx_.viewing) { // the view holds the next record
     if (const Errc f = view_ending_failure(); f != Errc::ok) {
       rx_.viewing = false; // no view outlives a failure or close
@@ -438,7 +436,8 @@ Errc Channel::check_record(std::uint32_t length, std::span<const std::byte> head
   }
 }
 
-Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
+[[gnu::always_inline]] inline Errc
+Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
   std::uint32_t len = 0;
   if (const Errc e = next_record(len); e != Errc::ok) return e;
   length = len;
@@ -453,6 +452,47 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
   }
   consume_record(len);
   return Errc::ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One message in one buffer: the common case, in one step where it can be
+
+// A healthy channel with room for the message sends it here, with the same record and the same
+// stores as the general path, which everything else takes (a reservation, a failure, a message
+// too large, a full ring). The layers of the general path (its wait, its head/body split) cost
+// a 64-byte round trip about a third of its time (BENCHMARKS.md, issue 18).
+Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
+  // Acquire: as transmit()'s, a failure's detail is readable on the general path it sends us to.
+  if (!tx_.reserved && message.size() <= max_message_ &&
+      failure_.load(std::memory_order_acquire) == Errc::ok) [[likely]] {
+    const Errc e = try_send(message.first(0), message); // no head (not a null one)
+    if (e != Errc::would_block) return e;
+  }
+  return send({}, message, timeout);
+}
+
+// A record already there, or one that arrives within a few hundred polls of a polling receiver,
+// is taken here, validated as the general path validates it; everything else (waiting longer,
+// end of stream, a failure, a view outstanding) goes to the general path.
+Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) {
+  // Acquire: as receive()'s.
+  if (!rx_.viewing && !rx_eof_.load(std::memory_order_relaxed) &&
+      failure_.load(std::memory_order_acquire) == Errc::ok) [[likely]] {
+    // The polls the general wait makes before it first reads the clock, made here without its
+    // bookkeeping; a channel that sleeps at once (on_demand) or a caller that does not wait
+    // tries once.
+    const bool spin =
+        timeout != 0 && (policy_ == NotifyPolicy::polling ||
+                         (policy_ == NotifyPolicy::spin_then_block && notify_.spin_budget > 0));
+    const std::uint32_t polls = spin ? 256 : 1;
+    for (std::uint32_t i = 1;; ++i) {
+      const Errc e = try_recv(buffer.first(0), buffer, length); // no head (not a null one)
+      if (e != Errc::would_block) return e;
+      if (i == polls) break;
+      cpu_relax();
+    }
+  }
+  return recv({}, buffer, length, timeout);
 }
 
 // ---------------------------------------------------------------------------------------------

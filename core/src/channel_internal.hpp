@@ -53,14 +53,49 @@ inline bool is_pow2_in_range(std::uint64_t v) {
 // with the copies in it, as it was before those calls shared its parts (GCC otherwise
 // outlines them).
 
+// Two moves of W bytes, the first W and the last W of n (W <= n <= 2W): they overlap when n < 2W.
+template <std::size_t W>
+[[gnu::always_inline]] inline void move_ends(std::byte* dst, const std::byte* src,
+                                             std::uint64_t n) {
+  unsigned char a[W], b[W]; // both ends loaded, then stored
+  std::memcpy(a, src, W);
+  std::memcpy(b, src + n - W, W);
+  std::memcpy(dst, a, W);
+  std::memcpy(dst + n - W, b, W);
+}
+
+// Copies n > 0 bytes between the ring and a caller's buffer (never overlapping). Up to 64
+// bytes, two fixed-size moves, inline: a call to the C library's memcpy costs more than the
+// copy itself at these sizes, and small records are the latency path (issue 18's round trip).
+// Larger copies go to memcpy.
+[[gnu::always_inline]] inline void move_bytes(std::byte* dst, const std::byte* src,
+                                              std::uint64_t n) {
+  if (n > 64) {
+    std::memcpy(dst, src, n);
+  } else if (n >= 32) {
+    move_ends<32>(dst, src, n);
+  } else if (n >= 16) {
+    move_ends<16>(dst, src, n);
+  } else if (n >= 8) {
+    move_ends<8>(dst, src, n);
+  } else if (n >= 4) {
+    move_ends<4>(dst, src, n);
+  } else {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
+}
+
 // Copies n bytes into the ring at position p, wrapping at its end. An empty copy touches
 // nothing (an empty span may carry a null pointer, which memcpy must not see).
 [[gnu::always_inline]] inline void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p,
                                            const std::byte* src, std::uint64_t n) {
   if (n == 0) return;
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
-  std::memcpy(ring + off, src, first);
-  std::memcpy(ring, src + first, n - first);
+  move_bytes(ring + off, src, first);
+  if (first != n) [[unlikely]]
+    std::memcpy(ring, src + first, n - first); // wrapped
 }
 
 // Copies bytes [from, to) of the message head + body into the ring, whose payload starts at
@@ -84,8 +119,9 @@ inline bool is_pow2_in_range(std::uint64_t v) {
                                             std::uint64_t p, std::byte* dst, std::uint64_t n) {
   if (n == 0) return;
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
-  std::memcpy(dst, ring + off, first);
-  std::memcpy(dst + first, ring, n - first);
+  move_bytes(dst, ring + off, first);
+  if (first != n) [[unlikely]]
+    std::memcpy(dst + first, ring, n - first); // wrapped
 }
 
 inline Nanos saturating_add(Nanos a, Nanos b) {
