@@ -53,15 +53,27 @@ inline bool is_pow2_in_range(std::uint64_t v) {
 // with the copies in it, as it was before those calls shared its parts (GCC otherwise
 // outlines them).
 
-// Two moves of W bytes, the first W and the last W of n (W <= n <= 2W): they overlap when n < 2W.
-template <std::size_t W>
+// Unaligned loads and stores of a word or a 16-byte vector, kept in registers.
+using Bytes16 = unsigned char __attribute__((vector_size(16)));
+template <class T>
+[[gnu::always_inline]] inline T load_at(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+[[gnu::always_inline]] inline void store_at(std::byte* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Two moves of a T each, the first and the last sizeof(T) bytes of n (sizeof(T) <= n <=
+// 2 sizeof(T)): they overlap when n is less than twice the size.
+template <class T>
 [[gnu::always_inline]] inline void move_ends(std::byte* dst, const std::byte* src,
                                              std::uint64_t n) {
-  unsigned char a[W], b[W]; // both ends loaded, then stored
-  std::memcpy(a, src, W);
-  std::memcpy(b, src + n - W, W);
-  std::memcpy(dst, a, W);
-  std::memcpy(dst + n - W, b, W);
+  const T a = load_at<T>(src), b = load_at<T>(src + n - sizeof(T)); // both loaded, then stored
+  store_at(dst, a);
+  store_at(dst + n - sizeof(T), b);
 }
 
 // Copies n > 0 bytes between the ring and a caller's buffer (never overlapping). Up to 64
@@ -72,14 +84,19 @@ template <std::size_t W>
                                               std::uint64_t n) {
   if (n > 64) {
     std::memcpy(dst, src, n);
-  } else if (n >= 32) {
-    move_ends<32>(dst, src, n);
+  } else if (n >= 32) { // the first 32 and the last 32 bytes
+    const Bytes16 a0 = load_at<Bytes16>(src), a1 = load_at<Bytes16>(src + 16);
+    const Bytes16 b0 = load_at<Bytes16>(src + n - 32), b1 = load_at<Bytes16>(src + n - 16);
+    store_at(dst, a0);
+    store_at(dst + 16, a1);
+    store_at(dst + n - 32, b0);
+    store_at(dst + n - 16, b1);
   } else if (n >= 16) {
-    move_ends<16>(dst, src, n);
+    move_ends<Bytes16>(dst, src, n);
   } else if (n >= 8) {
-    move_ends<8>(dst, src, n);
+    move_ends<std::uint64_t>(dst, src, n);
   } else if (n >= 4) {
-    move_ends<4>(dst, src, n);
+    move_ends<std::uint32_t>(dst, src, n);
   } else {
     dst[0] = src[0];
     dst[n / 2] = src[n / 2];
