@@ -3,6 +3,7 @@
 #include "sweep_meta.hpp"
 
 #include "files.hpp"
+#include "git_describe.hpp"
 #include "quoted.hpp"
 
 #include "ivmc/experiment/to_toml.hpp"
@@ -41,11 +42,9 @@ std::string utc_now() {
 void write_meta(const std::string& dir, const Meta& m) {
   std::string j = "{\n";
   j += fmt::format("  \"ivmc_version\": {},\n", json_string(IVMC_VERSION));
-#ifdef IVMC_GIT_DESCRIBE
-  j += fmt::format("  \"git_describe\": {},\n", json_string(IVMC_GIT_DESCRIBE));
-#else
-  j += "  \"git_describe\": null,\n";
-#endif
+  const std::string_view describe = git_describe();
+  j += fmt::format("  \"git_describe\": {},\n",
+                   describe.empty() ? std::string("null") : json_string(describe));
   j += fmt::format("  \"backend\": {},\n", json_string(m.backend));
   j += fmt::format("  \"state\": {},\n", json_string(m.state));
   j += fmt::format("  \"started_utc\": {},\n", json_string(m.started));

@@ -134,7 +134,9 @@ bool nonblocking(int fd) {
 }
 
 // A ring connection for a socket about to connect to `target`, or nullptr (kernel TCP).
-std::shared_ptr<RingSocket> prepare_client(int fd, const Endpoint& target) {
+// `tentative`: nobody listened there yet; the connect must be confirmed (see connect()).
+std::shared_ptr<RingSocket> prepare_client(int fd, const Endpoint& target, bool& tentative) {
+  tentative = false;
   Endpoint self;
   if (!local_endpoint(fd, self)) return nullptr;
   if (self.port == 0) { // bind to an ephemeral port now, so the service can name the connection
@@ -146,7 +148,7 @@ std::shared_ptr<RingSocket> prepare_client(int fd, const Endpoint& target) {
   }
   std::unique_ptr<Region> region;
   std::string why;
-  switch (service_connect(self.port, target.port, region_bytes(), region, why)) {
+  switch (service_connect(self.port, target.port, region_bytes(), region, tentative, why)) {
   case Answer::no:
     count(stats().tcp_connections);
     return nullptr;
@@ -165,6 +167,40 @@ std::shared_ptr<RingSocket> prepare_client(int fd, const Endpoint& target) {
   }
   s->set_nonblocking(nonblocking(fd));
   return s;
+}
+
+// Nobody listened on the port when the service was asked. A listener registers with the
+// service before its kernel listen, so one that registered just after may be the one this
+// kernel connect reaches: once the kernel connected (or is connecting), the service decides,
+// together with that listener's accept, whether both ends take the ring or both stay on
+// kernel TCP (a listener not under `ivmc exec`, or of another group: kernel TCP, as always).
+int connect_tentative(int fd, const sockaddr* address, socklen_t length,
+                      std::shared_ptr<RingSocket> s) {
+  const int r = real::fn().connect(fd, address, length);
+  const int error = errno;
+  if (r != 0 && error != EINPROGRESS && error != EINTR) {
+    s->abandon(); // cancels it at the service
+    s.reset();
+    errno = error;
+    return r;
+  }
+  std::string why;
+  switch (service_confirm(s->client_port(), s->server_port(), why)) {
+  case Answer::yes:
+    table().put(fd, std::move(s));
+    break;
+  case Answer::no:
+    count(stats().tcp_connections);
+    s->forget();
+    s.reset();
+    break;
+  case Answer::failed: // undecided: the magic or its absence decides (RingSocket::settle)
+    service_failed(why);
+    table().put(fd, std::move(s));
+    break;
+  }
+  errno = error;
+  return r;
 }
 
 void adopt_accepted(int fd, int flags) {
@@ -213,14 +249,17 @@ IVMC_EXPORT int connect(int fd, const sockaddr* address, socklen_t length) {
   if (!enrolled() || !endpoint_of(address, length, target) || !is_local(target.address) ||
       !is_tcp(fd) || table().get(fd))
     return real::fn().connect(fd, address, length);
-  std::shared_ptr<RingSocket> s = prepare_client(fd, target);
+  bool tentative = false;
+  std::shared_ptr<RingSocket> s = prepare_client(fd, target, tentative);
   if (!s) return real::fn().connect(fd, address, length);
+  if (tentative) return connect_tentative(fd, address, length, std::move(s));
   table().put(fd, s);
   const int r = real::fn().connect(fd, address, length);
   if (r != 0 && errno != EINPROGRESS && errno != EINTR) {
     const int error = errno;
     table().close(fd);
     s->abandon();
+    s.reset();
     errno = error;
   }
   return r;

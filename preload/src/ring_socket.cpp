@@ -114,6 +114,9 @@ RingSocket::RingSocket(int fd, std::unique_ptr<Region> region, int side)
     : bell_(fd), region_(std::move(region)), side_(side) {
   // The kernel connection carries one-byte rings: Nagle would hold a ring back until the
   // previous one is acknowledged, and the peer's delayed ACK makes that 40 ms.
+  int before = 0;
+  socklen_t len = sizeof before;
+  nodelay_before_ = ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &before, &len) == 0 && before != 0;
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   bell_.on_lost([this] {
@@ -190,8 +193,17 @@ RingSocket::State RingSocket::state() const {
   return state_;
 }
 
-void RingSocket::fall_back(const std::string& why, bool warn_user) {
+void RingSocket::to_tcp() {
   state_ = State::tcp;
+  bell_.silence();
+  if (!nodelay_before_) {
+    const int zero = 0;
+    ::setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
+  }
+}
+
+void RingSocket::fall_back(const std::string& why, bool warn_user) {
+  to_tcp();
   count(stats().tcp_connections);
   if (warn_user) {
     count(stats().fallbacks);
@@ -204,7 +216,12 @@ void RingSocket::abandon() {
   std::lock_guard lock(state_mutex_);
   std::string why;
   service_cancel(client_port_, server_port_, why);
-  state_ = State::tcp;
+  to_tcp();
+}
+
+void RingSocket::forget() {
+  std::lock_guard lock(state_mutex_);
+  to_tcp();
 }
 
 RingSocket::State RingSocket::settle(bool block) {

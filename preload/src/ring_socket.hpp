@@ -9,7 +9,9 @@
 // (service_accept), writes kMagic on the kernel connection and attaches. The client is
 // *pending* until it reads kMagic: it sends nothing on the ring before, and if the listener
 // never takes the ring (not an ivmc process after all, or too late) the client cancels at the
-// service and stays on kernel TCP with one warning line.
+// service and stays on kernel TCP with one warning line. If nobody listened on the port when
+// the client asked, the region is tentative and the client confirms it once its kernel connect
+// succeeded (a listener may have registered in between; interpose_sockets.cpp).
 //
 // Fork: both processes hold the channel's side after fork, and a side is one producer and one
 // consumer. The process that had it keeps it; the other may take it over only once the first
@@ -72,6 +74,10 @@ public:
   State settle(bool block);
   // connect() itself failed: give the pending connection back to the service.
   void abandon();
+  // The service decided on kernel TCP for a tentative connection (it forgot it already).
+  void forget();
+  std::uint16_t client_port() const { return client_port_; }
+  std::uint16_t server_port() const { return server_port_; }
 
   // recv/read family; flags: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL. -1 with errno as TCP would.
   ssize_t read(const iovec* iov, int count, int flags);
@@ -119,8 +125,13 @@ private:
   // it die (a reset)?
   bool ended_in_order();
 
+  // Back to kernel TCP (fell back, abandoned or forgotten): the doorbell rings no more into
+  // the application's stream and its TCP_NODELAY is what it was. Caller holds state_mutex_.
+  void to_tcp();
+
   MonoClock clock_;
   SocketDoorbell bell_;
+  bool nodelay_before_ = false; // the application's TCP_NODELAY before the ring set it
   std::unique_ptr<Region> region_;
   std::unique_ptr<Channel> channel_;
   int side_;

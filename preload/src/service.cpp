@@ -150,8 +150,9 @@ bool ensure_connected(Connection& c, std::string& why) {
   return true;
 }
 
+// `peer`, if given, gets the reply's vm field (connect: kNoListener for a tentative region).
 Answer request(broker::Op op, std::uint64_t key, std::uint64_t bytes,
-               std::unique_ptr<Region>* region, std::string& why) {
+               std::unique_ptr<Region>* region, std::string& why, std::uint32_t* peer = nullptr) {
   Connection& c = connection();
   std::lock_guard lock(c.mutex);
   if (!ensure_connected(c, why)) return Answer::failed;
@@ -170,6 +171,7 @@ Answer request(broker::Op op, std::uint64_t key, std::uint64_t bytes,
     why = reply.reason;
     return Answer::no;
   }
+  if (peer != nullptr) *peer = reply.vm;
   if (region == nullptr) {
     if (fd >= 0) real::fn().close(fd);
     return reply.op == broker::Op::ok ? Answer::yes : Answer::failed;
@@ -217,8 +219,16 @@ Answer service_listen(std::uint16_t port, std::string& why) {
 }
 
 Answer service_connect(std::uint16_t client_port, std::uint16_t server_port, std::size_t bytes,
-                       std::unique_ptr<Region>& region, std::string& why) {
-  return request(broker::Op::connect, ports_key(client_port, server_port), bytes, &region, why);
+                       std::unique_ptr<Region>& region, bool& tentative, std::string& why) {
+  std::uint32_t listener = 0;
+  const Answer a = request(broker::Op::connect, ports_key(client_port, server_port), bytes, &region,
+                           why, &listener);
+  tentative = a == Answer::yes && listener == broker::kNoListener;
+  return a;
+}
+
+Answer service_confirm(std::uint16_t client_port, std::uint16_t server_port, std::string& why) {
+  return request(broker::Op::confirm, ports_key(client_port, server_port), 0, nullptr, why);
 }
 
 Answer service_accept(std::uint16_t client_port, std::uint16_t server_port,

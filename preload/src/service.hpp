@@ -33,12 +33,18 @@ enum class Answer { yes, no, failed }; // no: the service said no (not co-reside
 bool enrolled();
 // Registers a listener on `port` for this process's VM.
 Answer service_listen(std::uint16_t port, std::string& why);
-// connect / accept by (client port, server port); a region on `yes`.
+// connect / accept by (client port, server port); a region on `yes`. `tentative`: nobody
+// listened on the server port yet (a listener may register before the kernel connect reaches
+// it): after the kernel connect, service_confirm says whether it is a ring connection.
 Answer service_connect(std::uint16_t client_port, std::uint16_t server_port, std::size_t bytes,
-                       std::unique_ptr<Region>& region, std::string& why);
+                       std::unique_ptr<Region>& region, bool& tentative, std::string& why);
+// A tentative connection's kernel connect succeeded (or is in progress): yes for a ring
+// connection (pending, or accepted already), no for kernel TCP (its region is of no use).
+Answer service_confirm(std::uint16_t client_port, std::uint16_t server_port, std::string& why);
 Answer service_accept(std::uint16_t client_port, std::uint16_t server_port,
                       std::unique_ptr<Region>& region, std::string& why);
-// The client gives up a connection the listener has not accepted: yes if it was still pending.
+// The client gives up a connection the listener has not accepted: yes if it was still pending
+// (or tentative).
 Answer service_cancel(std::uint16_t client_port, std::uint16_t server_port, std::string& why);
 
 } // namespace ivmc::preload

@@ -9,6 +9,7 @@
 namespace ivmc::preload {
 
 void SocketDoorbell::ring(Wake reason) {
+  if (silent_.load(std::memory_order_relaxed)) return; // relaxed: see silence()
   const char byte = reason == Wake::data ? 'D' : 'S';
   // Never blocks: the peer drains rings whenever it wakes, so the socket buffer holds few. A
   // failure means the connection is gone, which the peer learns from the kernel.

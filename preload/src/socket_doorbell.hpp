@@ -23,6 +23,9 @@ public:
   int fd() const { return fd_.load(std::memory_order_relaxed); }    // relaxed: an fd number
   void on_lost(std::function<void()> f) { on_lost_ = std::move(f); }
 
+  // Rings nothing from now on: the connection stays kernel TCP, whose stream is the
+  // application's (a channel dropped there must not write its last rings into it).
+  void silence() { silent_.store(true, std::memory_order_relaxed); } // relaxed: read by ring()
   void ring(Wake reason) override;
   WaitResult wait(Wake reason, Nanos timeout) override;
 
@@ -38,8 +41,9 @@ private:
   // Rings read from the socket and not yet consumed by a wait, by reason. Relaxed: counts;
   // the core re-checks the ring itself after every wake.
   std::atomic<std::uint32_t> pending_[2] = {0, 0};
-  std::atomic<bool> lost_{false};  // release in drain: on_lost_ ran before it reads true
-  std::atomic<bool> reset_{false}; // release in drain, with lost_
+  std::atomic<bool> lost_{false};   // release in drain: on_lost_ ran before it reads true
+  std::atomic<bool> reset_{false};  // release in drain, with lost_
+  std::atomic<bool> silent_{false}; // relaxed: set and read by the connection's own thread
 };
 
 } // namespace ivmc::preload

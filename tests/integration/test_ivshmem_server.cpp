@@ -4,6 +4,7 @@
 // this process or in forked children. Every name includes the pid and a counter, every wait is
 // bounded, and every test removes what it created.
 #include "ivmc/kvm/channel_broker_client.hpp"
+#include "ivmc/kvm/channel_broker_protocol.hpp"
 #include "ivmc/kvm/error.hpp"
 #include "ivmc/kvm/eventfd_doorbell.hpp"
 #include "ivmc/kvm/host_platform.hpp"
@@ -980,4 +981,147 @@ TEST_CASE("ivshmem server: --channel-socket with --enrol and --trust hands seale
   server.signal(SIGTERM);
   CHECK(exited_with(server.wait_exit(5 * kSecond), 0));
   CHECK_FALSE(path_exists(names.socket + ".ivmc")); // removed on an orderly stop
+}
+
+// ---- exec mode (`ivmc exec`): a listener that registers between a client's connect and its
+// kernel connect (issue 17) ----
+
+namespace {
+
+namespace broker = ivmc::kvm::broker;
+
+// One enrolled exec-mode VM speaking the channel socket's protocol directly.
+struct ExecVm {
+  UniqueFd socket;
+
+  ExecVm(const std::string& host, std::uint64_t group) {
+    socket = UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    REQUIRE(socket.valid());
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, (host + ".ivmc").c_str(), sizeof address.sun_path - 1);
+    REQUIRE(::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    const auto token = ivmc::kvm::random_token();
+    broker::Request join;
+    join.op = broker::Op::join;
+    join.key = group;
+    std::memcpy(join.token, token.data(), token.size());
+    REQUIRE(ask(join).first.op == broker::Op::welcome);
+  }
+
+  // One request; its reply and the region's fd, if one came.
+  std::pair<broker::Reply, UniqueFd> ask(const broker::Request& request) {
+    REQUIRE(::send(socket.get(), &request, sizeof request, MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(sizeof request));
+    REQUIRE(wait_readable(socket.get(), 5 * kSecond));
+    broker::Reply reply;
+    iovec iov{&reply, sizeof reply};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+    header.msg_iov = &iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control;
+    header.msg_controllen = sizeof control;
+    REQUIRE(::recvmsg(socket.get(), &header, MSG_CMSG_CLOEXEC) ==
+            static_cast<ssize_t>(sizeof reply));
+    UniqueFd fd;
+    if (cmsghdr* m = CMSG_FIRSTHDR(&header); m != nullptr && m->cmsg_type == SCM_RIGHTS) {
+      int f = -1;
+      std::memcpy(&f, CMSG_DATA(m), sizeof f);
+      fd = UniqueFd(f);
+    }
+    return {reply, std::move(fd)};
+  }
+
+  std::pair<broker::Reply, UniqueFd> ask(broker::Op op, std::uint64_t key,
+                                         std::uint64_t bytes = 0) {
+    broker::Request request;
+    request.op = op;
+    request.key = key;
+    request.bytes = bytes;
+    return ask(request);
+  }
+};
+
+ino_t inode_of(const UniqueFd& fd) {
+  struct stat st {};
+  REQUIRE(::fstat(fd.get(), &st) == 0);
+  return st.st_ino;
+}
+
+} // namespace
+
+TEST_CASE("ivshmem server exec mode: a listener that registers after the client's connect gets "
+          "the ring in either order, or both ends agree on kernel TCP",
+          "[ivshmem]") {
+  UniqueNames names;
+  Child server = start_server(names, 1, "64K", {"--channel-socket", "--exec-enrolment"});
+  ExecVm client(names.socket, 1), listener(names.socket, 1), stranger(names.socket, 2);
+  constexpr std::uint16_t kClientPort = 50001;
+  std::uint16_t server_port = 40000;
+  auto ports = [&] { return (std::uint64_t{kClientPort} << 16) | server_port; };
+  // The client asks before anybody listens: a tentative region, no refusal.
+  auto connect = [&] {
+    auto [reply, fd] = client.ask(broker::Op::connect, ports(), 65536);
+    REQUIRE(reply.op == broker::Op::region);
+    CHECK(reply.vm == broker::kNoListener);
+    REQUIRE(fd.valid());
+    return std::move(fd);
+  };
+
+  SECTION("the client confirms before the listener accepts: a ring") {
+    UniqueFd mine = connect();
+    CHECK(listener.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::ok);
+    auto [reply, theirs] = listener.ask(broker::Op::accept, ports());
+    REQUIRE(reply.op == broker::Op::region);
+    REQUIRE(theirs.valid());
+    CHECK(inode_of(theirs) == inode_of(mine)); // one region for both ends
+  }
+  SECTION("the listener accepts before the client confirms: a ring") {
+    UniqueFd mine = connect();
+    CHECK(listener.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    auto [reply, theirs] = listener.ask(broker::Op::accept, ports());
+    REQUIRE(reply.op == broker::Op::region);
+    REQUIRE(theirs.valid());
+    CHECK(inode_of(theirs) == inode_of(mine));
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::ok);
+    // The record ended with the confirm: nothing more to accept or confirm.
+    CHECK(listener.ask(broker::Op::accept, ports()).first.op == broker::Op::refused);
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::refused);
+  }
+  SECTION("nobody enrolled listens (a plain TCP listener): kernel TCP for both") {
+    UniqueFd mine = connect();
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::refused);
+    CHECK(listener.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    CHECK(listener.ask(broker::Op::accept, ports()).first.op == broker::Op::refused);
+  }
+  SECTION("a listener of another group, before or after the confirm: kernel TCP for both") {
+    server_port = 40001;
+    UniqueFd first = connect();
+    CHECK(stranger.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    CHECK(stranger.ask(broker::Op::accept, ports()).first.op == broker::Op::refused);
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::refused);
+    server_port = 40002;
+    UniqueFd second = connect();
+    CHECK(stranger.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::refused);
+    CHECK(stranger.ask(broker::Op::accept, ports()).first.op == broker::Op::refused);
+  }
+  SECTION("only the port's registered listener may take a tentative connection") {
+    UniqueFd mine = connect();
+    CHECK(listener.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    CHECK(stranger.ask(broker::Op::accept, ports()).first.op == broker::Op::refused);
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::ok);
+    CHECK(listener.ask(broker::Op::accept, ports()).first.op == broker::Op::region);
+  }
+  SECTION("the kernel connect failed: the client cancels, the listener finds nothing") {
+    UniqueFd mine = connect();
+    CHECK(client.ask(broker::Op::cancel, ports()).first.op == broker::Op::ok);
+    CHECK(listener.ask(broker::Op::listen, server_port).first.op == broker::Op::ok);
+    CHECK(listener.ask(broker::Op::accept, ports()).first.op == broker::Op::refused);
+    CHECK(client.ask(broker::Op::confirm, ports()).first.op == broker::Op::refused);
+  }
+  server.signal(SIGTERM);
+  CHECK(exited_with(server.wait_exit(5 * kSecond), 0));
 }

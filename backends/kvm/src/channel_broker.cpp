@@ -360,6 +360,40 @@ void ChannelBroker::end_enrolment(VmId vm) {
   log_(fmt::format("exec vm {} left", vm));
 }
 
+bool ChannelBroker::same_group(VmId client, VmId listener) const {
+  const Enrolment* a = enrolment_of(client);
+  const Enrolment* b = enrolment_of(listener);
+  return a != nullptr && b != nullptr && a->exec && b->exec && a->group == b->group;
+}
+
+void ChannelBroker::bind_listener(Pending& p, VmId listener) {
+  const ChannelKey old{p.client, p.client, p.region_key};
+  const ChannelKey key{std::min(p.client, listener), std::max(p.client, listener), p.region_key};
+  p.listener = listener;
+  p.stage = Pending::Stage::pending;
+  if (old == key) return;
+  auto node = channels_.extract(old);
+  if (node.empty()) return; // forgotten (beyond max_channels): accept says so
+  node.key() = key;
+  node.mapped().handed[0] = node.mapped().handed[1] = false;
+  node.mapped().handed[p.client == std::get<0>(key) ? 0 : 1] = true; // the client has its copy
+  channels_.insert(std::move(node));
+  std::replace(order_.begin(), order_.end(), old, key);
+}
+
+void ChannelBroker::forget_pending(std::uint32_t ports, bool with_region) {
+  const auto it = pending_.find(ports);
+  if (it == pending_.end()) return;
+  const Pending& p = it->second;
+  if (with_region) {
+    const ChannelKey key{std::min(p.client, p.listener), std::max(p.client, p.listener),
+                         p.region_key};
+    if (channels_.erase(key) != 0) std::erase(order_, key);
+  }
+  pending_.erase(it);
+  std::erase(pending_order_, ports);
+}
+
 bool ChannelBroker::handle_exec(Client& client, const broker::Request& request,
                                 broker::Reply& reply, int& fd_to_send) {
   if (!options_.exec_enrolment) return false;
@@ -399,19 +433,19 @@ bool ChannelBroker::handle_exec(Client& client, const broker::Request& request,
   }
   case broker::Op::connect: {
     const auto port = static_cast<std::uint16_t>(ports & 0xffff);
+    if (request.key > 0xffffffffu) return refuse(reply, "not a pair of TCP ports");
     const auto it = listeners_.find(port);
-    if (request.key > 0xffffffffu || it == listeners_.end())
-      return refuse(reply, fmt::format("no exec-mode listener on port {}", port));
-    const Enrolment* theirs = enrolment_of(it->second);
-    if (theirs == nullptr || theirs->group != mine->group)
+    const bool tentative = it == listeners_.end();
+    if (!tentative && !same_group(self, it->second))
       return refuse(reply, fmt::format("the listener on port {} (vm {}) is not in vm {}'s trust "
                                        "group",
                                        port, it->second, self));
     if (request.bytes == 0 || request.bytes > options_.max_bytes || request.bytes % 4096 != 0)
       return refuse(reply, fmt::format("{} bytes: a region must be a page multiple of at most {}",
                                        request.bytes, options_.max_bytes));
-    const ChannelKey key{std::min(self, it->second), std::max(self, it->second),
-                         next_region_key_++};
+    // A tentative region is keyed by the client alone until its listener is known.
+    const VmId listener = tentative ? self : it->second;
+    const ChannelKey key{std::min(self, listener), std::max(self, listener), next_region_key_++};
     std::string why;
     posix::UniqueFd memfd = make_region(key, request.bytes, why);
     if (!memfd) return refuse(reply, why);
@@ -420,7 +454,8 @@ bool ChannelBroker::handle_exec(Client& client, const broker::Request& request,
       pending_order_.pop_front();
     }
     if (pending_.contains(ports)) std::erase(pending_order_, ports);
-    pending_[ports] = Pending{self, it->second, std::get<2>(key)};
+    pending_[ports] = Pending{self, listener, std::get<2>(key),
+                              tentative ? Pending::Stage::tentative : Pending::Stage::pending};
     pending_order_.push_back(ports);
     if (channels_.size() >= options_.max_channels) { // forget the oldest (members keep theirs)
       channels_.erase(order_.front());
@@ -431,41 +466,93 @@ bool ChannelBroker::handle_exec(Client& client, const broker::Request& request,
     order_.push_back(key);
     region.handed[self == std::get<0>(key) ? 0 : 1] = true; // a pair with itself: 0 here
     reply.op = broker::Op::region;
-    reply.vm = it->second;
+    reply.vm = tentative ? broker::kNoListener : it->second;
     reply.key = std::get<2>(key);
     reply.bytes = request.bytes;
     fd_to_send = region.memfd.get();
     return true;
   }
+  case broker::Op::confirm: {
+    const auto found = pending_.find(ports);
+    if (request.key > 0xffffffffu || found == pending_.end() || found->second.client != self ||
+        found->second.stage == Pending::Stage::pending)
+      return refuse(reply, "no tentative connection of this VM for these ports");
+    Pending& p = found->second;
+    const auto port = static_cast<std::uint16_t>(ports & 0xffff);
+    switch (p.stage) {
+    case Pending::Stage::taken:
+      forget_pending(ports, false);
+      reply.op = broker::Op::ok;
+      return true;
+    case Pending::Stage::refused:
+      forget_pending(ports, false);
+      return refuse(reply, fmt::format("the listener on port {} took this connection as kernel "
+                                       "TCP",
+                                       port));
+    default:
+      break;
+    }
+    const auto it = listeners_.find(port);
+    if (it == listeners_.end() || !same_group(self, it->second)) {
+      forget_pending(ports, true);
+      return refuse(reply,
+                    it == listeners_.end()
+                        ? fmt::format("no exec-mode listener on port {}", port)
+                        : fmt::format("the listener on port {} (vm {}) is not in vm {}'s trust "
+                                      "group",
+                                      port, it->second, self));
+    }
+    bind_listener(p, it->second); // a listener registered after the connect: pending now
+    reply.op = broker::Op::ok;
+    return true;
+  }
   case broker::Op::accept: {
     const auto it = pending_.find(ports);
-    if (request.key > 0xffffffffu || it == pending_.end() || it->second.listener != self)
+    if (request.key > 0xffffffffu || it == pending_.end())
       return refuse(reply, "no pending exec-mode connection for these ports");
-    const Pending p = it->second;
-    pending_.erase(it);
-    std::erase(pending_order_, ports);
-    const ChannelKey key{std::min(p.client, p.listener), std::max(p.client, p.listener),
-                         p.region_key};
+    Pending& p = it->second;
+    if (p.stage == Pending::Stage::tentative) {
+      // Its client's confirm has not come yet: the port's registered listener takes it if
+      // it may, and confirm tells the client; anyone else leaves it to confirm.
+      const auto listener = listeners_.find(static_cast<std::uint16_t>(ports & 0xffff));
+      if (listener == listeners_.end() || listener->second != self)
+        return refuse(reply, "no pending exec-mode connection for these ports");
+      if (!same_group(p.client, self)) {
+        ChannelKey key{p.client, p.client, p.region_key};
+        if (channels_.erase(key) != 0) std::erase(order_, key);
+        p.stage = Pending::Stage::refused;
+        return refuse(reply, fmt::format("the connection from vm {} is not of vm {}'s trust group",
+                                         p.client, self));
+      }
+      bind_listener(p, self);
+      p.stage = Pending::Stage::taken;
+    } else if (p.stage != Pending::Stage::pending || p.listener != self) {
+      return refuse(reply, "no pending exec-mode connection for these ports");
+    }
+    const Pending taken = p;
+    if (taken.stage == Pending::Stage::pending) forget_pending(ports, false);
+    const ChannelKey key{std::min(taken.client, taken.listener),
+                         std::max(taken.client, taken.listener), taken.region_key};
     const auto region = channels_.find(key);
-    if (region == channels_.end()) return refuse(reply, "the connection's region was forgotten");
+    if (region == channels_.end()) {
+      if (taken.stage == Pending::Stage::taken) pending_[ports].stage = Pending::Stage::refused;
+      return refuse(reply, "the connection's region was forgotten");
+    }
     region->second.handed[self == std::get<1>(key) ? 1 : 0] = true; // itself: 1 here
     reply.op = broker::Op::region;
-    reply.vm = p.client;
-    reply.key = p.region_key;
+    reply.vm = taken.client;
+    reply.key = taken.region_key;
     reply.bytes = region->second.bytes;
     fd_to_send = region->second.memfd.get();
     return true;
   }
   case broker::Op::cancel: {
     const auto it = pending_.find(ports);
-    if (request.key > 0xffffffffu || it == pending_.end() || it->second.client != self)
+    if (request.key > 0xffffffffu || it == pending_.end() || it->second.client != self ||
+        (it->second.stage != Pending::Stage::pending &&
+         it->second.stage != Pending::Stage::tentative))
       return refuse(reply, "no pending connection of this VM for these ports (accepted?)");
-    const Pending p = it->second;
-    pending_.erase(it);
-    std::erase(pending_order_, ports);
-    const ChannelKey key{std::min(p.client, p.listener), std::max(p.client, p.listener),
-                         p.region_key};
-    if (channels_.erase(key) != 0) std::erase(order_, key);
+    forget_pending(ports, true);
     reply.op = broker::Op::ok;
     return true;
   }

@@ -59,7 +59,7 @@ struct ChannelBrokerOptions {
   std::size_t max_channels = 1024;
   std::size_t max_bytes = std::size_t{1} << 33; // largest region one open may create (8 GiB)
   std::size_t max_clients = 256;
-  // Exec mode (`ivmc exec`, protocol: join/listen/connect/accept/cancel): processes of the
+  // Exec mode (`ivmc exec`, protocol: join/listen/connect/confirm/accept/cancel): processes of the
   // server's own uid may enrol themselves, each as a new VM in a trust group; two VMs share
   // channels only within one group.
   bool exec_enrolment = false;
@@ -115,7 +115,7 @@ private:
   // get it, and its memory goes when both members unmap it.
   void forget_if_complete(const ChannelKey& key);
   void drop(int fd, std::string_view why);
-  // Exec mode's requests (join, listen, connect, accept, cancel).
+  // Exec mode's requests (join, listen, connect, confirm, accept, cancel).
   bool handle_exec(Client& client, const broker::Request& request, broker::Reply& reply,
                    int& fd_to_send);
   const Enrolment* enrolment_of(VmId vm) const;
@@ -131,9 +131,19 @@ private:
   std::deque<ChannelKey> order_; // creation order, for forgetting the oldest
   // Exec mode: listeners by TCP port, and connections recorded by connect, by their ports.
   struct Pending {
+    // pending: the listener is known. tentative: nobody listened at connect (the region is
+    // keyed by the client alone until a listener is known). taken / refused: the listener
+    // accepted a tentative one as a ring / as kernel TCP before the client's confirm.
+    enum class Stage { pending, tentative, taken, refused };
     VmId client = 0, listener = 0;
     std::uint64_t region_key = 0;
+    Stage stage = Stage::pending;
   };
+  // Whether `listener` may take a connection of `client` (both enrolled, one trust group).
+  bool same_group(VmId client, VmId listener) const;
+  // A tentative connection's region gets its listener: keyed by the pair from now on.
+  void bind_listener(Pending& p, VmId listener);
+  void forget_pending(std::uint32_t ports, bool with_region);
   std::map<std::uint16_t, VmId> listeners_;
   std::map<std::uint32_t, Pending> pending_;
   std::deque<std::uint32_t> pending_order_;

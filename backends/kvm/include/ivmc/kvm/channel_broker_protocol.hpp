@@ -31,12 +31,24 @@
 //       `ports` = client port << 16 | server port. The caller is about to connect from the
 //       client port to the server port: if an enrolled VM of the caller's trust group listens
 //       there, a region is made for the pair and the connection is recorded as pending. (The
-//       listener may be the caller's own VM: two processes of one `ivmc exec`.)
+//       listener may be the caller's own VM: two processes of one `ivmc exec`.) If no enrolled
+//       VM listens there yet, the region comes with vm = kNoListener and the connection is
+//       recorded as *tentative*: a listener registers before its kernel listen, so one that
+//       registers after this answer may still be the one the kernel connect reaches.
+//   confirm(key = ports)            -> ok | refused(reason)
+//       The kernel connect of a tentative connection succeeded (or is in progress). ok: a ring
+//       connection (an enrolled VM of the caller's group listens there now, and the connection
+//       becomes pending; or that listener accepted it already). refused: kernel TCP for both
+//       ends (nobody enrolled listens, another group does, or the listener accepted it as
+//       kernel TCP); the record and region are forgotten.
 //   accept(key = ports)             -> region(client vm, region key) + fd | refused(reason)
 //       The listener's side of a pending connection, for the listener's VM only; the pending
-//       record ends.
+//       record ends. A tentative one is taken too if the caller is the port's registered
+//       listener and of the client's group (else it is kernel TCP); confirm then tells the
+//       client which.
 //   cancel(key = ports)             -> ok | refused
-//       The client gives up a pending connection the listener has not accepted yet.
+//       The client gives up a pending or tentative connection the listener has not accepted
+//       yet.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +59,8 @@ namespace ivmc::kvm::broker {
 inline constexpr std::uint64_t kMagic = 0x314e4843434d5649ull; // "IVMCCHN1", little-endian
 inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::size_t kTokenBytes = 32;
-inline constexpr std::uint32_t kNoPeer = 0xffffffffu; // region: the peer has no channel socket
+inline constexpr std::uint32_t kNoPeer = 0xffffffffu;     // region: the peer has no channel socket
+inline constexpr std::uint32_t kNoListener = 0xffffffffu; // connect's region: tentative
 
 enum class Op : std::uint32_t {
   hello = 1,
@@ -61,6 +74,7 @@ enum class Op : std::uint32_t {
   accept = 9,  // exec mode
   cancel = 10, // exec mode
   ok = 11,
+  confirm = 12, // exec mode
 };
 
 struct Request {
