@@ -94,12 +94,10 @@ std::string Channel::error_detail() const {
 // ---------------------------------------------------------------------------------------------
 // The send path
 
-Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
-  return send(message, {}, timeout);
-}
-
-Errc Channel::send(std::span<const std::byte> head, std::span<const std::byte> body,
-                   Nanos timeout) {
+// Not inlined into the one-buffer send() below, which takes it only off its fast path: that
+// send() then needs no stack frame for the wait.
+[[gnu::noinline]] Errc Channel::send(std::span<const std::byte> head,
+                                     std::span<const std::byte> body, Nanos timeout) {
   if (tx_.reserved) { // the reservation holds the next record's place
     const Errc f = failure_.load(std::memory_order_acquire); // acquire: detail_ is readable
     if (f == Errc::ok) return Errc::misuse;
@@ -172,13 +170,16 @@ Errc Channel::transmit(std::size_t length, Nanos timeout, Try try_once) {
   if (policy_ != NotifyPolicy::polling) notify_data_sent();
 }
 
-Errc Channel::try_send(std::span<const std::byte> head, std::span<const std::byte> body) {
+[[gnu::always_inline]] inline Errc Channel::try_send(std::span<const std::byte> head,
+                                                     std::span<const std::byte> body) {
   if (send_shut_.load(std::memory_order_relaxed)) return Errc::closed;       // same-thread flag
   const auto length = static_cast<std::uint32_t>(head.size() + body.size()); // <= max_message_
   const std::uint64_t start = wire::record_start(tx_.position, length, prefix_);
   const std::uint64_t end = wire::record_end(tx_.position, length, prefix_);
-  if (const Errc room = tx_room(end - tx_.position + wire::kTerminatorBytes); room != Errc::ok) {
-    return room;
+  const std::uint64_t need = end - tx_.position + wire::kTerminatorBytes;
+  // Room known from the last consumed index we read; otherwise read (and check) the peer's.
+  if (tx_.position + need - tx_.cached_consumed > tx_.size) {
+    if (const Errc room = tx_room(need); room != Errc::ok) return room;
   }
   write_payload(start, end, length, head, body);
   publish_record(start, end, length,
@@ -270,12 +271,9 @@ void Channel::flush() {
 // ---------------------------------------------------------------------------------------------
 // The receive path
 
-Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) {
-  return recv({}, buffer, length, timeout);
-}
-
-Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length,
-                   Nanos timeout) {
+// Not inlined into the one-buffer recv(), as the general send() above.
+[[gnu::noinline]] Errc Channel::recv(std::span<std::byte> head, std::span<std::byte> body,
+                                     std::size_t& length, Nanos timeout) {
   if (rx_.viewing) { // the view holds the next record
     if (const Errc f = view_ending_failure(); f != Errc::ok) {
       rx_.viewing = false; // no view outlives a failure or close
@@ -362,11 +360,9 @@ Errc Channel::after_end_of_stream() {
     return Errc::would_block;
   }
   std::uint32_t len = wire::header_length(header);
-  if (wire::header_tag_of(header) != wire::header_tag(pos)) {
-    return header_violation(
-        pos, header,
-        ("tag " + hex(wire::header_tag_of(header)) + ", expected " + hex(wire::header_tag(pos)))
-            .c_str());
+  // Every failed check goes to record_violation(), out of line: the checks stay a few compares.
+  if (wire::header_tag_of(header) != wire::header_tag(pos)) [[unlikely]] {
+    return record_violation(pos, header, 0);
   }
   if (len == wire::kPadLength) [[unlikely]] {
     // A pad: the small record it announces starts at the next line, written before the pad.
@@ -377,25 +373,31 @@ Errc Channel::after_end_of_stream() {
     len = wire::header_length(record);
     if (start == pos || record == 0 || wire::header_tag_of(record) != wire::header_tag(start) ||
         len > max_message_ || wire::record_start(pos, len, prefix_) != start) {
-      return header_violation(pos, header,
-                              ("a pad not followed by a small record that needs it (header " +
-                               hex(record) + " at position " + std::to_string(start) + ")")
-                                  .c_str());
+      return record_violation(pos, header, record);
     }
-  } else if (len > max_message_) {
-    return header_violation(
-        pos, header,
-        ("length " + std::to_string(len) + " exceeds max_message " + std::to_string(max_message_))
-            .c_str());
-  } else if (wire::record_start(pos, len, prefix_) != pos) {
-    return header_violation(pos, header,
-                            "a small record across a line boundary, where a pad belongs");
+  } else if (len > max_message_ || wire::record_start(pos, len, prefix_) != pos) [[unlikely]] {
+    return record_violation(pos, header, 0);
   }
   length = len;
   return Errc::ok;
 }
 
-Errc Channel::header_violation(std::uint64_t pos, std::uint64_t header, const char* what) {
+// What next_record() found wrong with `header` at `pos` (and, after a pad, the `record` it
+// announced), as a violation naming ring, position and rule.
+[[gnu::cold, gnu::noinline]] Errc Channel::record_violation(std::uint64_t pos, std::uint64_t header,
+                                                            std::uint64_t record) {
+  const std::uint32_t len = wire::header_length(header);
+  std::string what;
+  if (wire::header_tag_of(header) != wire::header_tag(pos)) {
+    what = "tag " + hex(wire::header_tag_of(header)) + ", expected " + hex(wire::header_tag(pos));
+  } else if (len == wire::kPadLength) {
+    what = "a pad not followed by a small record that needs it (header " + hex(record) +
+           " at position " + std::to_string(wire::align_up(pos, wire::kCacheLine)) + ")";
+  } else if (len > max_message_) {
+    what = "length " + std::to_string(len) + " exceeds max_message " + std::to_string(max_message_);
+  } else {
+    what = "a small record across a line boundary, where a pad belongs";
+  }
   return fail(Errc::protocol_violation, "ring " + std::to_string(1 - side_) + ": header " +
                                             hex(header) + " at position " + std::to_string(pos) +
                                             " (offset " + std::to_string(pos & rx_.mask) +
@@ -424,21 +426,23 @@ Errc Channel::check_record(std::uint32_t length, std::span<const std::byte> head
 
 // Moves past the record at rx_.position (payload `length`), read and done with.
 [[gnu::always_inline]] inline void Channel::consume_record(std::uint32_t length) {
-  rx_.position = wire::record_end(rx_.position, length, prefix_);
+  const std::uint64_t position = wire::record_end(rx_.position, length, prefix_);
+  rx_.position = position;
   bump(rx_.messages);
   bump(rx_.bytes, length);
   peer_progressed_.store(true, std::memory_order_relaxed); // evidence of life, orders nothing
   // Publish at least every publish_every bytes, and at once when we have caught up with the
   // producer: a receiver that stops calling recv() must not leave the sender without space
   // (or a close() waiting for a drain that already happened).
-  auto* next = reinterpret_cast<std::uint64_t*>(rx_.data + (rx_.position & rx_.mask));
-  if (rx_.position - rx_.published >= rx_.publish_every ||
+  auto* next = reinterpret_cast<std::uint64_t*>(rx_.data + (position & rx_.mask));
+  if (position - rx_.published >= rx_.publish_every ||
       shared(*next).load(std::memory_order_relaxed) == 0) { // relaxed: a hint only
     publish_consumed();
   }
 }
 
-Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
+[[gnu::always_inline]] inline Errc
+Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std::size_t& length) {
   std::uint32_t len = 0;
   if (const Errc e = next_record(len); e != Errc::ok) return e;
   length = len;
@@ -453,6 +457,47 @@ Errc Channel::try_recv(std::span<std::byte> head, std::span<std::byte> body, std
   }
   consume_record(len);
   return Errc::ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One message in one buffer: the common case, in one step where it can be
+
+// A healthy channel with room for the message sends it here, with the same record and the same
+// stores as the general path, which everything else takes (a reservation, a failure, a message
+// too large, a full ring). The layers of the general path (its wait, its head/body split) cost
+// a 64-byte round trip about a third of its time (BENCHMARKS.md, issue 18).
+Errc Channel::send(std::span<const std::byte> message, Nanos timeout) {
+  // Acquire: as transmit()'s, a failure's detail is readable on the general path it sends us to.
+  if (!tx_.reserved && message.size() <= max_message_ &&
+      failure_.load(std::memory_order_acquire) == Errc::ok) [[likely]] {
+    const Errc e = try_send(message.first(0), message); // no head (not a null one)
+    if (e != Errc::would_block) return e;
+  }
+  return send({}, message, timeout);
+}
+
+// A record already there, or one that arrives within a few hundred polls of a polling receiver,
+// is taken here, validated as the general path validates it; everything else (waiting longer,
+// end of stream, a failure, a view outstanding) goes to the general path.
+Errc Channel::recv(std::span<std::byte> buffer, std::size_t& length, Nanos timeout) {
+  // Acquire: as receive()'s.
+  if (!rx_.viewing && !rx_eof_.load(std::memory_order_relaxed) &&
+      failure_.load(std::memory_order_acquire) == Errc::ok) [[likely]] {
+    // The polls the general wait makes before it first reads the clock, made here without its
+    // bookkeeping; a channel that sleeps at once (on_demand) or a caller that does not wait
+    // tries once.
+    const bool spin =
+        timeout != 0 && (policy_ == NotifyPolicy::polling ||
+                         (policy_ == NotifyPolicy::spin_then_block && notify_.spin_budget > 0));
+    const std::uint32_t polls = spin ? 256 : 1;
+    for (std::uint32_t i = 1;; ++i) {
+      const Errc e = try_recv(buffer.first(0), buffer, length); // no head (not a null one)
+      if (e != Errc::would_block) return e;
+      if (i == polls) break;
+      cpu_relax();
+    }
+  }
+  return recv({}, buffer, length, timeout);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -565,12 +610,18 @@ Errc Channel::release() {
   return Errc::ok;
 }
 
-void Channel::publish_consumed() {
-  rx_.published = rx_.position;
-  const int dir = 1 - side_;
+// Inline: a polling receiver publishes after nearly every record of a round trip.
+[[gnu::always_inline]] inline void Channel::publish_consumed() {
+  const std::uint64_t position = rx_.position;
+  rx_.published = position;
   // Release: our copies out of the ring are complete before the producer may overwrite them.
-  shared(control_->direction[dir].consumed.value).store(rx_.position, std::memory_order_release);
-  if (policy_ == NotifyPolicy::polling) return;
+  shared(control_->direction[1 - side_].consumed.value).store(position, std::memory_order_release);
+  if (policy_ != NotifyPolicy::polling) wake_space_waiter();
+}
+
+// After a publication under a sleeping policy: rings a producer that asked for space.
+void Channel::wake_space_waiter() {
+  const int dir = 1 - side_;
   // Full fence: the index is visible before we read the producer's flag (it sets the flag and
   // fences before re-reading the index), so a producer waiting for space is never missed.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -680,6 +731,8 @@ Errc Channel::wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first)
       cpu_relax();
       continue;
     }
+    // Rings so far announced what the re-check below sees; a ring after this one is kept.
+    doorbell_.clear(reason);
     if (use_flag) {
       // seq_cst exchange is a full fence: the flag is visible before the re-check below.
       flag.exchange(1, std::memory_order_seq_cst);
@@ -690,7 +743,7 @@ Errc Channel::wait_for(Wake reason, Nanos timeout, Ready ready, bool spin_first)
     }
     counters_.sleeps.fetch_add(1, std::memory_order_relaxed); // a count
     const Nanos slice = std::min(deadline - now, liveness_.wait_slice);
-    switch (doorbell_.wait(reason, slice)) {
+    switch (doorbell_.wait_uncleared(reason, slice)) {
     case WaitResult::rung:
       counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
       break;

@@ -53,14 +53,66 @@ inline bool is_pow2_in_range(std::uint64_t v) {
 // with the copies in it, as it was before those calls shared its parts (GCC otherwise
 // outlines them).
 
+// Unaligned loads and stores of a word or a 16-byte vector, kept in registers.
+using Bytes16 = unsigned char __attribute__((vector_size(16)));
+template <class T>
+[[gnu::always_inline]] inline T load_at(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+[[gnu::always_inline]] inline void store_at(std::byte* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Two moves of a T each, the first and the last sizeof(T) bytes of n (sizeof(T) <= n <=
+// 2 sizeof(T)): they overlap when n is less than twice the size.
+template <class T>
+[[gnu::always_inline]] inline void move_ends(std::byte* dst, const std::byte* src,
+                                             std::uint64_t n) {
+  const T a = load_at<T>(src), b = load_at<T>(src + n - sizeof(T)); // both loaded, then stored
+  store_at(dst, a);
+  store_at(dst + n - sizeof(T), b);
+}
+
+// Copies n > 0 bytes between the ring and a caller's buffer (never overlapping). Up to 64
+// bytes, two fixed-size moves, inline: a call to the C library's memcpy costs more than the
+// copy itself at these sizes, and small records are the latency path (issue 18's round trip).
+// Larger copies go to memcpy.
+[[gnu::always_inline]] inline void move_bytes(std::byte* dst, const std::byte* src,
+                                              std::uint64_t n) {
+  if (n > 64) {
+    std::memcpy(dst, src, n);
+  } else if (n >= 32) { // the first 32 and the last 32 bytes
+    const Bytes16 a0 = load_at<Bytes16>(src), a1 = load_at<Bytes16>(src + 16);
+    const Bytes16 b0 = load_at<Bytes16>(src + n - 32), b1 = load_at<Bytes16>(src + n - 16);
+    store_at(dst, a0);
+    store_at(dst + 16, a1);
+    store_at(dst + n - 32, b0);
+    store_at(dst + n - 16, b1);
+  } else if (n >= 16) {
+    move_ends<Bytes16>(dst, src, n);
+  } else if (n >= 8) {
+    move_ends<std::uint64_t>(dst, src, n);
+  } else if (n >= 4) {
+    move_ends<std::uint32_t>(dst, src, n);
+  } else {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
+}
+
 // Copies n bytes into the ring at position p, wrapping at its end. An empty copy touches
 // nothing (an empty span may carry a null pointer, which memcpy must not see).
 [[gnu::always_inline]] inline void copy_in(std::byte* ring, std::uint64_t size, std::uint64_t p,
                                            const std::byte* src, std::uint64_t n) {
   if (n == 0) return;
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
-  std::memcpy(ring + off, src, first);
-  std::memcpy(ring, src + first, n - first);
+  move_bytes(ring + off, src, first);
+  if (first != n) [[unlikely]]
+    std::memcpy(ring, src + first, n - first); // wrapped
 }
 
 // Copies bytes [from, to) of the message head + body into the ring, whose payload starts at
@@ -84,8 +136,9 @@ inline bool is_pow2_in_range(std::uint64_t v) {
                                             std::uint64_t p, std::byte* dst, std::uint64_t n) {
   if (n == 0) return;
   const std::uint64_t off = p & (size - 1), first = std::min(n, size - off);
-  std::memcpy(dst, ring + off, first);
-  std::memcpy(dst + first, ring, n - first);
+  move_bytes(dst, ring + off, first);
+  if (first != n) [[unlikely]]
+    std::memcpy(dst + first, ring, n - first); // wrapped
 }
 
 inline Nanos saturating_add(Nanos a, Nanos b) {

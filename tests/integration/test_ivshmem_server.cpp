@@ -517,7 +517,8 @@ TEST_CASE("ivshmem peers in two processes share memory and ping-pong through eve
   CHECK(exited_with(a_status, 0));
 }
 
-TEST_CASE("ivshmem eventfd doorbell: sticky rings, reset on wait, independent reasons, timeouts",
+TEST_CASE("ivshmem eventfd doorbell: sticky rings, reset on wait or on clear, independent reasons, "
+          "timeouts",
           "[ivshmem]") {
   constexpr unsigned kVectors = 4;
   UniqueNames names;
@@ -544,6 +545,23 @@ TEST_CASE("ivshmem eventfd doorbell: sticky rings, reset on wait, independent re
   CHECK(a_bell.wait(Wake::space, 0) == WaitResult::timed_out);
   CHECK(a_bell.wait(Wake::data, 0) == WaitResult::rung);
 
+  // The channel's two-step sleep: wait_uncleared() leaves the ring that ended it pending (the
+  // next wait returns at once), clear() forgets it, and a ring after clear() is sticky again.
+  a_bell.ring(Wake::data);
+  CHECK(b_bell.wait_uncleared(Wake::data, kSecond) == WaitResult::rung);
+  CHECK(b_bell.wait_uncleared(Wake::data, 0) == WaitResult::rung);
+  b_bell.clear(Wake::data);
+  CHECK(b_bell.wait_uncleared(Wake::data, 0) == WaitResult::timed_out);
+  b_bell.clear(Wake::data); // nothing left to forget: no read, no error
+  a_bell.ring(Wake::data);
+  b_bell.clear(Wake::space); // the other reason's clear leaves this ring alone
+  CHECK(b_bell.wait_uncleared(Wake::data, 0) == WaitResult::rung);
+  b_bell.clear(Wake::data);
+  a_bell.ring(Wake::data); // after the clear: kept
+  CHECK(b_bell.wait(Wake::data, 0) == WaitResult::rung);
+  CHECK(b_bell.wait(Wake::data, 0) == WaitResult::timed_out);
+  CHECK(b_bell.last_errno() == 0);
+
   // A timed wait sleeps for (at least) its timeout, but not much longer.
   const Nanos before = MonotonicClock::read();
   CHECK(a_bell.wait(Wake::data, 50 * kMillisecond) == WaitResult::timed_out);
@@ -553,9 +571,9 @@ TEST_CASE("ivshmem eventfd doorbell: sticky rings, reset on wait, independent re
   // A negative timeout (a deadline already passed) only checks.
   CHECK(a_bell.wait(Wake::data, -kSecond) == WaitResult::timed_out);
 
-  CHECK(a_bell.ring_count() == 3);
+  CHECK(a_bell.ring_count() == 6);
   CHECK(b_bell.ring_count() == 1);
-  CHECK(b_bell.wakeup_count() == 2);
+  CHECK(b_bell.wakeup_count() == 6);
   CHECK(a_bell.wakeup_count() == 1);
 
   // Misconfigurations are refused at construction.

@@ -71,10 +71,28 @@ void EventfdDoorbell::ring(Wake reason) {
 }
 
 WaitResult EventfdDoorbell::wait(Wake reason, Nanos timeout) {
+  uncleared_[index(reason)].store(false, std::memory_order_relaxed); // the wait resets itself
+  return wait_on(reason, timeout, true);
+}
+
+WaitResult EventfdDoorbell::wait_uncleared(Wake reason, Nanos timeout) {
+  const WaitResult r = wait_on(reason, timeout, false);
+  if (r == WaitResult::rung) uncleared_[index(reason)].store(true, std::memory_order_relaxed);
+  return r;
+}
+
+void EventfdDoorbell::clear(Wake reason) {
+  if (!uncleared_[index(reason)].exchange(false, std::memory_order_relaxed)) return; // own note
+  int err = 0;
+  if (!detail::reset_eventfd(wait_fds_[index(reason)].get(), err))
+    last_errno_.store(err, std::memory_order_relaxed); // relaxed: diagnostic only
+}
+
+WaitResult EventfdDoorbell::wait_on(Wake reason, Nanos timeout, bool reset) {
   // acquire: pairs with declare_lost()'s release store.
   if (lost_.load(std::memory_order_acquire)) return WaitResult::failed;
   int err = 0;
-  const WaitResult r = detail::wait_eventfd(wait_fds_[index(reason)].get(), timeout, err);
+  const WaitResult r = detail::wait_eventfd(wait_fds_[index(reason)].get(), timeout, err, reset);
   if (r == WaitResult::failed) {
     last_errno_.store(err, std::memory_order_relaxed); // relaxed: diagnostic only
     return r;

@@ -14,7 +14,17 @@
 
 namespace ivmc::kvm::detail {
 
-WaitResult wait_eventfd(int fd, Nanos timeout, int& err) {
+bool reset_eventfd(int fd, int& err) {
+  std::uint64_t count = 0;
+  // EAGAIN: the counter was 0 already (or another reader reset it first); nothing to forget.
+  if (::read(fd, &count, sizeof count) < 0 && errno != EAGAIN && errno != EINTR) {
+    err = errno;
+    return false;
+  }
+  return true;
+}
+
+WaitResult wait_eventfd(int fd, Nanos timeout, int& err, bool reset) {
   // Only EINTR needs the deadline; it saturates for "practically forever" timeouts.
   const Nanos now = posix::MonotonicClock::read();
   const Nanos left_at_start = std::max<Nanos>(timeout, 0);
@@ -40,14 +50,9 @@ WaitResult wait_eventfd(int fd, Nanos timeout, int& err) {
       err = EBADF;
       return WaitResult::failed;
     }
-    std::uint64_t count = 0;
-    const ssize_t n = ::read(fd, &count, sizeof count);
-    // EAGAIN: another reader reset the counter first; a spurious wake-up, which the contract
-    // allows (the core re-checks). Either way, report the ring.
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      err = errno;
-      return WaitResult::failed;
-    }
+    // A reset that finds the counter 0 (another reader reset it first) is a spurious wake-up,
+    // which the contract allows (the core re-checks). Either way, report the ring.
+    if (reset && !reset_eventfd(fd, err)) return WaitResult::failed;
     return WaitResult::rung;
   }
 }

@@ -64,6 +64,17 @@ WaitResult LateBoundDoorbell::wait(Wake reason, Nanos timeout) {
   return WaitResult::timed_out;
 }
 
+WaitResult LateBoundDoorbell::wait_uncleared(Wake reason, Nanos timeout) {
+  // acquire: as in ring(), the doorbell is seen complete.
+  if (auto* b = bound_.load(std::memory_order_acquire)) return b->wait_uncleared(reason, timeout);
+  nap(std::min<Nanos>(timeout, 1'000'000)); // nobody can ring us yet
+  return WaitResult::timed_out;
+}
+
+void LateBoundDoorbell::clear(Wake reason) {
+  if (auto* b = bound_.load(std::memory_order_acquire)) b->clear(reason); // acquire: as above
+}
+
 // --- IvshmemEndpoint -------------------------------------------------------------------------
 
 IvshmemEndpoint::~IvshmemEndpoint() {

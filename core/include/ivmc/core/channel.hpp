@@ -270,7 +270,7 @@ private:
   Errc try_peek(ReadableRecord& record);
   Errc view_ending_failure() const;
   Errc next_record(std::uint32_t& length);
-  Errc header_violation(std::uint64_t pos, std::uint64_t header, const char* what);
+  Errc record_violation(std::uint64_t pos, std::uint64_t header, std::uint64_t record);
   Errc check_record(std::uint32_t length, std::span<const std::byte> head,
                     std::span<const std::byte> body);
   std::uint64_t record_check(std::uint64_t header, std::span<const std::byte> head,
@@ -282,6 +282,7 @@ private:
   void consume_record(std::uint32_t length);
   Errc tx_room(std::uint64_t need);
   void publish_consumed();
+  void wake_space_waiter();
   void notify_data_sent();
   bool rings_on_request(Wake reason) const;
   std::atomic_ref<std::uint32_t> request_flag(Wake reason);

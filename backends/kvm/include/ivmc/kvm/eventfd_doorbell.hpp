@@ -38,6 +38,11 @@ public:
   // block), pass a huge value to wait without practical limit. EINTR is retried with the time
   // left. `failed` after declare_lost() or when a syscall fails (see last_errno()).
   WaitResult wait(Wake reason, Nanos timeout) override;
+  // poll() only: a ring that ends the wait stays in the counter until clear(reason) reads it,
+  // off the path from the ring to the waiter's reply (the channel clears before it sleeps).
+  WaitResult wait_uncleared(Wake reason, Nanos timeout) override;
+  // One read() that resets the counter, only if a wait_uncleared() left a ring there.
+  void clear(Wake reason) override;
 
   // The platform's notice that the remote peer is gone: pending and future wait()s return
   // `failed`. Safe from any thread.
@@ -56,6 +61,7 @@ public:
 
 private:
   static std::size_t index(Wake reason) { return static_cast<std::size_t>(reason); }
+  WaitResult wait_on(Wake reason, Nanos timeout, bool reset);
 
   std::array<posix::UniqueFd, 2> ring_fds_; // by Wake: the remote peer's eventfds
   std::array<posix::UniqueFd, 2> wait_fds_; // by Wake: this peer's eventfds
@@ -68,6 +74,9 @@ private:
   // release/acquire: a waiter that sees `lost` also sees everything the platform did before
   // declaring it (e.g. marking the peer dead).
   std::atomic<bool> lost_{false};
+  // By Wake: a wait_uncleared() returned `rung` and left the counter for clear(). Each reason
+  // has one waiting thread (the channel's sender or receiver); relaxed: that thread's own note.
+  std::array<std::atomic<bool>, 2> uncleared_{};
 };
 
 } // namespace ivmc::kvm

@@ -82,6 +82,8 @@ public:
   void bind(std::unique_ptr<Doorbell> bell);
   void ring(Wake reason) override;
   WaitResult wait(Wake reason, Nanos timeout) override;
+  WaitResult wait_uncleared(Wake reason, Nanos timeout) override;
+  void clear(Wake reason) override;
   Doorbell* bound() const { return bound_.load(std::memory_order_acquire); }
 
 private:
