@@ -293,26 +293,34 @@ Errc Channel::receive(Nanos timeout, Try try_once) {
   if (rx_eof_.load(std::memory_order_relaxed)) return after_end_of_stream(); // own flag
   const Errc first = try_once();
   if (first != Errc::would_block) return first;
-  if (f == Errc::peer_dead) {
-    // A peer that ended its stream in order and then went away (its process exited and the
-    // platform's notice came first) ended properly: report the end, not the death.
-    const std::uint32_t state =
-        shared(control_->endpoint[1 - side_].state)
-            .load(std::memory_order_acquire); // its records before its close are visible
-    if (state == static_cast<std::uint32_t>(EndpointState::closed) ||
-        state == static_cast<std::uint32_t>(EndpointState::detached)) {
-      const Errc last = try_once(); // one may have landed before the close
-      if (last != Errc::would_block) return last;
-      if (const Errc e = closing_index_check(); e != Errc::ok) return e; // its index agrees
-      return Errc::peer_closed;
-    }
-  }
+  if (f == Errc::peer_dead) return closed_before_death(try_once);
   if (f != Errc::ok) return f;
   if (timeout == 0) {
     const Errc e = peer_state_check(clock_.now(), Wake::data, Errc::would_block);
     return e == Errc::ok ? try_once() : e; // ok: a last record arrived meanwhile
   }
-  return wait_for(Wake::data, timeout, try_once, policy_ == NotifyPolicy::spin_then_block);
+  const Errc waited =
+      wait_for(Wake::data, timeout, try_once, policy_ == NotifyPolicy::spin_then_block);
+  // The platform's notice of the departure may also come while we wait, before the wait has
+  // looked at the peer's state.
+  return waited == Errc::peer_dead ? closed_before_death(try_once) : waited;
+}
+
+// A peer that ended its stream in order and then went away (its process exited and the
+// platform's notice came first) ended properly: report the end, not the death.
+template <class Try>
+Errc Channel::closed_before_death(Try try_once) {
+  const std::uint32_t state =
+      shared(control_->endpoint[1 - side_].state)
+          .load(std::memory_order_acquire); // its records before its close are visible
+  if (state != static_cast<std::uint32_t>(EndpointState::closed) &&
+      state != static_cast<std::uint32_t>(EndpointState::detached)) {
+    return Errc::peer_dead;
+  }
+  const Errc last = try_once(); // one may have landed before the close
+  if (last != Errc::would_block) return last;
+  if (const Errc e = closing_index_check(); e != Errc::ok) return e; // its index agrees
+  return Errc::peer_closed;
 }
 
 // After the peer's end of stream: a peer that closed publishes nothing more, so a record after

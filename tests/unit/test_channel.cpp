@@ -369,6 +369,31 @@ TEST_CASE("a live peer calling heartbeat() is never declared dead", "[channel][l
   beat.join();
 }
 
+TEST_CASE("a peer that closed and died while the receiver slept ended its stream: peer_closed",
+          "[channel][lifecycle]") {
+  // The platform's notice of a departure (its process exited) may reach the receiver before
+  // the wait has looked at the peer's state: the receiver wakes with both the death and the
+  // close there, and the stream ended properly.
+  Pair p(config(NotifyPolicy::on_demand));
+  std::vector<std::byte> buf(64);
+  std::size_t n = 0;
+  Errc got = Errc::ok;
+  std::thread receiver([&] { got = p.b->recv(buf, n, 5000 * ms); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the receiver sleeps
+  p.b->mark_peer_dead("the platform says so");                 // no ring: still asleep
+  REQUIRE(p.a->shutdown_send() == Errc::ok);                   // the close rings
+  receiver.join();
+  CHECK(got == Errc::peer_closed);
+  // A peer that died without closing is dead.
+  Pair q(config(NotifyPolicy::on_demand));
+  std::thread waiter([&] { got = q.b->recv(buf, n, 5000 * ms); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  q.b->mark_peer_dead("the platform says so");
+  q.bells.a.ring(Wake::data); // wakes the receiver as a platform's notice would
+  waiter.join();
+  CHECK(got == Errc::peer_dead);
+}
+
 TEST_CASE("mark_peer_dead fails sends at once but still delivers what arrived",
           "[channel][liveness]") {
   Pair p(config(NotifyPolicy::on_demand, 4096));

@@ -260,6 +260,8 @@ private:
   Errc transmit(std::size_t length, Nanos timeout, Try try_once);
   template <class Try>
   Errc receive(Nanos timeout, Try try_once);
+  template <class Try>
+  Errc closed_before_death(Try try_once);
   Errc try_send(std::span<const std::byte> head, std::span<const std::byte> body);
   Errc try_reserve(std::uint32_t length, WritableRecord& space);
   void write_payload(std::uint64_t start, std::uint64_t end, std::uint32_t length,
