@@ -1,8 +1,8 @@
-// The kvm migration run's plan (migration_plan.hpp): a scenario's [[generator]] of migrations
-// drawn from the run's seed as the simulator draws it (the simulator, run here in a child,
-// moves the VM at the same times to the same hosts), and the draws the kvm run cannot play
-// refused naming their time and seed. No QEMU here.
-#include "ivmc/kvm/migration_plan.hpp"
+// The kvm migration run's plan (guest_results' migration_plan.hpp with kvm's rules): a scenario's
+// [[generator]] of migrations drawn from the run's seed as the simulator draws it (the simulator,
+// run here in a child, moves the VM at the same times to the same hosts), and the draws the kvm run
+// cannot play refused naming their time and seed. No QEMU here.
+#include "ivmc/kvm/kvm_migration_rules.hpp"
 
 #include "ivmc/backends/table.hpp"
 #include "ivmc/experiment/child_run.hpp"
@@ -33,12 +33,13 @@ std::vector<experiment::ScenarioIssue> kvm_check(const experiment::Scenario& s) 
   return backends::make_backend("kvm", {})->check(s);
 }
 
-// True when every draw of `s` (its seed) is at least kMinGapS after the start and the one before.
+// True when every draw of `s` (its seed) is at least the kvm gap after the start and the one
+// before.
 bool playable_gaps(const experiment::Scenario& s) {
   experiment::Draws draws(s.seed);
   double last = 0;
   for (const auto& d : experiment::draw_generators(s, experiment::vm_ids(s), draws)) {
-    if (d.at_s < last + kvm::kMinGapS) return false;
+    if (d.at_s < last + kvm::migration_rules().min_gap_s) return false;
     last = d.at_s;
   }
   return true;
@@ -51,7 +52,8 @@ TEST_CASE("kvm plays the Poisson migration example it documents, every draw of i
   const auto s = experiment::load_scenario(kExample);
   INFO(dump(kvm_check(s)));
   CHECK(kvm_check(s).empty());
-  const kvm::MigrationPlan plan = kvm::plan_migrations(s);
+  const guest_results::MigrationPlan plan =
+      guest_results::plan_migrations(s, kvm::migration_rules());
   CHECK(plan.vm == "a");
   CHECK(plan.issues.empty());
   // "the migrating VM moves between 2 hosts a few times": out, back, out...
@@ -77,13 +79,16 @@ TEST_CASE("the kvm run's drawn migrations are the simulator's for the same seed"
   std::vector<std::uint64_t> seeds = {s.seed};
   for (std::uint64_t seed = s.seed + 1; seeds.size() < 2; ++seed) {
     s.seed = seed;
-    if (playable_gaps(s) && !kvm::plan_migrations(s).migrations.empty()) seeds.push_back(seed);
+    if (playable_gaps(s) &&
+        !guest_results::plan_migrations(s, kvm::migration_rules()).migrations.empty())
+      seeds.push_back(seed);
   }
   std::vector<double> firsts;
   for (const std::uint64_t seed : seeds) {
     INFO("seed " << seed);
     s.seed = seed;
-    const kvm::MigrationPlan plan = kvm::plan_migrations(s);
+    const guest_results::MigrationPlan plan =
+        guest_results::plan_migrations(s, kvm::migration_rules());
     REQUIRE(plan.issues.empty());
     const experiment::RunResult sim =
         experiment::run_in_child([&] { return backends::make_backend("sim", {})->run(s, seed); });
@@ -93,14 +98,14 @@ TEST_CASE("the kvm run's drawn migrations are the simulator's for the same seed"
       if (c.kind == "migration") moves.push_back(c);
     REQUIRE(moves.size() == plan.migrations.size());
     for (std::size_t i = 0; i < moves.size(); ++i) {
-      const kvm::PlannedMigration& p = plan.migrations[i];
+      const guest_results::PlannedMigration& p = plan.migrations[i];
       INFO("migration " << i << " drawn at " << p.at_s << " s; simulated switch-over at "
                         << moves[i].time_s << " s");
       CHECK(moves[i].vm == "a");
       CHECK(moves[i].to_host == static_cast<std::int64_t>(p.host));
       // The simulated migration starts at the draw and switches over before the next one.
       CHECK(moves[i].time_s >= p.at_s);
-      CHECK(moves[i].time_s < p.at_s + kvm::kMinGapS);
+      CHECK(moves[i].time_s < p.at_s + kvm::migration_rules().min_gap_s);
     }
     firsts.push_back(plan.migrations.front().at_s);
   }
@@ -118,7 +123,7 @@ TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
   const auto drawn = experiment::draw_generators(s, experiment::vm_ids(s), draws);
   double last = 0, close = -1;
   for (const auto& d : drawn) {
-    if (d.at_s < last + kvm::kMinGapS) {
+    if (d.at_s < last + kvm::migration_rules().min_gap_s) {
       close = d.at_s;
       break;
     }
@@ -146,7 +151,8 @@ TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
   s = experiment::load_scenario(kExample);
   s.generators[0].vms.clear();
   s.generators[0].rate_per_s = 2;
-  const kvm::MigrationPlan all = kvm::plan_migrations(s);
+  const guest_results::MigrationPlan all =
+      guest_results::plan_migrations(s, kvm::migration_rules());
   CHECK(all.vm == "a");
   bool other_vm = false;
   for (const auto& i : all.issues)
@@ -169,8 +175,11 @@ TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
   s.generators[0].stop_s = -1; // up to duration_s
   bool late = false;
   for (s.seed = 1; s.seed < 200 && !late; ++s.seed) {
-    const kvm::MigrationPlan p = kvm::plan_migrations(s);
-    if (p.migrations.empty() || p.migrations.back().at_s <= s.duration_s - kvm::kSettleS) continue;
+    const guest_results::MigrationPlan p =
+        guest_results::plan_migrations(s, kvm::migration_rules());
+    if (p.migrations.empty() ||
+        p.migrations.back().at_s <= s.duration_s - kvm::migration_rules().settle_s)
+      continue;
     late = true;
     const auto late_issues = kvm_check(s);
     INFO(dump(late_issues));

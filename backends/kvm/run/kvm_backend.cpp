@@ -61,7 +61,7 @@ std::vector<experiment::ScenarioIssue> KvmBackend::check(const Scenario& s) cons
           fmt::format("{} B messages do not fit a {} KiB ring (channel.ring_kib; at most {} B)",
                       w.message_bytes, s.channel.ring_kib, wire::max_payload_for(ring))));
   }
-  if (plays_migrations(s, o_.ignore_events)) {
+  if (guest_results::plays_migrations(s, o_.ignore_events)) {
     for (auto& issue : migration_run_issues(s)) {
       issue.what += "; or pass --ignore-events to run the workloads with the initial placement";
       out.push_back(std::move(issue));
@@ -81,7 +81,7 @@ experiment::RunResult KvmBackend::run(const Scenario& scenario, std::uint64_t se
   const GuestImage image = prepare_image(o);
   const std::string qemu = posix::find_qemu();
   const Accel accel = choose_accel(qemu, image, o.image_dir + "/accel-probe");
-  if (plays_migrations(s, o.ignore_events))
+  if (guest_results::plays_migrations(s, o.ignore_events))
     return run_with_migrations(s, o, MigrationRunEnv{qemu, image, accel});
   const bool interrupts = s.channel.notify != NotifyPolicy::polling;
   const std::uint32_t ring = s.channel.ring_kib * 1024;

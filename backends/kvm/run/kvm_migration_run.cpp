@@ -5,10 +5,11 @@
 #include "ivmc/experiment/choices.hpp"
 #include "ivmc/experiment/membership.hpp"
 #include "ivmc/guest_results/guest_results.hpp"
+#include "ivmc/guest_results/migration_results.hpp"
+#include "ivmc/guest_results/migration_run_rules.hpp"
 #include "ivmc/kvm/dead_run_files.hpp"
 #include "ivmc/kvm/ivshmem_server_thread.hpp"
 #include "ivmc/kvm/kvm_membership.hpp"
-#include "ivmc/kvm/migration_plan.hpp"
 #include "ivmc/kvm/qmp.hpp"
 #include "ivmc/posix/clock.hpp"
 #include "ivmc/posix/tcp_path.hpp"
@@ -33,13 +34,10 @@ namespace ivmc::kvm {
 namespace {
 
 using experiment::Detection;
-using experiment::EventConfig;
-using experiment::EventKind;
 using experiment::issue_at;
 using experiment::Scenario;
 using experiment::ScenarioIssue;
-using experiment::WorkloadKind;
-using guest_results::report_number;
+using guest_results::vm_named;
 using posix::MonotonicClock;
 
 constexpr std::uint16_t kGuestPort = 5000;
@@ -63,12 +61,6 @@ Layout layout_of(const Scenario& s) {
   while (l.region < 2 * l.slot + view_page::kPageBytes) l.region *= 2; // a BAR is a power of two
   l.page = l.region - view_page::kPageBytes;
   return l;
-}
-
-const experiment::VmConfig* vm_named(const Scenario& s, const std::string& name) {
-  for (const auto& v : s.vms)
-    if (v.name == name) return &v;
-  return nullptr;
 }
 
 // Which ivshmem peers each host's server has now, from its notices.
@@ -110,74 +102,35 @@ struct MigrationDone {
 
 } // namespace
 
-bool plays_migrations(const Scenario& s, bool ignore_events) {
-  return !ignore_events && (!s.events.empty() || !s.generators.empty());
+const guest_results::MigrationRules& migration_rules() {
+  // 4 s: a TCG guest's migration takes about a second, and the next destination QEMU must be
+  // up; 2 s after the last one for the stream to settle on its new path. Draws are played; the
+  // hosts' membership sources are the core's (KvmMembership), all but IVC's group registration.
+  static const guest_results::MigrationRules rules{"kvm",
+                                                   4,
+                                                   "a TCG guest's migration takes about a second",
+                                                   2,
+                                                   /*plays_draws=*/true,
+                                                   /*no_generators=*/"",
+                                                   /*trust_note=*/"",
+                                                   {Detection::static_list, Detection::periodic,
+                                                    Detection::adaptive, Detection::watch,
+                                                    Detection::sync},
+                                                   /*why_not_static=*/""};
+  return rules;
 }
 
 std::vector<ScenarioIssue> migration_run_issues(const Scenario& s) {
-  MigrationPlan plan = plan_migrations(s);
-  std::vector<ScenarioIssue> out = std::move(plan.issues);
-  const std::string& m = plan.vm;
-  if (s.workloads.size() != 1) {
-    out.push_back(issue_at(s, s.workloads.size() > 1 ? "workload[1]" : "workload",
-                           "with migrations the kvm backend plays exactly one workload (a "
-                           "tcp_stream from the migrating VM)"));
-  } else {
-    const auto& w = s.workloads[0];
-    if (w.kind != WorkloadKind::tcp_stream)
-      out.push_back(issue_at(
-          s, "workload[0].kind",
-          fmt::format("with migrations the kvm backend plays tcp_stream only, not {} (datagrams "
-                      "and request/response are not played across migrations yet)",
-                      experiment::to_string(w.kind))));
-    if (!m.empty() && w.from != m)
-      out.push_back(issue_at(s, "workload[0].from",
-                             fmt::format("the sender must be the migrating VM {}", m)));
-    if (w.to == m) out.push_back(issue_at(s, "workload[0].to", "the receiver must not migrate"));
-    if (w.rate_per_s != 0)
-      out.push_back(issue_at(s, "workload[0].rate_per_s",
-                             "with migrations the kvm backend streams as fast as it can; a rate "
-                             "limit is not applied yet"));
-    if (w.start_s != 0 || w.stop_s >= 0)
-      out.push_back(
-          issue_at(s, "workload[0].start_s", "with migrations the stream runs the whole scenario"));
-    const auto* from = vm_named(s, w.from);
-    const auto* to = vm_named(s, w.to);
+  std::vector<ScenarioIssue> out = guest_results::migration_run_issues(s, migration_rules());
+  if (s.workloads.size() == 1) {
+    const auto* from = vm_named(s, s.workloads[0].from);
+    const auto* to = vm_named(s, s.workloads[0].to);
     if (from && to && from->host != to->host)
       out.push_back(issue_at(
           s, "workload[0].from",
           "the migrating VM must start on its receiver's host (its master=on ivshmem device "
           "must be that server's first peer)"));
-    for (std::size_t i = 0; i < s.vms.size(); ++i)
-      if (s.vms[i].name != w.from && s.vms[i].name != w.to)
-        out.push_back(issue_at(s, fmt::format("vm[{}]", i),
-                               "with migrations the kvm backend boots only the workload's two "
-                               "VMs; remove the others"));
   }
-  switch (s.membership.detection) {
-  case Detection::static_list:
-  case Detection::periodic:
-  case Detection::adaptive:
-  case Detection::watch:
-  case Detection::sync:
-    break;
-  default:
-    out.push_back(issue_at(s, "membership.detection",
-                           fmt::format("the kvm backend plays static, periodic, adaptive, watch "
-                                       "and sync membership, not {} yet",
-                                       experiment::to_string(s.membership.detection))));
-  }
-  if (s.membership.race == RacePolicy::none)
-    out.push_back(issue_at(s, "membership.race",
-                           "race = none loses messages, which the guests' checked stream treats "
-                           "as a failure; the kvm backend plays resolution and prevention"));
-  if (!s.channel.enabled)
-    out.push_back(issue_at(s, "channel.enabled",
-                           "with migrations the kvm backend plays the link (channel on)"));
-  if (s.pool.enabled)
-    out.push_back(issue_at(s, "pool.enabled", "the kvm backend has no shared-memory pool"));
-  if (s.channel.trust != experiment::Trust::open)
-    out.push_back(issue_at(s, "channel.trust", "the kvm backend plays trust = open only"));
   return out;
 }
 
@@ -189,7 +142,8 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
   const VmId m_id = ids.at(w.from), r_id = ids.at(w.to);
   const std::size_t home = vm_named(s, w.from)->host;
   // The migrations, scripted and drawn from the run's seed (check() passed: all of w.from's).
-  const std::vector<PlannedMigration> plan = plan_migrations(s).migrations;
+  const std::vector<guest_results::PlannedMigration> plan =
+      guest_results::plan_migrations(s, migration_rules()).migrations;
   const Layout lay = layout_of(s);
   const std::string tag = fmt::format("ivmc-mig-{}", ::getpid());
   // A run an interrupted sweep killed left its shm objects and sockets (dead_run_files.hpp).
@@ -201,7 +155,7 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
 
   // The scenario's hosts that take part: an ivshmem server each.
   std::set<std::size_t> hosts = {home};
-  for (const PlannedMigration& p : plan) hosts.insert(p.host);
+  for (const guest_results::PlannedMigration& p : plan) hosts.insert(p.host);
   PeerBook peers;
   std::map<std::size_t, std::unique_ptr<IvshmemServerThread>> servers;
   std::map<HostId, std::string> shm;
@@ -330,7 +284,7 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
     if (due > now) std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
   };
   for (std::size_t k = 1; k <= plan.size(); ++k) {
-    const PlannedMigration& e = plan[k - 1];
+    const guest_results::PlannedMigration& e = plan[k - 1];
     auto dest = std::make_unique<QmpClient>(
         QmpClient::connect(fmt::format("/tmp/{}-m{}.qmp", tag, k), 10 * kSecondNs));
     dest->execute("migrate-set-capabilities", enable_events(), 10 * kSecondNs);
@@ -390,54 +344,23 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
     return r;
   };
   const posix::ReportFields a = only(m_out, w.from), b = only(r_out, w.to);
-  if (a.at("bytes") != b.at("bytes") || a.at("checksum") != b.at("checksum"))
-    throw std::runtime_error(fmt::format("{} sent {} B ({}), {} received {} B ({})", w.from,
-                                         a.at("bytes"), a.at("checksum"), w.to, b.at("bytes"),
-                                         b.at("checksum")));
+  guest_results::check_stream_delivered(w, a, b);
 
   // The results schema, from what the guests measured.
   std::map<std::string, double> mx;
-  const double secs = report_number(b, "ns") / 1e9;
-  const double mbps = report_number(b, "bytes") * 8 / secs / 1e6;
-  mx["w0_mbps"] = mbps;
-  mx["w0_messages_per_s"] = report_number(b, "messages") / secs;
-  const double frames_local = report_number(a, "frames_local");
-  const double frames_remote = report_number(a, "frames_remote");
-  const double messages = report_number(a, "messages");
-  mx["w0_local_share"] = report_number(a, "sent_local") / messages;
-  mx["stream_mbps"] = mbps;
-  mx["rr_transactions_per_s"] = 0;
-  mx["sends"] = messages;
-  guest_results::race_metrics(a, messages, mx);
-  mx["frames_local"] = frames_local;
-  mx["frames_remote"] = frames_remote;
-  mx["switches_to_local"] = report_number(a, "to_local");
-  mx["switches_to_remote"] = report_number(a, "to_remote");
-  mx["fallbacks"] = report_number(a, "fallbacks");
-  mx["deferred_establishments"] = report_number(a, "deferred");
-  mx["channels_opened"] = report_number(a, "channels_opened");
-  mx["link_probes"] = report_number(a, "probes");
+  guest_results::stream_migration_metrics(w, a, b, mx);
+  const double messages = mx.at("sends");
   mx["membership_probes"] = static_cast<double>(membership.probes());
-  // Pending data at a break: the frames the sender re-sent from its copy of the region (the
-  // ones the receiver had not consumed when the guest left); recovered: the frames the
-  // receiver still drained from the old channel. Both in whole messages of the stream's size.
-  mx["pending_bytes"] = report_number(a, "resent") * static_cast<double>(w.message_bytes);
-  mx["recovered_bytes"] =
-      report_number(b, "drained_after_break") * static_cast<double>(w.message_bytes);
   // The receiver checked every byte in place and the checksums agree: nothing was lost.
   mx["lost_messages"] = 0;
   mx["lost_bytes"] = 0;
-  mx["udp_dropped"] = 0; // a TCP stream
-  mx["trust_refusals"] = 0;
-  mx["pool_refusals"] = 0;
-  mx["pool_renewals"] = 0;
   double mig_sum = 0;
   for (const MigrationDone& d : done) mig_sum += d.total_ms / 1e3;
   mx["migrations"] = static_cast<double>(done.size());
   mx["migration_s_mean"] = done.empty() ? 0 : mig_sum / static_cast<double>(done.size());
 
-  const auto drawn =
-      std::count_if(plan.begin(), plan.end(), [](const PlannedMigration& p) { return p.drawn; });
+  const auto drawn = std::count_if(
+      plan.begin(), plan.end(), [](const guest_results::PlannedMigration& p) { return p.drawn; });
   experiment::RunResult out;
   out.metrics = experiment::schema_metrics(s, mx);
   out.events = static_cast<std::uint64_t>(messages);
@@ -459,12 +382,7 @@ experiment::RunResult run_with_migrations(const Scenario& s, const KvmRunOptions
       summary += fmt::format(
           "  {} learnt of its move after {:.1f} ms\n", w.from,
           rec.t_notified == kNever ? NAN : static_cast<double>(rec.t_notified - rec.t_event) / 1e6);
-  summary += fmt::format(
-      "  {:.1f} Mb/s, {:.0f} messages, local share {:.2f}; {:.0f} sends in race windows "
-      "(exposure {:.4f}), {:.0f} race operations ({:.0f} errors); every byte checked; {:.1f} s "
-      "wall\n",
-      mbps, messages, mx["w0_local_share"], mx["sends_in_race_window"], mx["race_exposure"],
-      mx["race_operations"], mx["race_errors"], out.wall_s);
+  summary += guest_results::stream_migration_summary(mx, out.wall_s);
   out.summary = summary;
   return out;
 }

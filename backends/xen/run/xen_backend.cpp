@@ -64,7 +64,7 @@ private:
 
 std::vector<experiment::ScenarioIssue> XenBackend::check(const Scenario& s) const {
   auto out = xen_plan_issues(s); // in file order: the plan's keys, then events
-  if (plays_xen_migrations(s, o_.ignore_events)) {
+  if (guest_results::plays_migrations(s, o_.ignore_events)) {
     for (auto& issue : xen_migration_issues(s)) {
       issue.what += "; or pass --ignore-events to run the workloads with the initial placement";
       out.push_back(std::move(issue));
@@ -137,7 +137,7 @@ experiment::RunResult XenBackend::run(const Scenario& scenario, std::uint64_t se
   std::error_code ignored; // the run's initramfs is the image's plus the plan: not worth keeping
   std::filesystem::remove(initrd, ignored);
 
-  if (plays_xen_migrations(s, o.ignore_events)) {
+  if (guest_results::plays_migrations(s, o.ignore_events)) {
     if (out.timed_out || !out.exit_code || *out.exit_code != 0) {
       // The outcome lines say more than the exit status when a side failed.
       xen_migration_results(s, out.console, wall0);

@@ -3,13 +3,14 @@
 
 #include "ivmc/experiment/choices.hpp"
 #include "ivmc/guest_results/guest_results.hpp"
+#include "ivmc/guest_results/migration_results.hpp"
+#include "ivmc/guest_results/migration_run_rules.hpp"
 #include "ivmc/posix/workload.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 #include <map>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -17,69 +18,36 @@ namespace ivmc::xen {
 namespace {
 
 using experiment::Detection;
-using experiment::EventKind;
 using experiment::issue_at;
 using experiment::Scenario;
 using experiment::ScenarioIssue;
 using guest_results::report_number;
 
-constexpr double kMinGapS = 4; // save + restore of a 160 MiB domU under TCG: 2-3 s
-constexpr double kSettleS = 3; // from the last migration to the end (the link comes back)
 constexpr double kMaxPeriodMs = 60'000;
-
-const experiment::VmConfig* vm_named(const Scenario& s, const std::string& name) {
-  for (const auto& v : s.vms)
-    if (v.name == name) return &v;
-  return nullptr;
-}
-
-std::string moving_vm(const Scenario& s) {
-  std::set<std::string> moved;
-  for (const auto& e : s.events)
-    if (e.kind == EventKind::migrate) moved.insert(e.vm);
-  return moved.size() == 1 ? *moved.begin() : std::string();
-}
 
 } // namespace
 
-bool plays_xen_migrations(const Scenario& s, bool ignore_events) {
-  return !ignore_events && (!s.events.empty() || !s.generators.empty());
+const guest_results::MigrationRules& xen_migration_rules() {
+  // 4 s: save + restore of a 160 MiB domU under TCG take 2-3 s; 3 s after the last one for
+  // the link to come back to a ring. No draws yet; dom0's trust list is the scenario's; dom0's
+  // view service scans XenStore, watches it, or updates before the restored domain runs.
+  static const guest_results::MigrationRules rules{
+      "xen",
+      4,
+      "xl save + xl restore under TCG take 2-3 s",
+      3,
+      /*plays_draws=*/false,
+      "the xen backend plays no [[generator]] yet (Poisson events); script the migrations as "
+      "[[event]]s",
+      " (dom0's trust list is the scenario's VMs)",
+      {Detection::periodic, Detection::watch, Detection::sync},
+      "a restored domain has a new domain id and a new XenStore directory, so a view written "
+      "once cannot name it"};
+  return rules;
 }
 
 std::vector<ScenarioIssue> xen_migration_issues(const Scenario& s) {
-  std::vector<ScenarioIssue> out;
-  const std::string m = moving_vm(s);
-  for (std::size_t i = 0; i < s.generators.size(); ++i)
-    out.push_back(issue_at(s, fmt::format("generator[{}]", i),
-                           "the xen backend plays no [[generator]] yet (Poisson events); script "
-                           "the migrations as [[event]]s"));
-  double last = 0;
-  std::size_t host = 0;
-  if (const auto* v = vm_named(s, m)) host = v->host;
-  for (std::size_t i = 0; i < s.events.size(); ++i) {
-    const auto& e = s.events[i];
-    const std::string key = fmt::format("event[{}]", i);
-    if (e.kind != EventKind::migrate) {
-      out.push_back(issue_at(s, key,
-                             fmt::format("the xen backend plays migrate events only, not {}",
-                                         experiment::to_string(e.kind))));
-      continue;
-    }
-    if (m.empty()) {
-      out.push_back(issue_at(s, key, "the xen backend plays migrations of one VM only"));
-      continue;
-    }
-    if (e.at_s < last + kMinGapS)
-      out.push_back(issue_at(
-          s, key,
-          fmt::format("at {} s: the xen backend needs {} s between the start and a migration and "
-                      "between migrations (xl save + xl restore under TCG take 2-3 s)",
-                      e.at_s, kMinGapS)));
-    if (e.host == host)
-      out.push_back(issue_at(s, key, fmt::format("{} is on host {} already", e.vm, e.host)));
-    last = std::max(last, e.at_s);
-    host = e.host;
-  }
+  std::vector<ScenarioIssue> out = guest_results::migration_run_issues(s, xen_migration_rules());
   // dom0's views name VMs in a restricted alphabet (follow_view.hpp).
   for (std::size_t i = 0; i < s.vms.size(); ++i) {
     const std::string& n = s.vms[i].name;
@@ -93,75 +61,11 @@ std::vector<ScenarioIssue> xen_migration_issues(const Scenario& s) {
                                          "views)",
                                          n)));
   }
-  if (last > 0 && s.duration_s < last + kSettleS)
-    out.push_back(issue_at(s, "duration_s",
-                           fmt::format("the stream must run {} s past the last migration ({} s) "
-                                       "on the xen backend",
-                                       kSettleS, last)));
-  if (s.workloads.size() != 1) {
-    out.push_back(issue_at(s, s.workloads.size() > 1 ? "workload[1]" : "workload",
-                           "with migrations the xen backend plays exactly one workload (a "
-                           "tcp_stream from the migrating VM)"));
-  } else {
-    const auto& w = s.workloads[0];
-    if (w.kind != experiment::WorkloadKind::tcp_stream)
-      out.push_back(issue_at(s, "workload[0].kind",
-                             fmt::format("with migrations the xen backend plays tcp_stream only, "
-                                         "not {} (datagrams and request/response are not played "
-                                         "across a save/restore yet)",
-                                         experiment::to_string(w.kind))));
-    if (!m.empty() && w.from != m)
-      out.push_back(issue_at(s, "workload[0].from",
-                             fmt::format("the sender must be the migrating VM {}", m)));
-    if (w.to == m) out.push_back(issue_at(s, "workload[0].to", "the receiver must not migrate"));
-    if (w.rate_per_s != 0)
-      out.push_back(issue_at(s, "workload[0].rate_per_s",
-                             "with migrations the xen backend streams as fast as it can; a rate "
-                             "limit is not applied yet"));
-    if (w.start_s != 0 || w.stop_s >= 0)
-      out.push_back(
-          issue_at(s, "workload[0].start_s", "with migrations the stream runs the whole scenario"));
-    for (std::size_t i = 0; i < s.vms.size(); ++i)
-      if (s.vms[i].name != w.from && s.vms[i].name != w.to)
-        out.push_back(issue_at(s, fmt::format("vm[{}]", i),
-                               "with migrations the xen backend creates only the workload's two "
-                               "domUs; remove the others"));
-  }
-  switch (s.membership.detection) {
-  case Detection::periodic:
-    if (!(s.membership.period_ms >= 1 && s.membership.period_ms <= kMaxPeriodMs))
-      out.push_back(issue_at(s, "membership.period_ms",
-                             fmt::format("{} ms: dom0's scan period must be 1 ms to {} s",
-                                         s.membership.period_ms, kMaxPeriodMs / 1000)));
-    break;
-  case Detection::watch:
-  case Detection::sync:
-    break;
-  case Detection::static_list:
-    out.push_back(issue_at(s, "membership.detection",
-                           "static: a restored domain has a new domain id and a new XenStore "
-                           "directory, so a view written once cannot name it; the xen backend "
-                           "plays periodic, watch and sync"));
-    break;
-  default:
-    out.push_back(issue_at(s, "membership.detection",
-                           fmt::format("the xen backend plays periodic, watch and sync "
-                                       "membership, not {} yet",
-                                       experiment::to_string(s.membership.detection))));
-  }
-  if (s.membership.race == RacePolicy::none)
-    out.push_back(issue_at(s, "membership.race",
-                           "race = none loses messages, which the domains' checked stream treats "
-                           "as a failure; the xen backend plays resolution and prevention"));
-  if (!s.channel.enabled)
-    out.push_back(issue_at(s, "channel.enabled",
-                           "with migrations the xen backend plays the link (channel on)"));
-  if (s.pool.enabled)
-    out.push_back(issue_at(s, "pool.enabled", "the xen backend has no shared-memory pool"));
-  if (s.channel.trust != experiment::Trust::open)
-    out.push_back(issue_at(s, "channel.trust",
-                           "with migrations the xen backend plays trust = open only (dom0's "
-                           "trust list is the scenario's VMs)"));
+  if (s.membership.detection == Detection::periodic &&
+      !(s.membership.period_ms >= 1 && s.membership.period_ms <= kMaxPeriodMs))
+    out.push_back(issue_at(s, "membership.period_ms",
+                           fmt::format("{} ms: dom0's scan period must be 1 ms to {} s",
+                                       s.membership.period_ms, kMaxPeriodMs / 1000)));
   return out;
 }
 
@@ -169,14 +73,15 @@ std::string xen_migration_plan(const Scenario& s) {
   const auto& w = s.workloads.at(0);
   std::string plan;
   for (const std::string& name : {w.from, w.to})
-    plan += fmt::format("host {} {}\n", name, vm_named(s, name)->host);
+    plan += fmt::format("host {} {}\n", name, guest_results::vm_named(s, name)->host);
   plan += fmt::format("follow {} {} message={} policy={} ring={} race={} duration_ms={}\n", w.from,
                       w.to, w.message_bytes, to_string(s.channel.notify), s.channel.ring_kib * 1024,
                       to_string(s.membership.race),
                       static_cast<std::uint64_t>(std::llround(s.duration_s * 1000)));
-  for (const auto& e : s.events)
-    plan += fmt::format("migrate {} {} at_ms={}\n", e.vm, e.host,
-                        static_cast<std::uint64_t>(std::llround(e.at_s * 1000)));
+  // The migrations as the shared rule set plans them (check() passed: all of w.from's).
+  for (const auto& m : guest_results::plan_migrations(s, xen_migration_rules()).migrations)
+    plan += fmt::format("migrate {} {} at_ms={}\n", w.from, m.host,
+                        static_cast<std::uint64_t>(std::llround(m.at_s * 1000)));
   const char* learning = s.membership.detection == Detection::watch  ? "watch"
                          : s.membership.detection == Detection::sync ? "sync"
                                                                      : "scan";
@@ -218,47 +123,19 @@ experiment::RunResult xen_migration_results(const Scenario& s, const std::string
     (f->at("side") == "from" ? a : b) = std::move(*f);
   }
   if (!a || !b) throw std::runtime_error(fmt::format("no outcome from {}", !a ? w.from : w.to));
-  if (a->at("bytes") != b->at("bytes") || a->at("checksum") != b->at("checksum"))
-    throw std::runtime_error(fmt::format("{} sent {} B ({}), {} received {} B ({})", w.from,
-                                         a->at("bytes"), a->at("checksum"), w.to, b->at("bytes"),
-                                         b->at("checksum")));
-  if (moves.size() != s.events.size())
-    throw std::runtime_error(
-        fmt::format("{} of {} migrations were played", moves.size(), s.events.size()));
+  guest_results::check_stream_delivered(w, *a, *b);
+  const std::size_t planned =
+      guest_results::plan_migrations(s, xen_migration_rules()).migrations.size();
+  if (moves.size() != planned)
+    throw std::runtime_error(fmt::format("{} of {} migrations were played", moves.size(), planned));
 
   std::map<std::string, double> mx;
-  const double secs = report_number(*b, "ns") / 1e9;
-  const double mbps = report_number(*b, "bytes") * 8 / secs / 1e6;
-  const double messages = report_number(*a, "messages");
-  mx["w0_mbps"] = mbps;
-  mx["w0_messages_per_s"] = report_number(*b, "messages") / secs;
-  mx["w0_local_share"] = report_number(*a, "sent_local") / messages;
-  mx["stream_mbps"] = mbps;
-  mx["rr_transactions_per_s"] = 0;
-  mx["sends"] = messages;
-  guest_results::race_metrics(*a, messages, mx);
-  mx["frames_local"] = report_number(*a, "frames_local");
-  mx["frames_remote"] = report_number(*a, "frames_remote");
-  mx["switches_to_local"] = report_number(*a, "to_local");
-  mx["switches_to_remote"] = report_number(*a, "to_remote");
-  mx["fallbacks"] = report_number(*a, "fallbacks");
-  mx["deferred_establishments"] = report_number(*a, "deferred");
-  mx["channels_opened"] = report_number(*a, "channels_opened");
-  mx["link_probes"] = report_number(*a, "probes");
+  guest_results::stream_migration_metrics(w, *a, *b, mx);
+  const double messages = mx.at("sends");
   mx["membership_probes"] = service ? report_number(*service, "directory_reads") : NAN;
-  // Pending data at a restore: the frames the sender re-sent remote from its copy of the ring;
-  // recovered: those the receiver still drained from the old domain's pages. In whole
-  // messages of the stream's size.
-  mx["pending_bytes"] = report_number(*a, "resent") * static_cast<double>(w.message_bytes);
-  mx["recovered_bytes"] =
-      report_number(*b, "drained_after_break") * static_cast<double>(w.message_bytes);
   // The receiver checked every byte in place; what its link saw missing (gaps) is lost.
   mx["lost_messages"] = report_number(*b, "lost");
   mx["lost_bytes"] = report_number(*b, "lost") * static_cast<double>(w.message_bytes);
-  mx["udp_dropped"] = 0; // a TCP stream
-  mx["trust_refusals"] = 0;
-  mx["pool_refusals"] = 0;
-  mx["pool_renewals"] = 0;
   double mig_sum = 0;
   for (const auto& m : moves)
     mig_sum += (report_number(m, "save_ms") + report_number(m, "restore_ms") +
@@ -281,12 +158,7 @@ experiment::RunResult xen_migration_results(const Scenario& s, const std::string
                            "{} ms\n",
                            m.at("at_s"), m.at("from_host"), m.at("to_host"), m.at("old_domid"),
                            m.at("new_domid"), m.at("save_ms"), m.at("restore_ms"));
-  summary += fmt::format(
-      "  {:.1f} Mb/s, {:.0f} messages, local share {:.2f}; {:.0f} sends in race windows "
-      "(exposure {:.4f}), {:.0f} race operations ({:.0f} errors); every byte checked; {:.1f} s "
-      "wall\n",
-      mbps, messages, mx["w0_local_share"], mx["sends_in_race_window"], mx["race_exposure"],
-      mx["race_operations"], mx["race_errors"], out.wall_s);
+  summary += guest_results::stream_migration_summary(mx, out.wall_s);
   out.summary = summary;
   return out;
 }

@@ -81,7 +81,7 @@ std::string xen_plan(const Scenario& s, const XenRunOptions& o) {
   std::string plan = fmt::format("# ivmc run --backend xen: {} ({})\n", s.name, s.origin);
   for (std::size_t k = 0; k < vms.size(); ++k)
     plan += fmt::format("vm {} 10.0.{}.2\n", vms[k], k + 1);
-  if (plays_xen_migrations(s, o.ignore_events)) return plan + xen_migration_plan(s);
+  if (guest_results::plays_migrations(s, o.ignore_events)) return plan + xen_migration_plan(s);
   for (std::size_t i = 0; i < s.workloads.size(); ++i) {
     const WorkloadConfig& w = s.workloads[i];
     const bool rr = experiment::is_request_response(w.kind);

@@ -1,15 +1,16 @@
 // The kvm backend's run of a scenario with migrations (issue 14): the scenario's hosts are
 // ivshmem servers on this machine, its VMs QEMU guests, and each `[[event]]` migrate and each
 // migration a `[[generator]]` draws (Poisson, from the run's seed, as the simulator and the
-// host backend draw them: migration_plan.hpp) is a real QMP live migration between two of
-// them, at its scenario time.
+// host backend draw them: guest_results' migration_plan.hpp, the rule set the xen backend
+// shares, with kvm's migration_rules(), kvm_migration_rules.hpp) is a real QMP live migration
+// between two of them, at its scenario time.
 //
 // What it plays (check() refuses everything else, with the reason):
 //   - one tcp_stream workload from the migrating VM M to a VM R that stays put, both starting
 //     on R's host (M's ivshmem device is master=on, so that its region migrates with it, and
 //     QEMU admits such a device only as its server's first peer);
-//   - migrate events and migrate generators of M only, each migration kMinGapS after the start
-//     and the one before (a TCG migration takes about a second) and kSettleS before the end:
+//   - migrate events and migrate generators of M only, each migration 4 s after the start
+//     and the one before (a TCG migration takes about a second) and 2 s before the end:
 //     a seed whose draws come closer is refused, naming the draw's time (another seed, a
 //     lower rate or a later start_s plays); other kinds of event or generator are refused;
 //   - membership static, periodic (membership.period_ms), adaptive (the core's
@@ -32,15 +33,13 @@
 #include "ivmc/experiment/results.hpp"
 #include "ivmc/experiment/scenario.hpp"
 #include "ivmc/kvm/kvm_backend.hpp"
-#include "ivmc/kvm/migration_plan.hpp"
+#include "ivmc/kvm/kvm_migration_rules.hpp"
 #include "ivmc/kvm/qemu.hpp"
 
 #include <vector>
 
 namespace ivmc::kvm {
 
-// True when the scenario has events or generators the run must play (not --ignore-events).
-bool plays_migrations(const experiment::Scenario& s, bool ignore_events);
 // Why this runner cannot play `s` (empty: it can).
 std::vector<experiment::ScenarioIssue> migration_run_issues(const experiment::Scenario& s);
 

@@ -14,12 +14,15 @@
 // What it plays (check() refuses everything else, with the reason):
 //   - one tcp_stream from the migrating VM to a VM that stays, running the whole scenario,
 //     unthrottled;
-//   - migrate events of that VM only, at least kMinGapS apart and from the start;
+//   - migrate events of that VM only, at least 4 s apart and from the start, the last 3 s
+//     before the end: guest_results' migration_plan.hpp, the rule set the kvm backend shares,
+//     with xen_migration_rules();
 //   - membership periodic, watch or sync; race resolution or prevention; channel on; trust open.
 #pragma once
 
 #include "ivmc/experiment/results.hpp"
 #include "ivmc/experiment/scenario.hpp"
+#include "ivmc/guest_results/migration_plan.hpp"
 
 #include <chrono>
 #include <string>
@@ -27,8 +30,8 @@
 
 namespace ivmc::xen {
 
-// True when `s` has events or generators to play (not --ignore-events).
-bool plays_xen_migrations(const experiment::Scenario& s, bool ignore_events);
+// What the xen run needs of the migrations it plays (guest_results' MigrationRules).
+const guest_results::MigrationRules& xen_migration_rules();
 // Why the xen backend cannot play `s`'s migrations (empty: it can).
 std::vector<experiment::ScenarioIssue> xen_migration_issues(const experiment::Scenario& s);
 // The plan lines dom0's `ivmc-xen-agent plan` plays them from (host, follow, migrate,

@@ -1,5 +1,5 @@
-// The migrations the kvm migration run plays: see include/ivmc/kvm/migration_plan.hpp.
-#include "ivmc/kvm/migration_plan.hpp"
+// The guest backends' migrations and their refusals: see migration_plan.hpp.
+#include "ivmc/guest_results/migration_plan.hpp"
 
 #include "ivmc/experiment/choices.hpp"
 #include "ivmc/experiment/draws.hpp"
@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-namespace ivmc::kvm {
+namespace ivmc::guest_results {
 namespace {
 
 using experiment::EventConfig;
@@ -19,15 +19,19 @@ using experiment::EventKind;
 using experiment::issue_at;
 using experiment::Scenario;
 
+} // namespace
+
+bool plays_migrations(const Scenario& s, bool ignore_events) {
+  return !ignore_events && (!s.events.empty() || !s.generators.empty());
+}
+
 const experiment::VmConfig* vm_named(const Scenario& s, const std::string& name) {
   for (const auto& v : s.vms)
     if (v.name == name) return &v;
   return nullptr;
 }
 
-} // namespace
-
-MigrationPlan plan_migrations(const Scenario& s) {
+MigrationPlan plan_migrations(const Scenario& s, const MigrationRules& rules) {
   MigrationPlan plan;
   const auto ids = experiment::vm_ids(s);
   std::map<VmId, std::string> names;
@@ -50,23 +54,27 @@ MigrationPlan plan_migrations(const Scenario& s) {
     const EventConfig& e = s.events[i];
     const std::string key = fmt::format("event[{}]", i);
     if (e.kind != EventKind::migrate) {
-      plan.issues.push_back(
-          issue_at(s, key,
-                   fmt::format("the kvm backend plays migrate events only, not {}",
-                               experiment::to_string(e.kind))));
+      plan.issues.push_back(issue_at(s, key,
+                                     fmt::format("the {} backend plays migrate events only, not {}",
+                                                 rules.backend, experiment::to_string(e.kind))));
       continue;
     }
     moves.push_back({e.at_s, e.vm, key, false, e.host});
     moved.insert(e.vm);
   }
-  for (std::size_t i = 0; i < s.generators.size(); ++i)
-    if (s.generators[i].kind != EventKind::migrate)
+  for (std::size_t i = 0; i < s.generators.size(); ++i) {
+    const std::string key = fmt::format("generator[{}]", i);
+    if (!rules.plays_draws)
+      plan.issues.push_back(issue_at(s, key, rules.no_generators));
+    else if (s.generators[i].kind != EventKind::migrate)
       plan.issues.push_back(
-          issue_at(s, fmt::format("generator[{}]", i),
-                   fmt::format("the kvm backend's generators draw migrations only, not {}",
-                               experiment::to_string(s.generators[i].kind))));
+          issue_at(s, key,
+                   fmt::format("the {} backend's generators draw migrations only, not {}",
+                               rules.backend, experiment::to_string(s.generators[i].kind))));
+  }
   for (const experiment::DrawnEvent& d : drawn) {
-    if (d.kind != EventKind::migrate) continue; // its generator is refused above
+    // Its generator is refused above.
+    if (!rules.plays_draws || d.kind != EventKind::migrate) continue;
     moves.push_back(
         {d.at_s, names.at(d.vm), fmt::format("generator[{}]", d.generator), true, d.other});
     moved.insert(names.at(d.vm));
@@ -91,21 +99,21 @@ MigrationPlan plan_migrations(const Scenario& s) {
       plan.issues.push_back(issue_at(
           s, mv.key,
           plan.vm.empty()
-              ? fmt::format("{}: {} migrates; the kvm backend plays migrations of one VM only",
-                            when, mv.vm)
-              : fmt::format("{}: {} migrates; the kvm backend plays migrations of one VM only "
+              ? fmt::format("{}: {} migrates; the {} backend plays migrations of one VM only", when,
+                            mv.vm, rules.backend)
+              : fmt::format("{}: {} migrates; the {} backend plays migrations of one VM only "
                             "({}, the stream's sender)",
-                            when, mv.vm, plan.vm)));
+                            when, mv.vm, rules.backend, plan.vm)));
       continue;
     }
     // A draw goes to another host than the one the VM is on then, as the simulator resolves it.
     const std::size_t to = mv.drawn ? (mv.host >= here ? mv.host + 1 : mv.host) : mv.host;
-    if (mv.at_s < last + kMinGapS)
+    if (mv.at_s < last + rules.min_gap_s)
       plan.issues.push_back(issue_at(
           s, mv.key,
-          fmt::format("{}: the kvm backend needs {} s between the start and a migration and "
-                      "between migrations (a TCG guest's migration takes about a second){}",
-                      when, kMinGapS,
+          fmt::format("{}: the {} backend needs {} s between the start and a migration and "
+                      "between migrations ({}){}",
+                      when, rules.backend, rules.min_gap_s, rules.gap_why,
                       mv.drawn ? "; pick another seed, a lower rate_per_s or a later start_s"
                                : "")));
     if (to == here)
@@ -115,16 +123,16 @@ MigrationPlan plan_migrations(const Scenario& s) {
     last = std::max(last, mv.at_s);
     here = to;
   }
-  if (!plan.migrations.empty() && s.duration_s < last + kSettleS)
+  if (!plan.migrations.empty() && s.duration_s < last + rules.settle_s)
     plan.issues.push_back(
         issue_at(s, "duration_s",
-                 fmt::format("the stream must run {} s past the last migration ({} s) on the kvm "
+                 fmt::format("the stream must run {} s past the last migration ({} s) on the {} "
                              "backend{}",
-                             kSettleS, last,
+                             rules.settle_s, last, rules.backend,
                              plan.migrations.back().drawn ? " (a draw: end the generator earlier "
                                                             "with stop_s)"
                                                           : "")));
   return plan;
 }
 
-} // namespace ivmc::kvm
+} // namespace ivmc::guest_results
