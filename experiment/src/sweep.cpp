@@ -76,12 +76,41 @@ struct Running {
   std::unique_ptr<ChildRun> child;
 };
 
+// "  point 0 (k=v), seed 3:\n    where: what\n" per refusal.
+std::string list_refusals(const std::vector<Refusal>& refusals, const CrossProduct& points) {
+  std::string out;
+  for (const Refusal& r : refusals) {
+    out += fmt::format("  point {} ({}), seed {}:\n", r.point, points.label(r.point), r.seed);
+    for (const ScenarioIssue& i : r.issues) out += fmt::format("    {}: {}\n", i.where, i.what);
+  }
+  return out;
+}
+
 } // namespace
 
 std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend& backend) {
   check_options(options);
   const CrossProduct points(options);
   check_points(base, points, options.first_seed, backend);
+  // Runs the backend refuses for their seed alone (a real backend cannot play what that seed's
+  // generators drew; the simulator would): not made, listed now, at the end and in meta.json,
+  // while the others are. A sweep none of whose runs can be made refuses like a single run.
+  std::vector<std::pair<std::size_t, std::uint64_t>> runs;
+  for (std::size_t p = 0; p < points.count(); ++p)
+    for (std::uint64_t s = 0; s < options.seeds; ++s) runs.emplace_back(p, options.first_seed + s);
+  const std::vector<Refusal> refusals = refused_runs(base, points, runs, backend);
+  if (!refusals.empty() && refusals.size() == runs.size()) {
+    std::vector<ScenarioIssue> all;
+    for (const Refusal& r : refusals)
+      for (ScenarioIssue i : r.issues) {
+        i.where = fmt::format("sweep point {} ({}), seed {}: {}", r.point, points.label(r.point),
+                              r.seed, i.where);
+        all.push_back(std::move(i));
+      }
+    throw ScenarioError(std::move(all));
+  }
+  std::set<std::pair<std::size_t, std::uint64_t>> refused_keys;
+  for (const Refusal& r : refusals) refused_keys.emplace(r.point, r.seed);
 
   unsigned jobs = options.jobs ? options.jobs : backend.default_jobs();
   if (jobs == 0) jobs = 1;
@@ -99,11 +128,12 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
     const auto values = points.values(p);
     for (std::uint64_t s = 0; s < options.seeds; ++s) {
       const std::uint64_t seed = options.first_seed + s;
-      if (!existing.point_of.count({values, seed})) todo.emplace_back(p, seed);
+      if (!existing.point_of.count({values, seed}) && !refused_keys.count({p, seed}))
+        todo.emplace_back(p, seed);
     }
   }
   const std::size_t total = points.count() * options.seeds;
-  std::size_t done = total - todo.size();
+  std::size_t done = total - refusals.size() - todo.size();
   std::size_t foreign = 0, renumbered = 0;
   for (const auto& [key, point] : existing.point_of) {
     const std::size_t p = points.index(key.first);
@@ -118,6 +148,12 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
     std::fprintf(stderr,
                  "sweep: note: %s holds %zu rows that are not runs of this sweep; they stay\n",
                  csv_path.c_str(), foreign);
+  if (!refusals.empty())
+    std::fprintf(stderr,
+                 "sweep: note: the %s backend refuses %zu of %zu runs for their seed alone (what "
+                 "that seed's generators drew); the others are made:\n%s",
+                 std::string(backend.name()).c_str(), refusals.size(), total,
+                 list_refusals(refusals, points).c_str());
   if (renumbered > 0)
     std::fprintf(
         stderr,
@@ -136,6 +172,12 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
   meta.t0 = std::chrono::steady_clock::now();
   meta.total = total;
   meta.done = meta.skipped = done;
+  for (const Refusal& r : refusals) {
+    std::string what;
+    for (const ScenarioIssue& i : r.issues)
+      what += fmt::format("{}{}: {}", what.empty() ? "" : "\n", i.where, i.what);
+    meta.refused.push_back({r.point, r.seed, what});
+  }
   write_meta(dir, meta);
 
   ResultsFile results(csv_path, existing, options.params.size());
@@ -187,7 +229,7 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
     }
   };
 
-  Progress progress(options.progress, total, done, options.progress_every_s);
+  Progress progress(options.progress, total - refusals.size(), done, options.progress_every_s);
   StopSignals stop_signals;
   std::size_t next = 0;
   progress.update(done, true);
@@ -236,6 +278,14 @@ std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend
   write_meta(dir, meta);
 
   if (sig) throw SweepInterrupted(done, total, sig);
+  // The summary says what was not made and why, after the progress and before the table.
+  if (!refusals.empty())
+    std::fprintf(stderr,
+                 "sweep: %zu of %zu runs were refused by the %s backend for their seed and not "
+                 "made (listed in %s/meta.json, \"refused\"); compare backends over the seeds "
+                 "each made:\n%s",
+                 refusals.size(), total, std::string(backend.name()).c_str(), dir.c_str(),
+                 list_refusals(refusals, points).c_str());
   if (!meta.failed.empty()) {
     std::string msg = fmt::format("sweep: {} of {} runs failed; {} completed, their rows are in {} "
                                   "(running the same sweep again retries the failed ones):",

@@ -75,6 +75,16 @@ void write_meta(const std::string& dir, const Meta& m) {
                      json_string(f.what));
   }
   j += m.failed.empty() ? "],\n" : "\n  ],\n";
+  // Runs not made because the backend refuses their seed (issues one per line).
+  j += fmt::format("  \"runs_refused\": {},\n", m.refused.size());
+  j += "  \"refused\": [";
+  for (std::size_t i = 0; i < m.refused.size(); ++i) {
+    const auto& f = m.refused[i];
+    j += fmt::format("{}\n    {{\"point\": {}, \"seed\": {}, \"params\": {}, \"issues\": {}}}",
+                     i ? "," : "", f.point, f.seed, json_string(m.points->label(f.point)),
+                     json_string(f.what));
+  }
+  j += m.refused.empty() ? "],\n" : "\n  ],\n";
   j += fmt::format("  \"scenario_fingerprint\": {},\n", json_string(m.fingerprint));
   j += fmt::format("  \"scenario_toml\": {}\n", json_string(to_toml(*m.base)));
   j += "}\n";

@@ -35,6 +35,7 @@ struct Meta {
   std::string state = "running";
   std::size_t total = 0, done = 0, skipped = 0, made = 0;
   std::vector<Failure> failed;
+  std::vector<Failure> refused; // runs the backend refused for their seed (`what`: the issues)
 };
 
 // The time now in UTC, ISO 8601 ("2026-12-06T10:00:00Z").

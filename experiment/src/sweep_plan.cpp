@@ -91,11 +91,39 @@ void check_points(const Scenario& base, const CrossProduct& points, std::uint64_
     } catch (const ScenarioError& e) {
       issues = e.issues();
     }
+    // What this seed's draws alone cause refuses that run only (refused_runs).
+    std::erase_if(issues, [](const ScenarioIssue& i) { return i.per_seed; });
     if (issues.empty()) continue;
     for (auto& issue : issues)
       issue.where = fmt::format("sweep point {} ({}): {}", p, points.label(p), issue.where);
     throw ScenarioError(std::move(issues));
   }
+}
+
+std::vector<Refusal> refused_runs(const Scenario& base, const CrossProduct& points,
+                                  const std::vector<std::pair<std::size_t, std::uint64_t>>& runs,
+                                  const Backend& backend) {
+  std::vector<Refusal> out;
+  if (base.generators.empty()) return out; // nothing is drawn: every seed plays the same
+  for (const auto& [p, seed] : runs) {
+    std::vector<ScenarioIssue> issues;
+    try {
+      issues = issues_on(backend, points.scenario(base, p, seed));
+    } catch (const ScenarioError& e) {
+      issues = e.issues();
+    }
+    if (issues.empty()) continue;
+    const bool per_seed = std::all_of(issues.begin(), issues.end(),
+                                      [](const ScenarioIssue& i) { return i.per_seed; });
+    if (!per_seed) {
+      for (auto& issue : issues)
+        issue.where =
+            fmt::format("sweep point {} ({}), seed {}: {}", p, points.label(p), seed, issue.where);
+      throw ScenarioError(std::move(issues));
+    }
+    out.push_back({p, seed, std::move(issues)});
+  }
+  return out;
 }
 
 } // namespace ivmc::experiment::detail

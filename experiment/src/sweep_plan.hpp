@@ -38,8 +38,25 @@ private:
 void check_options(const SweepOptions& o);
 
 // Every point must build, validate and pass backend.check before anything runs; throws
-// ScenarioError naming the first point that does not.
+// ScenarioError naming the first point that does not. Issues only `seed` causes
+// (ScenarioIssue::per_seed) do not count here: refused_runs finds them for every seed.
 void check_points(const Scenario& base, const CrossProduct& points, std::uint64_t seed,
                   const Backend& backend);
+
+// A run the backend refuses for its seed alone: a real backend cannot play what that seed's
+// generators drew (ScenarioIssue::per_seed). The sweep makes the other runs and reports these.
+struct Refusal {
+  std::size_t point = 0;
+  std::uint64_t seed = 0;
+  std::vector<ScenarioIssue> issues;
+};
+
+// Of `runs` (point, seed), those the backend refuses for their seed, checked before anything
+// runs (nothing boots: Backend::check). Only a scenario with [[generator]]s draws anything
+// per seed; for others this checks nothing. Throws ScenarioError naming the point and seed if
+// a run has an issue that is not per_seed (never made, never silently dropped).
+std::vector<Refusal> refused_runs(const Scenario& base, const CrossProduct& points,
+                                  const std::vector<std::pair<std::size_t, std::uint64_t>>& runs,
+                                  const Backend& backend);
 
 } // namespace ivmc::experiment::detail

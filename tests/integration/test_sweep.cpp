@@ -1,6 +1,7 @@
 // The sweep runner on a fake, deterministic backend (metrics computed from scenario fields, no
 // model): rows of the cross product times seeds, resume, crashing and throwing children, a torn
-// last line, a foreign results.csv, jobs-independence, SIGINT, and a backend's refusals.
+// last line, a foreign results.csv, jobs-independence, SIGINT, and a backend's refusals (of a
+// point, or of a run for its seed alone).
 // The children are processes (label integration): the fake runner counts its calls by
 // appending to a file.
 #include "ivmc/experiment/sweep.hpp"
@@ -315,6 +316,96 @@ TEST_CASE("a point the backend refuses stops the sweep before anything runs", "[
                                       "backend runs at most 100 s"));
   CHECK(count_lines(log) == 0);
   CHECK(!fs::exists(o.out_dir + "/results.csv"));
+}
+
+// A backend that refuses odd seeds for their draws alone (ScenarioIssue::per_seed), as a real
+// backend refuses a seed whose generator draws migrations too close together, and seed 6 for
+// a reason that is not the seed's.
+class SeedBackend final : public experiment::Backend {
+public:
+  explicit SeedBackend(std::string log) : log_(std::move(log)) {}
+  std::string_view name() const override { return "seedy"; }
+  std::vector<experiment::ScenarioIssue> check(const experiment::Scenario& s) const override {
+    if (s.seed == 6) return {{"duration_s", "not a seed's issue"}};
+    if (s.seed % 2 == 0) return {};
+    experiment::ScenarioIssue i{"generator[0]", "the draw at 1.500 s (seed " +
+                                                    std::to_string(s.seed) +
+                                                    "): too soon after the start"};
+    i.per_seed = true;
+    return {i};
+  }
+  experiment::RunResult run(const experiment::Scenario& s, std::uint64_t seed) override {
+    experiment::Scenario point = s;
+    point.seed = seed;
+    return fake_run(point, log_);
+  }
+  unsigned default_jobs() const override { return 2; }
+
+private:
+  std::string log_;
+};
+
+// A scenario with a generator: only draws make a run's issues depend on its seed.
+experiment::Scenario with_generator() {
+  experiment::Scenario s;
+  s.generators.push_back({experiment::EventKind::shutdown, 0.5, {}, 1, -1, 0});
+  return s;
+}
+
+TEST_CASE("runs a backend refuses for their seed are reported and the others made", "[sweep]") {
+  const auto dir = fresh_dir("refused_seeds");
+  const auto log = dir + "/calls.log";
+  SeedBackend backend(log);
+  experiment::SweepOptions o;
+  o.params = {{"duration_s", {"1", "2.5"}}};
+  o.seeds = 4; // 1 and 3 refused, 2 and 4 made, at both points
+  o.first_seed = 1;
+  o.out_dir = dir + "/out";
+  CHECK(experiment::run_sweep(with_generator(), o, backend) == 4);
+  const auto rows = experiment::read_results(o.out_dir + "/results.csv");
+  REQUIRE(rows.size() == 4);
+  for (const auto& r : rows) CHECK((r.at("seed") == "2" || r.at("seed") == "4"));
+  CHECK(count_lines(log) == 4);
+  CHECK(slurp(log).find(" 1\n") == std::string::npos);
+  CHECK(slurp(log).find(" 3\n") == std::string::npos);
+  const std::string meta = slurp(o.out_dir + "/meta.json");
+  CHECK(meta.find("\"state\": \"complete\"") != std::string::npos);
+  CHECK(meta.find("\"runs_refused\": 4") != std::string::npos);
+  CHECK(meta.find("\"runs_done\": 4") != std::string::npos);
+  CHECK(meta.find("\"failed\": []") != std::string::npos);
+  CHECK(meta.find("\"point\": 1, \"seed\": 3, \"params\": \"duration_s=2.5\", \"issues\": "
+                  "\"generator[0]: the draw at 1.500 s (seed 3): too soon after the start\"") !=
+        std::string::npos);
+  // Run again: nothing left to make, the refusals reported again, no failure.
+  CHECK(experiment::run_sweep(with_generator(), o, backend) == 0);
+  CHECK(count_lines(log) == 4);
+
+  // Without generators nothing depends on the seed: the first seed's check stands for all.
+  auto plain = o;
+  plain.out_dir = dir + "/plain";
+  plain.first_seed = 2;
+  plain.seeds = 1;
+  CHECK(experiment::run_sweep(experiment::Scenario{}, plain, backend) == 2);
+
+  // Every run refused: nothing can be made, refused like a single run (nothing written).
+  auto none = o;
+  none.out_dir = dir + "/none";
+  none.first_seed = 3;
+  none.seeds = 1;
+  REQUIRE_THROWS_WITH(experiment::run_sweep(with_generator(), none, backend),
+                      Catch::Contains("sweep point 0 (duration_s=1), seed 3: generator[0]: the "
+                                      "draw at 1.500 s (seed 3)"));
+  CHECK(!fs::exists(none.out_dir + "/results.csv"));
+
+  // An issue that is not the seed's, found at a later seed: the sweep stops before anything.
+  auto other = o;
+  other.out_dir = dir + "/other";
+  other.first_seed = 4;
+  other.seeds = 3;
+  REQUIRE_THROWS_WITH(experiment::run_sweep(with_generator(), other, backend),
+                      Catch::Contains("seed 6: duration_s: not a seed's issue"));
+  CHECK(!fs::exists(other.out_dir + "/results.csv"));
+  CHECK(count_lines(log) == 6);
 }
 
 TEST_CASE("a sweep hands each landed run to on_result, summary included", "[sweep]") {

@@ -458,3 +458,30 @@ def test_race_backends_prints_each_backends_means_per_value(tmp_path: Path) -> N
     bad = subprocess.run(args[:4] + ["membership.period_ms", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "KEY=V1,V2" in bad.stderr
+
+
+def test_race_backends_compares_the_seeds_every_backend_made(tmp_path: Path) -> None:
+    """scripts/race_backends.py --table-only: a seed one backend refused (its draws) is left out
+    of every backend's mean at that value, and the table says so."""
+    script = ROOT / "scripts" / "race_backends.py"
+    meta = {"params": [{"key": "membership.period_ms", "values": ["500", "4000"]}]}
+    made = {"sim": [(0, 1, 0.1), (0, 2, 0.3), (1, 1, 0.2), (1, 2, 0.4)],
+            "kvm": [(0, 2, 0.5), (1, 1, 0.6), (1, 2, 0.8)]}  # seed 1 at 500 refused on kvm
+    for backend, runs in made.items():
+        d = tmp_path / "rb" / backend
+        d.mkdir(parents=True)
+        (d / "meta.json").write_text(json.dumps(meta))
+        (d / "results.csv").write_text(
+            "point,seed,race_exposure\n" + "".join(f"{p},{s},{x}\n" for p, s, x in runs))
+    out = subprocess.run(
+        ["/usr/bin/python3", str(script), "scenario.toml", "--param",
+         "membership.period_ms=500,4000", "--seeds", "2", "--backends", "sim,kvm", "--out",
+         str(tmp_path / "rb"), "--metrics", "race_exposure", "--table-only"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "left out (refused or not made on another backend): sim membership.period_ms=500 " \
+        "seed(s) 1" in out.stdout
+    cells = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[2:4]]
+             for l in out.stdout.splitlines() if l.startswith("| 500 ") or l.startswith("| 4000 ")}
+    assert cells["500"] == ["0.3", "0.5"]  # seed 2 alone on both
+    assert cells["4000"] == ["0.3 (0.2-0.4)", "0.7 (0.6-0.8)"]

@@ -33,16 +33,27 @@ std::vector<experiment::ScenarioIssue> kvm_check(const experiment::Scenario& s) 
   return backends::make_backend("kvm", {})->check(s);
 }
 
-// True when every draw of `s` (its seed) is at least the kvm gap after the start and the one
-// before.
-bool playable_gaps(const experiment::Scenario& s) {
+// The first draw of `s` (its seed) closer than the kvm gap to the start or to the migration
+// played before it, or -1. A draw within the pre-copy of the one played before is skipped (the
+// VM is still migrating: the simulator skips it), not played.
+double first_close_draw(const experiment::Scenario& s) {
   experiment::Draws draws(s.seed);
+  const double precopy = guest_results::precopy_s(s, "a");
   double last = 0;
+  bool played = false;
   for (const auto& d : experiment::draw_generators(s, experiment::vm_ids(s), draws)) {
-    if (d.at_s < last + kvm::migration_rules().min_gap_s) return false;
+    if (played && d.at_s < last + precopy) continue;
+    if (d.at_s < last + kvm::migration_rules().min_gap_s) return d.at_s;
     last = d.at_s;
+    played = true;
   }
-  return true;
+  return -1;
+}
+
+// True when every draw of `s` (its seed) is at least the kvm gap after the start and the one
+// played before.
+bool playable_gaps(const experiment::Scenario& s) {
+  return first_close_draw(s) < 0;
 }
 
 } // namespace
@@ -119,16 +130,7 @@ TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
   std::uint64_t seed = 1;
   for (s.seed = seed; playable_gaps(s); s.seed = ++seed) {
   }
-  experiment::Draws draws(seed);
-  const auto drawn = experiment::draw_generators(s, experiment::vm_ids(s), draws);
-  double last = 0, close = -1;
-  for (const auto& d : drawn) {
-    if (d.at_s < last + kvm::migration_rules().min_gap_s) {
-      close = d.at_s;
-      break;
-    }
-    last = d.at_s;
-  }
+  const double close = first_close_draw(s);
   REQUIRE(close >= 0);
   const auto issues = kvm_check(s);
   INFO(dump(issues));
@@ -142,6 +144,7 @@ TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
     INFO(i.where);
     CHECK(i.where == fmt::format("{}:{}", kExample, s.generators[0].line)); // [[generator]]
     CHECK(i.what.find("--ignore-events") != std::string::npos);
+    CHECK(i.per_seed); // another seed may play: a sweep makes the others
   }
   CHECK(named);
   // Nothing else: the other draws and keys are playable.
@@ -191,6 +194,102 @@ TEST_CASE("kvm refuses the draws it cannot play, naming their time and seed",
     CHECK(named_end);
   }
   CHECK(late);
+}
+
+TEST_CASE("a draw while the VM is still migrating is skipped, as the simulator skips it",
+          "[backends][kvm][generator]") {
+  auto s = experiment::load_scenario(kExample);
+  experiment::apply_override(s, "output.changes=true");
+  experiment::apply_override(s, "workload[0].rate_per_s=1000"); // a short simulation
+  // 2 GiB at 10 Gbit/s: 1.72 s of pre-copy at least, so some seed draws inside one.
+  experiment::apply_override(s, "vm[0].ram_mib=2048");
+  const double precopy = guest_results::precopy_s(s, "a");
+  CHECK(precopy == Approx(2048.0 * 1048576 * 8 / 10e9));
+  guest_results::MigrationPlan plan;
+  for (s.seed = 1; s.seed < 2000; ++s.seed) {
+    plan = guest_results::plan_migrations(s, kvm::migration_rules());
+    if (!plan.skipped.empty() && plan.issues.empty()) break;
+  }
+  INFO("seed " << s.seed);
+  REQUIRE(!plan.skipped.empty());
+  REQUIRE(plan.issues.empty());
+  // A seed with a skipped draw plays (as the example has it: no changes.csv, no rate limit).
+  auto as_played = s;
+  as_played.output.changes = false;
+  as_played.workloads[0].rate_per_s = 0;
+  INFO(dump(kvm_check(as_played)));
+  CHECK(kvm_check(as_played).empty());
+  experiment::Draws draws(s.seed);
+  const auto drawn = experiment::draw_generators(s, experiment::vm_ids(s), draws);
+  CHECK(drawn.size() == plan.migrations.size() + plan.skipped.size());
+  for (const auto& k : plan.skipped) {
+    INFO("skipped draw at " << k.at_s << " s during the migration from " << k.during_s << " s");
+    CHECK(k.key == "generator[0]");
+    CHECK(k.at_s >= k.during_s);
+    CHECK(k.at_s < k.during_s + precopy);
+    bool started = false; // the migration under way is one the run plays
+    for (const auto& m : plan.migrations) started = started || m.at_s == k.during_s;
+    CHECK(started);
+  }
+  // The simulator plays exactly the migrations the plan keeps: same count, times and hosts.
+  const std::uint64_t seed = s.seed;
+  const experiment::RunResult sim =
+      experiment::run_in_child([&] { return backends::make_backend("sim", {})->run(s, seed); });
+  REQUIRE(sim.changes_recorded);
+  std::vector<experiment::ChangeRecord> moves;
+  for (const auto& c : sim.changes)
+    if (c.kind == "migration") moves.push_back(c);
+  REQUIRE(moves.size() == plan.migrations.size());
+  for (std::size_t i = 0; i < moves.size(); ++i) {
+    const guest_results::PlannedMigration& p = plan.migrations[i];
+    INFO("migration " << i << " drawn at " << p.at_s << " s; simulated switch-over at "
+                      << moves[i].time_s << " s");
+    CHECK(moves[i].to_host == static_cast<std::int64_t>(p.host));
+    CHECK(moves[i].time_s >= p.at_s + precopy);
+    CHECK(moves[i].time_s < p.at_s + kvm::migration_rules().min_gap_s);
+  }
+  double migrations = NAN;
+  for (const auto& m : sim.metrics)
+    if (m.name == "migrations") migrations = m.value;
+  CHECK(migrations == static_cast<double>(plan.migrations.size()));
+}
+
+TEST_CASE("kvm's refusals of a seed's draws hold for that seed alone, the scenario's for all",
+          "[backends][kvm][generator]") {
+  auto s = experiment::load_scenario(kExample);
+  s.seed = 1; // draws at 4.7 (played), 4.8 (skipped: a is migrating) and 8.0 s (too soon)
+  const auto close = kvm_check(s);
+  INFO(dump(close));
+  REQUIRE(!close.empty());
+  for (const auto& i : close) CHECK(i.per_seed);
+  const auto plan = guest_results::plan_migrations(s, kvm::migration_rules());
+  REQUIRE(plan.skipped.size() == 1);
+  CHECK(plan.skipped[0].at_s == Approx(4.8).margin(0.05));
+
+  // What the scenario asks, whatever the seed, is not per seed.
+  s = experiment::load_scenario(kExample);
+  experiment::apply_override(s, "workload[0].rate_per_s=100");
+  const auto rate = kvm_check(s);
+  INFO(dump(rate));
+  REQUIRE(rate.size() == 1);
+  CHECK_FALSE(rate[0].per_seed);
+
+  // A pre-copy the simulator may still be in when the kvm run plays the next migration.
+  s = experiment::load_scenario(kExample);
+  experiment::apply_override(s, "vm[0].ram_mib=4096");
+  const auto ram = kvm_check(s);
+  INFO(dump(ram));
+  bool named = false;
+  for (const auto& i : ram) {
+    if (i.what.find("a's 4096 MiB take 3.44 s to copy once at platform.migration_gbps = 10") ==
+        std::string::npos)
+      continue;
+    named = true;
+    CHECK((i.where + ": " + i.what).find("vm[0].ram_mib: a's 4096 MiB") != std::string::npos);
+    CHECK(i.what.find("the kvm backend plays at most 2 s") != std::string::npos);
+    CHECK_FALSE(i.per_seed);
+  }
+  CHECK(named);
 }
 
 TEST_CASE("kvm plays adaptive membership with migrations", "[backends][kvm]") {

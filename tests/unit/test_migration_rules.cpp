@@ -85,7 +85,7 @@ TEST_CASE("the shared rule set refuses by each backend's parameters, naming it",
 
   // Another VM's migration: one VM moves, the stream's sender.
   s = experiment::load_scenario(kExample);
-  s.events[1].vm = "b";
+  s.events[1].vm = s.workloads[0].to; // b, the receiver
   for (const auto* rules : {&kvm::migration_rules(), &xen::xen_migration_rules()}) {
     const auto issues = guest_results::plan_migrations(s, *rules).issues;
     INFO(dump(issues));

@@ -175,6 +175,10 @@ struct Scenario {
 struct ScenarioIssue {
   std::string where; // "file.toml:12" or "channel.notify"
   std::string what;
+  // Only the run's seed causes it (a [[generator]]'s draws for that seed): another seed of the
+  // same scenario may play. `ivmc run` refuses it like any other; a sweep reports that run
+  // refused and makes the others (sweep.hpp).
+  bool per_seed = false;
 };
 
 // Thrown by the loaders and by run on an invalid scenario; what() lists every issue, one per

@@ -38,7 +38,10 @@ struct SweepOptions {
 // Runs every (point, seed) not yet in out_dir/results.csv on `backend`, each in its own child
 // process, appending one row per completed run. Returns the number of runs made. Before anything
 // runs, every point must be valid and playable on the backend (validate and Backend::check):
-// throws ScenarioError naming the point otherwise. Throws std::runtime_error listing the failed
+// throws ScenarioError naming the point otherwise. A run the backend refuses for its seed alone
+// (ScenarioIssue::per_seed: what that seed's generators drew) is not made: listed on stderr at
+// the start and the end and in meta.json's `refused`, while the others are made; when every
+// run is refused so, throws ScenarioError naming each. Throws std::runtime_error listing the failed
 // runs (the others' rows are kept) when some fail. Rows already in results.csv are reused only
 // when meta.json records the same base scenario, backend and ivmc version (else OutputConflict).
 std::size_t run_sweep(const Scenario& base, const SweepOptions& options, Backend& backend);

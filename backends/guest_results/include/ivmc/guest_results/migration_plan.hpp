@@ -6,6 +6,19 @@
 // the same seed (experiment's draws.hpp), so the same seed moves the VM at the same times to
 // the same hosts on every backend. What differs between the two backends is a
 // `MigrationRules`; everything else is decided here, once.
+//
+// A draw that falls while the VM is still migrating: the simulator skips it (the VM is on its
+// way and cannot be sent elsewhere; sim/src/world_events.cpp), and so does the host backend.
+// Its migration lasts at least the pre-copy (its RAM copied once at platform.migration_gbps,
+// precopy_s), so a draw that soon after the VM's previous migration started is skipped here
+// too: not played, not counted in `migrations`, listed in `skipped`. A draw the simulator
+// plays but a real machine cannot start that soon (closer than `min_gap_s` to the previous
+// migration) is refused, the issue marked `per_seed`: `ivmc run` exits 2 naming the draw, a
+// sweep reports that seed refused and makes the others (docs/results.md, "Seeds a real backend
+// refuses"). Either way a seed the real backend plays moves the VM exactly as the simulator
+// does: the same migrations at the same times to the same hosts. For that the simulator's
+// migration must end before the gap does: with several migrations, a pre-copy longer than half
+// the gap is refused (a smaller ram_mib or a larger migration_gbps).
 #pragma once
 
 #include "ivmc/experiment/choices.hpp"
@@ -47,16 +60,28 @@ struct PlannedMigration {
   bool drawn = false;
 };
 
+// A draw not played because the VM is still migrating then (as the simulator skips it).
+struct SkippedDraw {
+  double at_s = 0;
+  std::string key;     // "generator[i]"
+  double during_s = 0; // the start of the migration under way
+};
+
 // What a run would play of `s` with seed s.seed.
 struct MigrationPlan {
   std::string vm; // the migrating VM (empty: none, or several and no single stream sender)
   // Its migrations in time order; a draw's destination is resolved from the host the VM is
   // on then (host `other` if below it, `other + 1` otherwise), as the simulator does.
   std::vector<PlannedMigration> migrations;
-  std::vector<experiment::ScenarioIssue> issues; // empty: all of it can be played
+  std::vector<SkippedDraw> skipped; // in time order
+  // Empty: all of it can be played. Those only this seed's draws cause are `per_seed`.
+  std::vector<experiment::ScenarioIssue> issues;
 };
 MigrationPlan plan_migrations(const experiment::Scenario& s, const MigrationRules& rules);
 
+// The least time the simulator's and the host backend's migration of `vm` takes: its RAM
+// (ram_mib) copied once at platform.migration_gbps. 0 for a VM `s` does not have.
+double precopy_s(const experiment::Scenario& s, const std::string& vm);
 // True when `s` has events or generators a migration run must play (not --ignore-events).
 bool plays_migrations(const experiment::Scenario& s, bool ignore_events);
 // The VM named `name`, or null.
