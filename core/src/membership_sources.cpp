@@ -96,9 +96,9 @@ ViewKeepingSource::Change ViewKeepingSource::record_change(const TopologyEvent& 
   Change c;
   c.event = e;
   c.index = changes_++;
-  c.first = records_.size();
+  c.first = records_end();
   auto add = [&](ChangeKind kind, VmId observer) {
-    pending_[observer].push_back(records_.size());
+    pending_[observer].push_back(records_end());
     records_.push_back(NotificationRecord{c.index, kind, e.vm, observer, e.time, kNever});
     pending_state_.push_back(1);
   };
@@ -120,10 +120,10 @@ ViewKeepingSource::Change ViewKeepingSource::record_change(const TopologyEvent& 
     }
   } else if (auto it = pending_.find(e.vm); it != pending_.end()) {
     // A VM that is gone learns nothing more: its windows stay open (t_notified = kNever).
-    for (std::size_t i : it->second) pending_state_[i] = 0;
+    for (std::size_t i : it->second) pending_state_[i - base_] = 0;
     pending_.erase(it);
   }
-  c.last = records_.size();
+  c.last = records_end();
   last_event_ = e.time;
   return c;
 }
@@ -144,14 +144,15 @@ void ViewKeepingSource::reset_view(VmId vm) {
   if (auto it = views_.find(vm); it != views_.end()) it->second.peers.clear();
 }
 
-void ViewKeepingSource::mark_notified(std::size_t record, Nanos now) {
-  if (!pending_state_[record]) return;
-  pending_state_[record] = 0;
-  records_[record].t_notified = now;
-  auto it = pending_.find(records_[record].observer);
+void ViewKeepingSource::mark_notified(std::size_t n, Nanos now) {
+  if (!pending(n)) return; // retired records are never pending
+  pending_state_[n - base_] = 0;
+  NotificationRecord& r = record(n);
+  r.t_notified = now;
+  auto it = pending_.find(r.observer);
   if (it == pending_.end()) return;
   auto& list = it->second;
-  if (auto pos = std::find(list.begin(), list.end(), record); pos != list.end()) list.erase(pos);
+  if (auto pos = std::find(list.begin(), list.end(), n); pos != list.end()) list.erase(pos);
 }
 
 void ViewKeepingSource::notify_pending(VmId observer, std::uint64_t before_change, Nanos now) {
@@ -159,19 +160,36 @@ void ViewKeepingSource::notify_pending(VmId observer, std::uint64_t before_chang
   if (it == pending_.end()) return;
   auto& list = it->second;
   std::size_t n = 0;
-  while (n < list.size() && records_[list[n]].change < before_change) {
-    pending_state_[list[n]] = 0;
-    records_[list[n]].t_notified = now;
+  while (n < list.size() && record(list[n]).change < before_change) {
+    pending_state_[list[n] - base_] = 0; // pending records are never retired
+    record(list[n]).t_notified = now;
     ++n;
   }
   list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
+std::size_t ViewKeepingSource::retire_records_before(std::size_t end, const RecordSink& retire) {
+  const std::size_t stop = std::min(end, records_end());
+  std::size_t n = base_;
+  while (n < stop && !pending(n)) {
+    if (retire) retire(record(n));
+    ++n;
+  }
+  // What is kept is what is still open: moving it to the front is cheap next to the records
+  // that leave (a run with nothing to retire moves nothing).
+  const auto gone = static_cast<std::ptrdiff_t>(n - base_);
+  if (gone == 0) return 0;
+  records_.erase(records_.begin(), records_.begin() + gone);
+  pending_state_.erase(pending_state_.begin(), pending_state_.begin() + gone);
+  base_ = n;
+  return static_cast<std::size_t>(gone);
+}
+
 std::size_t ViewKeepingSource::deliver(const Change& c, Nanos now) {
   std::size_t delivered = 0;
-  for (std::size_t i = c.first; i < c.last; ++i) {
-    if (!pending_state_[i]) continue;
-    const NotificationRecord& r = records_[i];
+  for (std::size_t i = std::max(c.first, base_); i < c.last; ++i) { // retired: not pending
+    if (!pending(i)) continue;
+    const NotificationRecord& r = record(i);
     if (r.observer == r.subject) {
       set_view(r.observer, c.arrival_peers, now);
     } else if (r.kind == ChangeKind::migration_out || r.kind == ChangeKind::shutdown) {
@@ -653,10 +671,31 @@ make_membership_source(std::string_view kind, const Topology& topology, const Me
 // ---------------------------------------------------------------------------------------------
 // RaceWindows
 
+namespace {
+// The source's records addressed by record number (records()[0] is number record_base()).
+// Only numbers the index holds are read, and the source never retires those
+// (oldest_remembered()).
+struct Numbered {
+  const NotificationRecord* kept;
+  std::size_t base;
+  const NotificationRecord& operator[](std::size_t n) const { return kept[n - base]; }
+};
+Numbered numbered(const MembershipSource& source) {
+  return {source.records().data(), source.record_base()};
+}
+} // namespace
+
+std::size_t RaceWindows::oldest_remembered() const {
+  index();
+  if (!forget_) return 0;                          // any-time queries may read every record
+  return live_.empty() ? indexed_ : live_.front(); // live_ is in record order
+}
+
 void RaceWindows::index() const {
   const auto& records = source_.records();
-  for (; indexed_ < records.size(); ++indexed_) {
-    const auto& r = records[indexed_];
+  const std::size_t base = source_.record_base(); // at most indexed_: see oldest_remembered()
+  for (; indexed_ < base + records.size(); ++indexed_) {
+    const auto& r = records[indexed_ - base];
     by_pair_[Key{r.observer, r.subject}].push_back(indexed_);
     if (r.observer != r.subject) by_change_observer_[Key{r.change, r.observer}] = indexed_;
     if (forget_) live_.push_back(indexed_);
@@ -665,7 +704,7 @@ void RaceWindows::index() const {
 
 void RaceWindows::forget_closed(Nanos now) const {
   if (live_.size() < std::max<std::size_t>(64, 2 * live_after_pass_)) return;
-  const auto& records = source_.records();
+  const Numbered records = numbered(source_);
   // A change's records are contiguous in records() (record_change appends them together), so
   // they are neighbours in live_. A change goes only when every one of them is closed: an open
   // record of observer X about its own change still needs the other observers' records of it.
@@ -707,7 +746,7 @@ std::optional<RaceWindows::OpenWindow> RaceWindows::open_window(VmId observer, V
   if (observer == subject) return std::nullopt;
   index();
   if (forget_) forget_closed(now);
-  const auto& records = source_.records();
+  const Numbered records = numbered(source_);
   // One pair's records are notified in change order, so walking back from the latest change
   // at or before `now`, the first closed window means every earlier one is closed too.
   auto open = [&](const std::vector<std::size_t>& list,

@@ -170,7 +170,17 @@ private:
   struct ChangeStats {
     TopologyEvent event;
     std::uint64_t stale_sends = 0, race_operations = 0, race_errors = 0;
+    // Its observers' records, folded in as they leave the source (retire_records) and, for
+    // those still kept at the end, by change_records().
+    std::uint64_t observers = 0, notified = 0;
+    double delay_sum_s = 0, delay_max_s = 0;
   };
+  // One observer's record of a change into that change's statistics (with output.changes).
+  static void fold_into(ChangeStats& c, const NotificationRecord& rec);
+  // Hands the source's records that no race window can need any more to fold_into and lets
+  // the source forget them: memory stays flat however long the run (world_changes.cpp).
+  void retire_records();
+  ViewKeepingSource* keeping_ = nullptr; // the source, as the record keeper it is
   std::vector<ChangeStats> changes_;
   std::uint64_t events_seen_ = 0;
   ChangeStats& change_stats(std::uint64_t change) {

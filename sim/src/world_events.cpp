@@ -44,6 +44,7 @@ void World::setup_events() {
   }
   // The model's clock never goes back: the race-window index may forget closed windows.
   windows_ = std::make_unique<RaceWindows>(*source_, RaceWindows::Queries::in_time_order);
+  keeping_ = dynamic_cast<ViewKeepingSource*>(source_.get());
   model_.attach(*source_);
   source_->subscribe([this](VmId observer, Nanos) {
     // A view change reaches the VM's links at once (inside a synchronous update: before the
@@ -64,6 +65,7 @@ void World::setup_events() {
     // The sources saw it first and numbered it: the n-th event is change n.
     if (s_.output.changes) change_stats(events_seen_).event = ev;
     ++events_seen_;
+    retire_records(); // once per change: what the earlier changes no longer need leaves
     if (ev.kind == TopologyEvent::Kind::migrate) {
       break_channels_of(ev.vm, ev.from);
       if (group_ != nullptr) { // IVC: the guest re-registers from its new host after a delay

@@ -379,6 +379,87 @@ TEST_CASE("race windows asked in time order forget closed changes and answer the
   CHECK(most_remembered < 2'000);
 }
 
+TEST_CASE("retired records leave the source and change nothing it or its race windows answer",
+          "[race][scale]") {
+  // Two identical worlds fed the same 5,000 migrations. One source keeps every record; the
+  // other retires, after each change, what its in-time-order race windows no longer need.
+  // Views, versions, race windows and the records themselves (kept + retired, in order) must
+  // be the same, and the retiring source must hold only the open changes' records.
+  constexpr HostId kHosts = 20;
+  constexpr VmId kVms = 100;
+  Topology t1, t2;
+  for (Topology* t : {&t1, &t2}) {
+    for (HostId h = 0; h < kHosts; ++h) t->add_host(h);
+    for (VmId v = 0; v < kVms; ++v) t->create_vm(v, address(v), v % kHosts, 0);
+  }
+  PeriodicScanSource keeping(t1, 10 * ms), retiring(t2, 10 * ms);
+  RaceWindows all(keeping);
+  RaceWindows forgetting(retiring, RaceWindows::Queries::in_time_order);
+  std::vector<NotificationRecord> retired;
+  std::uint64_t x = 88172645463325252ull; // xorshift: deterministic everywhere
+  auto next = [&] {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return x;
+  };
+  std::uint64_t asked = 0, open = 0, same = 0, views_same = 0, views_asked = 0;
+  std::size_t most_kept = 0;
+  for (int i = 1; i <= 5'000; ++i) {
+    const Nanos now = i * ms;
+    run_before(keeping, now);
+    run_before(retiring, now);
+    const auto vm = static_cast<VmId>(next() % kVms);
+    const HostId from = t1.host_of(vm);
+    auto to = static_cast<HostId>(next() % (kHosts - 1));
+    if (to >= from) ++to;
+    keeping.on_event(t1.migrate_vm(vm, to, now));
+    retiring.on_event(t2.migrate_vm(vm, to, now));
+    std::vector<VmId> involved = t1.vms_on(from);
+    for (VmId v : t1.vms_on(to)) involved.push_back(v);
+    for (Nanos later : {Nanos{0}, 500 * us}) {
+      for (VmId a : involved) {
+        for (VmId b : involved) {
+          const auto w1 = all.open_window(a, b, now + later);
+          const auto w2 = forgetting.open_window(a, b, now + later);
+          ++asked;
+          open += w1.has_value();
+          same += w1.has_value() == w2.has_value() &&
+                  (!w1 || (w1->change == w2->change && w1->kind == w2->kind));
+        }
+      }
+    }
+    retiring.retire_records_before(forgetting.oldest_remembered(),
+                                   [&](const NotificationRecord& r) { retired.push_back(r); });
+    for (VmId v : involved) {
+      ++views_asked;
+      views_same += keeping.view_of(v) == retiring.view_of(v) &&
+                    keeping.view_version(v) == retiring.view_version(v);
+    }
+    most_kept = std::max(most_kept, retiring.records().size());
+  }
+  CHECK(same == asked);
+  CHECK(open > asked / 20);
+  CHECK(views_same == views_asked);
+  // Every record is either retired or kept, numbered as before, with the same content.
+  const auto& every = keeping.records();
+  REQUIRE(retiring.record_base() == retired.size());
+  REQUIRE(retired.size() + retiring.records().size() == every.size());
+  std::size_t equal = 0;
+  for (std::size_t n = 0; n < every.size(); ++n) {
+    const NotificationRecord& r =
+        n < retired.size() ? retired[n] : retiring.records()[n - retired.size()];
+    equal += r.change == every[n].change && r.kind == every[n].kind &&
+             r.subject == every[n].subject && r.observer == every[n].observer &&
+             r.t_event == every[n].t_event && r.t_notified == every[n].t_notified;
+  }
+  CHECK(equal == every.size());
+  CHECK(every.size() > 50'000);
+  CHECK(retired.size() > 49'000); // all but the last scan period's
+  CHECK(most_kept < 2'000);       // about ten changes' records, not the run's
+  // Nothing still pending leaves: a record retired is one its observer has learnt of.
+  CHECK(std::all_of(retired.begin(), retired.end(),
+                    [](const NotificationRecord& r) { return r.t_notified != kNever; }));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Static list (XWAY)
 

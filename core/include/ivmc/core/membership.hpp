@@ -76,7 +76,11 @@ public:
   using ViewChanged = std::function<void(VmId observer, Nanos now)>;
   virtual void subscribe(ViewChanged callback) = 0;
 
+  // The records kept: records()[k] is record number record_base() + k. Every record is kept
+  // unless the platform retires old ones (ViewKeepingSource::retire_records_before), which
+  // moves record_base() on; record numbers never change.
   virtual const std::vector<NotificationRecord>& records() const = 0;
+  virtual std::size_t record_base() const { return 0; }
   // Cost of keeping views fresh: how many times the source probed the truth (scans, checks).
   virtual std::uint64_t probes() const = 0;
 };

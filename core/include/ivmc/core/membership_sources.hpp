@@ -55,7 +55,16 @@ public:
   std::uint64_t view_version(VmId observer) const override;
   void subscribe(ViewChanged callback) override;
   const std::vector<NotificationRecord>& records() const override { return records_; }
+  std::size_t record_base() const override { return base_; }
   std::uint64_t probes() const override { return probes_; }
+
+  // A long run's records without a long run's memory: hands the records numbered below `end`
+  // to `retire`, oldest first, and forgets them, stopping at the first one still pending
+  // (its observer has not learnt of its change yet). Numbers stay as they were; records()
+  // starts at record_base() afterwards. Whoever still reads records by number (a RaceWindows
+  // index: RaceWindows::oldest_remembered) must be below `end`. Returns how many it retired.
+  using RecordSink = std::function<void(const NotificationRecord&)>;
+  std::size_t retire_records_before(std::size_t end, const RecordSink& retire);
 
   // The peers `observer` believes co-resident, sorted (empty if it has no view).
   virtual std::vector<VmId> view_of(VmId observer) const;
@@ -84,7 +93,7 @@ protected:
   // A VM created or shut down starts from an empty view (an id may be reused).
   void reset_view(VmId vm);
 
-  bool is_pending(std::size_t record) const { return pending_state_[record] != 0; }
+  bool is_pending(std::size_t record) const { return pending(record); }
   // Marks one record notified at `now` (no effect if it is not pending).
   void mark_notified(std::size_t record, Nanos now);
   // Marks `observer`'s pending records of changes before `before_change` notified.
@@ -109,8 +118,14 @@ private:
   const Topology& topology_;
   std::unordered_map<VmId, View> views_;
   std::vector<ViewChanged> subscribers_;
+  // Records numbered from base_: records_[k] is record base_ + k (and pending_state_[k] its
+  // state). Retired records leave from the front, in batches (retire_records_before).
   std::vector<NotificationRecord> records_;
-  std::vector<std::uint8_t> pending_state_;                    // per record: 1 while pending
+  std::vector<std::uint8_t> pending_state_; // per record: 1 while pending
+  std::size_t base_ = 0;
+  NotificationRecord& record(std::size_t n) { return records_[n - base_]; }
+  bool pending(std::size_t n) const { return n >= base_ && pending_state_[n - base_] != 0; }
+  std::size_t records_end() const { return base_ + records_.size(); }
   std::unordered_map<VmId, std::vector<std::size_t>> pending_; // per observer, change order
   std::uint64_t changes_ = 0;
   std::uint64_t probes_ = 0;
@@ -405,6 +420,9 @@ public:
   std::optional<OpenWindow> open_window(VmId observer, VmId subject, Nanos now) const;
   // How many records the index holds: all indexed ones, or (in_time_order) those not forgotten.
   std::size_t remembered() const { return forget_ ? live_.size() : indexed_; }
+  // The lowest record number the index may still read: the source may retire every record
+  // below it (ViewKeepingSource::retire_records_before). Indexes what is new first.
+  std::size_t oldest_remembered() const;
 
 private:
   using Key = std::pair<std::uint64_t, std::uint64_t>;
