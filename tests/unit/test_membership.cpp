@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <random>
@@ -458,6 +459,34 @@ TEST_CASE("retired records leave the source and change nothing it or its race wi
   // Nothing still pending leaves: a record retired is one its observer has learnt of.
   CHECK(std::all_of(retired.begin(), retired.end(),
                     [](const NotificationRecord& r) { return r.t_notified != kNever; }));
+}
+
+TEST_CASE("retiring stops at the first record still pending for any end it is given", "[race]") {
+  Topology t;
+  for (HostId h = 0; h < 2; ++h) t.add_host(h);
+  for (VmId v = 0; v < 4; ++v) t.create_vm(v, address(v), v % 2, 0);
+  PeriodicScanSource src(t, 10 * ms);
+  std::size_t seen = 0;
+  auto count = [&](const NotificationRecord&) { ++seen; };
+  src.on_event(t.migrate_vm(0, 1, 1 * ms)); // records pending until the next scan (10 ms)
+  const std::size_t made = src.records().size();
+  REQUIRE(made > 2);
+  CHECK(src.retire_records_before(std::numeric_limits<std::size_t>::max(), count) == 0);
+  CHECK(seen == 0);
+  CHECK(src.record_base() == 0);
+  run_before(src, 11 * ms);                  // the scan: every observer learns of it
+  src.on_event(t.migrate_vm(1, 0, 12 * ms)); // a second change, pending again
+  CHECK(src.retire_records_before(std::numeric_limits<std::size_t>::max(), count) == made);
+  CHECK(seen == made);
+  CHECK(src.record_base() == made);
+  // The kept records are the second change's, still pending, and the scan still notifies them.
+  CHECK(std::all_of(src.records().begin(), src.records().end(),
+                    [](const NotificationRecord& r) { return r.t_notified == kNever; }));
+  run_before(src, 21 * ms);
+  CHECK(std::all_of(src.records().begin(), src.records().end(),
+                    [](const NotificationRecord& r) { return r.t_notified == 20 * ms; }));
+  CHECK(src.view_of(0) == std::vector<VmId>{3}); // host 1: 3 and 0; host 0: 2 and 1
+  CHECK(src.view_of(1) == std::vector<VmId>{2});
 }
 
 // ---------------------------------------------------------------------------------------------
