@@ -15,6 +15,8 @@
 
 #include <cstdio>
 #include <ctime>
+#include <string_view>
+#include <vector>
 
 #ifndef IVMC_VERSION
 #define IVMC_VERSION "unknown"
@@ -67,24 +69,21 @@ void write_meta(const std::string& dir, const Meta& m) {
   j += fmt::format("  \"runs_done\": {},\n", m.done);
   j += fmt::format("  \"runs_already_done_at_start\": {},\n", m.skipped);
   j += fmt::format("  \"runs_made\": {},\n", m.made);
-  j += "  \"failed\": [";
-  for (std::size_t i = 0; i < m.failed.size(); ++i) {
-    const auto& f = m.failed[i];
-    j += fmt::format("{}\n    {{\"point\": {}, \"seed\": {}, \"params\": {}, \"error\": {}}}",
-                     i ? "," : "", f.point, f.seed, json_string(m.points->label(f.point)),
-                     json_string(f.what));
-  }
-  j += m.failed.empty() ? "],\n" : "\n  ],\n";
+  // A list of runs not made, each with its point, seed, parameters and `why` (the text).
+  auto runs = [&](std::string_view key, const std::vector<Failure>& list, std::string_view why) {
+    j += fmt::format("  \"{}\": [", key);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const auto& f = list[i];
+      j += fmt::format("{}\n    {{\"point\": {}, \"seed\": {}, \"params\": {}, \"{}\": {}}}",
+                       i ? "," : "", f.point, f.seed, json_string(m.points->label(f.point)), why,
+                       json_string(f.what));
+    }
+    j += list.empty() ? "],\n" : "\n  ],\n";
+  };
+  runs("failed", m.failed, "error");
   // Runs not made because the backend refuses their seed (issues one per line).
   j += fmt::format("  \"runs_refused\": {},\n", m.refused.size());
-  j += "  \"refused\": [";
-  for (std::size_t i = 0; i < m.refused.size(); ++i) {
-    const auto& f = m.refused[i];
-    j += fmt::format("{}\n    {{\"point\": {}, \"seed\": {}, \"params\": {}, \"issues\": {}}}",
-                     i ? "," : "", f.point, f.seed, json_string(m.points->label(f.point)),
-                     json_string(f.what));
-  }
-  j += m.refused.empty() ? "],\n" : "\n  ],\n";
+  runs("refused", m.refused, "issues");
   j += fmt::format("  \"scenario_fingerprint\": {},\n", json_string(m.fingerprint));
   j += fmt::format("  \"scenario_toml\": {}\n", json_string(to_toml(*m.base)));
   j += "}\n";

@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace ivmc;
 
@@ -54,6 +56,19 @@ double first_close_draw(const experiment::Scenario& s) {
 // played before.
 bool playable_gaps(const experiment::Scenario& s) {
   return first_close_draw(s) < 0;
+}
+
+// The simulator's run of `s` for `seed` (in a child, with changes.csv's records), and its
+// migrations in time order.
+std::pair<experiment::RunResult, std::vector<experiment::ChangeRecord>>
+simulated_migrations(const experiment::Scenario& s, std::uint64_t seed) {
+  experiment::RunResult sim =
+      experiment::run_in_child([&] { return backends::make_backend("sim", {})->run(s, seed); });
+  REQUIRE(sim.changes_recorded);
+  std::vector<experiment::ChangeRecord> moves;
+  for (const auto& c : sim.changes)
+    if (c.kind == "migration") moves.push_back(c);
+  return {std::move(sim), std::move(moves)};
 }
 
 } // namespace
@@ -101,12 +116,7 @@ TEST_CASE("the kvm run's drawn migrations are the simulator's for the same seed"
     const guest_results::MigrationPlan plan =
         guest_results::plan_migrations(s, kvm::migration_rules());
     REQUIRE(plan.issues.empty());
-    const experiment::RunResult sim =
-        experiment::run_in_child([&] { return backends::make_backend("sim", {})->run(s, seed); });
-    REQUIRE(sim.changes_recorded);
-    std::vector<experiment::ChangeRecord> moves;
-    for (const auto& c : sim.changes)
-      if (c.kind == "migration") moves.push_back(c);
+    const std::vector<experiment::ChangeRecord> moves = simulated_migrations(s, seed).second;
     REQUIRE(moves.size() == plan.migrations.size());
     for (std::size_t i = 0; i < moves.size(); ++i) {
       const guest_results::PlannedMigration& p = plan.migrations[i];
@@ -233,12 +243,7 @@ TEST_CASE("a draw while the VM is still migrating is skipped, as the simulator s
   }
   // The simulator plays exactly the migrations the plan keeps: same count, times and hosts.
   const std::uint64_t seed = s.seed;
-  const experiment::RunResult sim =
-      experiment::run_in_child([&] { return backends::make_backend("sim", {})->run(s, seed); });
-  REQUIRE(sim.changes_recorded);
-  std::vector<experiment::ChangeRecord> moves;
-  for (const auto& c : sim.changes)
-    if (c.kind == "migration") moves.push_back(c);
+  const auto [sim, moves] = simulated_migrations(s, seed);
   REQUIRE(moves.size() == plan.migrations.size());
   for (std::size_t i = 0; i < moves.size(); ++i) {
     const guest_results::PlannedMigration& p = plan.migrations[i];
